@@ -75,7 +75,7 @@ def exact_topk(items: np.ndarray, queries: np.ndarray, k: int = K) -> tuple[np.n
     """Exact top-k ids by inner product and the k-th best score of each query."""
     out = np.empty((len(queries), k), dtype=np.int64)
     kth = np.empty(len(queries), dtype=np.float32)
-    block = max(1, int(2e8 // max(1, len(items))))
+    block = max(1, int(2e7 // max(1, len(items))))  # ~80 MB of scores at a time
     for s in range(0, len(queries), block):
         sc = queries[s : s + block] @ items.T
         part = np.argpartition(-sc, k - 1, axis=1)[:, :k]

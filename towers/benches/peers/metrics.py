@@ -229,6 +229,18 @@ def build_fixture() -> dict:
     }
 
 
+def dump_fixture(fx: dict) -> str:
+    """JSON with one case per line (readable diffs)."""
+    parts = []
+    for k, v in fx.items():
+        if isinstance(v, list) and v and isinstance(v[0], dict):
+            body = ",\n  ".join(json.dumps(x) for x in v)
+            parts.append(f" {json.dumps(k)}: [\n  {body}\n ]")
+        else:
+            parts.append(f" {json.dumps(k)}: {json.dumps(v)}")
+    return "{\n" + ",\n".join(parts) + "\n}\n"
+
+
 def _selftest() -> None:
     # The hand case of towers/src/metrics.rs.
     ranked, rel = [5, 3, 9, 1], [3, 1, 7]
@@ -248,7 +260,7 @@ def _selftest() -> None:
 if __name__ == "__main__":
     _selftest()
     if "--write-fixture" in sys.argv:
-        FIXTURE.write_text(json.dumps(build_fixture(), indent=1) + "\n")
+        FIXTURE.write_text(dump_fixture(build_fixture()))
         print(f"wrote {FIXTURE}")
     elif "--check-fixture" in sys.argv:
         want = json.loads(json.dumps(build_fixture()))
