@@ -2,10 +2,17 @@
 //! into validated arguments, and handed to the libraries; only this crate prints.
 
 mod data_cmd;
+mod engine;
+mod index_cmd;
 mod progress;
+mod rec_writer;
+mod recommend_cmd;
+mod serve_cmd;
+mod shell;
 mod train_cmd;
 
 use clap::{Parser, Subcommand};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// A two-tower retrieval recommender: import an interaction log, train user and item towers,
@@ -28,6 +35,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Synthetic data (or your MovieLens copy) → split → train → eval → index → query shell, in one go.
+    Quickstart(QuickstartArgs),
     /// Import, split, inspect, synthesise or download interaction datasets.
     #[command(subcommand)]
     Data(data_cmd::DataCommand),
@@ -37,6 +46,67 @@ enum Command {
     Eval(train_cmd::EvalArgs),
     /// Write user or item embeddings to Parquet (id, vector) for other tools.
     Embed(train_cmd::EmbedArgs),
+    /// Build, rebuild, extend, check or prune the ANN index of a model's item embeddings.
+    #[command(subcommand)]
+    Index(index_cmd::IndexCommand),
+    /// Interactive recommendation shell (reads commands from stdin when it is not a terminal).
+    Query(QueryArgs),
+    /// Batch job: top-k for every user (or a list) to Parquet or JSON lines.
+    Recommend(recommend_cmd::RecommendArgs),
+    /// Serve recommendations over HTTP, following index rebuilds without downtime.
+    Serve(serve_cmd::ServeArgs),
+}
+
+/// Arguments of `query`.
+#[derive(Debug, clap::Args)]
+struct QueryArgs {
+    /// Model directory (from `twotower train`).
+    #[arg(long)]
+    model: PathBuf,
+    /// Index directory (from `twotower index build`).
+    #[arg(long)]
+    index: PathBuf,
+    /// Dataset directory, when not the one the model was trained on.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Output format (default: table on a terminal, jsonl on a pipe).
+    #[arg(long, value_enum)]
+    format: Option<shell::Format>,
+    /// Results per answer.
+    #[arg(long, short, default_value_t = 10)]
+    k: usize,
+    /// HNSW search breadth.
+    #[arg(long, default_value_t = 64)]
+    ef: usize,
+}
+
+/// Arguments of `quickstart`.
+#[derive(Debug, clap::Args)]
+struct QuickstartArgs {
+    /// Use a MovieLens folder (ml-100k or ml-1m layout, detected) instead of synthetic data.
+    #[arg(long, value_name = "DIR")]
+    movielens: Option<PathBuf>,
+    /// Where the dataset, model and index go.
+    #[arg(long, default_value = "runs/quickstart")]
+    out: PathBuf,
+    /// Synthetic users.
+    #[arg(long, default_value_t = 2000)]
+    users: u32,
+    /// Synthetic items.
+    #[arg(long, default_value_t = 1000)]
+    items: u32,
+    /// Synthetic interactions.
+    #[arg(long, default_value_t = 100_000)]
+    interactions: u64,
+    /// Training epochs (default: the trainer's).
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Seed for data, split and training.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Stop after building the index instead of opening the shell.
+    #[arg(long)]
+    no_shell: bool,
 }
 
 fn main() -> ExitCode {
@@ -63,12 +133,82 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("cannot size the thread pool: {e}"))?;
     }
     let bar = progress::Bar::new(cli.quiet);
-    match cli.command {
-        Command::Data(cmd) => data_cmd::run(cmd, &bar),
-        Command::Train(a) => train_cmd::train(a, &bar),
-        Command::Eval(a) => train_cmd::eval(a, &bar),
-        Command::Embed(a) => train_cmd::embed(a, &bar),
+    dispatch(cli.command, &bar)
+}
+
+fn dispatch(command: Command, bar: &progress::Bar) -> anyhow::Result<()> {
+    match command {
+        Command::Quickstart(a) => quickstart(a, bar),
+        Command::Data(cmd) => data_cmd::run(cmd, bar),
+        Command::Train(a) => train_cmd::train(a, bar),
+        Command::Eval(a) => train_cmd::eval(a, bar),
+        Command::Embed(a) => train_cmd::embed(a, bar),
+        Command::Index(cmd) => index_cmd::run(cmd, bar),
+        Command::Query(a) => {
+            let engine = engine::Engine::open(&a.model, &a.index, a.data.as_deref())?;
+            let opts = engine::QueryOpts { k: a.k, ef: a.ef, ..Default::default() };
+            shell::run(&engine, opts, a.format)
+        }
+        Command::Recommend(a) => recommend_cmd::run(a, bar),
+        Command::Serve(a) => serve_cmd::run(a),
     }
+}
+
+/// Runs the documented pipeline through the same parser as the command line, printing each command
+/// so a newcomer sees what to type next time.
+fn quickstart(q: QuickstartArgs, bar: &progress::Bar) -> anyhow::Result<()> {
+    let path = |sub: &str| q.out.join(sub).display().to_string();
+    let (data, model, index) = (path("data"), path("model"), path("index"));
+    let seed = q.seed.to_string();
+    let mut steps: Vec<Vec<String>> = Vec::new();
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    match &q.movielens {
+        Some(dir) => {
+            let format = if dir.join("u.data").is_file() {
+                "movielens-100k"
+            } else if dir.join("ratings.dat").is_file() {
+                "movielens-1m"
+            } else {
+                anyhow::bail!(
+                    "{} holds neither u.data (MovieLens 100K) nor ratings.dat (MovieLens 1M)",
+                    dir.display()
+                );
+            };
+            steps.push(s(&["data", "import", "--format", format, &dir.display().to_string(), "--out", &data]));
+        }
+        None => steps.push(s(&[
+            "data",
+            "synth",
+            "--out",
+            &data,
+            "--users",
+            &q.users.to_string(),
+            "--items",
+            &q.items.to_string(),
+            "--interactions",
+            &q.interactions.to_string(),
+            "--seed",
+            &seed,
+        ])),
+    }
+    steps.push(s(&["data", "split", "--data", &data, "--strategy", "temporal", "--test-fraction", "0.2"]));
+    let mut train = s(&["train", "--data", &data, "--out", &model, "--seed", &seed]);
+    if let Some(e) = q.epochs {
+        train.extend(s(&["--epochs", &e.to_string()]));
+    }
+    steps.push(train);
+    steps.push(s(&["eval", "--model", &model, "--data", &data]));
+    steps.push(s(&["index", "build", "--model", &model, "--index", &index]));
+    if !q.no_shell {
+        steps.push(s(&["query", "--model", &model, "--index", &index]));
+    }
+    for argv in steps {
+        eprintln!("\n$ twotower {}", argv.join(" "));
+        let cli = Cli::try_parse_from(std::iter::once("twotower".to_string()).chain(argv))
+            .map_err(|e| anyhow::anyhow!("internal: quickstart built a bad command line: {e}"))?;
+        dispatch(cli.command, bar)?;
+    }
+    Ok(())
 }
 
 #[cfg(unix)]

@@ -37,8 +37,10 @@ impl Progress for Bar {
                 .progress_chars("=> "),
             ),
             None => ProgressBar::new_spinner().with_style(
-                ProgressStyle::with_template("{prefix:>12.bold} {spinner} {human_pos} {per_sec} {elapsed} {msg}")
-                    .expect("static template"),
+                ProgressStyle::with_template(
+                    "{prefix:>12.bold} {spinner} {human_pos} {per_sec} {elapsed} {msg}",
+                )
+                .expect("static template"),
             ),
         };
         bar.set_prefix(what.to_string());

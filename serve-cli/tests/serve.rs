@@ -1,0 +1,207 @@
+//! `twotower serve` on an ephemeral loopback port: every endpoint, every error, a hot index swap under
+//! concurrent requests with zero failures, and a graceful SIGTERM.
+
+use assert_cmd::Command;
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+fn bin() -> PathBuf {
+    assert_cmd::cargo::cargo_bin("twotower")
+}
+
+fn world(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("twotower-serve-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    Command::new(bin())
+        .args(["quickstart", "--no-shell", "--quiet", "--users", "200", "--items", "150"])
+        .args(["--interactions", "8000", "--epochs", "1", "--seed", "11", "--out"])
+        .arg(&dir)
+        .timeout(Duration::from_secs(300))
+        .assert()
+        .success();
+    dir
+}
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    fn start(w: &Path) -> Server {
+        let mut child = std::process::Command::new(bin())
+            .args(["serve", "--addr", "127.0.0.1:0", "--watch-ms", "50", "--model"])
+            .arg(w.join("model"))
+            .arg("--index")
+            .arg(w.join("index"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let base = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("{line:?}")).to_string();
+        Server { child, base }
+    }
+
+    fn get(&self, path: &str) -> (u16, Value) {
+        match ureq::get(&format!("{}{path}", self.base)).timeout(Duration::from_secs(10)).call() {
+            Ok(r) => (r.status(), r.into_json().unwrap_or(Value::Null)),
+            Err(ureq::Error::Status(code, r)) => (code, r.into_json().unwrap_or(Value::Null)),
+            Err(e) => panic!("{path}: {e}"),
+        }
+    }
+
+    fn text(&self, path: &str) -> String {
+        ureq::get(&format!("{}{path}", self.base)).call().unwrap().into_string().unwrap()
+    }
+
+    fn post(&self, path: &str, body: &str) -> (u16, Value) {
+        let req = ureq::post(&format!("{}{path}", self.base)).set("content-type", "application/json");
+        match req.send_string(body) {
+            Ok(r) => (r.status(), r.into_json().unwrap_or(Value::Null)),
+            Err(ureq::Error::Status(code, r)) => (code, r.into_json().unwrap_or(Value::Null)),
+            Err(e) => panic!("{path}: {e}"),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn items(v: &Value) -> Vec<String> {
+    v["results"].as_array().unwrap().iter().map(|r| r["item"].as_str().unwrap().to_string()).collect()
+}
+
+#[test]
+fn every_endpoint_and_every_error() {
+    let w = world("endpoints");
+    let s = Server::start(&w);
+    assert_eq!(s.text("/healthz").trim(), "ok");
+    assert_eq!(s.text("/readyz").trim(), "ready");
+
+    let (code, v) = s.get("/v1/users/u1/recommendations?k=5");
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(items(&v).len(), 5);
+    assert_eq!(v["source"], "known");
+    let (_, g) = s.get("/v1/users/u1/recommendations?k=5&exclude_seen=false");
+    assert_eq!(items(&g).len(), 5);
+
+    let (code, v) = s.get("/v1/users/nobody/recommendations");
+    assert_eq!(code, 404);
+    assert!(v["error"].as_str().unwrap().contains("nobody"));
+    let (code, v) = s.get("/v1/users/nobody/recommendations?fallback=true&k=3");
+    assert_eq!(code, 200);
+    assert_eq!(v["source"], "popularity");
+    assert_eq!(items(&v).len(), 3);
+
+    for bad in ["k=0", "k=100000", "k=ten", "exclude_seen=maybe", "genre=NoSuchGenre", "ef=0"] {
+        let (code, v) = s.get(&format!("/v1/users/u1/recommendations?{bad}"));
+        assert_eq!(code, 400, "{bad}: {v}");
+        assert!(v["error"].is_string(), "{bad}: {v}");
+    }
+
+    let (code, v) = s.post("/v1/recommendations", &json!({"recent_items": ["i1", "i2"], "k": 4}).to_string());
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["source"], "items");
+    let r = items(&v);
+    assert_eq!(r.len(), 4);
+    assert!(!r.contains(&"i1".to_string()) && !r.contains(&"i2".to_string()));
+    for (body, want) in [
+        (json!({"recent_items": ["i1", "zz9", "zz8"]}).to_string(), "zz9, zz8"),
+        (json!({"recent_items": []}).to_string(), "empty"),
+        (json!({"recent_items": ["i1"], "k": 0}).to_string(), "k must be"),
+        (json!({"recent_items": ["i1"], "bogus": 1}).to_string(), "bogus"),
+        ("{not json".to_string(), "not valid"),
+        ("[1,2]".to_string(), "not valid"),
+    ] {
+        let (code, v) = s.post("/v1/recommendations", &body);
+        assert_eq!(code, 400, "{body}: {v}");
+        assert!(v["error"].as_str().unwrap().contains(want), "{body}: {v}");
+    }
+    let huge = json!({"recent_items": vec!["i1"; 40_000]}).to_string();
+    let (code, _) = s.post("/v1/recommendations", &huge);
+    assert_eq!(code, 413, "payload limit");
+
+    let (code, v) = s.get("/v1/items/i3/similar?k=3");
+    assert_eq!(code, 200);
+    assert_eq!(items(&v).len(), 3);
+    assert!(!items(&v).contains(&"i3".to_string()));
+    assert_eq!(s.get("/v1/items/nope/similar").0, 404);
+    let (code, v) = s.get("/v1/items/i3");
+    assert_eq!(code, 200);
+    assert_eq!(v["id"], "i3");
+    assert_eq!(s.get("/v1/items/nope").0, 404);
+    assert_eq!(s.get("/v2/whatever").0, 404);
+
+    let m = s.text("/metrics");
+    assert!(m.contains("twotower_requests_total{route=\"user_recommendations\",status=\"200\"}"), "{m}");
+    assert!(m.contains("twotower_request_seconds_bucket"), "{m}");
+    assert!(m.contains("twotower_index_version 1"), "{m}");
+    assert!(m.contains("twotower_catalog_items 150"), "{m}");
+}
+
+#[test]
+fn hot_swap_under_load_fails_no_request_and_sigterm_is_graceful() {
+    let w = world("swap");
+    let s = Arc::new(Server::start(&w));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let versions = Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
+    let workers: Vec<_> = (0..4)
+        .map(|t| {
+            let (s, stop, ok, failed, versions) = (s.clone(), stop.clone(), ok.clone(), failed.clone(), versions.clone());
+            std::thread::spawn(move || {
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) && n < 20_000 {
+                    let (code, v) = s.get(&format!("/v1/users/u{}/recommendations?k=10", (n * 7 + t) % 200));
+                    if code == 200 && items(&v).len() == 10 {
+                        ok.fetch_add(1, Ordering::Relaxed);
+                        versions.lock().unwrap().insert(v["index_version"].as_u64().unwrap());
+                    } else {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                    n += 1;
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let (model, index) = (w.join("model"), w.join("index"));
+    for _ in 0..2 {
+        Command::new(bin())
+            .args(["index", "rebuild", "--quiet", "--model"])
+            .arg(&model)
+            .arg("--index")
+            .arg(&index)
+            .assert()
+            .success();
+        std::thread::sleep(Duration::from_millis(400));
+    }
+    stop.store(true, Ordering::Relaxed);
+    for h in workers {
+        h.join().unwrap();
+    }
+    assert_eq!(failed.load(Ordering::Relaxed), 0, "requests failed across the swaps");
+    assert!(ok.load(Ordering::Relaxed) > 100);
+    let seen = versions.lock().unwrap().clone();
+    assert!(seen.contains(&1) && seen.contains(&3), "answers came from versions {seen:?}");
+    assert!(s.text("/metrics").contains("twotower_index_reloads_total 2"));
+
+    // SIGTERM: the server finishes and exits 0.
+    let mut s = Arc::try_unwrap(s).ok().expect("workers are done");
+    let pid = s.child.id() as i32;
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let status = s.child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+}
