@@ -1,0 +1,379 @@
+//! Model and training configuration: every feature is a switch, read from TOML and overridable from the
+//! command line. The defaults are the tuned recipe; [`Config::id_only`] is the TFRS basic model.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// The whole configuration of a model and of its training run (stored in `model.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Output space shared by both towers.
+    pub model: ModelConfig,
+    /// Which item features feed the item tower.
+    pub item: ItemTowerConfig,
+    /// Which user features feed the user tower.
+    pub user: UserTowerConfig,
+    /// The retrieval loss.
+    pub loss: LossConfig,
+    /// Optimisation schedule and bookkeeping.
+    pub train: TrainConfig,
+}
+
+/// Shape of the shared embedding space.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelConfig {
+    /// Dimension `d` of user and item vectors.
+    pub dim: usize,
+    /// L2-normalise tower outputs so scores are cosines (what the HNSW index expects).
+    pub normalize: bool,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig {
+            dim: 64,
+            normalize: true,
+        }
+    }
+}
+
+/// Item tower inputs. Each enabled feature is an embedding table; their concatenation feeds the MLP.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ItemTowerConfig {
+    /// Item-id embedding (plus an out-of-vocabulary row for items unseen in training).
+    pub id: bool,
+    /// Width of the id embedding.
+    pub id_dim: usize,
+    /// Mean of genre embeddings.
+    pub genres: bool,
+    /// Width of the genre embedding.
+    pub genre_dim: usize,
+    /// Mean of title-token embeddings.
+    pub title: bool,
+    /// Width of the title-token embedding.
+    pub title_dim: usize,
+    /// Keep only the most frequent title tokens (by number of items carrying them).
+    pub title_vocab: usize,
+    /// Further categorical item columns from the dataset.
+    pub categorical: bool,
+    /// Restrict to these columns (empty = all).
+    pub categorical_columns: Vec<String>,
+    /// Width of each categorical embedding.
+    pub categorical_dim: usize,
+    /// Hidden layer widths of the MLP (ReLU); a final linear layer maps to `model.dim`. With no hidden
+    /// layer and an input already `model.dim` wide, the tower is the identity (TFRS basic model).
+    pub layers: Vec<usize>,
+}
+
+impl Default for ItemTowerConfig {
+    fn default() -> Self {
+        ItemTowerConfig {
+            id: true,
+            id_dim: 64,
+            genres: true,
+            genre_dim: 16,
+            title: false,
+            title_dim: 32,
+            title_vocab: 5000,
+            categorical: true,
+            categorical_columns: Vec::new(),
+            categorical_dim: 16,
+            layers: Vec::new(),
+        }
+    }
+}
+
+/// User tower inputs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UserTowerConfig {
+    /// User-id embedding (plus an out-of-vocabulary row: anonymous and new users).
+    pub id: bool,
+    /// Width of the id embedding.
+    pub id_dim: usize,
+    /// Categorical user columns (MovieLens: gender, age, occupation, zip prefix).
+    pub categorical: bool,
+    /// Restrict to these columns (empty = all).
+    pub categorical_columns: Vec<String>,
+    /// Width of each categorical embedding.
+    pub categorical_dim: usize,
+    /// Pooled embeddings of the user's most recent items strictly before the target's time.
+    pub history: bool,
+    /// How many recent items to pool.
+    pub history_len: usize,
+    /// Weight of the k-th most recent item is `history_decay^k` (1.0 = plain mean).
+    pub history_decay: f32,
+    /// Width of the history item embedding.
+    pub history_dim: usize,
+    /// Hidden layer widths of the MLP; see [`ItemTowerConfig::layers`].
+    pub layers: Vec<usize>,
+}
+
+impl Default for UserTowerConfig {
+    fn default() -> Self {
+        UserTowerConfig {
+            id: true,
+            id_dim: 64,
+            categorical: true,
+            categorical_columns: Vec::new(),
+            categorical_dim: 16,
+            history: true,
+            history_len: 50,
+            history_decay: 0.8,
+            history_dim: 64,
+            layers: Vec::new(),
+        }
+    }
+}
+
+/// In-batch sampled softmax settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LossConfig {
+    /// Logits are `cosine / temperature`.
+    pub temperature: f32,
+    /// Subtract log(sampling probability) from every logit (corrects the popularity bias of in-batch
+    /// negatives; without it the model falls to popularity level on a temporal split).
+    pub logq: bool,
+    /// Do not treat another occurrence of the row's positive item in the batch as a negative.
+    pub remove_accidental_hits: bool,
+    /// Extra negatives per batch sampled uniformly from the catalogue (mixed negative sampling).
+    pub extra_negatives: usize,
+}
+
+impl Default for LossConfig {
+    fn default() -> Self {
+        LossConfig {
+            temperature: 0.1,
+            logq: true,
+            remove_accidental_hits: true,
+            extra_negatives: 0,
+        }
+    }
+}
+
+/// Which row-wise optimizer updates the embedding tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SparseOptimizerKind {
+    /// Adagrad with one accumulator per weight.
+    Adagrad,
+    /// Adam whose moments decay only for the rows a batch touches (TF `LazyAdam`).
+    LazyAdam,
+}
+
+/// Learning-rate schedule after warm-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LrDecay {
+    /// Keep the peak rate.
+    Constant,
+    /// Linear to `final_lr_fraction` of the peak at the last step.
+    Linear,
+    /// Half-cosine to `final_lr_fraction` of the peak at the last step.
+    Cosine,
+}
+
+/// Optimisation and bookkeeping.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    /// Maximum number of passes over the training interactions.
+    pub epochs: usize,
+    /// Interactions per step (also the number of in-batch negatives).
+    pub batch_size: usize,
+    /// Peak AdamW rate of the dense (MLP) weights.
+    pub lr: f32,
+    /// Peak rate of the sparse embedding optimizer.
+    pub embedding_lr: f32,
+    /// The sparse optimizer.
+    pub sparse_optimizer: SparseOptimizerKind,
+    /// AdamW decoupled weight decay of the dense weights.
+    pub weight_decay: f32,
+    /// Linear warm-up steps from 0 to the peak rates.
+    pub warmup_steps: usize,
+    /// Schedule after warm-up.
+    pub lr_decay: LrDecay,
+    /// Rate at the last step, as a fraction of the peak.
+    pub final_lr_fraction: f32,
+    /// Seed of initialisation, shuffling and negative sampling.
+    pub seed: u64,
+    /// Worker threads (0 = all cores). Results are reproducible for a fixed seed and thread count.
+    pub threads: usize,
+    /// Hold out each user's last N training interactions for per-epoch validation (0 = none).
+    pub validation_per_user: usize,
+    /// Validation metric is Recall@`validation_k`.
+    pub validation_k: usize,
+    /// Validate on at most this many users (a deterministic sample) to keep epochs fast.
+    pub validation_max_users: usize,
+    /// Stop after this many epochs without validation improvement (0 = never stop early).
+    pub patience: usize,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            epochs: 10,
+            batch_size: 1024,
+            lr: 0.005,
+            embedding_lr: 0.05,
+            sparse_optimizer: SparseOptimizerKind::Adagrad,
+            weight_decay: 0.0,
+            warmup_steps: 20,
+            lr_decay: LrDecay::Cosine,
+            final_lr_fraction: 0.1,
+            seed: 42,
+            threads: 0,
+            validation_per_user: 1,
+            validation_k: 100,
+            validation_max_users: 5000,
+            patience: 2,
+        }
+    }
+}
+
+impl Config {
+    /// The TFRS basic retrieval model: user id and item id embeddings of width `dim`, dot product.
+    pub fn id_only() -> Config {
+        let mut c = Config::default();
+        c.item.genres = false;
+        c.item.title = false;
+        c.item.categorical = false;
+        c.item.layers.clear();
+        c.item.id_dim = c.model.dim;
+        c.user.categorical = false;
+        c.user.history = false;
+        c.user.layers.clear();
+        c.user.id_dim = c.model.dim;
+        c
+    }
+
+    /// Reads a TOML file; unknown keys (a misspelt feature) are errors naming the file.
+    pub fn from_toml_file(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        Config::from_toml_str(&text, &path.display().to_string())
+    }
+
+    /// Parses TOML text; `origin` names it in errors.
+    pub fn from_toml_str(text: &str, origin: &str) -> Result<Config> {
+        let c: Config = toml::from_str(text).map_err(|e| Error::config(origin, e.to_string()))?;
+        c.validate(origin)?;
+        Ok(c)
+    }
+
+    /// Serialises to TOML (what `twotower train --print-config` shows).
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// Checks value ranges and that each tower has at least one input.
+    pub fn validate(&self, origin: &str) -> Result<()> {
+        let err = |m: String| Err(Error::config(origin, m));
+        if self.model.dim == 0 {
+            return err("model.dim must be > 0".into());
+        }
+        if !(self.item.id || self.item.genres || self.item.title || self.item.categorical) {
+            return err("the item tower has no input: enable at least one of item.id, item.genres, item.title, item.categorical".into());
+        }
+        if !(self.user.id || self.user.categorical || self.user.history) {
+            return err("the user tower has no input: enable at least one of user.id, user.categorical, user.history".into());
+        }
+        for (name, v) in [
+            ("item.id_dim", self.item.id_dim),
+            ("item.genre_dim", self.item.genre_dim),
+            ("item.title_dim", self.item.title_dim),
+            ("item.categorical_dim", self.item.categorical_dim),
+            ("user.id_dim", self.user.id_dim),
+            ("user.categorical_dim", self.user.categorical_dim),
+            ("user.history_dim", self.user.history_dim),
+            ("train.batch_size", self.train.batch_size),
+            ("train.validation_k", self.train.validation_k),
+        ] {
+            if v == 0 {
+                return err(format!("{name} must be > 0"));
+            }
+        }
+        if self.item.layers.contains(&0) || self.user.layers.contains(&0) {
+            return err("layer widths must be > 0".into());
+        }
+        if self.user.history && self.user.history_len == 0 {
+            return err("user.history_len must be > 0 when user.history is on".into());
+        }
+        if !(self.user.history_decay > 0.0 && self.user.history_decay <= 1.0) {
+            return err(format!(
+                "user.history_decay must be in (0, 1], got {}",
+                self.user.history_decay
+            ));
+        }
+        if !(self.loss.temperature.is_finite() && self.loss.temperature > 0.0) {
+            return err(format!(
+                "loss.temperature must be > 0, got {}",
+                self.loss.temperature
+            ));
+        }
+        for (name, v) in [
+            ("train.lr", self.train.lr),
+            ("train.embedding_lr", self.train.embedding_lr),
+        ] {
+            if !(v.is_finite() && v > 0.0) {
+                return err(format!("{name} must be > 0, got {v}"));
+            }
+        }
+        if !(0.0..=1.0).contains(&self.train.final_lr_fraction) {
+            return err("train.final_lr_fraction must be in [0, 1]".into());
+        }
+        if self.train.epochs == 0 {
+            return err("train.epochs must be > 0".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_round_trips_through_toml() {
+        let c = Config::default();
+        let back = Config::from_toml_str(&c.to_toml(), "test").unwrap();
+        assert_eq!(c, back);
+    }
+
+    #[test]
+    fn unknown_feature_is_an_error_naming_origin() {
+        let e = Config::from_toml_str("[item]\nidd = true\n", "my.toml").unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("my.toml") && msg.contains("idd"), "{msg}");
+    }
+
+    #[test]
+    fn partial_file_keeps_defaults() {
+        let c = Config::from_toml_str("[loss]\ntemperature = 0.05\n", "t").unwrap();
+        assert_eq!(c.loss.temperature, 0.05);
+        assert_eq!(c.model.dim, 64);
+    }
+
+    #[test]
+    fn empty_tower_rejected() {
+        let e = Config::from_toml_str(
+            "[user]\nid = false\ncategorical = false\nhistory = false\n",
+            "t",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("user tower has no input"));
+    }
+
+    #[test]
+    fn id_only_is_identity_towers() {
+        let c = Config::id_only();
+        assert!(c.item.id && !c.item.genres && !c.user.history);
+        assert_eq!(c.item.id_dim, c.model.dim);
+    }
+}

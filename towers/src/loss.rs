@@ -1,0 +1,384 @@
+//! The retrieval loss: in-batch sampled softmax as one fused candle op with its own backward.
+//!
+//! Row `r` of the `[B, C]` logits scores user `r` against every candidate column; column `r` holds the
+//! row's positive item, the other `B - 1` in-batch columns and any extra uniformly sampled columns are
+//! negatives. The op applies temperature, the logQ correction and the accidental-hit mask, and computes
+//! the mean cross-entropy and its gradient in one pass over the logits. The stock candle path
+//! (`log_softmax` + mask + gather) allocates four `[B, C]` temporaries and is about twice as slow, and
+//! `softmax_last_dim` has no backward at all.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+
+/// One batch's softmax problem: which item each row and column holds and how columns were sampled.
+#[derive(Debug, Clone)]
+pub struct SampledSoftmax {
+    /// Logits are divided by this.
+    pub temperature: f32,
+    /// The positive item of each row (length `B`); row `r`'s positive sits in column `r`.
+    pub row_items: Vec<u32>,
+    /// The item of each column (length `C >= B`; the first `B` equal `row_items`).
+    pub col_items: Vec<u32>,
+    /// Per column, `log Q(item)` subtracted from the logit (empty: no correction).
+    pub log_q: Vec<f32>,
+    /// Mask columns `c != r` that hold row `r`'s positive item.
+    pub remove_accidental_hits: bool,
+}
+
+/// The log of the sampling probability of each candidate under mixed negative sampling.
+///
+/// A batch of `b` positives is drawn from the interaction distribution (`freq[i]` = item `i`'s share of
+/// training interactions) and `m` extra negatives uniformly from `n_items`, so the expected number of
+/// copies of item `i` among the candidates is `b * freq[i] + m / n_items`. Subtracting its log from every
+/// logit (positives included) makes the sampled softmax an unbiased estimate of the full one.
+pub fn mixed_log_q(freq: f32, b: usize, m: usize, n_items: usize) -> f32 {
+    let q = b as f32 * freq + if n_items > 0 { m as f32 / n_items as f32 } else { 0.0 };
+    q.max(1e-12).ln()
+}
+
+impl SampledSoftmax {
+    fn check(&self, b: usize, c: usize) -> Result<()> {
+        if self.row_items.len() != b || self.col_items.len() != c || c < b {
+            return Err(Error::Invalid(format!(
+                "sampled softmax: logits are [{b}, {c}] but {} row items and {} column items",
+                self.row_items.len(),
+                self.col_items.len()
+            )));
+        }
+        if !self.log_q.is_empty() && self.log_q.len() != c {
+            return Err(Error::Invalid(format!(
+                "sampled softmax: {} log_q values for {c} columns",
+                self.log_q.len()
+            )));
+        }
+        Ok(())
+    }
+
+    /// For each row, the columns other than its own that hold its positive item.
+    fn accidental_hits(&self) -> Vec<Vec<u32>> {
+        let b = self.row_items.len();
+        if !self.remove_accidental_hits {
+            return vec![Vec::new(); b];
+        }
+        let mut cols_of: HashMap<u32, Vec<u32>> = HashMap::with_capacity(self.col_items.len());
+        for (c, &it) in self.col_items.iter().enumerate() {
+            cols_of.entry(it).or_default().push(c as u32);
+        }
+        self.row_items
+            .iter()
+            .enumerate()
+            .map(|(r, it)| match cols_of.get(it) {
+                Some(cols) if cols.len() > 1 => {
+                    cols.iter().copied().filter(|&c| c as usize != r).collect()
+                }
+                _ => Vec::new(),
+            })
+            .collect()
+    }
+
+    /// Mean loss and `d loss / d logits` for row-major `logits` of shape `[B, C]`.
+    pub fn loss_and_grad(&self, logits: &[f32], b: usize, c: usize) -> Result<(f32, Vec<f32>)> {
+        self.check(b, c)?;
+        if logits.len() != b * c {
+            return Err(Error::Invalid(format!(
+                "sampled softmax: {} logits for shape [{b}, {c}]",
+                logits.len()
+            )));
+        }
+        let hits = self.accidental_hits();
+        let inv_t = 1.0 / self.temperature;
+        let scale = inv_t / b as f32;
+        let mut grad = vec![0f32; b * c];
+        let mut row_loss = vec![0f32; b];
+        grad.par_chunks_mut(c)
+            .zip(row_loss.par_iter_mut())
+            .enumerate()
+            .for_each(|(r, (g, loss))| {
+                let l = &logits[r * c..(r + 1) * c];
+                // z = l / T - logQ, kept in `g` to avoid another buffer.
+                if self.log_q.is_empty() {
+                    for (gz, &x) in g.iter_mut().zip(l) {
+                        *gz = x * inv_t;
+                    }
+                } else {
+                    for ((gz, &x), &q) in g.iter_mut().zip(l).zip(&self.log_q) {
+                        *gz = x * inv_t - q;
+                    }
+                }
+                for &h in &hits[r] {
+                    g[h as usize] = f32::NEG_INFINITY;
+                }
+                let zr = g[r];
+                let m = g.iter().fold(f32::NEG_INFINITY, |a, &x| a.max(x));
+                let mut sum = 0f32;
+                for gz in g.iter_mut() {
+                    let e = fast_exp(*gz - m);
+                    *gz = e;
+                    sum += e;
+                }
+                let lse = m + sum.ln();
+                *loss = lse - zr;
+                let k = scale / sum;
+                for gz in g.iter_mut() {
+                    *gz *= k;
+                }
+                for &h in &hits[r] {
+                    g[h as usize] = 0.0;
+                }
+                g[r] -= scale;
+            });
+        let total: f64 = row_loss.iter().map(|&x| x as f64).sum();
+        Ok(((total / b as f64) as f32, grad))
+    }
+
+    /// The fused loss over a `[B, C]` logits tensor: a scalar tensor that back-propagates into `logits`.
+    pub fn loss(self, logits: &Tensor) -> Result<Tensor> {
+        let (b, c) = logits.dims2()?;
+        self.check(b, c)?;
+        let op = FusedSoftmaxOp {
+            spec: self,
+            grad: Mutex::new(None),
+        };
+        Ok(logits.apply_op1(op)?)
+    }
+
+    /// The same loss built from stock candle ops (log-softmax, additive mask, gather by one-hot); kept
+    /// as the reference the fused op is benchmarked and tested against.
+    pub fn stock_loss(&self, logits: &Tensor) -> Result<Tensor> {
+        let (b, c) = logits.dims2()?;
+        self.check(b, c)?;
+        let dev = logits.device();
+        let mut bias = vec![0f32; b * c];
+        for (r, hits) in self.accidental_hits().iter().enumerate() {
+            for &h in hits {
+                bias[r * c + h as usize] = -1e9;
+            }
+        }
+        if !self.log_q.is_empty() {
+            for row in bias.chunks_mut(c) {
+                for (x, q) in row.iter_mut().zip(&self.log_q) {
+                    *x -= q;
+                }
+            }
+        }
+        let bias = Tensor::from_vec(bias, (b, c), dev)?;
+        let z = ((logits / self.temperature as f64)? + bias)?;
+        let logp = candle_nn::ops::log_softmax(&z, 1)?;
+        let mut eye = vec![0f32; b * c];
+        for r in 0..b {
+            eye[r * c + r] = 1.0;
+        }
+        let eye = Tensor::from_vec(eye, (b, c), dev)?;
+        Ok(((logp * eye)?.sum_all()? / -(b as f64))?)
+    }
+}
+
+struct FusedSoftmaxOp {
+    spec: SampledSoftmax,
+    /// `d loss / d logits`, computed in the forward pass (it needs the same softmax) and taken by `bwd`.
+    grad: Mutex<Option<Vec<f32>>>,
+}
+
+impl CustomOp1 for FusedSoftmaxOp {
+    fn name(&self) -> &'static str {
+        "in-batch-sampled-softmax"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (b, c) = layout.shape().dims2()?;
+        let data = storage.as_slice::<f32>()?;
+        let logits = match layout.contiguous_offsets() {
+            Some((start, end)) => &data[start..end],
+            None => candle_core::bail!("in-batch softmax needs contiguous logits"),
+        };
+        let (loss, grad) = self
+            .spec
+            .loss_and_grad(logits, b, c)
+            .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+        *self.grad.lock().unwrap_or_else(|p| p.into_inner()) = Some(grad);
+        Ok((CpuStorage::F32(vec![loss]), Shape::from(())))
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        let upstream = grad_res.to_scalar::<f32>()?;
+        let cached = self.grad.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let mut grad = match cached {
+            Some(g) => g,
+            None => {
+                // A second backward through the same graph: recompute.
+                let (b, c) = arg.dims2()?;
+                let logits = arg.flatten_all()?.to_vec1::<f32>()?;
+                self.spec
+                    .loss_and_grad(&logits, b, c)
+                    .map_err(|e| candle_core::Error::Msg(e.to_string()))?
+                    .1
+            }
+        };
+        if upstream != 1.0 {
+            grad.iter_mut().for_each(|g| *g *= upstream);
+        }
+        Ok(Some(Tensor::from_vec(grad, arg.shape(), arg.device())?))
+    }
+}
+
+/// `e^x` to about 2 ulp, written so the compiler vectorises it (libm's `expf` does not).
+#[inline(always)]
+pub(crate) fn fast_exp(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    const MAGIC: f32 = 12_582_912.0; // 1.5 * 2^23: adding it rounds to an integer in the low bits
+    let x = x.clamp(-87.0, 88.0);
+    let t = x * LOG2E + MAGIC;
+    let n = t.to_bits() as i32 - MAGIC.to_bits() as i32;
+    let nf = t - MAGIC;
+    let r = x - nf * LN2_HI - nf * LN2_LO;
+    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
+        + 1.666_666_5e-1)
+        * r
+        + 5.000_000_1e-1;
+    let e = p * r * r + r + 1.0;
+    f32::from_bits(((n + 127) << 23) as u32) * e
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    fn spec(b: usize, c: usize, items: &[u32], log_q: Vec<f32>, t: f32) -> SampledSoftmax {
+        SampledSoftmax {
+            temperature: t,
+            row_items: items[..b].to_vec(),
+            col_items: items[..c].to_vec(),
+            log_q,
+            remove_accidental_hits: true,
+        }
+    }
+
+    /// Straightforward f64 reference: the definition, written out.
+    fn reference(s: &SampledSoftmax, l: &[f32], b: usize, c: usize) -> f64 {
+        let mut total = 0f64;
+        for r in 0..b {
+            let mut z = Vec::new();
+            for j in 0..c {
+                if s.remove_accidental_hits && j != r && s.col_items[j] == s.row_items[r] {
+                    continue;
+                }
+                let q = if s.log_q.is_empty() { 0.0 } else { s.log_q[j] as f64 };
+                let zj = l[r * c + j] as f64 / s.temperature as f64 - q;
+                z.push((j == r, zj));
+            }
+            let m = z.iter().map(|x| x.1).fold(f64::NEG_INFINITY, f64::max);
+            let lse = m + z.iter().map(|x| (x.1 - m).exp()).sum::<f64>().ln();
+            total += lse - z.iter().find(|x| x.0).unwrap().1;
+        }
+        total / b as f64
+    }
+
+    #[test]
+    fn fast_exp_is_accurate() {
+        for i in -8000..8000 {
+            let x = i as f32 / 100.0;
+            let want = (x as f64).exp();
+            let got = fast_exp(x) as f64;
+            assert!(((got - want) / want).abs() < 1e-6, "exp({x}) = {got}, want {want}");
+        }
+        assert!(fast_exp(f32::NEG_INFINITY) < 1e-37);
+    }
+
+    #[test]
+    fn hand_computed_two_by_two() {
+        // logits [[1, 0], [0, 1]], T = 1, no logQ: each row's loss is ln(1 + e^-1).
+        let s = spec(2, 2, &[7, 9], vec![], 1.0);
+        let (loss, grad) = s.loss_and_grad(&[1.0, 0.0, 0.0, 1.0], 2, 2).unwrap();
+        let want = (1.0f32 + (-1.0f32).exp()).ln();
+        assert!((loss - want).abs() < 1e-6, "{loss} vs {want}");
+        // d/dl_rr = (p_rr - 1) / B, p_rr = 1 / (1 + e^-1)
+        let p = 1.0 / (1.0 + (-1.0f32).exp());
+        assert!((grad[0] - (p - 1.0) / 2.0).abs() < 1e-6);
+        assert!((grad[1] - (1.0 - p) / 2.0).abs() < 1e-6);
+        assert!((grad[0] + grad[1]).abs() < 1e-6, "each row's gradient sums to zero");
+    }
+
+    #[test]
+    fn logq_and_temperature_hand_case() {
+        // One row, two columns: z = [2/0.5 - ln 0.5, 1/0.5 - ln 0.25] = [4.693, 3.386].
+        let s = spec(1, 2, &[1, 2], vec![0.5f32.ln(), 0.25f32.ln()], 0.5);
+        let (loss, _) = s.loss_and_grad(&[2.0, 1.0], 1, 2).unwrap();
+        let z0 = 4.0 - 0.5f64.ln();
+        let z1 = 2.0 - 0.25f64.ln();
+        let want = ((z0.exp() + z1.exp()).ln() - z0) as f32;
+        assert!((loss - want).abs() < 1e-5, "{loss} vs {want}");
+    }
+
+    #[test]
+    fn accidental_hit_is_masked() {
+        // Rows 0 and 2 share item 5: column 2 must not be a negative of row 0 (and vice versa).
+        let items = [5, 6, 5, 8];
+        let l: Vec<f32> = (0..16).map(|i| ((i * 7) % 5) as f32 * 0.3).collect();
+        let s = spec(4, 4, &items, vec![], 0.2);
+        let (loss, grad) = s.loss_and_grad(&l, 4, 4).unwrap();
+        assert_eq!(grad[2], 0.0);
+        assert_eq!(grad[2 * 4], 0.0);
+        assert!((loss as f64 - reference(&s, &l, 4, 4)).abs() < 1e-5);
+        let mut unmasked = s.clone();
+        unmasked.remove_accidental_hits = false;
+        let (loss2, _) = unmasked.loss_and_grad(&l, 4, 4).unwrap();
+        assert!(loss2 > loss, "masking removes a term from the partition function");
+    }
+
+    #[test]
+    fn matches_reference_with_extra_negatives_and_finite_differences() {
+        let (b, c) = (5, 8);
+        let items = [1u32, 2, 3, 2, 4, 9, 1, 7];
+        let log_q: Vec<f32> = (0..c).map(|j| -(1.0 + j as f32 * 0.37)).collect();
+        let s = spec(b, c, &items, log_q, 0.3);
+        let l: Vec<f32> = (0..b * c).map(|i| ((i * 37 % 17) as f32 / 17.0) - 0.5).collect();
+        let (loss, grad) = s.loss_and_grad(&l, b, c).unwrap();
+        assert!((loss as f64 - reference(&s, &l, b, c)).abs() < 1e-5);
+        let eps = 1e-3f32;
+        for i in 0..b * c {
+            let mut lp = l.clone();
+            lp[i] += eps;
+            let mut lm = l.clone();
+            lm[i] -= eps;
+            let fd = (reference(&s, &lp, b, c) - reference(&s, &lm, b, c)) / (2.0 * eps as f64);
+            assert!((fd - grad[i] as f64).abs() < 2e-4, "entry {i}: fd {fd} vs {}", grad[i]);
+        }
+    }
+
+    #[test]
+    fn candle_op_backward_matches_stock_path() {
+        let dev = Device::Cpu;
+        let (b, c) = (6, 9);
+        let items = [3u32, 1, 4, 1, 5, 9, 2, 6, 5];
+        let log_q: Vec<f32> = (0..c).map(|j| mixed_log_q(0.01 * (j + 1) as f32, b, 3, 50)).collect();
+        let s = spec(b, c, &items, log_q, 0.1);
+        let l: Vec<f32> = (0..b * c).map(|i| ((i * 13 % 11) as f32 / 11.0) - 0.5).collect();
+        let v1 = Var::from_slice(&l, (b, c), &dev).unwrap();
+        let fused = s.clone().loss(v1.as_tensor()).unwrap();
+        let g1 = fused.backward().unwrap();
+        let v2 = Var::from_slice(&l, (b, c), &dev).unwrap();
+        let stock = s.stock_loss(v2.as_tensor()).unwrap();
+        let g2 = stock.backward().unwrap();
+        let (a, bb) = (fused.to_scalar::<f32>().unwrap(), stock.to_scalar::<f32>().unwrap());
+        assert!((a - bb).abs() < 1e-4, "fused {a} vs stock {bb}");
+        let ga = g1.get(v1.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let gb = g2.get(v2.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        for (x, y) in ga.iter().zip(&gb) {
+            assert!((x - y).abs() < 1e-5, "{x} vs {y}");
+        }
+    }
+
+    #[test]
+    fn shape_mismatch_is_an_error() {
+        let s = spec(2, 2, &[1, 2], vec![], 1.0);
+        assert!(s.loss_and_grad(&[0.0; 6], 2, 3).is_err());
+    }
+}

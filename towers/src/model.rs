@@ -1,0 +1,417 @@
+//! A trained model as a directory, and the inference API on top of it.
+//!
+//! Layout: `model.json` (config, feature layout, training summary, dataset fingerprint), `vocab.json`
+//! (every vocabulary the model maps strings through), `catalog.safetensors` (the integer item/user
+//! features and each user's training items, so the model embeds its catalogue without the dataset),
+//! `weights.safetensors` (tables and dense weights of the best epoch), `metrics.jsonl`, the training
+//! checkpoint (`checkpoint.json`, `checkpoint.safetensors`) and `manifest.json` with checksums.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use twotower_data::{Categorical, Dataset, Manifest, Vocabulary};
+
+use crate::checkpoint::{TensorReader, TensorWriter};
+use crate::config::Config;
+use crate::embedding_bag::EmbeddingTable;
+use crate::error::{Error, Result};
+use crate::features::{Csr, FeatureLayout, ItemFeatures, NewItem, UserFeatures};
+use crate::tower::{DenseParam, Side, TwoTower};
+
+/// `manifest.json` kind of a model directory.
+pub const MODEL_KIND: &str = "twotower-model";
+/// Current model format; older readers refuse newer models.
+pub const MODEL_FORMAT_VERSION: u32 = 1;
+
+/// Items embedded per forward pass at inference (bounds memory on large catalogues).
+const EMBED_CHUNK: usize = 16_384;
+
+/// How the model was trained (in `model.json`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TrainingSummary {
+    /// Epochs run.
+    pub epochs_run: usize,
+    /// Epoch whose weights were kept.
+    pub best_epoch: usize,
+    /// Validation Recall@`validation_k` of the kept weights.
+    pub validation_recall: Option<f64>,
+    /// Cut-off of the validation metric.
+    pub validation_k: usize,
+    /// Training interactions used (validation slice excluded).
+    pub train_examples: usize,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+    /// Worker threads.
+    pub threads: usize,
+    /// Early stopping ended the run.
+    pub stopped_early: bool,
+}
+
+/// `model.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelMeta {
+    /// The configuration trained with.
+    pub config: Config,
+    /// Tables and tower wiring.
+    pub layout: FeatureLayout,
+    /// Fingerprint of the dataset artifact it was trained on.
+    pub dataset_fingerprint: String,
+    /// Path of that dataset when trained (informational).
+    pub dataset_dir: String,
+    /// Training summary.
+    pub training: TrainingSummary,
+}
+
+#[derive(Serialize, Deserialize)]
+struct VocabFile {
+    users: Vocabulary,
+    items: Vocabulary,
+    genres: Vocabulary,
+    title_tokens: Vocabulary,
+    item_categorical: Vec<(String, Vocabulary)>,
+    user_categorical: Vec<(String, Vocabulary)>,
+}
+
+/// A trained two-tower model.
+#[derive(Debug, Clone)]
+pub struct Model {
+    dir: PathBuf,
+    meta: ModelMeta,
+    fingerprint: String,
+    pub(crate) net: TwoTower,
+    users: Vocabulary,
+    items: Vocabulary,
+    item_feats: ItemFeatures,
+    user_feats: UserFeatures,
+    user_items: Csr,
+}
+
+impl Model {
+    pub(crate) fn from_training(
+        meta: ModelMeta,
+        net: TwoTower,
+        users: Vocabulary,
+        items: Vocabulary,
+        item_feats: ItemFeatures,
+        user_feats: UserFeatures,
+        user_items: Csr,
+    ) -> Model {
+        Model {
+            dir: PathBuf::new(),
+            meta,
+            fingerprint: String::new(),
+            net,
+            users,
+            items,
+            item_feats,
+            user_feats,
+            user_items,
+        }
+    }
+
+    /// Opens a model directory, verifying its manifest and every checksum first, so a truncated or
+    /// foreign file is an error naming it rather than garbage embeddings.
+    pub fn load(dir: impl AsRef<Path>) -> Result<Model> {
+        let dir = dir.as_ref();
+        let manifest = Manifest::read(dir, MODEL_KIND, MODEL_FORMAT_VERSION)?;
+        manifest.verify(dir)?;
+        let meta_path = dir.join("model.json");
+        let text = std::fs::read_to_string(&meta_path).map_err(|e| Error::io(&meta_path, e))?;
+        let meta: ModelMeta = serde_json::from_str(&text)
+            .map_err(|e| Error::model(&meta_path, format!("cannot parse: {e}")))?;
+        let vpath = dir.join("vocab.json");
+        let text = std::fs::read_to_string(&vpath).map_err(|e| Error::io(&vpath, e))?;
+        let v: VocabFile =
+            serde_json::from_str(&text).map_err(|e| Error::model(&vpath, format!("cannot parse: {e}")))?;
+        let cat = TensorReader::open(&dir.join("catalog.safetensors"))?;
+        let csr = |p: &str| -> Result<Csr> {
+            Ok(Csr {
+                offsets: cat.u32(&format!("{p}.offsets"))?,
+                values: cat.u32(&format!("{p}.values"))?,
+            })
+        };
+        let cats = |side: &str, vocabs: Vec<(String, Vocabulary)>| -> Result<Vec<Categorical>> {
+            vocabs
+                .into_iter()
+                .map(|(name, vocab)| {
+                    Ok(Categorical {
+                        values: cat.u32(&format!("{side}.cat.{name}"))?,
+                        name,
+                        vocab,
+                    })
+                })
+                .collect()
+        };
+        let item_feats = ItemFeatures {
+            genre_vocab: v.genres,
+            genres: csr("item.genres")?,
+            token_vocab: v.title_tokens,
+            tokens: csr("item.title")?,
+            categorical: cats("item", v.item_categorical)?,
+        };
+        let user_feats = UserFeatures {
+            categorical: cats("user", v.user_categorical)?,
+        };
+        let user_items = csr("user.items")?;
+        let bad = |m: String| Error::model(dir, m);
+        item_feats.check(v.items.len()).map_err(|e| bad(e.to_string()))?;
+        if v.items.len() != meta.layout.n_items || v.users.len() != meta.layout.n_users {
+            return Err(bad(format!(
+                "vocab.json has {} users and {} items but model.json expects {} and {}",
+                v.users.len(),
+                v.items.len(),
+                meta.layout.n_users,
+                meta.layout.n_items
+            )));
+        }
+        let w = TensorReader::open(&dir.join("weights.safetensors"))?;
+        let tables = meta
+            .layout
+            .tables
+            .iter()
+            .map(|t| {
+                Ok(EmbeddingTable {
+                    weights: w.f32(&format!("table.{}", t.name), &[t.rows, t.dim])?,
+                    name: t.name.clone(),
+                    rows: t.rows,
+                    dim: t.dim,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let skeleton = TwoTower::new(meta.layout.clone(), &meta.config, 0)?;
+        let dense = skeleton
+            .dense
+            .iter()
+            .map(|p| {
+                let value = w.f32(&format!("dense.{}", p.name), &p.shape)?;
+                Ok(DenseParam {
+                    name: p.name.clone(),
+                    shape: p.shape.clone(),
+                    m: Vec::new(),
+                    v: Vec::new(),
+                    value,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let net = TwoTower::from_parts(meta.layout.clone(), &meta.config, tables, dense)
+            .map_err(|e| bad(e.to_string()))?;
+        Ok(Model {
+            dir: dir.to_path_buf(),
+            fingerprint: manifest.fingerprint(),
+            meta,
+            net,
+            users: v.users,
+            items: v.items,
+            item_feats,
+            user_feats,
+            user_items,
+        })
+    }
+
+    /// Writes `model.json`, `vocab.json`, `catalog.safetensors` and `weights.safetensors` into `dir`
+    /// (a staging directory; the caller adds the rest and the manifest).
+    pub(crate) fn write_files(&self, dir: &Path) -> Result<()> {
+        let json = serde_json::to_vec_pretty(&self.meta).map_err(|e| Error::model(dir, e.to_string()))?;
+        twotower_data::artifact::write_file_atomic(&dir.join("model.json"), &json)?;
+        let vf = VocabFile {
+            users: self.users.clone(),
+            items: self.items.clone(),
+            genres: self.item_feats.genre_vocab.clone(),
+            title_tokens: self.item_feats.token_vocab.clone(),
+            item_categorical: self
+                .item_feats
+                .categorical
+                .iter()
+                .map(|c| (c.name.clone(), c.vocab.clone()))
+                .collect(),
+            user_categorical: self
+                .user_feats
+                .categorical
+                .iter()
+                .map(|c| (c.name.clone(), c.vocab.clone()))
+                .collect(),
+        };
+        let json = serde_json::to_vec(&vf).map_err(|e| Error::model(dir, e.to_string()))?;
+        twotower_data::artifact::write_file_atomic(&dir.join("vocab.json"), &json)?;
+        let mut cat = TensorWriter::default();
+        for (p, c) in [
+            ("item.genres", &self.item_feats.genres),
+            ("item.title", &self.item_feats.tokens),
+            ("user.items", &self.user_items),
+        ] {
+            cat.u32(&format!("{p}.offsets"), &c.offsets);
+            cat.u32(&format!("{p}.values"), &c.values);
+        }
+        for c in &self.item_feats.categorical {
+            cat.u32(&format!("item.cat.{}", c.name), &c.values);
+        }
+        for c in &self.user_feats.categorical {
+            cat.u32(&format!("user.cat.{}", c.name), &c.values);
+        }
+        cat.write(&dir.join("catalog.safetensors"))?;
+        write_weights(&self.net, &dir.join("weights.safetensors"))
+    }
+
+    /// Identifies this model (checksum over its files); index manifests record it.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    /// The directory it was loaded from.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Embedding dimension.
+    pub fn dim(&self) -> usize {
+        self.net.dim
+    }
+
+    /// Whether outputs are unit vectors (scores are cosines).
+    pub fn normalized(&self) -> bool {
+        self.net.normalize
+    }
+
+    /// Item id ⇄ row of [`Model::item_embeddings`].
+    pub fn item_vocab(&self) -> &Vocabulary {
+        &self.items
+    }
+
+    /// User id ⇄ row of [`Model::user_embeddings`].
+    pub fn user_vocab(&self) -> &Vocabulary {
+        &self.users
+    }
+
+    /// Everything in `model.json`.
+    pub fn meta(&self) -> &ModelMeta {
+        &self.meta
+    }
+
+    /// The configuration trained with.
+    pub fn config(&self) -> &Config {
+        &self.meta.config
+    }
+
+    /// Fingerprint of the training dataset.
+    pub fn dataset_fingerprint(&self) -> &str {
+        &self.meta.dataset_fingerprint
+    }
+
+    /// A known user's training items, oldest first (what `recommend` excludes as already seen).
+    pub fn user_items(&self, user: u32) -> &[u32] {
+        self.user_items.row(user as usize)
+    }
+
+    /// Vectors of every catalogue item (`item_vocab().len() × dim`, row-major), cold items from
+    /// their features.
+    pub fn item_embeddings(&self) -> Result<Vec<f32>> {
+        let rows: Vec<u32> = (0..self.items.len() as u32).collect();
+        self.embed_item_rows(&self.item_feats, &rows, &rows)
+    }
+
+    fn embed_item_rows(&self, feats: &ItemFeatures, feat_rows: &[u32], id_rows: &[u32]) -> Result<Vec<f32>> {
+        let mut out = Vec::with_capacity(feat_rows.len() * self.dim());
+        for (f, i) in feat_rows.chunks(EMBED_CHUNK).zip(id_rows.chunks(EMBED_CHUNK)) {
+            let bags = self.net.layout.item_bags(feats, f, i);
+            out.extend(self.net.embed(Side::Item, &bags)?);
+        }
+        Ok(out)
+    }
+
+    /// Vectors of items described by strings (new or updated items): the id part is the item's own row
+    /// when the id is known, the OOV row otherwise.
+    pub fn embed_new_items(&self, items: &[NewItem]) -> Result<Vec<f32>> {
+        let feats = self.item_feats.encode_new(items);
+        let feat_rows: Vec<u32> = (0..items.len() as u32).collect();
+        let id_rows: Vec<u32> = items.iter().map(|it| self.items.get_or_oov(&it.id)).collect();
+        self.embed_item_rows(&feats, &feat_rows, &id_rows)
+    }
+
+    /// Vectors of every item of `ds`'s catalogue (in `ds.items` order), encoded through this model's
+    /// vocabularies: the way to embed another dataset's items (e.g. an updated catalogue).
+    pub fn embed_items(&self, ds: &Dataset) -> Result<Vec<f32>> {
+        let t = &ds.item_table;
+        let items: Vec<NewItem> = (0..ds.items.len())
+            .map(|r| NewItem {
+                id: ds.items.id(r as u32).to_string(),
+                title: t.titles.get(r).cloned().flatten(),
+                genres: if r < t.genres.rows() {
+                    t.genres.row(r).iter().map(|&g| t.genres.vocab.id(g).to_string()).collect()
+                } else {
+                    Vec::new()
+                },
+                categorical: t
+                    .categorical
+                    .iter()
+                    .filter_map(|c| c.get(r).map(|v| (c.name.clone(), v.to_string())))
+                    .collect(),
+            })
+            .collect();
+        self.embed_new_items(&items)
+    }
+
+    /// Vectors of every known user (`user_vocab().len() × dim`) from id, features and their whole
+    /// training history.
+    pub fn user_embeddings(&self) -> Result<Vec<f32>> {
+        let n = self.users.len();
+        let mut out = Vec::with_capacity(n * self.dim());
+        for start in (0..n).step_by(EMBED_CHUNK) {
+            let m = EMBED_CHUNK.min(n - start);
+            let bags = self.net.layout.user_bags(
+                &self.user_feats,
+                m,
+                |e| (start + e) as u32,
+                |e| Some((start + e) as u32),
+                |e| self.user_items.row(start + e),
+            );
+            out.extend(self.net.embed(Side::User, &bags)?);
+        }
+        Ok(out)
+    }
+
+    /// A user's vector: a known id brings its id embedding, features and training history; `recent`
+    /// (item row, timestamp) events are appended to that history in time order. An unknown id is
+    /// embedded from `recent` alone, like [`Model::embed_recent`].
+    pub fn embed_user(&self, user: &str, recent: &[(u32, i64)]) -> Result<Vec<f32>> {
+        let known = self.users.get(user);
+        let mut rec = recent.to_vec();
+        rec.sort_by_key(|&(i, t)| (t, i));
+        let mut hist: Vec<u32> = known.map(|u| self.user_items.row(u as usize).to_vec()).unwrap_or_default();
+        hist.extend(rec.iter().map(|&(i, _)| i));
+        self.check_items(&hist)?;
+        let id = known.unwrap_or(self.users.oov());
+        let bags = self.net.layout.user_bags(&self.user_feats, 1, |_| id, |_| known, |_| &hist);
+        self.net.embed(Side::User, &bags)
+    }
+
+    /// The real-time path: an anonymous user given only recently consumed items (oldest first); the id
+    /// and user features are the OOV rows.
+    pub fn embed_recent(&self, items: &[u32]) -> Result<Vec<f32>> {
+        self.check_items(items)?;
+        let oov = self.users.oov();
+        let bags = self.net.layout.user_bags(&self.user_feats, 1, |_| oov, |_| None, |_| items);
+        self.net.embed(Side::User, &bags)
+    }
+
+    fn check_items(&self, items: &[u32]) -> Result<()> {
+        if let Some(&bad) = items.iter().find(|&&i| i as usize >= self.items.len()) {
+            return Err(Error::Invalid(format!(
+                "item row {bad} is outside the model's catalogue of {} items",
+                self.items.len()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Writes a network's tables and dense weights.
+pub(crate) fn write_weights(net: &TwoTower, path: &Path) -> Result<()> {
+    let mut w = TensorWriter::default();
+    for t in &net.tables {
+        w.f32(&format!("table.{}", t.name), &[t.rows, t.dim], &t.weights);
+    }
+    for p in &net.dense {
+        w.f32(&format!("dense.{}", p.name), &p.shape, &p.value);
+    }
+    w.write(path)
+}

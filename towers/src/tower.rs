@@ -1,0 +1,265 @@
+//! The two towers: embedding tables (sparse, outside candle) feeding an MLP per side (candle autograd),
+//! L2-normalised outputs. [`TwoTower`] is the network both training and inference run.
+
+use candle_core::backprop::GradStore;
+use candle_core::{Device, Tensor, Var};
+use candle_nn::Module;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::config::Config;
+use crate::embedding_bag::{Bags, EmbeddingTable};
+use crate::error::{Error, Result};
+use crate::features::{FeatureLayout, TowerInput};
+
+/// One dense weight with its AdamW moments. Plain vectors rather than candle's `AdamW`, whose moments
+/// are private: a checkpoint must save them for `--resume` to reproduce an uninterrupted run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DenseParam {
+    /// Name in the weights file (`user.mlp.0.weight`).
+    pub name: String,
+    /// Shape (`[out, in]` for weights, `[out]` for biases).
+    pub shape: Vec<usize>,
+    /// Values.
+    pub value: Vec<f32>,
+    /// AdamW first moment.
+    pub m: Vec<f32>,
+    /// AdamW second moment.
+    pub v: Vec<f32>,
+}
+
+/// AdamW hyper-parameters of the dense weights (TensorFlow/PyTorch defaults).
+const BETA1: f32 = 0.9;
+const BETA2: f32 = 0.999;
+const EPS: f32 = 1e-7;
+
+/// A fully connected stack: `layers` name pairs (weight, bias) as indices into the dense parameter list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mlp {
+    layers: Vec<(usize, usize)>,
+}
+
+impl Mlp {
+    /// Forward with ReLU between layers and none after the last.
+    fn forward(&self, x: &Tensor, vars: &[Tensor]) -> Result<Tensor> {
+        let mut x = x.clone();
+        for (k, &(w, b)) in self.layers.iter().enumerate() {
+            let lin = candle_nn::Linear::new(vars[w].clone(), Some(vars[b].clone()));
+            x = lin.forward(&x)?;
+            if k + 1 < self.layers.len() {
+                x = x.relu()?;
+            }
+        }
+        Ok(x)
+    }
+}
+
+/// Which tower.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The user (query) tower.
+    User,
+    /// The item (candidate) tower.
+    Item,
+}
+
+/// The network: tables, dense weights, and the wiring from [`FeatureLayout`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct TwoTower {
+    /// Feature wiring.
+    pub layout: FeatureLayout,
+    /// Embedding tables, in `layout.tables` order.
+    pub tables: Vec<EmbeddingTable>,
+    /// Dense weights of both MLPs.
+    pub dense: Vec<DenseParam>,
+    user_mlp: Mlp,
+    item_mlp: Mlp,
+    /// Output dimension.
+    pub dim: usize,
+    /// L2-normalise outputs.
+    pub normalize: bool,
+}
+
+impl TwoTower {
+    /// A freshly initialised network (embedding tables uniform ±0.05, dense layers Glorot-uniform),
+    /// fully determined by `seed`.
+    pub fn new(layout: FeatureLayout, config: &Config, seed: u64) -> Result<TwoTower> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x7477_6f74_6f77_6572);
+        let tables = layout
+            .tables
+            .iter()
+            .map(|t| EmbeddingTable::random(&t.name, t.rows, t.dim, 0.05, &mut rng))
+            .collect();
+        let mut dense = Vec::new();
+        let d = config.model.dim;
+        let user_mlp = build_mlp("user", layout.user.width, &config.user.layers, d, &mut dense, &mut rng);
+        let item_mlp = build_mlp("item", layout.item.width, &config.item.layers, d, &mut dense, &mut rng);
+        Ok(TwoTower {
+            layout,
+            tables,
+            dense,
+            user_mlp,
+            item_mlp,
+            dim: d,
+            normalize: config.model.normalize,
+        })
+    }
+
+    /// Rebuilds the wiring around loaded tables and dense weights, checking every shape.
+    pub fn from_parts(
+        layout: FeatureLayout,
+        config: &Config,
+        tables: Vec<EmbeddingTable>,
+        dense: Vec<DenseParam>,
+    ) -> Result<TwoTower> {
+        let mut net = TwoTower::new(layout, config, 0)?;
+        if tables.len() != net.tables.len() {
+            return Err(Error::Invalid(format!(
+                "expected {} embedding tables, found {}",
+                net.tables.len(),
+                tables.len()
+            )));
+        }
+        for (want, got) in net.tables.iter().zip(&tables) {
+            if want.name != got.name || want.rows != got.rows || want.dim != got.dim {
+                return Err(Error::Invalid(format!(
+                    "table {}: expected {}×{}, found {} {}×{}",
+                    want.name, want.rows, want.dim, got.name, got.rows, got.dim
+                )));
+            }
+        }
+        if dense.len() != net.dense.len() {
+            return Err(Error::Invalid(format!(
+                "expected {} dense weights, found {}",
+                net.dense.len(),
+                dense.len()
+            )));
+        }
+        for (want, got) in net.dense.iter().zip(&dense) {
+            if want.name != got.name || want.shape != got.shape {
+                return Err(Error::Invalid(format!(
+                    "dense weight {}: expected shape {:?}, found {} {:?}",
+                    want.name, want.shape, got.name, got.shape
+                )));
+            }
+        }
+        net.tables = tables;
+        net.dense = dense;
+        Ok(net)
+    }
+
+    /// The tower input layout of `side`.
+    pub fn input(&self, side: Side) -> &TowerInput {
+        match side {
+            Side::User => &self.layout.user,
+            Side::Item => &self.layout.item,
+        }
+    }
+
+    /// Pools the bags into a tower input, `n × width`.
+    pub fn assemble(&self, side: Side, bags: &[Bags]) -> Vec<f32> {
+        self.layout.assemble(&self.tables, self.input(side), bags)
+    }
+
+    /// The dense weights as trainable candle variables for one step.
+    pub fn dense_vars(&self, dev: &Device) -> Result<Vec<Var>> {
+        self.dense
+            .iter()
+            .map(|p| Ok(Var::from_slice(&p.value, p.shape.as_slice(), dev)?))
+            .collect()
+    }
+
+    /// Runs a tower on its input: MLP, then L2 normalisation if enabled.
+    pub fn forward(&self, side: Side, input: &Tensor, vars: &[Tensor]) -> Result<Tensor> {
+        let mlp = match side {
+            Side::User => &self.user_mlp,
+            Side::Item => &self.item_mlp,
+        };
+        let x = mlp.forward(input, vars)?;
+        if self.normalize {
+            let norm = (x.sqr()?.sum_keepdim(1)? + 1e-12)?.sqrt()?;
+            Ok(x.broadcast_div(&norm)?)
+        } else {
+            Ok(x)
+        }
+    }
+
+    /// Embeds `n` examples given their bags (inference; no gradient), `n × dim` row-major.
+    pub fn embed(&self, side: Side, bags: &[Bags]) -> Result<Vec<f32>> {
+        let n = bags.first().map_or(0, Bags::len);
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let dev = Device::Cpu;
+        let input = self.assemble(side, bags);
+        let width = self.input(side).width;
+        let x = Tensor::from_vec(input, (n, width), &dev)?;
+        let vars: Vec<Tensor> = self
+            .dense
+            .iter()
+            .map(|p| Tensor::from_slice(&p.value, p.shape.as_slice(), &dev))
+            .collect::<candle_core::Result<_>>()?;
+        let y = self.forward(side, &x, &vars)?;
+        Ok(y.flatten_all()?.to_vec1::<f32>()?)
+    }
+
+    /// One AdamW step on the dense weights from the gradients of `vars` (those not in the graph keep
+    /// their value). `step` is 1-based.
+    pub fn adamw_step(&mut self, vars: &[Var], grads: &GradStore, lr: f32, weight_decay: f32, step: u64) -> Result<()> {
+        let t = step.max(1) as i32;
+        let bc1 = 1.0 - BETA1.powi(t);
+        let bc2 = 1.0 - BETA2.powi(t);
+        for (p, var) in self.dense.iter_mut().zip(vars) {
+            let Some(g) = grads.get(var.as_tensor()) else {
+                continue;
+            };
+            let g = g.flatten_all()?.to_vec1::<f32>()?;
+            for (((w, m), v), g) in p.value.iter_mut().zip(p.m.iter_mut()).zip(p.v.iter_mut()).zip(g) {
+                *m = BETA1 * *m + (1.0 - BETA1) * g;
+                *v = BETA2 * *v + (1.0 - BETA2) * g * g;
+                *w *= 1.0 - lr * weight_decay;
+                *w -= lr * (*m / bc1) / ((*v / bc2).sqrt() + EPS);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn build_mlp(
+    prefix: &str,
+    in_dim: usize,
+    hidden: &[usize],
+    out: usize,
+    dense: &mut Vec<DenseParam>,
+    rng: &mut ChaCha8Rng,
+) -> Mlp {
+    let mut widths: Vec<usize> = hidden.to_vec();
+    // Identity tower: no hidden layer and the input already has the output width (TFRS basic model).
+    if !(hidden.is_empty() && in_dim == out) {
+        widths.push(out);
+    }
+    let mut layers = Vec::new();
+    let mut prev = in_dim;
+    for (k, &w) in widths.iter().enumerate() {
+        let limit = (6.0 / (prev + w) as f32).sqrt();
+        let value: Vec<f32> = (0..w * prev).map(|_| rng.gen_range(-limit..=limit)).collect();
+        let n = value.len();
+        dense.push(DenseParam {
+            name: format!("{prefix}.mlp.{k}.weight"),
+            shape: vec![w, prev],
+            value,
+            m: vec![0.0; n],
+            v: vec![0.0; n],
+        });
+        dense.push(DenseParam {
+            name: format!("{prefix}.mlp.{k}.bias"),
+            shape: vec![w],
+            value: vec![0.0; w],
+            m: vec![0.0; w],
+            v: vec![0.0; w],
+        });
+        layers.push((dense.len() - 2, dense.len() - 1));
+        prev = w;
+    }
+    Mlp { layers }
+}

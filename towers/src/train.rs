@@ -1,0 +1,710 @@
+//! The training job: validation slice, batches, the step (sparse tables + candle dense part + fused
+//! loss), schedule, per-epoch validation and early stopping, checkpoints and `--resume`.
+
+use std::path::Path;
+use std::time::Instant;
+
+use candle_core::{Device, Tensor, Var};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use twotower_data::{Dataset, Interactions, Manifest, Progress, ShuffledBatches, StagingDir, UserHistories};
+
+use crate::checkpoint::{TensorReader, TensorWriter, TrainState};
+use crate::config::{Config, LrDecay};
+use crate::embedding_bag::RowGrads;
+use crate::error::{Error, Result};
+use crate::features::{Csr, FeatureLayout, ItemFeatures, UserFeatures};
+use crate::loss::{mixed_log_q, SampledSoftmax};
+use crate::metrics::{top_k_exact, EvalReport};
+use crate::model::{write_weights, Model, ModelMeta, TrainingSummary, MODEL_FORMAT_VERSION, MODEL_KIND};
+use crate::sparse_optim::SparseState;
+use crate::tower::{Side, TwoTower};
+
+/// Options of a training run that are not part of the model's configuration.
+#[derive(Debug, Clone, Default)]
+pub struct TrainOptions {
+    /// Continue from the checkpoint in the output directory (same config and dataset required).
+    pub resume: bool,
+    /// Stop (as if interrupted) after this many epochs of this invocation, leaving the checkpoint
+    /// behind; used to test that `--resume` reproduces an uninterrupted run.
+    pub stop_after_epochs: Option<usize>,
+}
+
+/// One line of `metrics.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Mean training loss over the epoch.
+    pub loss: f64,
+    /// Validation Recall@k (None without a validation slice).
+    pub val_recall: Option<f64>,
+    /// The k of `val_recall`.
+    pub val_k: usize,
+    /// Training examples per second in this epoch (validation excluded).
+    pub examples_per_sec: f64,
+    /// Seconds spent in the epoch, validation included.
+    pub seconds: f64,
+    /// Learning-rate multiplier at the epoch's end.
+    pub lr_scale: f64,
+}
+
+/// What a finished run reports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainReport {
+    /// Per-epoch metrics (resumed epochs included).
+    pub epochs: Vec<EpochMetrics>,
+    /// Summary stored in `model.json`.
+    pub summary: TrainingSummary,
+}
+
+/// The training data view: fit rows (validation slice removed) and the held-out validation rows.
+struct Split {
+    fit: Interactions,
+    val_users: Vec<u32>,
+    val_ts: Vec<i64>,
+    val_items: Vec<Vec<u32>>,
+}
+
+/// Holds out each user's last `per_user` training interactions (by (ts, item)) when the user keeps at
+/// least one other; samples at most `max_users` validation users deterministically.
+fn split_validation(train: &Interactions, n_users: usize, per_user: usize, max_users: usize, seed: u64) -> Split {
+    let hist = UserHistories::build(train, n_users);
+    let mut held = vec![false; train.len()];
+    let mut val_users = Vec::new();
+    let mut val_ts = Vec::new();
+    let mut val_items = Vec::new();
+    if per_user > 0 {
+        let mut cands: Vec<u32> = (0..n_users as u32).filter(|&u| hist.history(u).1.len() > per_user).collect();
+        if cands.len() > max_users {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x76616c);
+            for i in 0..max_users {
+                let j = rng.gen_range(i..cands.len());
+                cands.swap(i, j);
+            }
+            cands.truncate(max_users);
+            cands.sort_unstable();
+        }
+        let mut is_val = vec![false; n_users];
+        for &u in &cands {
+            is_val[u as usize] = true;
+            let (ts, items) = hist.history(u);
+            let n = items.len();
+            val_users.push(u);
+            val_ts.push(ts[n - per_user]);
+            val_items.push(items[n - per_user..].to_vec());
+        }
+        // Mark the held-out rows in the original interaction order: per user, the rows whose (ts, item)
+        // is among the last `per_user`.
+        let mut cut: Vec<Option<(i64, u32)>> = vec![None; n_users];
+        for &u in &cands {
+            let (ts, items) = hist.history(u);
+            let n = items.len();
+            cut[u as usize] = Some((ts[n - per_user], items[n - per_user]));
+        }
+        for r in 0..train.len() {
+            let u = train.user[r] as usize;
+            if u < n_users && is_val[u] {
+                if let Some(c) = cut[u] {
+                    if (train.ts[r], train.item[r]) >= c {
+                        held[r] = true;
+                    }
+                }
+            }
+        }
+    }
+    let keep: Vec<usize> = (0..train.len()).filter(|&r| !held[r]).collect();
+    Split {
+        fit: train.select(&keep),
+        val_users,
+        val_ts,
+        val_items,
+    }
+}
+
+/// The mutable state of a run: network, optimizer states and progress counters.
+pub(crate) struct Trainer<'a> {
+    pub(crate) config: &'a Config,
+    pub(crate) net: TwoTower,
+    sparse: Vec<SparseState>,
+    grads: Vec<RowGrads>,
+    item_feats: &'a ItemFeatures,
+    user_feats: &'a UserFeatures,
+    fit: &'a Interactions,
+    hist: &'a UserHistories,
+    /// Training share of each item (for logQ).
+    freq: Vec<f32>,
+    pub(crate) step: u64,
+    total_steps: u64,
+}
+
+impl<'a> Trainer<'a> {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        config: &'a Config,
+        net: TwoTower,
+        item_feats: &'a ItemFeatures,
+        user_feats: &'a UserFeatures,
+        fit: &'a Interactions,
+        hist: &'a UserHistories,
+        total_steps: u64,
+    ) -> Trainer<'a> {
+        let sparse = net
+            .tables
+            .iter()
+            .map(|t| SparseState::new(config.train.sparse_optimizer, t))
+            .collect();
+        let grads = net.tables.iter().map(|t| RowGrads::new(t.rows, t.dim)).collect();
+        let n_items = net.layout.n_items;
+        let mut freq = vec![0f32; n_items];
+        for &i in &fit.item {
+            if (i as usize) < n_items {
+                freq[i as usize] += 1.0;
+            }
+        }
+        let total = fit.len().max(1) as f32;
+        freq.iter_mut().for_each(|f| *f /= total);
+        Trainer {
+            config,
+            net,
+            sparse,
+            grads,
+            item_feats,
+            user_feats,
+            fit,
+            hist,
+            freq,
+            step: 0,
+            total_steps,
+        }
+    }
+
+    /// Learning-rate multiplier at the current step.
+    pub(crate) fn lr_scale(&self) -> f32 {
+        let t = &self.config.train;
+        let s = self.step as f32;
+        let warm = t.warmup_steps as f32;
+        if s < warm {
+            return (s + 1.0) / warm;
+        }
+        let span = (self.total_steps as f32 - warm).max(1.0);
+        let p = ((s - warm) / span).clamp(0.0, 1.0);
+        let f = t.final_lr_fraction;
+        match t.lr_decay {
+            LrDecay::Constant => 1.0,
+            LrDecay::Linear => 1.0 - (1.0 - f) * p,
+            LrDecay::Cosine => f + (1.0 - f) * 0.5 * (1.0 + (std::f32::consts::PI * p).cos()),
+        }
+    }
+
+    /// One optimisation step on the fit rows `batch`; returns the loss.
+    pub(crate) fn step(&mut self, batch: &[u32]) -> Result<f32> {
+        let cfg = self.config;
+        let b = batch.len();
+        let users: Vec<u32> = batch.iter().map(|&r| self.fit.user[r as usize]).collect();
+        let ts: Vec<i64> = batch.iter().map(|&r| self.fit.ts[r as usize]).collect();
+        let mut cols: Vec<u32> = batch.iter().map(|&r| self.fit.item[r as usize]).collect();
+        let n_items = self.net.layout.n_items;
+        let m = cfg.loss.extra_negatives;
+        if m > 0 && n_items > 0 {
+            let mut rng = ChaCha8Rng::seed_from_u64(cfg.train.seed ^ self.step.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            cols.extend((0..m).map(|_| rng.gen_range(0..n_items as u32)));
+        }
+        let c = cols.len();
+        let layout: &FeatureLayout = &self.net.layout;
+        let hist = self.hist;
+        let ubags = layout.user_bags(
+            self.user_feats,
+            b,
+            |e| users[e],
+            |e| Some(users[e]),
+            |e| hist.before(users[e], ts[e]),
+        );
+        let ibags = layout.item_bags(self.item_feats, &cols, &cols);
+        let (wu, wi) = (layout.user.width, layout.item.width);
+        let dev = Device::Cpu;
+        let u_in = Var::from_vec(self.net.assemble(Side::User, &ubags), (b, wu), &dev)?;
+        let i_in = Var::from_vec(self.net.assemble(Side::Item, &ibags), (c, wi), &dev)?;
+        let dvars = self.net.dense_vars(&dev)?;
+        let dt: Vec<Tensor> = dvars.iter().map(|v| v.as_tensor().clone()).collect();
+        let u = self.net.forward(Side::User, u_in.as_tensor(), &dt)?;
+        let v = self.net.forward(Side::Item, i_in.as_tensor(), &dt)?;
+        let logits = u.matmul(&v.t()?)?;
+        let log_q = if cfg.loss.logq {
+            cols.iter()
+                .map(|&i| mixed_log_q(self.freq.get(i as usize).copied().unwrap_or(0.0), b, m, n_items))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let spec = SampledSoftmax {
+            temperature: cfg.loss.temperature,
+            row_items: cols[..b].to_vec(),
+            col_items: cols.clone(),
+            log_q,
+            remove_accidental_hits: cfg.loss.remove_accidental_hits,
+        };
+        let loss = spec.loss(&logits)?;
+        let loss_value = loss.to_scalar::<f32>()?;
+        let grads = loss.backward()?;
+        self.step += 1;
+        let scale = self.lr_scale();
+        self.net
+            .adamw_step(&dvars, &grads, cfg.train.lr * scale, cfg.train.weight_decay, self.step)?;
+        for (var, side, bags, n, w) in [(&u_in, Side::User, &ubags, b, wu), (&i_in, Side::Item, &ibags, c, wi)] {
+            if let Some(g) = grads.get(var.as_tensor()) {
+                let g = g.flatten_all()?.to_vec1::<f32>()?;
+                debug_assert_eq!(g.len(), n * w);
+                let tower = self.net.input(side).clone();
+                self.net.layout.scatter(&tower, bags, &g, &mut self.grads);
+            }
+        }
+        let lr = cfg.train.embedding_lr * scale;
+        for ((table, state), g) in self.net.tables.iter_mut().zip(&mut self.sparse).zip(&mut self.grads) {
+            if g.touched() > 0 {
+                state.apply(table, g, lr, self.step);
+                g.clear();
+            }
+        }
+        Ok(loss_value)
+    }
+
+    fn save_checkpoint(&self, dir: &Path) -> Result<()> {
+        let mut w = TensorWriter::default();
+        for ((t, s), spec) in self.net.tables.iter().zip(&self.sparse).zip(&self.net.layout.tables) {
+            w.f32(&format!("table.{}", t.name), &[t.rows, t.dim], &t.weights);
+            w.f32(&format!("opt.{}.a", spec.name), &[s.a.len()], &s.a);
+            w.f32(&format!("opt.{}.b", spec.name), &[s.b.len()], &s.b);
+        }
+        for p in &self.net.dense {
+            w.f32(&format!("dense.{}", p.name), &p.shape, &p.value);
+            w.f32(&format!("dense_m.{}", p.name), &p.shape, &p.m);
+            w.f32(&format!("dense_v.{}", p.name), &p.shape, &p.v);
+        }
+        w.write(&dir.join("checkpoint.safetensors"))
+    }
+
+    fn load_checkpoint(&mut self, path: &Path) -> Result<()> {
+        let r = TensorReader::open(path)?;
+        for ((t, s), spec) in self.net.tables.iter_mut().zip(&mut self.sparse).zip(&self.net.layout.tables) {
+            t.weights = r.f32(&format!("table.{}", t.name), &[t.rows, t.dim])?;
+            s.a = r.f32(&format!("opt.{}.a", spec.name), &[s.a.len()])?;
+            s.b = r.f32(&format!("opt.{}.b", spec.name), &[s.b.len()])?;
+        }
+        for p in &mut self.net.dense {
+            p.value = r.f32(&format!("dense.{}", p.name), &p.shape)?;
+            p.m = r.f32(&format!("dense_m.{}", p.name), &p.shape)?;
+            p.v = r.f32(&format!("dense_v.{}", p.name), &p.shape)?;
+        }
+        Ok(())
+    }
+}
+
+/// Trains a model on `ds.training()` (the train part of a split dataset: the test part is never read)
+/// and writes the model directory `out`, re-committed atomically after every epoch so an interrupted
+/// run leaves the last complete epoch loadable and resumable.
+pub fn train(ds: &Dataset, config: &Config, out: &Path, progress: &dyn Progress, opts: &TrainOptions) -> Result<TrainReport> {
+    config.validate("model config")?;
+    let threads = if config.train.threads == 0 {
+        rayon::current_num_threads()
+    } else {
+        config.train.threads
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| Error::Invalid(format!("cannot start {threads} threads: {e}")))?;
+    pool.install(|| train_inner(ds, config, out, progress, opts, threads))
+}
+
+fn train_inner(
+    ds: &Dataset,
+    config: &Config,
+    out: &Path,
+    progress: &dyn Progress,
+    opts: &TrainOptions,
+    threads: usize,
+) -> Result<TrainReport> {
+    let started = Instant::now();
+    let train = ds.training();
+    if train.is_empty() {
+        return Err(Error::Dataset {
+            path: ds.dir.clone(),
+            message: "no training interactions".into(),
+        });
+    }
+    let tc = &config.train;
+    let (n_users, n_items) = (ds.users.len(), ds.items.len());
+    let split = split_validation(train, n_users, tc.validation_per_user, tc.validation_max_users, tc.seed);
+    let fit_hist = UserHistories::build(&split.fit, n_users);
+    let item_feats = ItemFeatures::from_dataset(ds, config)?;
+    let user_feats = UserFeatures::from_dataset(ds, config)?;
+    let layout = FeatureLayout::new(config, n_users, n_items, &item_feats, &user_feats);
+    let net = TwoTower::new(layout.clone(), config, tc.seed)?;
+    let steps_per_epoch = split.fit.len().div_ceil(tc.batch_size) as u64;
+    let mut trainer = Trainer::new(
+        config,
+        net,
+        &item_feats,
+        &user_feats,
+        &split.fit,
+        &fit_hist,
+        steps_per_epoch * tc.epochs as u64,
+    );
+    // The saved model's user histories are the whole training part (validation slice included): at
+    // serving and test time a user's history is everything before now.
+    let full_hist = UserHistories::build(train, n_users);
+    let mut user_items = Csr::default();
+    for u in 0..n_users as u32 {
+        user_items.push_row(full_hist.history(u).1);
+    }
+    let mut meta = ModelMeta {
+        config: config.clone(),
+        layout,
+        dataset_fingerprint: ds.fingerprint(),
+        dataset_dir: ds.dir.display().to_string(),
+        training: TrainingSummary {
+            validation_k: tc.validation_k,
+            train_examples: split.fit.len(),
+            threads,
+            ..TrainingSummary::default()
+        },
+    };
+    let mut state = TrainState {
+        epochs_done: 0,
+        step: 0,
+        best_metric: None,
+        best_epoch: 0,
+        bad_epochs: 0,
+        finished: false,
+        seconds: 0.0,
+    };
+    let mut epochs: Vec<EpochMetrics> = Vec::new();
+    let mut best_net = trainer.net.clone();
+    if opts.resume && out.join("checkpoint.json").exists() {
+        let prev = Model::load(out)?;
+        if prev.meta().config != *config {
+            return Err(Error::model(out, "cannot resume: the configuration differs from the checkpoint's"));
+        }
+        if prev.dataset_fingerprint() != meta.dataset_fingerprint {
+            return Err(Error::model(out, "cannot resume: the checkpoint was trained on another dataset"));
+        }
+        let sp = out.join("checkpoint.json");
+        let text = std::fs::read_to_string(&sp).map_err(|e| Error::io(&sp, e))?;
+        state = serde_json::from_str(&text).map_err(|e| Error::model(&sp, format!("cannot parse: {e}")))?;
+        trainer.load_checkpoint(&out.join("checkpoint.safetensors"))?;
+        trainer.step = state.step;
+        best_net = prev.net.clone();
+        let mp = out.join("metrics.jsonl");
+        let text = std::fs::read_to_string(&mp).map_err(|e| Error::io(&mp, e))?;
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            epochs.push(serde_json::from_str(line).map_err(|e| Error::model(&mp, format!("bad line: {e}")))?);
+        }
+    }
+    let seconds_before = state.seconds;
+    let mut epochs_this_run = 0usize;
+    while !state.finished && state.epochs_done < tc.epochs {
+        if opts.stop_after_epochs.is_some_and(|n| epochs_this_run >= n) {
+            break;
+        }
+        epochs_this_run += 1;
+        let epoch = state.epochs_done;
+        let t0 = Instant::now();
+        let mut batches = ShuffledBatches::new(split.fit.len(), tc.batch_size, tc.seed, epoch as u64);
+        progress.start(&format!("epoch {}/{}", epoch + 1, tc.epochs), Some(batches.num_batches() as u64));
+        let (mut loss_sum, mut n_steps, mut examples) = (0f64, 0usize, 0usize);
+        while let Some(batch) = batches.next_batch() {
+            let loss = trainer.step(batch)?;
+            if !loss.is_finite() {
+                return Err(Error::Diverged {
+                    epoch,
+                    step: trainer.step,
+                    loss,
+                });
+            }
+            loss_sum += loss as f64;
+            n_steps += 1;
+            examples += batch.len();
+            progress.inc(1);
+            if n_steps % 10 == 0 {
+                let rate = examples as f64 / t0.elapsed().as_secs_f64().max(1e-9);
+                progress.set_message(&format!("loss {:.4}  {:.0} ex/s", loss_sum / n_steps as f64, rate));
+            }
+        }
+        let train_secs = t0.elapsed().as_secs_f64();
+        progress.finish();
+        let val = if split.val_users.is_empty() {
+            None
+        } else {
+            Some(validate(&trainer.net, &split, &fit_hist, &item_feats, &user_feats, tc.validation_k)?)
+        };
+        state.epochs_done += 1;
+        state.step = trainer.step;
+        let improved = match (val, state.best_metric) {
+            (Some(v), Some(b)) => v > b,
+            (Some(_), None) => true,
+            (None, _) => true,
+        };
+        if improved {
+            state.best_metric = val;
+            state.best_epoch = state.epochs_done;
+            state.bad_epochs = 0;
+            best_net = trainer.net.clone();
+        } else {
+            state.bad_epochs += 1;
+        }
+        let stop_early = tc.patience > 0 && state.bad_epochs >= tc.patience;
+        state.finished = stop_early || state.epochs_done >= tc.epochs;
+        state.seconds = seconds_before + started.elapsed().as_secs_f64();
+        epochs.push(EpochMetrics {
+            epoch: state.epochs_done,
+            loss: loss_sum / n_steps.max(1) as f64,
+            val_recall: val,
+            val_k: tc.validation_k,
+            examples_per_sec: examples as f64 / train_secs.max(1e-9),
+            seconds: t0.elapsed().as_secs_f64(),
+            lr_scale: trainer.lr_scale() as f64,
+        });
+        meta.training = TrainingSummary {
+            epochs_run: state.epochs_done,
+            best_epoch: state.best_epoch,
+            validation_recall: state.best_metric,
+            seconds: state.seconds,
+            stopped_early: stop_early,
+            ..meta.training.clone()
+        };
+        let model = Model::from_training(
+            meta.clone(),
+            best_net.clone(),
+            ds.users.clone(),
+            ds.items.clone(),
+            item_feats.clone(),
+            user_feats.clone(),
+            user_items.clone(),
+        );
+        save_model_dir(out, &model, &trainer, &state, &epochs)?;
+    }
+    Ok(TrainReport {
+        epochs,
+        summary: meta.training,
+    })
+}
+
+fn save_model_dir(out: &Path, model: &Model, trainer: &Trainer<'_>, state: &TrainState, epochs: &[EpochMetrics]) -> Result<()> {
+    let staging = StagingDir::new(out)?;
+    let dir = staging.path();
+    model.write_files(dir)?;
+    trainer.save_checkpoint(dir)?;
+    let json = serde_json::to_vec_pretty(state).map_err(|e| Error::model(dir, e.to_string()))?;
+    twotower_data::artifact::write_file_atomic(&dir.join("checkpoint.json"), &json)?;
+    let mut lines = String::new();
+    for e in epochs {
+        lines.push_str(&serde_json::to_string(e).map_err(|e| Error::model(dir, e.to_string()))?);
+        lines.push('\n');
+    }
+    twotower_data::artifact::write_file_atomic(&dir.join("metrics.jsonl"), lines.as_bytes())?;
+    let mut manifest = Manifest::new(MODEL_KIND, MODEL_FORMAT_VERSION);
+    for f in [
+        "model.json",
+        "vocab.json",
+        "catalog.safetensors",
+        "weights.safetensors",
+        "checkpoint.json",
+        "checkpoint.safetensors",
+        "metrics.jsonl",
+    ] {
+        manifest.add_file(dir, f)?;
+    }
+    manifest.counts.insert("users".into(), model.user_vocab().len() as u64);
+    manifest.counts.insert("items".into(), model.item_vocab().len() as u64);
+    manifest.counts.insert("dim".into(), model.dim() as u64);
+    manifest.extra = serde_json::json!({ "dataset_fingerprint": model.dataset_fingerprint() });
+    manifest.write(dir)?;
+    staging.commit()?;
+    Ok(())
+}
+
+/// Validation Recall@k: each validation user embedded from what preceded the held-out interactions,
+/// ranked against the whole catalogue, their fit items excluded.
+fn validate(
+    net: &TwoTower,
+    split: &Split,
+    fit_hist: &UserHistories,
+    item_feats: &ItemFeatures,
+    user_feats: &UserFeatures,
+    k: usize,
+) -> Result<f64> {
+    let layout = &net.layout;
+    let rows: Vec<u32> = (0..layout.n_items as u32).collect();
+    let mut items = Vec::with_capacity(rows.len() * net.dim);
+    for chunk in rows.chunks(16_384) {
+        items.extend(net.embed(Side::Item, &layout.item_bags(item_feats, chunk, chunk))?);
+    }
+    let vu = &split.val_users;
+    let bags = layout.user_bags(
+        user_feats,
+        vu.len(),
+        |e| vu[e],
+        |e| Some(vu[e]),
+        |e| fit_hist.before(vu[e], split.val_ts[e]),
+    );
+    let users = net.embed(Side::User, &bags)?;
+    let top = top_k_exact(&users, &items, net.dim, k, &|e| fit_hist.history(vu[e]).1)?;
+    let report = EvalReport::from_rankings(&top, &split.val_items, &[k]);
+    Ok(report.recall[0])
+}
+
+/// Evaluates a model on `ds`'s test part: every test user ranks the whole catalogue with their training
+/// items excluded; the user vector comes from id, features and the whole training history.
+pub fn evaluate(model: &Model, ds: &Dataset, ks: &[usize]) -> Result<EvalReport> {
+    let test = test_part(ds)?;
+    if model.dataset_fingerprint() != ds.fingerprint() {
+        return Err(Error::model(
+            model.dir(),
+            format!(
+                "was trained on dataset {} but {} has fingerprint {}; evaluate on the dataset it was trained on",
+                model.meta().dataset_dir,
+                ds.dir.display(),
+                ds.fingerprint()
+            ),
+        ));
+    }
+    let kmax = ks.iter().copied().max().unwrap_or(10);
+    let (users, relevant) = test_users(test, ds.users.len());
+    let all_users = model.user_embeddings()?;
+    let d = model.dim();
+    let mut q = Vec::with_capacity(users.len() * d);
+    for &u in &users {
+        q.extend_from_slice(&all_users[u as usize * d..(u as usize + 1) * d]);
+    }
+    let items = model.item_embeddings()?;
+    let top = top_k_exact(&q, &items, d, kmax, &|e| model.user_items(users[e]))?;
+    Ok(EvalReport::from_rankings(&top, &relevant, ks))
+}
+
+/// The most-popular-items baseline on the same protocol (popularity = training interaction count).
+pub fn popularity_baseline(ds: &Dataset, ks: &[usize]) -> Result<EvalReport> {
+    let test = test_part(ds)?;
+    let train = ds.training();
+    let n_items = ds.items.len();
+    let mut count = vec![0f32; n_items];
+    for &i in &train.item {
+        if (i as usize) < n_items {
+            count[i as usize] += 1.0;
+        }
+    }
+    let kmax = ks.iter().copied().max().unwrap_or(10);
+    let hist = UserHistories::build(train, ds.users.len());
+    let (users, relevant) = test_users(test, ds.users.len());
+    let top: Vec<Vec<u32>> = users
+        .iter()
+        .map(|&u| crate::metrics::select_top(&count, kmax, hist.history(u).1))
+        .collect();
+    Ok(EvalReport::from_rankings(&top, &relevant, ks))
+}
+
+fn test_part(ds: &Dataset) -> Result<&Interactions> {
+    ds.test.as_ref().ok_or_else(|| Error::Dataset {
+        path: ds.dir.clone(),
+        message: "has no test part: run `twotower data split` first".into(),
+    })
+}
+
+/// Users with test interactions, ascending, and their distinct test items.
+fn test_users(test: &Interactions, n_users: usize) -> (Vec<u32>, Vec<Vec<u32>>) {
+    let mut per: Vec<Vec<u32>> = vec![Vec::new(); n_users];
+    for (&u, &i) in test.user.iter().zip(&test.item) {
+        if (u as usize) < n_users {
+            per[u as usize].push(i);
+        }
+    }
+    let mut users = Vec::new();
+    let mut rel = Vec::new();
+    for (u, mut items) in per.into_iter().enumerate() {
+        if !items.is_empty() {
+            items.sort_unstable();
+            items.dedup();
+            users.push(u as u32);
+            rel.push(items);
+        }
+    }
+    (users, rel)
+}
+
+/// Saves an untrained-or-trained network's weights only (benchmarks and tests).
+#[doc(hidden)]
+pub fn write_network_weights(net: &TwoTower, path: &Path) -> Result<()> {
+    write_weights(net, path)
+}
+
+/// A training step on synthetic ids, for the step-time and memory benchmarks: `n_users × n_items`
+/// id-only tables of width `dim`, batches of `batch` random (user, item) pairs. Not part of the API.
+#[doc(hidden)]
+pub struct StepBench {
+    config: Config,
+    item_feats: ItemFeatures,
+    user_feats: UserFeatures,
+    fit: Interactions,
+    hist: UserHistories,
+    net: Option<TwoTower>,
+    sparse: Option<(Vec<SparseState>, Vec<RowGrads>, u64)>,
+    batch: usize,
+    rng: ChaCha8Rng,
+}
+
+impl StepBench {
+    /// Builds the tables (this is where the memory goes).
+    pub fn new(n_users: usize, n_items: usize, dim: usize, batch: usize, config: Option<Config>) -> Result<StepBench> {
+        let mut config = config.unwrap_or_else(Config::id_only);
+        config.model.dim = dim;
+        config.item.id_dim = dim;
+        config.user.id_dim = dim;
+        config.user.history_dim = dim;
+        config.train.batch_size = batch;
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let mut fit = Interactions::default();
+        for k in 0..batch * 64 {
+            fit.push(rng.gen_range(0..n_users as u32), rng.gen_range(0..n_items as u32), 1.0, k as i64);
+        }
+        let hist = UserHistories::build(&fit, n_users);
+        let item_feats = ItemFeatures {
+            genre_vocab: twotower_data::Vocabulary::new(),
+            genres: Csr::default(),
+            token_vocab: twotower_data::Vocabulary::new(),
+            tokens: Csr::default(),
+            categorical: Vec::new(),
+        };
+        let user_feats = UserFeatures { categorical: Vec::new() };
+        let layout = FeatureLayout::new(&config, n_users, n_items, &item_feats, &user_feats);
+        let net = TwoTower::new(layout, &config, 1)?;
+        Ok(StepBench {
+            config,
+            item_feats,
+            user_feats,
+            fit,
+            hist,
+            net: Some(net),
+            sparse: None,
+            batch,
+            rng,
+        })
+    }
+
+    /// Runs one step on a random batch; returns the loss.
+    pub fn step(&mut self) -> Result<f32> {
+        let n = self.fit.len() as u32;
+        let batch: Vec<u32> = (0..self.batch).map(|_| self.rng.gen_range(0..n)).collect();
+        let net = self.net.take().ok_or_else(|| Error::Invalid("bench state lost".into()))?;
+        let mut t = Trainer::new(&self.config, net, &self.item_feats, &self.user_feats, &self.fit, &self.hist, 1_000_000);
+        if let Some((s, g, step)) = self.sparse.take() {
+            t.sparse = s;
+            t.grads = g;
+            t.step = step;
+        }
+        let loss = t.step(&batch);
+        self.sparse = Some((t.sparse, t.grads, t.step));
+        self.net = Some(t.net);
+        loss
+    }
+}
