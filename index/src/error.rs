@@ -1,0 +1,114 @@
+//! The crate's one error type: every failure names the file, row or parameter at fault.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong while building, searching, writing or loading an index.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A vector (query or row) has the wrong number of components.
+    #[error("{what}: expected dimension {expected}, got {got}")]
+    Dimension {
+        /// Which input was wrong ("query 3", "vectors", ...).
+        what: String,
+        /// The index dimension.
+        expected: usize,
+        /// The length that was passed.
+        got: usize,
+    },
+    /// A row that cannot be indexed: NaN/inf components or zero norm.
+    #[error("row {row} (item {item:?}): {problem}")]
+    BadVector {
+        /// Row number in the input.
+        row: usize,
+        /// Item id of that row, empty when unknown.
+        item: String,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
+    /// A query vector that cannot be scored (NaN or infinite components).
+    #[error("query {index}: {problem}")]
+    BadQuery {
+        /// Position of the query in the batch (0 for a single query).
+        index: usize,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
+    /// Ids and vectors disagree, ids repeat, or an id is unusable.
+    #[error("bad item ids: {0}")]
+    BadIds(String),
+    /// A parameter outside its valid range.
+    #[error("invalid parameter {name}: {problem}")]
+    InvalidParam {
+        /// Parameter name (e.g. "m").
+        name: &'static str,
+        /// Why it is rejected.
+        problem: String,
+    },
+    /// The index directory has never had a version committed.
+    #[error("no index in {dir}: {dir}/CURRENT is missing (run `twotower index build` first)")]
+    NoCurrent {
+        /// The index root directory.
+        dir: PathBuf,
+    },
+    /// The index was built from another model's embeddings.
+    #[error(
+        "index version {version} in {dir} was built for model {found}, but model {expected} was given; rebuild the index"
+    )]
+    ModelMismatch {
+        /// The index root directory.
+        dir: PathBuf,
+        /// Version directory name.
+        version: String,
+        /// Fingerprint recorded in the index manifest.
+        found: String,
+        /// Fingerprint of the model the caller holds.
+        expected: String,
+    },
+    /// A file of a version is missing, truncated, inconsistent or unreadable.
+    #[error("corrupt index file {path}: {problem}")]
+    Corrupt {
+        /// The file (or directory) at fault.
+        path: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
+    /// An operating system error on a path.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path being read or written.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An artifact helper (manifest, checksum, atomic write, staging) failed.
+    #[error(transparent)]
+    Artifact(#[from] twotower_data::Error),
+    /// hnsw_rs returned an error or panicked while dumping or loading a graph.
+    #[error("hnsw graph {path}: {problem}")]
+    Graph {
+        /// The graph file or directory.
+        path: PathBuf,
+        /// hnsw_rs's message.
+        problem: String,
+    },
+}
+
+/// Result alias used across the crate.
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn corrupt(path: impl Into<PathBuf>, problem: impl Into<String>) -> Self {
+        Error::Corrupt {
+            path: path.into(),
+            problem: problem.into(),
+        }
+    }
+}

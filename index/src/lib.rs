@@ -1,0 +1,33 @@
+//! Exact and HNSW vector indexes over (item id, vector) rows, persisted as immutable versions with
+//! an atomically swapped `CURRENT` pointer.
+//!
+//! The crate knows nothing of the model: it indexes `&[f32]` rows, so any embedding source can feed
+//! it. The metric is cosine similarity on L2-normalised vectors (see [`metric`]).
+//!
+//! - [`VectorIndex`]: the one search interface, implemented by [`ExactIndex`], [`HnswIndex`] and a
+//!   loaded [`IndexVersion`] (graph search without tombstoned rows).
+//! - [`IndexDir`]: versions on disk (`build_version`, `add_items`, `compact`, `gc`, `open_current`),
+//!   [`IndexHandle`]: a reloadable, shareable live version for servers.
+//! - [`check()`]: recall of the graph against the exact index, queries/s, self-reachability.
+#![warn(missing_docs)]
+
+mod check;
+mod embeddings;
+mod error;
+mod exact;
+mod hnsw;
+pub mod metric;
+mod search;
+mod store;
+pub mod synthetic;
+
+pub use check::{check, CheckParams, CheckReport, EfRow, SelfReach};
+pub use embeddings::{read_embeddings, write_embeddings, EMBEDDINGS_FILE};
+pub use error::{Error, Result};
+pub use exact::ExactIndex;
+pub use hnsw::{HnswIndex, HnswParams};
+pub use search::{Hit, RowFilter, VectorIndex};
+pub use store::{
+    AddReport, GcReport, IndexDir, IndexHandle, IndexInfo, IndexVersion, VersionId, INDEX_FORMAT_VERSION,
+    INDEX_KIND, METRIC,
+};

@@ -1,0 +1,198 @@
+//! Versions on disk: build, reload, add with tombstones, compact, gc, and every way a directory
+//! can be wrong (missing CURRENT, other model, truncated or corrupted files, crash debris).
+
+use std::fs;
+use std::path::Path;
+
+use twotower_data::progress::NoProgress;
+use twotower_data::StagingDir;
+use twotower_index::synthetic::clustered_unit_vectors;
+use twotower_index::{check, CheckParams, Error, HnswParams, IndexDir, IndexHandle, VectorIndex, VersionId};
+
+const DIM: usize = 16;
+const MODEL: &str = "model-a";
+
+fn ids(n: usize, prefix: &str) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}{i}")).collect()
+}
+
+fn build(dir: &Path, n: usize, seed: u64) -> (IndexDir, Vec<String>, Vec<f32>) {
+    let idx = IndexDir::new(dir);
+    let ids = ids(n, "item");
+    let v = clustered_unit_vectors(n, DIM, 20, 0.5, seed);
+    idx.build_version(&ids, &v, DIM, HnswParams::default(), MODEL, &NoProgress).unwrap();
+    (idx, ids, v)
+}
+
+#[test]
+fn build_open_search_and_reload() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (idx, ids, v) = build(tmp.path(), 2000, 1);
+    assert_eq!(idx.current().unwrap(), VersionId(1));
+    let cur = idx.open_current(Some(MODEL)).unwrap();
+    assert_eq!(cur.len(), 2000);
+    assert_eq!(cur.info().dim, DIM);
+    for i in [0usize, 999, 1999] {
+        let hits = cur.search(&v[i * DIM..(i + 1) * DIM], 3, None).unwrap();
+        assert_eq!(cur.id(hits[0].row), ids[i]);
+    }
+    // A second build while a handle holds version 1: the handle keeps working, reload moves it.
+    let handle = IndexHandle::open(idx.clone(), Some(MODEL.into())).unwrap();
+    let old = handle.get();
+    assert_eq!(handle.reload().unwrap(), None);
+    let v2 = clustered_unit_vectors(500, DIM, 5, 0.5, 9);
+    idx.build_version(&ids[..500], &v2, DIM, HnswParams::default(), MODEL, &NoProgress).unwrap();
+    assert_eq!(old.search(&v[..DIM], 1, None).unwrap().len(), 1);
+    assert_eq!(handle.reload().unwrap(), Some(VersionId(2)));
+    assert_eq!(handle.get().len(), 500);
+    assert_eq!(old.len(), 2000);
+}
+
+#[test]
+fn add_tombstones_replaced_and_removed_items_then_compact() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (idx, _ids, v) = build(tmp.path(), 1000, 2);
+    // item0 moves to item1's place; item2 is removed; new0..new9 are added.
+    let mut new_ids = vec!["item0".to_string()];
+    let mut new_v = v[DIM..2 * DIM].to_vec();
+    new_ids.extend(ids_from("new", 10));
+    new_v.extend(clustered_unit_vectors(10, DIM, 20, 0.5, 77));
+    let report = idx
+        .add_items(&new_ids, &new_v, &["item2".to_string(), "ghost".to_string()], MODEL, &NoProgress)
+        .unwrap();
+    assert_eq!((report.added, report.replaced, report.removed), (10, 1, 1));
+    assert_eq!(report.not_found, vec!["ghost".to_string()]);
+    assert_eq!(report.version, VersionId(2));
+
+    let cur = idx.open_current(Some(MODEL)).unwrap();
+    assert_eq!(cur.len(), 1011);
+    assert_eq!(cur.live_len(), 1009);
+    assert!(!cur.is_live(0) && !cur.is_live(2));
+    assert_eq!(cur.row_of("item0"), Some(1000));
+    assert_eq!(cur.row_of("item2"), None);
+    // item0's old vector: its old row is tombstoned, so the best hit is item1 / new item0 (same vector).
+    let hits = cur.search(&v[..DIM], 20, None).unwrap();
+    assert!(hits.iter().all(|h| cur.is_live(h.row)));
+    let hits = cur.search(&v[2 * DIM..3 * DIM], 50, None).unwrap();
+    assert!(hits.iter().all(|h| cur.id(h.row) != "item2"));
+    let exact = cur.search_exact(&v[2 * DIM..3 * DIM], 50, None).unwrap();
+    assert!(exact.iter().all(|h| cur.is_live(h.row)));
+    // New items are found by their own vectors.
+    for (i, id) in new_ids.iter().enumerate().skip(1) {
+        let hits = cur.search(&new_v[i * DIM..(i + 1) * DIM], 3, None).unwrap();
+        assert!(hits.iter().any(|h| cur.id(h.row) == id), "{id} not found");
+    }
+    // The model must match for add.
+    assert!(matches!(
+        idx.add_items(&new_ids[..1], &new_v[..DIM], &[], "model-b", &NoProgress),
+        Err(Error::ModelMismatch { .. })
+    ));
+
+    let v3 = idx.compact(None, &NoProgress).unwrap();
+    let c = idx.open_version(v3, Some(MODEL)).unwrap();
+    assert_eq!((c.len(), c.live_len()), (1009, 1009));
+    assert!(c.row_of("item2").is_none());
+    assert!(c.row_of("new9").is_some());
+
+    let report = check(&c, &clustered_unit_vectors(100, DIM, 20, 0.5, 5), &CheckParams::default(), &NoProgress)
+        .unwrap();
+    assert_eq!(report.self_reach.checked, 1009);
+    assert_eq!(report.self_reach.in_top_k, 1009, "{:?}", report.self_reach.unreachable);
+    let at_default = report.by_ef.iter().find(|r| r.ef == report.default_ef).unwrap();
+    assert!(at_default.recall >= 0.99, "{report:?}");
+    assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+
+    let gc = idx.gc(1).unwrap();
+    assert_eq!(gc.removed, vec![VersionId(1), VersionId(2)]);
+    assert_eq!(idx.versions().unwrap(), vec![VersionId(3)]);
+    assert!(idx.open_current(Some(MODEL)).is_ok());
+}
+
+fn ids_from(prefix: &str, n: usize) -> Vec<String> {
+    ids(n, prefix)
+}
+
+#[test]
+fn missing_foreign_and_damaged_indexes_are_clear_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let none = IndexDir::new(tmp.path().join("nothing"));
+    let err = none.open_current(None).unwrap_err();
+    assert!(matches!(err, Error::NoCurrent { .. }), "{err}");
+    assert!(err.to_string().contains("CURRENT"));
+
+    let (idx, _, _) = build(&tmp.path().join("idx"), 800, 3);
+    let err = idx.open_current(Some("model-b")).unwrap_err();
+    assert!(matches!(err, Error::ModelMismatch { .. }), "{err}");
+
+    let vdir = idx.version_path(VersionId(1));
+    for file in ["graph.hnsw.graph", "graph.hnsw.data", "embeddings.parquet", "ids.json", "tombstones.json"] {
+        let p = vdir.join(file);
+        let orig = fs::read(&p).unwrap();
+        // Truncated.
+        fs::write(&p, &orig[..orig.len() / 2]).unwrap();
+        let err = idx.open_current(Some(MODEL)).unwrap_err();
+        assert!(err.to_string().contains(file), "{file}: {err}");
+        // Same size, one byte flipped.
+        let mut flipped = orig.clone();
+        let mid = flipped.len() / 2;
+        flipped[mid] ^= 0x55;
+        fs::write(&p, &flipped).unwrap();
+        let err = idx.open_current(Some(MODEL)).unwrap_err();
+        assert!(err.to_string().contains(file), "{file}: {err}");
+        // Missing.
+        fs::remove_file(&p).unwrap();
+        assert!(idx.open_current(Some(MODEL)).is_err());
+        fs::write(&p, &orig).unwrap();
+        idx.open_current(Some(MODEL)).unwrap();
+    }
+    fs::write(idx.root().join("CURRENT"), "garbage").unwrap();
+    let err = idx.open_current(None).unwrap_err();
+    assert!(err.to_string().contains("CURRENT"), "{err}");
+    fs::write(idx.root().join("CURRENT"), "0042\n").unwrap();
+    assert!(idx.open_current(None).unwrap_err().to_string().contains("0042"));
+}
+
+#[test]
+fn a_crashed_build_leaves_the_previous_version_live() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (idx, _, v) = build(tmp.path(), 600, 4);
+    // A writer that died before commit: its staging dir is dropped (removed) ...
+    {
+        let staging = StagingDir::new(idx.version_path(VersionId(2))).unwrap();
+        fs::write(staging.path().join("graph.hnsw.graph"), b"half a graph").unwrap();
+    }
+    // ... or, after kill -9, left behind with garbage, together with a half-written CURRENT temp
+    // and a version dir without a manifest.
+    let versions = idx.root().join("versions");
+    fs::create_dir_all(versions.join(".0002.staging-dead")).unwrap();
+    fs::write(versions.join(".0002.staging-dead/graph.hnsw.data"), vec![7u8; 1000]).unwrap();
+    fs::write(idx.root().join(".CURRENT.tmp-dead"), b"00").unwrap();
+    fs::create_dir_all(versions.join("0002")).unwrap();
+    fs::write(versions.join("0002/graph.hnsw.graph"), b"junk").unwrap();
+
+    assert_eq!(idx.current().unwrap(), VersionId(1));
+    let cur = idx.open_current(Some(MODEL)).unwrap();
+    assert_eq!(cur.version(), VersionId(1));
+    assert_eq!(cur.search(&v[..DIM], 1, None).unwrap()[0].row, 0);
+    // The half-written version is an error to open, never a panic.
+    assert!(idx.open_version(VersionId(2), None).is_err());
+    // The next build skips the debris' number and becomes current.
+    let next = idx
+        .build_version(&ids(10, "x"), &v[..10 * DIM], DIM, HnswParams::default(), MODEL, &NoProgress)
+        .unwrap();
+    assert_eq!(next, VersionId(3));
+    assert_eq!(idx.open_current(Some(MODEL)).unwrap().len(), 10);
+}
+
+#[test]
+fn bad_build_inputs_are_rejected_before_anything_is_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let idx = IndexDir::new(tmp.path());
+    let v = clustered_unit_vectors(3, DIM, 1, 0.5, 1);
+    let dup = vec!["a".to_string(), "b".to_string(), "a".to_string()];
+    let err = idx.build_version(&dup, &v, DIM, HnswParams::default(), MODEL, &NoProgress).unwrap_err();
+    assert!(err.to_string().contains("\"a\""), "{err}");
+    let err = idx.build_version(&ids(2, "a"), &v, DIM, HnswParams::default(), MODEL, &NoProgress).unwrap_err();
+    assert!(err.to_string().contains("2 ids for 3 vectors"), "{err}");
+    assert!(matches!(idx.current(), Err(Error::NoCurrent { .. })));
+}
