@@ -29,7 +29,7 @@ SYSTEM_LABELS = {
     "tfrs-id": "TFRS two-tower, id-only (dim 64, logQ; tutorial recipe)",
     "tfrs-feat": "TFRS two-tower, twotower's features (id + 0.8^k history of 50 + demographics; id + genres)",
     "twotower": "twotower (default config)",
-    "twotower-id": "twotower (id-only config)",
+    "twotower-id": "twotower (`--id-only`)",
 }
 ALL_SYSTEMS = list(SYSTEM_LABELS)
 
@@ -121,6 +121,8 @@ def find_report(obj, avoid=("popular", "baseline")):
     return (model[0] if model else None), (pop[0] if pop else None)
 
 
+_HEAD = re.compile(r"^(r|recall|ndcg|hr|hitrate|hit_rate)@(\d+)$", re.I)
+_NUM = re.compile(r"^[0-9]*\.?[0-9]+$")
 _METRIC_KEY = re.compile(r"^(r|recall|ndcg|hr|hit_?rate|hitrate)\s*[@_]\s*(\d+)$", re.I)
 
 
@@ -163,28 +165,24 @@ def parse_eval_text(text: str) -> tuple[dict | None, dict | None]:
         for m in re.finditer(r"\b(R|Recall|NDCG|HR|HitRate|Hit_rate|hit rate)\s*@\s*(\d+)\s*[:=]?\s*([0-9]*\.[0-9]+)",
                              line, re.I):
             target[f"{_canon(m.group(1).replace(' ', ''))}@{m.group(2)}"] = float(m.group(3))
-        cells = [c.strip() for c in re.split(r"[|\t]|\s{2,}", line.strip()) if c.strip()]
-        heads = [re.sub(r"\s+", "", c.lower()) for c in cells]
-        if any(re.match(r"^(r|recall|ndcg|hr|hitrate)@\d+$", h) for h in heads):
-            header = ("cols", heads)
+        toks = [t for t in re.split(r"[|\s]+", line.strip()) if t]
+        metric_heads = [h for h in toks if _HEAD.match(h)]
+        if len(metric_heads) >= 2:  # e.g. `method  R@10  NDCG@10  HR@10 ...` (columns = metrics)
+            header = ("cols", [_HEAD.match(h) for h in metric_heads])
             continue
-        if {"recall", "ndcg"} <= set(heads) or ("k" in heads and "recall" in heads):
-            header = ("rows", heads)
+        low_toks = [t.lower() for t in toks]
+        if "recall" in low_toks and "ndcg" in low_toks:  # e.g. `k  recall  ndcg  hit rate` (rows = cut-offs)
+            header = ("rows", None)
             continue
-        if header and cells:
-            nums = [c for c in cells]
-            if header[0] == "cols":
-                for h, c in zip(header[1][-len(nums):], nums):
-                    m = re.match(r"^(r|recall|ndcg|hr|hitrate)@(\d+)$", h)
-                    if m and re.match(r"^[0-9]*\.?[0-9]+$", c):
-                        target[f"{_canon(m.group(1))}@{m.group(2)}"] = float(c)
-            else:
-                row = dict(zip(header[1], cells[-len(header[1]):]))
-                k = row.get("k", "").lstrip("@")
-                if k.isdigit():
-                    for key, name in (("recall", "R"), ("ndcg", "NDCG"), ("hitrate", "HR"), ("hr", "HR")):
-                        if key in row and re.match(r"^[0-9]*\.?[0-9]+$", row[key]):
-                            target[f"{name}@{k}"] = float(row[key])
+        nums = [t for t in toks if _NUM.match(t)]
+        if header and header[0] == "cols" and len(nums) >= len(header[1]):
+            for m, c in zip(header[1], nums[-len(header[1]):]):
+                target[f"{_canon(m.group(1))}@{m.group(2)}"] = float(c)
+        elif header and header[0] == "rows" and len(nums) >= 3 and nums[0].isdigit():
+            k = nums[0]
+            vals = nums[1:]
+            for name, v in zip(("R", "NDCG", "HR"), vals):
+                target[f"{name}@{k}"] = float(v)
     return (model or None), (pop or None)
 
 
@@ -303,7 +301,7 @@ def run_twotower(system: str, ds: Path, work: Path, tt: TwoTower, args, made_by:
     model = work / f"model-{system}"
     if model.exists():
         shutil.rmtree(model)
-    extra = ["--config", str(HERE / "idonly.toml")] if system == "twotower-id" else []
+    extra = ["--id-only"] if system == "twotower-id" else []
     extra += shlex.split(os.environ.get("PEERS_TWOTOWER_TRAIN_ARGS", ""))
     log(f"  {system}: twotower train --data {ds} --out {model} {' '.join(extra)}")
     m = tt.run(work / f"{system}-train.log", "train", "--data", str(ds), "--out", str(model), *extra,
@@ -535,6 +533,8 @@ def main() -> None:
                        str(vec / "users.parquet"), "--name", f"{name}{suffix}", "--source", source, "--out-dir",
                        str(results / f"{today}-ann"), "--work-dir", str(work), "--build-threads", str(args.threads),
                        "--ef", *map(str, efs)] + (["--twotower", args.twotower] if args.twotower else [])
+                if vec_sys:
+                    cmd += ["--twotower-model", vec_sys["model_dir"]]
                 m = measure(cmd, work / "ann.log", timeout=args.timeout)
                 md = results / f"{today}-ann" / f"ann-{name}{suffix}.md"
                 if m["rc"] == 0 and md.exists():
