@@ -1,0 +1,486 @@
+//! Artifacts on disk that are never half-written: atomic file writes, staging directories swapped into
+//! place, and `manifest.json` (kind, format version, counts, per-file checksums). Used by every crate that
+//! writes an artifact (datasets, models, indexes), so a crash at any point leaves the previous one intact
+//! and a corrupt or foreign directory is a clear error instead of a panic deep in a decoder.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+
+/// File name of the manifest inside every artifact directory.
+pub const MANIFEST_FILE: &str = "manifest.json";
+
+/// Hex SHA-256 of a file's contents, streamed so large files do not need to fit in memory.
+pub fn sha256_file(path: &Path) -> Result<String> {
+    let mut f = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(|e| Error::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// A name unique within this process and very likely across processes, for temp files and dirs.
+fn unique_suffix() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "{}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed),
+        nanos
+    )
+}
+
+fn split_parent(path: &Path) -> Result<(PathBuf, String)> {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| Error::InvalidArgument(format!("{}: not a file name", path.display())))?
+        .to_string();
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    Ok((parent, name))
+}
+
+/// fsyncs a directory so a rename inside it survives a crash.
+pub fn fsync_dir(dir: &Path) -> Result<()> {
+    let f = File::open(dir).map_err(|e| Error::io(dir, e))?;
+    f.sync_all().map_err(|e| Error::io(dir, e))
+}
+
+/// Writes `bytes` to `path` so that readers see either the old file or the complete new one:
+/// temp file in the same directory, fsync, rename over `path`, fsync the directory.
+pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let (parent, name) = split_parent(path)?;
+    let tmp = parent.join(format!(".{name}.tmp-{}", unique_suffix()));
+    let result = (|| {
+        let mut f = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        f.write_all(bytes).map_err(|e| Error::io(&tmp, e))?;
+        f.sync_all().map_err(|e| Error::io(&tmp, e))?;
+        drop(f);
+        fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
+        fsync_dir(&parent)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// A hidden temporary directory beside the final artifact directory. Write everything into
+/// [`StagingDir::path`], then [`StagingDir::commit`] swaps it into place atomically. Dropping it
+/// without committing (an error, a panic) removes it, so a failed run leaves no output behind and the
+/// previous artifact, if any, untouched.
+#[derive(Debug)]
+pub struct StagingDir {
+    tmp: PathBuf,
+    final_dir: PathBuf,
+    parent: PathBuf,
+    committed: bool,
+}
+
+impl StagingDir {
+    /// Creates the staging directory next to `final_dir` (same filesystem, so the swap is a rename).
+    /// The parent of `final_dir` is created if needed.
+    pub fn new(final_dir: impl AsRef<Path>) -> Result<StagingDir> {
+        let final_dir = final_dir.as_ref().to_path_buf();
+        let (parent, name) = split_parent(&final_dir)?;
+        fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
+        if final_dir.exists() && !final_dir.is_dir() {
+            return Err(Error::InvalidArgument(format!(
+                "{} exists and is not a directory",
+                final_dir.display()
+            )));
+        }
+        let tmp = parent.join(format!(".{name}.staging-{}", unique_suffix()));
+        fs::create_dir(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        Ok(StagingDir {
+            tmp,
+            final_dir,
+            parent,
+            committed: false,
+        })
+    }
+
+    /// Where to write the artifact's files.
+    pub fn path(&self) -> &Path {
+        &self.tmp
+    }
+
+    /// The directory the artifact will occupy after [`commit`](Self::commit).
+    pub fn final_path(&self) -> &Path {
+        &self.final_dir
+    }
+
+    /// fsyncs the staged files and swaps the staging directory into place. When `final_dir` already
+    /// exists the swap is one `renameat2(RENAME_EXCHANGE)` on Linux (readers see old or new, never
+    /// neither); on other systems or filesystems without it, the old directory is renamed aside first
+    /// (a short window where `final_dir` is absent, but never a mix). The old contents are then removed.
+    pub fn commit(mut self) -> Result<()> {
+        sync_tree(&self.tmp)?;
+        if self.final_dir.exists() {
+            if !exchange(&self.tmp, &self.final_dir)? {
+                let aside = self.parent.join(format!(
+                    ".{}.old-{}",
+                    self.final_dir
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                    unique_suffix()
+                ));
+                fs::rename(&self.final_dir, &aside).map_err(|e| Error::io(&self.final_dir, e))?;
+                fs::rename(&self.tmp, &self.final_dir).map_err(|e| Error::io(&self.final_dir, e))?;
+                fsync_dir(&self.parent)?;
+                self.committed = true;
+                let _ = fs::remove_dir_all(&aside);
+                return Ok(());
+            }
+            // After the exchange `tmp` holds the old artifact.
+            fsync_dir(&self.parent)?;
+            self.committed = true;
+            let _ = fs::remove_dir_all(&self.tmp);
+            Ok(())
+        } else {
+            fs::rename(&self.tmp, &self.final_dir).map_err(|e| Error::io(&self.final_dir, e))?;
+            fsync_dir(&self.parent)?;
+            self.committed = true;
+            Ok(())
+        }
+    }
+}
+
+impl Drop for StagingDir {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_dir_all(&self.tmp);
+        }
+    }
+}
+
+/// fsyncs every regular file under `dir` and the directories themselves.
+fn sync_tree(dir: &Path) -> Result<()> {
+    for entry in fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        let p = entry.path();
+        let ft = entry.file_type().map_err(|e| Error::io(&p, e))?;
+        if ft.is_dir() {
+            sync_tree(&p)?;
+        } else if ft.is_file() {
+            File::open(&p)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| Error::io(&p, e))?;
+        }
+    }
+    fsync_dir(dir)
+}
+
+/// Atomically exchanges two paths. Returns Ok(false) when the OS or filesystem does not support it.
+#[cfg(target_os = "linux")]
+fn exchange(a: &Path, b: &Path) -> Result<bool> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let ca = CString::new(a.as_os_str().as_bytes())
+        .map_err(|_| Error::InvalidArgument(format!("{}: NUL in path", a.display())))?;
+    let cb = CString::new(b.as_os_str().as_bytes())
+        .map_err(|_| Error::InvalidArgument(format!("{}: NUL in path", b.display())))?;
+    // SAFETY: both pointers are valid NUL-terminated strings that outlive the call.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            ca.as_ptr(),
+            libc::AT_FDCWD,
+            cb.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    if rc == 0 {
+        return Ok(true);
+    }
+    let err = std::io::Error::last_os_error();
+    match err.raw_os_error() {
+        Some(libc::ENOSYS) | Some(libc::EINVAL) | Some(libc::EOPNOTSUPP) => Ok(false),
+        _ => Err(Error::io(b, err)),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn exchange(_a: &Path, _b: &Path) -> Result<bool> {
+    Ok(false)
+}
+
+/// Size and checksum of one file of an artifact.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// Size in bytes.
+    pub bytes: u64,
+    /// Hex SHA-256 of the contents.
+    pub sha256: String,
+}
+
+/// `manifest.json`: what an artifact is, which format version wrote it, headline counts, and the
+/// checksum of every file, so a reader can refuse a foreign, newer or corrupt artifact up front.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Artifact kind, e.g. "dataset", "model", "index".
+    pub kind: String,
+    /// Format version of that kind; readers refuse newer versions.
+    pub format_version: u32,
+    /// RFC 3339 creation time (UTC, seconds).
+    pub created_at: String,
+    /// Headline counts (rows, users, items, ...).
+    #[serde(default)]
+    pub counts: BTreeMap<String, u64>,
+    /// Files relative to the artifact directory, with size and checksum.
+    #[serde(default)]
+    pub files: BTreeMap<String, FileEntry>,
+    /// Kind-specific metadata (import options, split settings, model config, ...).
+    #[serde(default)]
+    pub extra: serde_json::Value,
+}
+
+impl Manifest {
+    /// A manifest for a new artifact, stamped with the current time.
+    pub fn new(kind: &str, format_version: u32) -> Manifest {
+        Manifest {
+            kind: kind.to_string(),
+            format_version,
+            created_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+            counts: BTreeMap::new(),
+            files: BTreeMap::new(),
+            extra: serde_json::Value::Object(Default::default()),
+        }
+    }
+
+    /// Hashes `dir/rel_name` and records it.
+    pub fn add_file(&mut self, dir: &Path, rel_name: &str) -> Result<()> {
+        let p = dir.join(rel_name);
+        let bytes = fs::metadata(&p).map_err(|e| Error::io(&p, e))?.len();
+        let sha256 = sha256_file(&p)?;
+        self.files
+            .insert(rel_name.to_string(), FileEntry { bytes, sha256 });
+        Ok(())
+    }
+
+    /// Writes `dir/manifest.json` atomically (pretty-printed, so people can read it).
+    pub fn write(&self, dir: &Path) -> Result<()> {
+        let mut text = serde_json::to_string_pretty(self).map_err(|e| Error::ManifestInvalid {
+            file: dir.join(MANIFEST_FILE),
+            problem: e.to_string(),
+        })?;
+        text.push('\n');
+        write_file_atomic(&dir.join(MANIFEST_FILE), text.as_bytes())
+    }
+
+    /// Reads `dir/manifest.json` and checks that it is of `expected_kind` and a format version no newer
+    /// than `supported_version`.
+    pub fn read(dir: &Path, expected_kind: &str, supported_version: u32) -> Result<Manifest> {
+        let p = dir.join(MANIFEST_FILE);
+        let text = match fs::read_to_string(&p) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if !dir.exists() {
+                    return Err(Error::io(
+                        dir,
+                        std::io::Error::new(std::io::ErrorKind::NotFound, "no such directory"),
+                    ));
+                }
+                return Err(Error::ManifestMissing {
+                    dir: dir.to_path_buf(),
+                });
+            }
+            Err(e) => return Err(Error::io(&p, e)),
+        };
+        let m: Manifest = serde_json::from_str(&text).map_err(|e| Error::ManifestInvalid {
+            file: p.clone(),
+            problem: e.to_string(),
+        })?;
+        if m.kind != expected_kind {
+            return Err(Error::WrongKind {
+                dir: dir.to_path_buf(),
+                expected: expected_kind.to_string(),
+                found: m.kind,
+            });
+        }
+        if m.format_version > supported_version {
+            return Err(Error::NewerVersion {
+                dir: dir.to_path_buf(),
+                found: m.format_version,
+                supported: supported_version,
+            });
+        }
+        Ok(m)
+    }
+
+    /// Checks every listed file's size and checksum; the error names the first that differs.
+    pub fn verify(&self, dir: &Path) -> Result<()> {
+        for (name, entry) in &self.files {
+            let p = dir.join(name);
+            let meta = match fs::metadata(&p) {
+                Ok(m) => m,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(Error::FileMissing { file: p })
+                }
+                Err(e) => return Err(Error::io(&p, e)),
+            };
+            if meta.len() != entry.bytes {
+                return Err(Error::Corrupt {
+                    file: p,
+                    what: "size",
+                    expected: entry.bytes.to_string(),
+                    found: meta.len().to_string(),
+                });
+            }
+            let sha = sha256_file(&p)?;
+            if sha != entry.sha256 {
+                return Err(Error::Corrupt {
+                    file: p,
+                    what: "sha256",
+                    expected: entry.sha256.clone(),
+                    found: sha,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Identifies the artifact's contents: SHA-256 over the file names and checksums in name order.
+    /// Independent of creation time, so re-importing the same input gives the same fingerprint.
+    pub fn fingerprint(&self) -> String {
+        let mut h = Sha256::new();
+        for (name, entry) in &self.files {
+            h.update(name.as_bytes());
+            h.update([0u8]);
+            h.update(entry.sha256.as_bytes());
+            h.update(b"\n");
+        }
+        hex::encode(h.finalize())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_replaces_content_and_leaves_no_temp() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("a.txt");
+        write_file_atomic(&p, b"one").unwrap();
+        write_file_atomic(&p, b"two").unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"two");
+        assert_eq!(fs::read_dir(d.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn staging_dir_commit_creates_then_replaces() {
+        let d = tempfile::tempdir().unwrap();
+        let fin = d.path().join("art");
+        let s = StagingDir::new(&fin).unwrap();
+        fs::write(s.path().join("x"), b"old").unwrap();
+        s.commit().unwrap();
+        assert_eq!(fs::read(fin.join("x")).unwrap(), b"old");
+
+        let s = StagingDir::new(&fin).unwrap();
+        fs::write(s.path().join("y"), b"new").unwrap();
+        s.commit().unwrap();
+        assert!(!fin.join("x").exists());
+        assert_eq!(fs::read(fin.join("y")).unwrap(), b"new");
+        // Only the final directory remains: the old one and the staging dir are gone.
+        assert_eq!(fs::read_dir(d.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn staging_dir_dropped_leaves_nothing_and_keeps_old() {
+        let d = tempfile::tempdir().unwrap();
+        let fin = d.path().join("art");
+        fs::create_dir(&fin).unwrap();
+        fs::write(fin.join("keep"), b"1").unwrap();
+        {
+            let s = StagingDir::new(&fin).unwrap();
+            fs::write(s.path().join("partial"), b"x").unwrap();
+        }
+        assert_eq!(fs::read_dir(d.path()).unwrap().count(), 1);
+        assert!(fin.join("keep").exists());
+    }
+
+    #[test]
+    fn manifest_roundtrip_verify_and_errors() {
+        let d = tempfile::tempdir().unwrap();
+        fs::write(d.path().join("f.bin"), b"hello").unwrap();
+        let mut m = Manifest::new("dataset", 1);
+        m.counts.insert("rows".into(), 5);
+        m.add_file(d.path(), "f.bin").unwrap();
+        m.write(d.path()).unwrap();
+        let r = Manifest::read(d.path(), "dataset", 1).unwrap();
+        assert_eq!(r, m);
+        r.verify(d.path()).unwrap();
+        assert_eq!(
+            r.files["f.bin"].sha256,
+            "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+        );
+
+        assert!(matches!(
+            Manifest::read(d.path(), "model", 1),
+            Err(Error::WrongKind { .. })
+        ));
+        let mut newer = m.clone();
+        newer.format_version = 7;
+        newer.write(d.path()).unwrap();
+        let e = Manifest::read(d.path(), "dataset", 1).unwrap_err();
+        assert!(e.to_string().contains("newer"), "{e}");
+
+        fs::write(d.path().join("f.bin"), b"hellO").unwrap();
+        let e = m.verify(d.path()).unwrap_err();
+        assert!(matches!(e, Error::Corrupt { what: "sha256", .. }), "{e}");
+        fs::write(d.path().join("f.bin"), b"hi").unwrap();
+        assert!(matches!(
+            m.verify(d.path()),
+            Err(Error::Corrupt { what: "size", .. })
+        ));
+        fs::remove_file(d.path().join("f.bin")).unwrap();
+        assert!(matches!(
+            m.verify(d.path()),
+            Err(Error::FileMissing { .. })
+        ));
+        let empty = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            Manifest::read(empty.path(), "dataset", 1),
+            Err(Error::ManifestMissing { .. })
+        ));
+    }
+
+    #[test]
+    fn fingerprint_ignores_time_but_not_content() {
+        let mut a = Manifest::new("dataset", 1);
+        a.files.insert(
+            "x".into(),
+            FileEntry {
+                bytes: 1,
+                sha256: "aa".into(),
+            },
+        );
+        let mut b = a.clone();
+        b.created_at = "other".into();
+        assert_eq!(a.fingerprint(), b.fingerprint());
+        b.files.get_mut("x").unwrap().sha256 = "ab".into();
+        assert_ne!(a.fingerprint(), b.fingerprint());
+    }
+}

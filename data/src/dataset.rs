@@ -1,0 +1,174 @@
+//! A dataset directory read back into memory with dense indices: vocabularies, feature tables and
+//! interactions (plus the train/test parts after `data split`). This is what training consumes.
+
+use std::path::{Path, PathBuf};
+
+use crate::artifact::Manifest;
+use crate::error::{Error, Result};
+use crate::features::{tokenize_title, Categorical, ItemTable, MultiCategorical, UserTable};
+use crate::interactions::Interactions;
+use crate::schema::{
+    read_interactions, read_items, read_users, ItemRows, UserRows, INTERACTIONS_FILE, ITEMS_FILE,
+    TEST_FILE, TRAIN_FILE, USERS_FILE,
+};
+use crate::vocab::Vocabulary;
+
+/// Manifest kind of dataset directories.
+pub const DATASET_KIND: &str = "dataset";
+/// Newest dataset format this build writes and reads.
+pub const DATASET_FORMAT_VERSION: u32 = 1;
+
+/// A dataset in memory. Every table is indexed by the dense indices of `users` and `items`.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    /// Where it was loaded from.
+    pub dir: PathBuf,
+    /// Its manifest (counts, checksums, import and split settings in `extra`).
+    pub manifest: Manifest,
+    /// Users of users.parquet (in file order), then any user only seen in interactions.
+    pub users: Vocabulary,
+    /// Items of items.parquet (in file order), then any item only seen in interactions.
+    pub items: Vocabulary,
+    /// Row `i` describes `items.id(i)`; cold items (no interactions) are included.
+    pub item_table: ItemTable,
+    /// Row `u` describes `users.id(u)`.
+    pub user_table: UserTable,
+    /// All interactions, sorted by (user, ts, item) as written by import.
+    pub interactions: Interactions,
+    /// Training part, present after `data split`.
+    pub train: Option<Interactions>,
+    /// Held-out part, present after `data split`.
+    pub test: Option<Interactions>,
+}
+
+impl Dataset {
+    /// Loads a dataset directory, refusing foreign, newer or corrupt ones (checksums are verified).
+    pub fn load(dir: impl AsRef<Path>) -> Result<Dataset> {
+        let dir = dir.as_ref();
+        let manifest = Manifest::read(dir, DATASET_KIND, DATASET_FORMAT_VERSION)?;
+        manifest.verify(dir)?;
+        for required in [INTERACTIONS_FILE] {
+            if !manifest.files.contains_key(required) {
+                return Err(Error::FileMissing {
+                    file: dir.join(required),
+                });
+            }
+        }
+        let listed = |name: &str| manifest.files.contains_key(name);
+
+        let item_rows = if listed(ITEMS_FILE) {
+            read_items(&dir.join(ITEMS_FILE), "item")?
+        } else {
+            ItemRows::default()
+        };
+        let user_rows = if listed(USERS_FILE) {
+            read_users(&dir.join(USERS_FILE), "user")?
+        } else {
+            UserRows::default()
+        };
+        let mut items = vocab_from_rows(&dir.join(ITEMS_FILE), &item_rows.ids)?;
+        let mut users = vocab_from_rows(&dir.join(USERS_FILE), &user_rows.ids)?;
+
+        let interactions = read_interactions(&dir.join(INTERACTIONS_FILE), &mut users, &mut items)?;
+        let (train, test) = if listed(TRAIN_FILE) && listed(TEST_FILE) {
+            (
+                Some(read_interactions(&dir.join(TRAIN_FILE), &mut users, &mut items)?),
+                Some(read_interactions(&dir.join(TEST_FILE), &mut users, &mut items)?),
+            )
+        } else {
+            (None, None)
+        };
+
+        let item_table = build_item_table(item_rows, items.len());
+        let user_table = build_user_table(user_rows, users.len());
+        Ok(Dataset {
+            dir: dir.to_path_buf(),
+            manifest,
+            users,
+            items,
+            item_table,
+            user_table,
+            interactions,
+            train,
+            test,
+        })
+    }
+
+    /// The interactions to train on: the train part when the dataset is split, else all of them.
+    pub fn training(&self) -> &Interactions {
+        self.train.as_ref().unwrap_or(&self.interactions)
+    }
+
+    /// True after `data split`.
+    pub fn is_split(&self) -> bool {
+        self.train.is_some()
+    }
+
+    /// Identifies the dataset's contents (including its split); models record it.
+    pub fn fingerprint(&self) -> String {
+        self.manifest.fingerprint()
+    }
+}
+
+fn vocab_from_rows(file: &Path, ids: &[String]) -> Result<Vocabulary> {
+    let v = Vocabulary::from_ids(ids);
+    if v.len() != ids.len() {
+        let mut seen = Vocabulary::with_capacity(ids.len());
+        for (r, id) in ids.iter().enumerate() {
+            if seen.get(id).is_some() {
+                return Err(Error::invalid(
+                    file,
+                    format!("row {}: duplicate id {id:?}", r + 1),
+                ));
+            }
+            seen.insert(id);
+        }
+    }
+    Ok(v)
+}
+
+/// Extends per-row features of the side table to every vocabulary entry (missing rows at the end).
+fn build_item_table(rows: ItemRows, n_items: usize) -> ItemTable {
+    let ItemRows {
+        ids: _,
+        mut titles,
+        genres,
+        categorical,
+    } = rows;
+    titles.resize(n_items, None);
+    let mut g = MultiCategorical::from_rows("genres", &genres);
+    while g.rows() < n_items {
+        g.push_row(std::iter::empty::<&str>());
+    }
+    let title_tokens = MultiCategorical::from_rows(
+        "title_tokens",
+        titles
+            .iter()
+            .map(|t| t.as_deref().map(tokenize_title).unwrap_or_default()),
+    );
+    ItemTable {
+        titles,
+        genres: g,
+        title_tokens,
+        categorical: categorical
+            .into_iter()
+            .map(|(name, vals)| categorical_column(&name, &vals, n_items))
+            .collect(),
+    }
+}
+
+fn build_user_table(rows: UserRows, n_users: usize) -> UserTable {
+    UserTable {
+        categorical: rows
+            .categorical
+            .into_iter()
+            .map(|(name, vals)| categorical_column(&name, &vals, n_users))
+            .collect(),
+    }
+}
+
+fn categorical_column(name: &str, vals: &[Option<String>], n: usize) -> Categorical {
+    let mut c = Categorical::from_values(name, vals.iter().map(|v| v.as_deref()));
+    c.values.resize(n, c.vocab.oov());
+    c
+}

@@ -1,0 +1,393 @@
+//! `data import`: raw interaction logs (MovieLens, CSV/TSV, JSON, Parquet) into a canonical dataset
+//! directory. Every format parses into the same [`Parsed`] form; cleaning and writing are shared, and
+//! the output appears only when complete (written in a [`StagingDir`], swapped in at the end).
+
+mod clean;
+mod delimited;
+mod json;
+mod movielens;
+mod parquet_log;
+mod side;
+pub(crate) mod text;
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+pub use clean::{CleanStats, Dedup};
+pub use text::TextEncoding;
+
+use crate::artifact::{Manifest, StagingDir};
+use crate::dataset::{DATASET_FORMAT_VERSION, DATASET_KIND};
+use crate::error::{Error, Result};
+use crate::interactions::Interactions;
+use crate::progress::Progress;
+use crate::schema::{
+    write_interactions, write_items, write_users, ItemRows, UserRows, INTERACTIONS_FILE,
+    ITEMS_FILE, USERS_FILE,
+};
+use crate::vocab::Vocabulary;
+
+/// Input formats `data import` understands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ImportFormat {
+    /// The MovieLens 100K folder (u.data, u.item, u.user).
+    Movielens100k,
+    /// The MovieLens 1M folder (ratings.dat, movies.dat, users.dat).
+    Movielens1m,
+    /// Comma-separated with a header row.
+    Csv,
+    /// Tab-separated with a header row.
+    Tsv,
+    /// A nested `{"user": {"item": rating, ...}, ...}` object.
+    Json,
+    /// A Parquet file with user/item (and optional weight/time) columns.
+    Parquet,
+}
+
+impl std::str::FromStr for ImportFormat {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        Ok(match s {
+            "movielens-100k" | "ml-100k" => ImportFormat::Movielens100k,
+            "movielens-1m" | "ml-1m" => ImportFormat::Movielens1m,
+            "csv" => ImportFormat::Csv,
+            "tsv" => ImportFormat::Tsv,
+            "json" => ImportFormat::Json,
+            "parquet" => ImportFormat::Parquet,
+            _ => {
+                return Err(format!(
+                "unknown format {s:?} (expected movielens-100k, movielens-1m, csv, tsv, json, parquet)"
+            ))
+            }
+        })
+    }
+}
+
+/// Which columns of a CSV/TSV/Parquet log hold what.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ColumnMap {
+    /// User id column.
+    pub user: String,
+    /// Item id column.
+    pub item: String,
+    /// Weight/rating column; absent → every interaction weighs 1.0.
+    pub weight: Option<String>,
+    /// Time column (epoch seconds or date-time); absent → the record's position in the file.
+    pub time: Option<String>,
+}
+
+impl Default for ColumnMap {
+    fn default() -> Self {
+        ColumnMap {
+            user: "user".into(),
+            item: "item".into(),
+            weight: None,
+            time: None,
+        }
+    }
+}
+
+/// Everything `data import` can be told.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ImportOptions {
+    /// Input format.
+    pub format: ImportFormat,
+    /// Column names for csv/tsv/parquet logs.
+    pub columns: ColumnMap,
+    /// Item features: a CSV (header with the item column, optional `title`, `genres` as `A|B`, any
+    /// further columns categorical) or another dataset's items.parquet.
+    pub items: Option<PathBuf>,
+    /// User features: a CSV (header with the user column, further columns categorical) or another
+    /// dataset's users.parquet.
+    pub users: Option<PathBuf>,
+    /// Encoding of csv/tsv text.
+    #[serde(skip)]
+    pub encoding: TextEncoding,
+    /// Keep only interactions with weight ≥ this (applied after dedup).
+    pub min_rating: Option<f32>,
+    /// Drop users with fewer interactions (iterated with `min_item_interactions` until stable).
+    pub min_user_interactions: u32,
+    /// Drop items with fewer interactions (iterated with `min_user_interactions` until stable).
+    pub min_item_interactions: u32,
+    /// Policy for repeated (user, item) pairs.
+    #[serde(serialize_with = "ser_dedup")]
+    pub dedup: Dedup,
+}
+
+fn ser_dedup<S: serde::Serializer>(d: &Dedup, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(match d {
+        Dedup::Latest => "latest",
+        Dedup::Earliest => "earliest",
+        Dedup::KeepAll => "keep-all",
+    })
+}
+
+impl ImportOptions {
+    /// Defaults for a format: canonical column names, keep-latest dedup, no filters.
+    pub fn new(format: ImportFormat) -> ImportOptions {
+        ImportOptions {
+            format,
+            columns: ColumnMap::default(),
+            items: None,
+            users: None,
+            encoding: TextEncoding::Utf8,
+            min_rating: None,
+            min_user_interactions: 0,
+            min_item_interactions: 0,
+            dedup: Dedup::Latest,
+        }
+    }
+}
+
+/// What an import produced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImportReport {
+    /// Interactions written.
+    pub interactions: u64,
+    /// Distinct users with at least one interaction.
+    pub interacting_users: u64,
+    /// Distinct items with at least one interaction.
+    pub interacting_items: u64,
+    /// Rows of users.parquet.
+    pub user_rows: u64,
+    /// Rows of items.parquet.
+    pub item_rows: u64,
+    /// Rows read from the source before cleaning.
+    pub rows_read: u64,
+    /// What cleaning removed.
+    pub cleaned: CleanStats,
+    /// Interacting items with no row in the item side table (no features).
+    pub items_without_features: u64,
+}
+
+/// A source parsed into dense form; the vocabularies are seeded with the side tables' ids (in their
+/// order) so the written files and the loaded vocabularies agree on order.
+#[derive(Debug)]
+pub(crate) struct Parsed {
+    pub users: Vocabulary,
+    pub items: Vocabulary,
+    pub x: Interactions,
+    pub item_rows: Option<ItemRows>,
+    pub user_rows: Option<UserRows>,
+}
+
+impl Parsed {
+    /// Starts from optional side tables, refusing duplicate ids in them.
+    pub(crate) fn with_sides(
+        item_rows: Option<(PathBuf, ItemRows)>,
+        user_rows: Option<(PathBuf, UserRows)>,
+    ) -> Result<Parsed> {
+        let mut items = Vocabulary::new();
+        let mut users = Vocabulary::new();
+        if let Some((p, r)) = &item_rows {
+            seed_unique(&mut items, &r.ids, p)?;
+        }
+        if let Some((p, r)) = &user_rows {
+            seed_unique(&mut users, &r.ids, p)?;
+        }
+        Ok(Parsed {
+            users,
+            items,
+            x: Interactions::default(),
+            item_rows: item_rows.map(|x| x.1),
+            user_rows: user_rows.map(|x| x.1),
+        })
+    }
+}
+
+fn seed_unique(v: &mut Vocabulary, ids: &[String], file: &Path) -> Result<()> {
+    for (r, id) in ids.iter().enumerate() {
+        if v.get(id).is_some() {
+            return Err(Error::invalid(
+                file,
+                format!("row {}: duplicate id {id:?}", r + 1),
+            ));
+        }
+        v.insert(id);
+    }
+    Ok(())
+}
+
+/// Imports `src` (a file, or a folder for MovieLens) into the dataset directory `out`. On any error
+/// nothing is left at `out` (an existing dataset there stays as it was).
+pub fn import(
+    src: &Path,
+    out: &Path,
+    opts: &ImportOptions,
+    progress: &dyn Progress,
+) -> Result<ImportReport> {
+    if opts.min_rating.is_some_and(|m| !m.is_finite()) {
+        return Err(Error::InvalidArgument("--min-rating must be a number".into()));
+    }
+    if !src.exists() {
+        return Err(Error::io(
+            src,
+            std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or directory"),
+        ));
+    }
+    let side_items = || -> Result<Option<(PathBuf, ItemRows)>> {
+        opts.items
+            .as_ref()
+            .map(|p| side::read_item_side(p, &opts.columns.item, opts.encoding).map(|r| (p.clone(), r)))
+            .transpose()
+    };
+    let side_users = || -> Result<Option<(PathBuf, UserRows)>> {
+        opts.users
+            .as_ref()
+            .map(|p| side::read_user_side(p, &opts.columns.user, opts.encoding).map(|r| (p.clone(), r)))
+            .transpose()
+    };
+    let parsed = match opts.format {
+        ImportFormat::Movielens100k => movielens::parse_100k(src, progress)?,
+        ImportFormat::Movielens1m => movielens::parse_1m(src, progress)?,
+        ImportFormat::Csv | ImportFormat::Tsv => {
+            let delim = if opts.format == ImportFormat::Csv { b',' } else { b'\t' };
+            let p = Parsed::with_sides(side_items()?, side_users()?)?;
+            delimited::parse(src, delim, &opts.columns, opts.encoding, p, progress)?
+        }
+        ImportFormat::Json => {
+            let p = Parsed::with_sides(side_items()?, side_users()?)?;
+            json::parse(src, p, progress)?
+        }
+        ImportFormat::Parquet => {
+            let p = Parsed::with_sides(side_items()?, side_users()?)?;
+            parquet_log::parse(src, &opts.columns, p, progress)?
+        }
+    };
+    if parsed.x.is_empty() {
+        return Err(Error::Empty {
+            file: src.to_path_buf(),
+            what: "no interactions in the input".into(),
+        });
+    }
+    write_dataset(src, out, opts, parsed, progress)
+}
+
+fn write_dataset(
+    src: &Path,
+    out: &Path,
+    opts: &ImportOptions,
+    parsed: Parsed,
+    progress: &dyn Progress,
+) -> Result<ImportReport> {
+    let Parsed {
+        users,
+        items,
+        x,
+        item_rows,
+        user_rows,
+    } = parsed;
+    progress.start("cleaning", Some(x.len() as u64));
+    let (keep, cleaned) = clean::clean(
+        &x,
+        users.len(),
+        items.len(),
+        opts.dedup,
+        opts.min_rating,
+        opts.min_user_interactions,
+        opts.min_item_interactions,
+    );
+    progress.inc(x.len() as u64);
+    progress.finish();
+    if keep.is_empty() {
+        return Err(Error::Empty {
+            file: src.to_path_buf(),
+            what: format!(
+                "all {} interactions were removed by the filters ({} duplicates, {} below --min-rating, {} by the minimum interaction counts)",
+                x.len(), cleaned.duplicates, cleaned.below_min_rating, cleaned.min_count
+            ),
+        });
+    }
+    // Canonical row order: by user (vocabulary order), then time, then item.
+    let mut keep = keep;
+    {
+        use rayon::prelude::*;
+        keep.par_sort_unstable_by_key(|&r| (x.user[r], x.ts[r], x.item[r], r));
+    }
+    let rows_read = x.len() as u64;
+    let x = x.select(&keep);
+    let user_counts = x.user_counts(users.len());
+    let item_counts = x.item_counts(items.len());
+    let interacting_users = user_counts.iter().filter(|&&c| c > 0).count() as u64;
+    let interacting_items = item_counts.iter().filter(|&&c| c > 0).count() as u64;
+
+    let n_item_side = item_rows.as_ref().map_or(0, |r| r.ids.len());
+    let n_user_side = user_rows.as_ref().map_or(0, |r| r.ids.len());
+    let items_without_features = item_counts[n_item_side.min(items.len())..]
+        .iter()
+        .filter(|&&c| c > 0)
+        .count() as u64;
+
+    // Side tables are written whole (cold items are part of the catalog); without one, the table
+    // lists the interacting ids.
+    let item_rows = item_rows.unwrap_or_else(|| {
+        ItemRows::bare(
+            (0..items.len())
+                .filter(|&i| item_counts[i] > 0)
+                .map(|i| items.id(i as u32).to_string())
+                .collect(),
+        )
+    });
+    let user_rows = user_rows.unwrap_or_else(|| UserRows {
+        ids: (0..users.len())
+            .filter(|&u| user_counts[u] > 0)
+            .map(|u| users.id(u as u32).to_string())
+            .collect(),
+        categorical: Vec::new(),
+    });
+
+    progress.start("writing dataset", Some(x.len() as u64));
+    let stage = StagingDir::new(out)?;
+    let dir = stage.path();
+    write_interactions(&dir.join(INTERACTIONS_FILE), &users, &items, &x)?;
+    write_items(&dir.join(ITEMS_FILE), &item_rows)?;
+    write_users(&dir.join(USERS_FILE), &user_rows)?;
+    progress.inc(x.len() as u64);
+
+    let report = ImportReport {
+        interactions: x.len() as u64,
+        interacting_users,
+        interacting_items,
+        user_rows: user_rows.ids.len() as u64,
+        item_rows: item_rows.ids.len() as u64,
+        rows_read,
+        cleaned,
+        items_without_features,
+    };
+    let mut m = Manifest::new(DATASET_KIND, DATASET_FORMAT_VERSION);
+    for f in [INTERACTIONS_FILE, ITEMS_FILE, USERS_FILE] {
+        m.add_file(dir, f)?;
+    }
+    // users/items: the sizes of the vocabularies `Dataset::load` builds (side tables ∪ interacting).
+    let n_users = n_user_side as u64 + count_beyond(&user_counts, n_user_side);
+    let n_items = n_item_side as u64 + count_beyond(&item_counts, n_item_side);
+    m.counts.insert("interactions".into(), report.interactions);
+    m.counts.insert("users".into(), n_users);
+    m.counts.insert("items".into(), n_items);
+    m.counts.insert("interacting_users".into(), interacting_users);
+    m.counts.insert("interacting_items".into(), interacting_items);
+    m.counts.insert("user_rows".into(), report.user_rows);
+    m.counts.insert("item_rows".into(), report.item_rows);
+    m.extra = serde_json::json!({
+        "source": { "path": src.display().to_string(), "format": opts.format },
+        "import": opts,
+        "cleaned": cleaned,
+    });
+    m.write(dir)?;
+    stage.commit()?;
+    progress.finish();
+    Ok(report)
+}
+
+fn count_beyond(counts: &[u32], n: usize) -> u64 {
+    counts
+        .get(n..)
+        .map_or(0, |c| c.iter().filter(|&&c| c > 0).count() as u64)
+}
+
+/// Reads a whole input file, with the path in the error.
+pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| Error::io(path, e))
+}

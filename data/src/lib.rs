@@ -1,0 +1,39 @@
+//! twotower-data: canonical interaction datasets for the two-tower recommender.
+//!
+//! Owns the on-disk dataset format (Parquet files plus a checksummed `manifest.json`), importers for
+//! real logs, train/test splits, a synthetic generator with planted structure, and the in-memory view
+//! training reads: vocabularies, feature tables, per-user histories and shuffled batches. It also owns
+//! [`artifact`], the atomic-write and manifest machinery every other crate uses for its artifacts.
+#![warn(missing_docs)]
+
+pub mod artifact;
+mod batches;
+mod dataset;
+mod download;
+mod error;
+mod features;
+mod import;
+mod interactions;
+pub mod progress;
+mod schema;
+mod split;
+mod stats;
+mod synth;
+mod vocab;
+
+pub use artifact::{FileEntry, Manifest, StagingDir};
+pub use batches::ShuffledBatches;
+pub use dataset::{Dataset, DATASET_FORMAT_VERSION, DATASET_KIND};
+pub use download::{download, DownloadSource, MovieLens};
+pub use error::{Error, Result};
+pub use features::{tokenize_title, Categorical, ItemTable, MultiCategorical, UserTable};
+pub use import::{import, CleanStats, ColumnMap, Dedup, ImportFormat, ImportOptions, ImportReport, TextEncoding};
+pub use interactions::{Interactions, UserHistories};
+pub use progress::{NoProgress, Progress};
+pub use schema::{
+    interactions_schema, INTERACTIONS_FILE, ITEMS_FILE, TEST_FILE, TRAIN_FILE, USERS_FILE,
+};
+pub use split::{split, split_rows, Holdout, SplitOptions, SplitReport, SplitStrategy};
+pub use stats::{Quantiles, Stats, TopItem};
+pub use synth::{synth, SynthOptions, SynthReport};
+pub use vocab::Vocabulary;

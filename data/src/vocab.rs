@@ -1,0 +1,208 @@
+//! String ids ⇄ dense `u32` indices. Ids stay strings at the edges (files, CLI, HTTP); models and
+//! indexes work on dense indices. The out-of-vocabulary index is `len()`, so an embedding table has
+//! `len() + 1` rows and the last one stands for every unknown id.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// FxHash: a fast non-cryptographic hasher. Ids come from our own files, so hash flooding is not a
+/// concern, and SipHash would dominate dataset load time.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct FxHasher {
+    hash: u64,
+}
+
+const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+impl FxHasher {
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.hash = (self.hash.rotate_left(5) ^ word).wrapping_mul(SEED);
+    }
+}
+
+impl Hasher for FxHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.add(u64::from_le_bytes(c.try_into().expect("8 bytes")));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut buf = [0u8; 8];
+            buf[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(buf));
+        }
+    }
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.add(i as u64);
+    }
+    #[inline]
+    fn write_u32(&mut self, i: u32) {
+        self.add(i as u64);
+    }
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.hash
+    }
+}
+
+pub(crate) type FxBuild = BuildHasherDefault<FxHasher>;
+pub(crate) type FxHashMap<K, V> = HashMap<K, V, FxBuild>;
+
+/// A bidirectional map between string ids and dense indices `0..len()`, in insertion order.
+#[derive(Debug, Clone, Default)]
+pub struct Vocabulary {
+    ids: Vec<String>,
+    index: FxHashMap<String, u32>,
+}
+
+impl PartialEq for Vocabulary {
+    fn eq(&self, other: &Self) -> bool {
+        self.ids == other.ids
+    }
+}
+impl Eq for Vocabulary {}
+
+impl Vocabulary {
+    /// An empty vocabulary.
+    pub fn new() -> Vocabulary {
+        Vocabulary::default()
+    }
+
+    /// An empty vocabulary with room for `n` ids without rehashing.
+    pub fn with_capacity(n: usize) -> Vocabulary {
+        Vocabulary {
+            ids: Vec::with_capacity(n),
+            index: FxHashMap::with_capacity_and_hasher(n, Default::default()),
+        }
+    }
+
+    /// Builds a vocabulary from ids in order; repeated ids keep their first index.
+    pub fn from_ids<I, S>(ids: I) -> Vocabulary
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let it = ids.into_iter();
+        let mut v = Vocabulary::with_capacity(it.size_hint().0);
+        for id in it {
+            v.insert(id.as_ref());
+        }
+        v
+    }
+
+    /// The index of `id`, adding it at the end if new.
+    pub fn insert(&mut self, id: &str) -> u32 {
+        if let Some(&i) = self.index.get(id) {
+            return i;
+        }
+        let i = u32::try_from(self.ids.len()).expect("vocabulary larger than u32::MAX - 1");
+        assert!(i < u32::MAX, "vocabulary larger than u32::MAX - 1");
+        self.ids.push(id.to_string());
+        self.index.insert(id.to_string(), i);
+        i
+    }
+
+    /// The index of `id`, if known.
+    #[inline]
+    pub fn get(&self, id: &str) -> Option<u32> {
+        self.index.get(id).copied()
+    }
+
+    /// The index of `id`, or [`oov`](Self::oov) when unknown.
+    #[inline]
+    pub fn get_or_oov(&self, id: &str) -> u32 {
+        self.get(id).unwrap_or(self.oov())
+    }
+
+    /// The string id at `index`. Panics if `index >= len()` (the OOV index has no string).
+    #[inline]
+    pub fn id(&self, index: u32) -> &str {
+        &self.ids[index as usize]
+    }
+
+    /// Number of known ids.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// True when no id is known.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// The out-of-vocabulary index, equal to `len()`.
+    #[inline]
+    pub fn oov(&self) -> u32 {
+        self.ids.len() as u32
+    }
+
+    /// All ids in index order.
+    #[inline]
+    pub fn ids(&self) -> &[String] {
+        &self.ids
+    }
+}
+
+impl Serialize for Vocabulary {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        self.ids.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Vocabulary {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let ids = Vec::<String>::deserialize(d)?;
+        let v = Vocabulary::from_ids(&ids);
+        if v.len() != ids.len() {
+            return Err(serde::de::Error::custom("vocabulary contains duplicate ids"));
+        }
+        Ok(v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dense_indices_and_oov() {
+        let mut v = Vocabulary::new();
+        assert_eq!(v.insert("b"), 0);
+        assert_eq!(v.insert("a"), 1);
+        assert_eq!(v.insert("b"), 0);
+        assert_eq!(v.len(), 2);
+        assert_eq!(v.oov(), 2);
+        assert_eq!(v.get("a"), Some(1));
+        assert_eq!(v.get("zz"), None);
+        assert_eq!(v.get_or_oov("zz"), 2);
+        assert_eq!(v.id(1), "a");
+        assert_eq!(v.ids(), &["b".to_string(), "a".to_string()]);
+    }
+
+    #[test]
+    fn serde_is_a_list_and_roundtrips() {
+        let v = Vocabulary::from_ids(["x", "y", "x", "z"]);
+        let s = serde_json::to_string(&v).unwrap();
+        assert_eq!(s, r#"["x","y","z"]"#);
+        let back: Vocabulary = serde_json::from_str(&s).unwrap();
+        assert_eq!(back, v);
+        assert_eq!(back.get("z"), Some(2));
+        assert!(serde_json::from_str::<Vocabulary>(r#"["a","a"]"#).is_err());
+    }
+}
