@@ -125,14 +125,20 @@ pub fn check(
         }
         by_ef.push(EfRow {
             ef,
-            recall: if possible == 0 { 1.0 } else { found as f64 / possible as f64 },
+            recall: if possible == 0 {
+                1.0
+            } else {
+                found as f64 / possible as f64
+            },
             queries_per_sec: rate(nq, t),
         });
         progress.inc(1);
     }
     progress.finish();
 
-    let live: Vec<u32> = (0..version.len() as u32).filter(|&r| version.is_live(r)).collect();
+    let live: Vec<u32> = (0..version.len() as u32)
+        .filter(|&r| version.is_live(r))
+        .collect();
     let step = match params.self_check_sample {
         Some(s) if s > 0 && s < live.len() => live.len() / s,
         _ => 1,
@@ -150,7 +156,9 @@ pub fn check(
                         .unwrap_or_default();
                     let in_k = hits.iter().any(|h| h.row == row);
                     // A duplicate vector may legitimately win rank 1: it scores 1 like the item itself.
-                    let top1 = hits.first().is_some_and(|h| h.row == row || h.score >= 1.0 - 1e-6);
+                    let top1 = hits
+                        .first()
+                        .is_some_and(|h| h.row == row || h.score >= 1.0 - 1e-6);
                     (row, top1, in_k)
                 })
                 .collect();
@@ -213,5 +221,4 @@ impl IndexVersion {
     fn exact_batch_live(&self, qs: &[f32], k: usize) -> Result<Vec<Vec<Hit>>> {
         self.with_live_filter(None, |f| self.exact().search_batch(qs, k, f))
     }
-
 }

@@ -47,8 +47,10 @@ pub fn write_embeddings(path: &Path, ids: &[String], rows: &[f32], dim: usize) -
         let end = (start + BATCH_ROWS).min(ids.len());
         let items = StringArray::from_iter_values(ids[start..end].iter());
         let values = Float32Array::from(rows[start * dim..end * dim].to_vec());
-        let list = FixedSizeListArray::try_new(elem.clone(), dim as i32, Arc::new(values), None).map_err(ar)?;
-        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(items), Arc::new(list)]).map_err(ar)?;
+        let list =
+            FixedSizeListArray::try_new(elem.clone(), dim as i32, Arc::new(values), None).map_err(ar)?;
+        let batch =
+            RecordBatch::try_new(schema.clone(), vec![Arc::new(items), Arc::new(list)]).map_err(ar)?;
         w.write(&batch).map_err(pq)?;
     }
     let file = w.into_inner().map_err(pq)?;
@@ -113,6 +115,9 @@ mod tests {
         let (i2, r2) = read_embeddings(&p, 3).unwrap();
         assert_eq!(i2, ids);
         assert_eq!(r2, rows);
-        assert!(read_embeddings(&p, 4).unwrap_err().to_string().contains("dimension 3"));
+        assert!(read_embeddings(&p, 4)
+            .unwrap_err()
+            .to_string()
+            .contains("dimension 3"));
     }
 }

@@ -65,9 +65,7 @@ impl ExactIndex {
     fn scan(&self, q: &[f32], start: usize, end: usize, k: usize, filter: Option<RowFilter<'_>>) -> TopK {
         #[cfg(target_arch = "x86_64")]
         {
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-            {
+            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
                 // SAFETY: the CPU supports the features the function is compiled for.
                 return unsafe { scan_avx2(&self.rows, self.dim, q, start, end, k, filter) };
             }
@@ -181,9 +179,7 @@ fn scan_rows(
 /// Splits `0..n` into `parts` contiguous ranges.
 fn ranges(n: usize, parts: usize) -> Vec<(usize, usize)> {
     let parts = parts.clamp(1, n.max(1));
-    (0..parts)
-        .map(|p| (n * p / parts, n * (p + 1) / parts))
-        .collect()
+    (0..parts).map(|p| (n * p / parts, n * (p + 1) / parts)).collect()
 }
 
 impl VectorIndex for ExactIndex {
@@ -241,9 +237,7 @@ impl VectorIndex for ExactIndex {
         let qblocks = nq.div_ceil(QUERY_BLOCK);
         // Few query blocks: also split the rows so both cores have work.
         let threads = rayon::current_num_threads();
-        let item_parts = (2 * threads)
-            .div_ceil(qblocks)
-            .min(n.div_ceil(ITEM_BLOCK).max(1));
+        let item_parts = (2 * threads).div_ceil(qblocks).min(n.div_ceil(ITEM_BLOCK).max(1));
         let item_ranges = ranges(n, item_parts);
         let tasks: Vec<(usize, (usize, usize))> = (0..qblocks)
             .flat_map(|b| item_ranges.iter().map(move |&r| (b, r)))
@@ -298,8 +292,7 @@ mod tests {
 
     fn same(a: &[Hit], b: &[Hit]) -> bool {
         // Scores from different summation orders differ in the last bits; ranks may swap only on near-ties.
-        a.len() == b.len()
-            && a.iter().zip(b).all(|(x, y)| (x.score - y.score).abs() < 1e-4)
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x.score - y.score).abs() < 1e-4)
     }
 
     proptest! {
@@ -333,8 +326,14 @@ mod tests {
     #[test]
     fn bad_queries_are_errors() {
         let idx = ExactIndex::from_rows(2, &[1.0, 0.0, 0.0, 1.0], None).unwrap();
-        assert!(matches!(idx.search(&[1.0], 1, None), Err(Error::Dimension { .. })));
-        assert!(matches!(idx.search(&[f32::NAN, 1.0], 1, None), Err(Error::BadQuery { .. })));
+        assert!(matches!(
+            idx.search(&[1.0], 1, None),
+            Err(Error::Dimension { .. })
+        ));
+        assert!(matches!(
+            idx.search(&[f32::NAN, 1.0], 1, None),
+            Err(Error::BadQuery { .. })
+        ));
         assert!(matches!(
             idx.search_batch(&[1.0, 0.0, 1.0], 1, None),
             Err(Error::Dimension { .. })

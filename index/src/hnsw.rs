@@ -119,12 +119,7 @@ impl std::fmt::Debug for HnswIndex {
 
 impl HnswIndex {
     /// Builds a graph over row-major `vectors` (n × `dim`) on all cores; rows are normalised first.
-    pub fn build(
-        dim: usize,
-        vectors: &[f32],
-        params: HnswParams,
-        progress: &dyn Progress,
-    ) -> Result<Self> {
+    pub fn build(dim: usize, vectors: &[f32], params: HnswParams, progress: &dyn Progress) -> Result<Self> {
         let rows = normalize_rows(dim, vectors, None)?;
         Self::build_normalized(dim, &rows, params, progress)
     }
@@ -224,9 +219,9 @@ impl HnswIndex {
         }
         let ef = ef.max(k);
         let pred = filter.map(RowPredicate);
-        let found = self.graph.with(|g| {
-            g.search_filter(q, k, ef, pred.as_ref().map(|p| p as &dyn FilterT))
-        });
+        let found = self
+            .graph
+            .with(|g| g.search_filter(q, k, ef, pred.as_ref().map(|p| p as &dyn FilterT)));
         let mut hits: Vec<Hit> = found
             .into_iter()
             .filter_map(|n| {
@@ -290,9 +285,8 @@ impl HnswIndex {
         };
         // The loader turns candidate extension on; inserts after a reload should behave like the build.
         loaded.with_dependent_mut(|_, g| g.set_extend_candidates(false));
-        let (n, d) = loaded.with_dependent(|_, g| {
-            (g.get_nb_point(), g.get_point_indexation().get_data_dimension())
-        });
+        let (n, d) =
+            loaded.with_dependent(|_, g| (g.get_nb_point(), g.get_point_indexation().get_data_dimension()));
         if n != expected_len || (n > 0 && d != dim) {
             return Err(graph_err(format!(
                 "graph holds {n} points of dimension {d}, manifest says {expected_len} of dimension {dim}"

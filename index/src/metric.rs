@@ -32,11 +32,7 @@ pub fn normalize(v: &mut [f32]) -> std::result::Result<(), &'static str> {
 
 /// Copies row-major `vectors` (n × `dim`) and normalises every row. The error names the first bad
 /// row and, when `ids` is given, its item id.
-pub fn normalize_rows(
-    dim: usize,
-    vectors: &[f32],
-    ids: Option<&[String]>,
-) -> crate::Result<Vec<f32>> {
+pub fn normalize_rows(dim: usize, vectors: &[f32], ids: Option<&[String]>) -> crate::Result<Vec<f32>> {
     if dim == 0 {
         return Err(crate::Error::InvalidParam {
             name: "dim",
@@ -45,7 +41,10 @@ pub fn normalize_rows(
     }
     if vectors.len() % dim != 0 {
         return Err(crate::Error::Dimension {
-            what: format!("vectors ({} floats, not a multiple of the dimension)", vectors.len()),
+            what: format!(
+                "vectors ({} floats, not a multiple of the dimension)",
+                vectors.len()
+            ),
             expected: dim,
             got: vectors.len() % dim,
         });
@@ -121,8 +120,7 @@ impl Distance<f32> for UnitL2 {
 pub fn sq_l2(a: &[f32], b: &[f32]) -> f32 {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
             // SAFETY: the CPU supports the features the function is compiled for.
             return unsafe { sq_l2_avx2(a, b) };
         }
@@ -135,8 +133,7 @@ pub fn sq_l2(a: &[f32], b: &[f32]) -> f32 {
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
             // SAFETY: the CPU supports the features the function is compiled for.
             return unsafe { dot_avx2(a, b) };
         }

@@ -35,12 +35,8 @@ pub trait VectorIndex: Send + Sync {
     /// The `k` best rows for one query among those the filter keeps.
     fn search(&self, query: &[f32], k: usize, filter: Option<RowFilter<'_>>) -> Result<Vec<Hit>>;
     /// The `k` best rows for each of `queries.len() / dim` row-major queries (using all cores).
-    fn search_batch(
-        &self,
-        queries: &[f32],
-        k: usize,
-        filter: Option<RowFilter<'_>>,
-    ) -> Result<Vec<Vec<Hit>>>;
+    fn search_batch(&self, queries: &[f32], k: usize, filter: Option<RowFilter<'_>>)
+        -> Result<Vec<Vec<Hit>>>;
 }
 
 /// Orders hits best first: higher score, then lower row.

@@ -374,7 +374,12 @@ impl IndexDir {
         if ids.len() != info.rows || emb_ids != ids {
             return Err(Error::corrupt(
                 &epath,
-                format!("{} rows and {} ids, manifest says {}", emb_ids.len(), ids.len(), info.rows),
+                format!(
+                    "{} rows and {} ids, manifest says {}",
+                    emb_ids.len(),
+                    ids.len(),
+                    info.rows
+                ),
             ));
         }
         let mut tombstones = vec![false; ids.len()];
@@ -386,7 +391,10 @@ impl IndexDir {
         let mut rows_by_id = HashMap::with_capacity(ids.len());
         for (r, id) in ids.iter().enumerate() {
             if !tombstones[r] && rows_by_id.insert(id.clone(), r as u32).is_some() {
-                return Err(Error::corrupt(dir.join(IDS_FILE), format!("live id {id:?} appears twice")));
+                return Err(Error::corrupt(
+                    dir.join(IDS_FILE),
+                    format!("live id {id:?} appears twice"),
+                ));
             }
         }
         if rows_by_id.len() != info.live {
@@ -436,7 +444,11 @@ impl IndexDir {
                     .is_some_and(|age| age > STALE_STAGING);
                 if name.starts_with('.') && old {
                     let p = entry.path();
-                    let _ = if p.is_dir() { fs::remove_dir_all(&p) } else { fs::remove_file(&p) };
+                    let _ = if p.is_dir() {
+                        fs::remove_dir_all(&p)
+                    } else {
+                        fs::remove_file(&p)
+                    };
                     report.debris.push(p);
                 }
             }
@@ -593,7 +605,12 @@ impl VectorIndex for IndexVersion {
     fn search(&self, query: &[f32], k: usize, filter: Option<RowFilter<'_>>) -> Result<Vec<Hit>> {
         self.with_live_filter(filter, |f| self.hnsw.search(query, k, f))
     }
-    fn search_batch(&self, queries: &[f32], k: usize, filter: Option<RowFilter<'_>>) -> Result<Vec<Vec<Hit>>> {
+    fn search_batch(
+        &self,
+        queries: &[f32],
+        k: usize,
+        filter: Option<RowFilter<'_>>,
+    ) -> Result<Vec<Vec<Hit>>> {
         self.with_live_filter(filter, |f| self.hnsw.search_batch(queries, k, f))
     }
 }

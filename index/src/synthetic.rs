@@ -8,7 +8,9 @@ use rand_chacha::ChaCha8Rng;
 use crate::metric::normalize;
 
 /// `n` row-major unit vectors of dimension `dim` drawn around `centres` random unit centres with
-/// per-component gaussian noise of standard deviation `spread / sqrt(dim)`. Deterministic in `seed`.
+/// per-component gaussian noise of standard deviation `spread / sqrt(dim)`. Deterministic in `seed`
+/// and prefix-stable: the first `n` rows of a larger draw with the same seed are the same rows, so
+/// held-out queries from the same mixture are the tail of one draw.
 pub fn clustered_unit_vectors(n: usize, dim: usize, centres: usize, spread: f32, seed: u64) -> Vec<f32> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let centres = centres.max(1);

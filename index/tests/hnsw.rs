@@ -21,16 +21,18 @@ fn recall(hnsw: &HnswIndex, exact: &ExactIndex, queries: &[f32], k: usize, ef: u
 
 #[test]
 fn recall_and_self_reachability_on_clustered_vectors() {
-    let n = 20_000;
-    let v = clustered_unit_vectors(n, DIM, 200, 0.6, 1);
+    let n = 10_000;
+    // Queries are held-out draws from the same mixture (the generator is prefix-stable).
+    let all = clustered_unit_vectors(n + 500, DIM, 200, 0.6, 1);
+    let (v, queries) = all.split_at(n * DIM);
+    let v = v.to_vec();
     let hnsw = HnswIndex::build(DIM, &v, HnswParams::default(), &NoProgress).unwrap();
     let exact = ExactIndex::from_rows(DIM, &v, None).unwrap();
     assert_eq!(hnsw.len(), n);
-    let queries = clustered_unit_vectors(500, DIM, 200, 0.6, 2);
-    let r = recall(&hnsw, &exact, &queries, 10, HnswParams::default().ef_search);
+    let r = recall(&hnsw, &exact, queries, 10, HnswParams::default().ef_search);
     assert!(r >= 0.99, "recall@10 at default ef = {r}");
     // Lower ef must not be better than higher ef by much (sanity of the ef knob).
-    let r_low = recall(&hnsw, &exact, &queries, 10, 10);
+    let r_low = recall(&hnsw, &exact, queries, 10, 10);
     assert!(r_low <= r + 1e-9, "ef=10 recall {r_low} > default {r}");
 
     // Every item finds itself, with score 1.
@@ -40,7 +42,12 @@ fn recall_and_self_reachability_on_clustered_vectors() {
             !hits.iter().any(|h| h.row as usize == i)
         })
         .collect();
-    assert!(unreachable.is_empty(), "{} unreachable, e.g. {:?}", unreachable.len(), &unreachable[..unreachable.len().min(5)]);
+    assert!(
+        unreachable.is_empty(),
+        "{} unreachable, e.g. {:?}",
+        unreachable.len(),
+        &unreachable[..unreachable.len().min(5)]
+    );
     let top = hnsw.search(&v[..DIM], 1, None).unwrap();
     assert!((top[0].score - 1.0).abs() < 1e-5);
 }
@@ -48,11 +55,11 @@ fn recall_and_self_reachability_on_clustered_vectors() {
 #[test]
 fn filtered_search_returns_only_kept_rows_with_good_recall() {
     let n = 10_000;
-    let v = clustered_unit_vectors(n, DIM, 100, 0.6, 3);
-    let hnsw = HnswIndex::build(DIM, &v, HnswParams::default(), &NoProgress).unwrap();
-    let exact = ExactIndex::from_rows(DIM, &v, None).unwrap();
+    let all = clustered_unit_vectors(n + 200, DIM, 100, 0.6, 3);
+    let (v, queries) = all.split_at(n * DIM);
+    let hnsw = HnswIndex::build(DIM, v, HnswParams::default(), &NoProgress).unwrap();
+    let exact = ExactIndex::from_rows(DIM, v, None).unwrap();
     let keep = |r: u32| r % 4 != 0;
-    let queries = clustered_unit_vectors(200, DIM, 100, 0.6, 4);
     let mut found = 0;
     let mut total = 0;
     for q in queries.chunks_exact(DIM) {
@@ -65,7 +72,10 @@ fn filtered_search_returns_only_kept_rows_with_good_recall() {
     let r = found as f64 / total as f64;
     assert!(r >= 0.98, "filtered recall {r}");
     // A filter nothing passes: empty, not a panic.
-    assert!(hnsw.search(&queries[..DIM], 10, Some(&|_| false)).unwrap().is_empty());
+    assert!(hnsw
+        .search(&queries[..DIM], 10, Some(&|_| false))
+        .unwrap()
+        .is_empty());
 }
 
 #[test]
@@ -98,7 +108,10 @@ fn hostile_inputs_are_errors_not_panics() {
     bad[7 * DIM] = f32::INFINITY;
     let err = HnswIndex::build(DIM, &bad, HnswParams::default(), &NoProgress).unwrap_err();
     assert!(err.to_string().contains("row 7"), "{err}");
-    let bad_params = HnswParams { m: 1000, ..HnswParams::default() };
+    let bad_params = HnswParams {
+        m: 1000,
+        ..HnswParams::default()
+    };
     assert!(HnswIndex::build(DIM, &v, bad_params, &NoProgress).is_err());
     let empty = HnswIndex::build(DIM, &[], HnswParams::default(), &NoProgress).unwrap();
     assert!(empty.search(&v[..DIM], 5, None).unwrap().is_empty());

@@ -20,7 +20,8 @@ fn build(dir: &Path, n: usize, seed: u64) -> (IndexDir, Vec<String>, Vec<f32>) {
     let idx = IndexDir::new(dir);
     let ids = ids(n, "item");
     let v = clustered_unit_vectors(n, DIM, 20, 0.5, seed);
-    idx.build_version(&ids, &v, DIM, HnswParams::default(), MODEL, &NoProgress).unwrap();
+    idx.build_version(&ids, &v, DIM, HnswParams::default(), MODEL, &NoProgress)
+        .unwrap();
     (idx, ids, v)
 }
 
@@ -41,7 +42,8 @@ fn build_open_search_and_reload() {
     let old = handle.get();
     assert_eq!(handle.reload().unwrap(), None);
     let v2 = clustered_unit_vectors(500, DIM, 5, 0.5, 9);
-    idx.build_version(&ids[..500], &v2, DIM, HnswParams::default(), MODEL, &NoProgress).unwrap();
+    idx.build_version(&ids[..500], &v2, DIM, HnswParams::default(), MODEL, &NoProgress)
+        .unwrap();
     assert_eq!(old.search(&v[..DIM], 1, None).unwrap().len(), 1);
     assert_eq!(handle.reload().unwrap(), Some(VersionId(2)));
     assert_eq!(handle.get().len(), 500);
@@ -58,7 +60,13 @@ fn add_tombstones_replaced_and_removed_items_then_compact() {
     new_ids.extend(ids_from("new", 10));
     new_v.extend(clustered_unit_vectors(10, DIM, 20, 0.5, 77));
     let report = idx
-        .add_items(&new_ids, &new_v, &["item2".to_string(), "ghost".to_string()], MODEL, &NoProgress)
+        .add_items(
+            &new_ids,
+            &new_v,
+            &["item2".to_string(), "ghost".to_string()],
+            MODEL,
+            &NoProgress,
+        )
         .unwrap();
     assert_eq!((report.added, report.replaced, report.removed), (10, 1, 1));
     assert_eq!(report.not_found, vec!["ghost".to_string()]);
@@ -94,10 +102,14 @@ fn add_tombstones_replaced_and_removed_items_then_compact() {
     assert!(c.row_of("item2").is_none());
     assert!(c.row_of("new9").is_some());
 
-    let report = check(&c, &clustered_unit_vectors(100, DIM, 20, 0.5, 5), &CheckParams::default(), &NoProgress)
-        .unwrap();
+    let held_out = clustered_unit_vectors(1100, DIM, 20, 0.5, 2).split_off(1000 * DIM);
+    let report = check(&c, &held_out, &CheckParams::default(), &NoProgress).unwrap();
     assert_eq!(report.self_reach.checked, 1009);
-    assert_eq!(report.self_reach.in_top_k, 1009, "{:?}", report.self_reach.unreachable);
+    assert_eq!(
+        report.self_reach.in_top_k, 1009,
+        "{:?}",
+        report.self_reach.unreachable
+    );
     let at_default = report.by_ef.iter().find(|r| r.ef == report.default_ef).unwrap();
     assert!(at_default.recall >= 0.99, "{report:?}");
     assert!(report.warnings.is_empty(), "{:?}", report.warnings);
@@ -125,7 +137,13 @@ fn missing_foreign_and_damaged_indexes_are_clear_errors() {
     assert!(matches!(err, Error::ModelMismatch { .. }), "{err}");
 
     let vdir = idx.version_path(VersionId(1));
-    for file in ["graph.hnsw.graph", "graph.hnsw.data", "embeddings.parquet", "ids.json", "tombstones.json"] {
+    for file in [
+        "graph.hnsw.graph",
+        "graph.hnsw.data",
+        "embeddings.parquet",
+        "ids.json",
+        "tombstones.json",
+    ] {
         let p = vdir.join(file);
         let orig = fs::read(&p).unwrap();
         // Truncated.
@@ -165,7 +183,11 @@ fn a_crashed_build_leaves_the_previous_version_live() {
     // and a version dir without a manifest.
     let versions = idx.root().join("versions");
     fs::create_dir_all(versions.join(".0002.staging-dead")).unwrap();
-    fs::write(versions.join(".0002.staging-dead/graph.hnsw.data"), vec![7u8; 1000]).unwrap();
+    fs::write(
+        versions.join(".0002.staging-dead/graph.hnsw.data"),
+        vec![7u8; 1000],
+    )
+    .unwrap();
     fs::write(idx.root().join(".CURRENT.tmp-dead"), b"00").unwrap();
     fs::create_dir_all(versions.join("0002")).unwrap();
     fs::write(versions.join("0002/graph.hnsw.graph"), b"junk").unwrap();
@@ -178,7 +200,14 @@ fn a_crashed_build_leaves_the_previous_version_live() {
     assert!(idx.open_version(VersionId(2), None).is_err());
     // The next build skips the debris' number and becomes current.
     let next = idx
-        .build_version(&ids(10, "x"), &v[..10 * DIM], DIM, HnswParams::default(), MODEL, &NoProgress)
+        .build_version(
+            &ids(10, "x"),
+            &v[..10 * DIM],
+            DIM,
+            HnswParams::default(),
+            MODEL,
+            &NoProgress,
+        )
         .unwrap();
     assert_eq!(next, VersionId(3));
     assert_eq!(idx.open_current(Some(MODEL)).unwrap().len(), 10);
@@ -190,9 +219,13 @@ fn bad_build_inputs_are_rejected_before_anything_is_written() {
     let idx = IndexDir::new(tmp.path());
     let v = clustered_unit_vectors(3, DIM, 1, 0.5, 1);
     let dup = vec!["a".to_string(), "b".to_string(), "a".to_string()];
-    let err = idx.build_version(&dup, &v, DIM, HnswParams::default(), MODEL, &NoProgress).unwrap_err();
+    let err = idx
+        .build_version(&dup, &v, DIM, HnswParams::default(), MODEL, &NoProgress)
+        .unwrap_err();
     assert!(err.to_string().contains("\"a\""), "{err}");
-    let err = idx.build_version(&ids(2, "a"), &v, DIM, HnswParams::default(), MODEL, &NoProgress).unwrap_err();
+    let err = idx
+        .build_version(&ids(2, "a"), &v, DIM, HnswParams::default(), MODEL, &NoProgress)
+        .unwrap_err();
     assert!(err.to_string().contains("2 ids for 3 vectors"), "{err}");
     assert!(matches!(idx.current(), Err(Error::NoCurrent { .. })));
 }
