@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 use twotower_data::{Dataset, UserHistories};
-use twotower_index::{Hit, IndexDir, IndexVersion, VectorIndex, VersionId};
+use twotower_index::{Hit, IndexDir, IndexVersion, VersionId};
 use twotower_towers::Model;
 
 /// Per-query settings.
@@ -29,7 +29,13 @@ pub struct QueryOpts {
 
 impl Default for QueryOpts {
     fn default() -> Self {
-        QueryOpts { k: 10, ef: 64, exact: false, exclude_seen: true, genre: None }
+        QueryOpts {
+            k: 10,
+            ef: 64,
+            exact: false,
+            exclude_seen: true,
+            genre: None,
+        }
     }
 }
 
@@ -144,7 +150,13 @@ impl Catalog {
         }
         let mut popular: Vec<u32> = (0..n_items as u32).collect();
         popular.sort_by_key(|&i| (std::cmp::Reverse(counts[i as usize]), i));
-        Catalog { data, histories, seen, counts, popular }
+        Catalog {
+            data,
+            histories,
+            seen,
+            counts,
+            popular,
+        }
     }
 }
 
@@ -203,7 +215,7 @@ impl Engine {
                 bail!(
                     "index version in {} was built from model {wanted}, but {} holds model {}; \
                      keeping the current version",
-                    self.index_dir.path().display(),
+                    self.index_dir.root().display(),
                     self.model_dir.display(),
                     model.fingerprint()
                 );
@@ -236,7 +248,7 @@ impl Engine {
             st.catalog.data.items.len(),
             st.catalog.data.users.len(),
             st.live.index.version(),
-            st.live.index.len(),
+            st.live.index.live_len(),
         )
     }
 
@@ -252,7 +264,7 @@ impl Engine {
             "users": st.catalog.data.users.len(),
             "index": self.index_dir.root().display().to_string(),
             "index_version": st.live.index.version().to_string(),
-            "index_rows": st.live.index.len(),
+            "index_rows": st.live.index.live_len(),
         })
     }
 
@@ -317,7 +329,10 @@ impl Catalog {
         ItemInfo {
             id: self.data.items.id(i).to_string(),
             title: t.titles[i as usize].clone(),
-            genres: g.values[a..b].iter().map(|&v| g.vocab.id(v).to_string()).collect(),
+            genres: g.values[a..b]
+                .iter()
+                .map(|&v| g.vocab.id(v).to_string())
+                .collect(),
             interactions: self.counts[i as usize],
         }
     }
@@ -326,7 +341,10 @@ impl Catalog {
         let words: Vec<String> = words.split_whitespace().map(|w| w.to_lowercase()).collect();
         let mut found: Vec<u32> = (0..self.data.items.len() as u32)
             .filter(|&i| {
-                let title = self.data.item_table.titles[i as usize].as_deref().unwrap_or("").to_lowercase();
+                let title = self.data.item_table.titles[i as usize]
+                    .as_deref()
+                    .unwrap_or("")
+                    .to_lowercase();
                 let id = self.data.items.id(i).to_lowercase();
                 words.iter().all(|w| title.contains(w.as_str()) || id == *w)
             })
@@ -337,14 +355,31 @@ impl Catalog {
     }
 
     fn history(&self, user: &str, n: usize) -> Result<Vec<(ItemInfo, i64)>> {
-        let u = self.data.users.get(user).with_context(|| format!("no user {user:?} in the dataset"))?;
+        let u = self
+            .data
+            .users
+            .get(user)
+            .with_context(|| format!("no user {user:?} in the dataset"))?;
         let (ts, items) = self.histories.history(u);
-        Ok(ts.iter().zip(items).rev().take(n).map(|(&t, &i)| (self.info(i), t)).collect())
+        Ok(ts
+            .iter()
+            .zip(items)
+            .rev()
+            .take(n)
+            .map(|(&t, &i)| (self.info(i), t))
+            .collect())
     }
 
     fn genre(&self, g: Option<&str>) -> Result<Option<u32>> {
-        g.map(|g| self.data.item_table.genres.vocab.get(g).with_context(|| format!("no genre {g:?}")))
-            .transpose()
+        g.map(|g| {
+            self.data
+                .item_table
+                .genres
+                .vocab
+                .get(g)
+                .with_context(|| format!("no genre {g:?}"))
+        })
+        .transpose()
     }
 
     fn in_genre(&self, item: u32, genre: Option<u32>) -> bool {
@@ -376,7 +411,11 @@ impl State {
         };
         let t = Instant::now();
         let (_, items) = c.histories.history(u);
-        let source = if items.is_empty() { Source::Features } else { Source::Known };
+        let source = if items.is_empty() {
+            Source::Features
+        } else {
+            Source::Known
+        };
         let q = self.model.embed_user(user, &[])?;
         let embed_ms = ms(t);
         let exclude: &[u32] = if opts.exclude_seen { c.seen(u) } else { &[] };
@@ -387,7 +426,11 @@ impl State {
     /// user tower with an out-of-vocabulary id, no retraining. Unknown ids are an error that lists them.
     pub fn recommend_recent(&self, items: &[String], opts: &QueryOpts) -> Result<Answer> {
         let vocab = &self.catalog.data.items;
-        let unknown: Vec<&str> = items.iter().filter(|id| vocab.get(id).is_none()).map(String::as_str).collect();
+        let unknown: Vec<&str> = items
+            .iter()
+            .filter(|id| vocab.get(id).is_none())
+            .map(String::as_str)
+            .collect();
         if !unknown.is_empty() {
             bail!("unknown item(s): {}", unknown.join(", "));
         }
@@ -417,7 +460,10 @@ impl State {
             .with_context(|| format!("no item {item:?} in the catalog (try `find <words>`)"))?;
         let row = self.live.item_row[i as usize];
         if row == u32::MAX {
-            bail!("item {item:?} is not in index version {}", self.live.index.version());
+            bail!(
+                "item {item:?} is not in index version {}",
+                self.live.index.version()
+            );
         }
         let q = self.live.index.vector(row).to_vec();
         self.search(&q, opts, &[i], Source::Items, 0.0)
@@ -434,7 +480,10 @@ impl State {
             .iter()
             .filter(|i| exclude.binary_search(i).is_err() && c.in_genre(**i, genre))
             .take(opts.k)
-            .map(|&i| Scored { info: c.info(i), score: c.counts[i as usize] as f32 / total as f32 })
+            .map(|&i| Scored {
+                info: c.info(i),
+                score: c.counts[i as usize] as f32 / total as f32,
+            })
             .collect();
         Ok(Answer {
             source: Source::Popularity,
@@ -467,14 +516,20 @@ impl State {
             }
             exclude.binary_search(&i).is_err() && c.in_genre(i, genre)
         };
-        let filter: Option<&(dyn Fn(u32) -> bool + Sync)> =
-            if exclude.is_empty() && genre.is_none() { None } else { Some(&keep) };
+        let filter: Option<&(dyn Fn(u32) -> bool + Sync)> = if exclude.is_empty() && genre.is_none() {
+            None
+        } else {
+            Some(&keep)
+        };
         let ef = opts.ef.max(opts.k);
         let index = &self.live.index;
         let (hits, overlap) = if opts.exact {
             let exact = index.search_exact(q, opts.k, filter)?;
             let approx = index.search_with_ef(q, opts.k, ef, filter)?;
-            let found = approx.iter().filter(|h| exact.iter().any(|e| e.row == h.row)).count();
+            let found = approx
+                .iter()
+                .filter(|h| exact.iter().any(|e| e.row == h.row))
+                .count();
             let overlap = found as f64 / exact.len().max(1) as f64;
             (exact, Some(overlap))
         } else {
@@ -483,7 +538,13 @@ impl State {
         let search_ms = ms(t);
         Ok(Answer {
             source,
-            results: hits.iter().map(|h: &Hit| Scored { info: self.info_for_row(h.row), score: h.score }).collect(),
+            results: hits
+                .iter()
+                .map(|h: &Hit| Scored {
+                    info: self.info_for_row(h.row),
+                    score: h.score,
+                })
+                .collect(),
             embed_ms,
             search_ms,
             index_version: index.version(),
@@ -503,7 +564,10 @@ fn load_model(dir: &Path) -> Result<Model> {
 fn load_catalog(model: &Model, data: Option<&Path>) -> Result<Catalog> {
     let dir = data.map_or_else(|| PathBuf::from(&model.meta().dataset_dir), Path::to_path_buf);
     let data = Dataset::load(&dir).with_context(|| {
-        format!("loading dataset {} (the model's; pass --data to use another copy)", dir.display())
+        format!(
+            "loading dataset {} (the model's; pass --data to use another copy)",
+            dir.display()
+        )
     })?;
     Ok(Catalog::new(data))
 }
@@ -525,5 +589,9 @@ fn live_maps(index: IndexVersion, data: &Dataset) -> Live {
             i
         })
         .collect();
-    Live { index, row_item, item_row }
+    Live {
+        index,
+        row_item,
+        item_row,
+    }
 }

@@ -133,11 +133,23 @@ pub fn run(cmd: IndexCommand, progress: &dyn Progress) -> Result<()> {
         IndexCommand::Check(a) => check_cmd(a, progress),
         IndexCommand::Gc(a) => {
             let r = IndexDir::new(&a.index).gc(a.keep)?;
-            let names = |v: &[twotower_index::VersionId]| v.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(" ");
+            let names = |v: &[twotower_index::VersionId]| {
+                v.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(" ")
+            };
             println!("kept versions: {}", names(&r.kept));
-            println!("removed versions: {}", if r.removed.is_empty() { "none".into() } else { names(&r.removed) });
+            println!(
+                "removed versions: {}",
+                if r.removed.is_empty() {
+                    "none".into()
+                } else {
+                    names(&r.removed)
+                }
+            );
             if !r.debris.is_empty() {
-                println!("removed {} leftover staging dir(s) of crashed writers", r.debris.len());
+                println!(
+                    "removed {} leftover staging dir(s) of crashed writers",
+                    r.debris.len()
+                );
             }
             Ok(())
         }
@@ -152,9 +164,12 @@ fn build(a: BuildArgs, rebuild: bool, progress: &dyn Progress) -> Result<()> {
     let dir = IndexDir::new(&a.index);
     let base = if rebuild {
         // A rebuild keeps the served version's graph parameters unless told otherwise.
-        let cur = dir
-            .open_current(None)
-            .with_context(|| format!("{} has no index to rebuild (use `index build`)", a.index.display()))?;
+        let cur = dir.open_current(None).with_context(|| {
+            format!(
+                "{} has no index to rebuild (use `index build`)",
+                a.index.display()
+            )
+        })?;
         cur.info().hnsw
     } else {
         HnswParams::default()
@@ -199,7 +214,10 @@ fn add(a: AddArgs, progress: &dyn Progress) -> Result<()> {
             vectors = all;
         } else {
             for id in &a.only {
-                let i = ds.items.get(id).with_context(|| format!("--only: no item {id:?} in {}", d.display()))?;
+                let i = ds
+                    .items
+                    .get(id)
+                    .with_context(|| format!("--only: no item {id:?} in {}", d.display()))?;
                 ids.push(id.clone());
                 vectors.extend_from_slice(&all[i as usize * dim..(i as usize + 1) * dim]);
             }
@@ -229,11 +247,17 @@ fn check_cmd(a: CheckArgs, progress: &dyn Progress) -> Result<()> {
         let mut pick: Vec<usize> = (0..total).collect();
         pick.shuffle(rng);
         pick.truncate(n);
-        pick.iter().flat_map(|&r| rows[r * dim..(r + 1) * dim].iter().copied()).collect()
+        pick.iter()
+            .flat_map(|&r| rows[r * dim..(r + 1) * dim].iter().copied())
+            .collect()
     };
     let users = sample(&model.user_embeddings()?, a.queries, &mut rng);
     let items = sample(&model.item_embeddings()?, a.queries, &mut rng);
-    let params = CheckParams { efs: a.ef.clone(), min_recall: a.min_recall, ..CheckParams::default() };
+    let params = CheckParams {
+        efs: a.ef.clone(),
+        min_recall: a.min_recall,
+        ..CheckParams::default()
+    };
     let mut warnings = Vec::new();
     println!(
         "index version {} of {}: {} rows ({} live), m={}, ef_construction={}, default ef={}",
@@ -247,13 +271,26 @@ fn check_cmd(a: CheckArgs, progress: &dyn Progress) -> Result<()> {
     );
     for (what, queries) in [("user queries", &users), ("item queries", &items)] {
         let report = check(&version, queries, &params, progress)?;
-        println!("\n{what}: {} (recall@{} against exact search)", report.queries, report.k);
+        println!(
+            "\n{what}: {} (recall@{} against exact search)",
+            report.queries, report.k
+        );
         println!("{:>6}  {:>9}  {:>12}", "ef", "recall", "queries/s");
         for row in &report.by_ef {
-            let mark = if row.ef == report.default_ef { " (default)" } else { "" };
-            println!("{:>6}  {:>9.4}  {:>12.0}{mark}", row.ef, row.recall, row.queries_per_sec);
+            let mark = if row.ef == report.default_ef {
+                " (default)"
+            } else {
+                ""
+            };
+            println!(
+                "{:>6}  {:>9.4}  {:>12.0}{mark}",
+                row.ef, row.recall, row.queries_per_sec
+            );
         }
-        println!("{:>6}  {:>9.4}  {:>12.0}", "exact", 1.0, report.exact_queries_per_sec);
+        println!(
+            "{:>6}  {:>9.4}  {:>12.0}",
+            "exact", 1.0, report.exact_queries_per_sec
+        );
         let s = &report.self_reach;
         println!(
             "self-reachability: {}/{} items are their own nearest neighbour, {}/{} in their top {}",

@@ -146,7 +146,11 @@ fn dispatch(command: Command, bar: &progress::Bar) -> anyhow::Result<()> {
         Command::Index(cmd) => index_cmd::run(cmd, bar),
         Command::Query(a) => {
             let engine = engine::Engine::open(&a.model, &a.index, a.data.as_deref())?;
-            let opts = engine::QueryOpts { k: a.k, ef: a.ef, ..Default::default() };
+            let opts = engine::QueryOpts {
+                k: a.k,
+                ef: a.ef,
+                ..Default::default()
+            };
             shell::run(&engine, opts, a.format)
         }
         Command::Recommend(a) => recommend_cmd::run(a, bar),
@@ -174,7 +178,15 @@ fn quickstart(q: QuickstartArgs, bar: &progress::Bar) -> anyhow::Result<()> {
                     dir.display()
                 );
             };
-            steps.push(s(&["data", "import", "--format", format, &dir.display().to_string(), "--out", &data]));
+            steps.push(s(&[
+                "data",
+                "import",
+                "--format",
+                format,
+                &dir.display().to_string(),
+                "--out",
+                &data,
+            ]));
         }
         None => steps.push(s(&[
             "data",
@@ -191,7 +203,16 @@ fn quickstart(q: QuickstartArgs, bar: &progress::Bar) -> anyhow::Result<()> {
             &seed,
         ])),
     }
-    steps.push(s(&["data", "split", "--data", &data, "--strategy", "temporal", "--test-fraction", "0.2"]));
+    steps.push(s(&[
+        "data",
+        "split",
+        "--data",
+        &data,
+        "--strategy",
+        "temporal",
+        "--test-fraction",
+        "0.2",
+    ]));
     let mut train = s(&["train", "--data", &data, "--out", &model, "--seed", &seed]);
     if let Some(e) = q.epochs {
         train.extend(s(&["--epochs", &e.to_string()]));

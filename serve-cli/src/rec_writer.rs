@@ -40,8 +40,13 @@ impl RecWriter {
     /// Opens a temporary file beside `path`; nothing appears at `path` until [`RecWriter::finish`].
     pub fn create(path: &Path) -> Result<RecWriter> {
         let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-        let name = path.file_name().with_context(|| format!("{} names no file", path.display()))?;
-        let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let name = path
+            .file_name()
+            .with_context(|| format!("{} names no file", path.display()))?;
+        let parent = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
         let tmp = parent.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
         let file = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
@@ -53,16 +58,27 @@ impl RecWriter {
         ]));
         let sink = match ext {
             "parquet" => {
-                let props = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
+                let props = WriterProperties::builder()
+                    .set_compression(Compression::SNAPPY)
+                    .build();
                 Sink::Parquet(ArrowWriter::try_new(file, schema.clone(), Some(props))?)
             }
             "jsonl" | "json" | "ndjson" => Sink::Jsonl(BufWriter::new(file)),
             other => {
                 let _ = std::fs::remove_file(&tmp);
-                bail!("{}: unknown output format {other:?}; use .parquet or .jsonl", path.display())
+                bail!(
+                    "{}: unknown output format {other:?}; use .parquet or .jsonl",
+                    path.display()
+                )
             }
         };
-        Ok(RecWriter { sink: Some(sink), tmp, path: path.to_path_buf(), schema, rows: 0 })
+        Ok(RecWriter {
+            sink: Some(sink),
+            tmp,
+            path: path.to_path_buf(),
+            schema,
+            rows: 0,
+        })
     }
 
     /// Appends a block of users' lists (one Parquet record batch).
@@ -133,8 +149,14 @@ mod tests {
 
     fn block() -> Vec<UserRecs<'static>> {
         vec![
-            UserRecs { user: "u1", items: vec![("a", 0.9), ("b", 0.5)] },
-            UserRecs { user: "u2", items: vec![("c", 0.7)] },
+            UserRecs {
+                user: "u1",
+                items: vec![("a", 0.9), ("b", 0.5)],
+            },
+            UserRecs {
+                user: "u2",
+                items: vec![("c", 0.7)],
+            },
         ]
     }
 
@@ -146,13 +168,20 @@ mod tests {
         w.write(&block()).unwrap();
         assert!(!path.exists(), "nothing at the final name before finish");
         assert_eq!(w.finish().unwrap(), 3);
-        let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(&path).unwrap()).unwrap().build().unwrap();
+        let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(&path).unwrap())
+            .unwrap()
+            .build()
+            .unwrap();
         let batches: Vec<_> = reader.map(|b| b.unwrap()).collect();
         let b = &batches[0];
         assert_eq!(b.num_rows(), 3);
         let ranks = b.column(1).as_any().downcast_ref::<UInt32Array>().unwrap();
         assert_eq!(ranks.values().to_vec(), vec![1, 2, 1]);
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary left");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temporary left"
+        );
     }
 
     #[test]
@@ -179,7 +208,10 @@ mod tests {
     #[test]
     fn unknown_extension_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
-        let e = RecWriter::create(&dir.path().join("x.csv")).err().unwrap().to_string();
+        let e = RecWriter::create(&dir.path().join("x.csv"))
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("unknown output format"), "{e}");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }

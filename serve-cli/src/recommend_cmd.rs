@@ -63,7 +63,13 @@ pub fn run(a: RecommendArgs, progress: &dyn Progress) -> Result<()> {
         let path = a.users.as_ref().expect("clap requires --users or --all");
         read_user_list(path)?
     };
-    let opts = QueryOpts { k: a.k, ef: a.ef, exact: a.exact, exclude_seen: !a.include_seen, genre: None };
+    let opts = QueryOpts {
+        k: a.k,
+        ef: a.ef,
+        exact: a.exact,
+        exclude_seen: !a.include_seen,
+        genre: None,
+    };
     let started = Instant::now();
     let mut writer = RecWriter::create(&a.out)?;
     progress.start("recommend", Some(users.len() as u64));
@@ -71,16 +77,26 @@ pub fn run(a: RecommendArgs, progress: &dyn Progress) -> Result<()> {
     for block in users.chunks(BLOCK) {
         let answers: Vec<_> = block
             .par_iter()
-            .map(|u| state.recommend_user(u, &opts).with_context(|| format!("user {u:?}")))
+            .map(|u| {
+                state
+                    .recommend_user(u, &opts)
+                    .with_context(|| format!("user {u:?}"))
+            })
             .collect::<Result<_>>()?;
-        fallback +=
-            answers.iter().filter(|ans| ans.source == crate::engine::Source::Popularity).count();
+        fallback += answers
+            .iter()
+            .filter(|ans| ans.source == crate::engine::Source::Popularity)
+            .count();
         let recs: Vec<UserRecs<'_>> = block
             .iter()
             .zip(&answers)
             .map(|(u, ans)| UserRecs {
                 user: u,
-                items: ans.results.iter().map(|s| (s.info.id.as_str(), s.score)).collect(),
+                items: ans
+                    .results
+                    .iter()
+                    .map(|s| (s.info.id.as_str(), s.score))
+                    .collect(),
             })
             .collect();
         writer.write(&recs)?;

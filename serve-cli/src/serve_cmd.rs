@@ -81,21 +81,31 @@ impl Metrics {
         let index_version = IntGauge::new("twotower_index_version", "Index version being served")?;
         let catalog_items = IntGauge::new("twotower_catalog_items", "Rows in the served index")?;
         let reloads = IntCounter::new("twotower_index_reloads_total", "Index versions swapped in")?;
-        let reload_failures =
-            IntCounter::new("twotower_index_reload_failures_total", "New index versions that failed to load")?;
+        let reload_failures = IntCounter::new(
+            "twotower_index_reload_failures_total",
+            "New index versions that failed to load",
+        )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(index_version.clone()))?;
         registry.register(Box::new(catalog_items.clone()))?;
         registry.register(Box::new(reloads.clone()))?;
         registry.register(Box::new(reload_failures.clone()))?;
-        Ok(Metrics { registry, requests, latency, index_version, catalog_items, reloads, reload_failures })
+        Ok(Metrics {
+            registry,
+            requests,
+            latency,
+            index_version,
+            catalog_items,
+            reloads,
+            reload_failures,
+        })
     }
 
     fn observe_index(&self, engine: &Engine) {
         let st = engine.state();
         self.index_version.set(st.live.index.version().0 as i64);
-        self.catalog_items.set(st.live.index.len() as i64);
+        self.catalog_items.set(st.live.index.live_len() as i64);
     }
 }
 
@@ -128,12 +138,21 @@ type Params = HashMap<String, String>;
 
 fn param<T: std::str::FromStr>(p: &Params, name: &str) -> Result<Option<T>, ApiError> {
     p.get(name)
-        .map(|v| v.parse::<T>().map_err(|_| bad(format!("query parameter {name}={v:?} is not valid"))))
+        .map(|v| {
+            v.parse::<T>()
+                .map_err(|_| bad(format!("query parameter {name}={v:?} is not valid")))
+        })
         .transpose()
 }
 
 impl App {
-    fn opts(&self, k: Option<usize>, ef: Option<usize>, exclude_seen: Option<bool>, genre: Option<String>) -> Result<QueryOpts, ApiError> {
+    fn opts(
+        &self,
+        k: Option<usize>,
+        ef: Option<usize>,
+        exclude_seen: Option<bool>,
+        genre: Option<String>,
+    ) -> Result<QueryOpts, ApiError> {
         let k = k.unwrap_or(10);
         if k == 0 || k > self.max_k {
             return Err(bad(format!("k must be between 1 and {}, not {k}", self.max_k)));
@@ -147,14 +166,26 @@ impl App {
                 return Err(bad(format!("unknown genre {g:?}")));
             }
         }
-        Ok(QueryOpts { k, ef, exact: false, exclude_seen: exclude_seen.unwrap_or(true), genre })
+        Ok(QueryOpts {
+            k,
+            ef,
+            exact: false,
+            exclude_seen: exclude_seen.unwrap_or(true),
+            genre,
+        })
     }
 
     /// Times and counts a handler's outcome.
     fn finish(&self, route: &str, started: Instant, r: Result<Response, ApiError>) -> Response {
         let resp = r.unwrap_or_else(IntoResponse::into_response);
-        self.metrics.requests.with_label_values(&[route, resp.status().as_str()]).inc();
-        self.metrics.latency.with_label_values(&[route]).observe(started.elapsed().as_secs_f64());
+        self.metrics
+            .requests
+            .with_label_values(&[route, resp.status().as_str()])
+            .inc();
+        self.metrics
+            .latency
+            .with_label_values(&[route])
+            .observe(started.elapsed().as_secs_f64());
         resp
     }
 }
@@ -178,10 +209,19 @@ fn answer_json(ans: &Answer, query: serde_json::Value) -> Response {
     .into_response()
 }
 
-async fn user_recs(State(app): State<Arc<App>>, UrlPath(id): UrlPath<String>, Query(p): Query<Params>) -> Response {
+async fn user_recs(
+    State(app): State<Arc<App>>,
+    UrlPath(id): UrlPath<String>,
+    Query(p): Query<Params>,
+) -> Response {
     let t = Instant::now();
     let r = (|| {
-        let opts = app.opts(param(&p, "k")?, param(&p, "ef")?, param(&p, "exclude_seen")?, p.get("genre").cloned())?;
+        let opts = app.opts(
+            param(&p, "k")?,
+            param(&p, "ef")?,
+            param(&p, "exclude_seen")?,
+            p.get("genre").cloned(),
+        )?;
         let fallback: bool = param(&p, "fallback")?.unwrap_or(false);
         let ans = app.engine.recommend_user(&id, &opts).map_err(internal)?;
         if ans.source == Source::Popularity && !fallback {
@@ -216,8 +256,12 @@ async fn recent_recs(State(app): State<Arc<App>>, body: Bytes) -> Response {
         if b.recent_items.len() > 1000 {
             return Err(bad("recent_items has more than 1000 items"));
         }
-        let unknown: Vec<&str> =
-            b.recent_items.iter().filter(|i| app.engine.item(i).is_none()).map(String::as_str).collect();
+        let unknown: Vec<&str> = b
+            .recent_items
+            .iter()
+            .filter(|i| app.engine.item(i).is_none())
+            .map(String::as_str)
+            .collect();
         if !unknown.is_empty() {
             return Err(ApiError(
                 StatusCode::BAD_REQUEST,
@@ -225,16 +269,28 @@ async fn recent_recs(State(app): State<Arc<App>>, body: Bytes) -> Response {
             ));
         }
         let opts = app.opts(b.k, b.ef, b.exclude_seen, b.genre)?;
-        let ans = app.engine.recommend_recent(&b.recent_items, &opts).map_err(internal)?;
+        let ans = app
+            .engine
+            .recommend_recent(&b.recent_items, &opts)
+            .map_err(internal)?;
         Ok(answer_json(&ans, json!({"recent_items": b.recent_items})))
     })();
     app.finish("recent_recommendations", t, r)
 }
 
-async fn similar(State(app): State<Arc<App>>, UrlPath(id): UrlPath<String>, Query(p): Query<Params>) -> Response {
+async fn similar(
+    State(app): State<Arc<App>>,
+    UrlPath(id): UrlPath<String>,
+    Query(p): Query<Params>,
+) -> Response {
     let t = Instant::now();
     let r = (|| {
-        let opts = app.opts(param(&p, "k")?, param(&p, "ef")?, Some(true), p.get("genre").cloned())?;
+        let opts = app.opts(
+            param(&p, "k")?,
+            param(&p, "ef")?,
+            Some(true),
+            p.get("genre").cloned(),
+        )?;
         if app.engine.item(&id).is_none() {
             return Err(ApiError(StatusCode::NOT_FOUND, format!("unknown item {id:?}")));
         }
@@ -275,7 +331,10 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
 }
 
 async fn not_found() -> ApiError {
-    ApiError(StatusCode::NOT_FOUND, "no such endpoint (see `twotower serve --help`)".into())
+    ApiError(
+        StatusCode::NOT_FOUND,
+        "no such endpoint (see `twotower serve --help`)".into(),
+    )
 }
 
 fn router(app: Arc<App>, max_body: usize) -> Router {
@@ -333,8 +392,9 @@ pub fn run(a: ServeArgs) -> Result<()> {
         std::thread::spawn(move || watch(app, Duration::from_millis(a.watch_ms.max(10)), stop))
     };
     let result = rt.block_on(async {
-        let listener =
-            tokio::net::TcpListener::bind(a.addr).await.with_context(|| format!("binding {}", a.addr))?;
+        let listener = tokio::net::TcpListener::bind(a.addr)
+            .await
+            .with_context(|| format!("binding {}", a.addr))?;
         let local = listener.local_addr()?;
         app.ready.store(true, Ordering::Release);
         // The first line on stdout is the address (tests and scripts read it to find an ephemeral port).

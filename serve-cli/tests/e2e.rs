@@ -20,7 +20,15 @@ fn world() -> &'static Path {
         let dir = std::env::temp_dir().join(format!("twotower-e2e-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         Command::new(bin())
-            .args(["quickstart", "--no-shell", "--quiet", "--users", "300", "--items", "200"])
+            .args([
+                "quickstart",
+                "--no-shell",
+                "--quiet",
+                "--users",
+                "300",
+                "--items",
+                "200",
+            ])
             .args(["--interactions", "12000", "--epochs", "2", "--seed", "5", "--out"])
             .arg(&dir)
             .timeout(Duration::from_secs(300))
@@ -47,17 +55,31 @@ fn query(stdin: &str) -> (Vec<Value>, bool, String) {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}")))
         .collect();
-    (lines, out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        lines,
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 fn items_of(answer: &Value) -> Vec<String> {
-    answer["results"].as_array().unwrap().iter().map(|r| r["item"].as_str().unwrap().to_string()).collect()
+    answer["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["item"].as_str().unwrap().to_string())
+        .collect()
 }
 
 #[test]
 fn quickstart_builds_every_artifact() {
     let w = world();
-    for sub in ["data/manifest.json", "data/train.parquet", "model/manifest.json", "index/CURRENT"] {
+    for sub in [
+        "data/manifest.json",
+        "data/train.parquet",
+        "model/manifest.json",
+        "index/CURRENT",
+    ] {
         assert!(w.join(sub).exists(), "{sub} missing");
     }
 }
@@ -76,11 +98,24 @@ fn shell_answers_user_recent_similar_and_lookups() {
     assert_eq!(recs.len(), 10);
     let history: Vec<String> = {
         let (h, _, _) = query("history u1 100000\n");
-        h[0]["items"].as_array().unwrap().iter().map(|i| i["item"].as_str().unwrap().to_string()).collect()
+        h[0]["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["item"].as_str().unwrap().to_string())
+            .collect()
     };
     assert!(!history.is_empty());
-    assert!(recs.iter().all(|r| !history.contains(r)), "a seen item was recommended");
-    let scores: Vec<f64> = out[0]["results"].as_array().unwrap().iter().map(|r| r["score"].as_f64().unwrap()).collect();
+    assert!(
+        recs.iter().all(|r| !history.contains(r)),
+        "a seen item was recommended"
+    );
+    let scores: Vec<f64> = out[0]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["score"].as_f64().unwrap())
+        .collect();
     assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{scores:?}");
     assert_eq!(items_of(&out[1]).len(), 3);
     assert_eq!(items_of(&out[1])[..], recs[..3], "k=3 is a prefix of k=10");
@@ -118,7 +153,10 @@ fn shell_reports_unknown_ids_without_crashing() {
 }
 
 fn twotower(args: &[&str]) -> assert_cmd::assert::Assert {
-    Command::new(bin()).args(args).timeout(Duration::from_secs(300)).assert()
+    Command::new(bin())
+        .args(args)
+        .timeout(Duration::from_secs(300))
+        .assert()
 }
 
 fn copy_world(name: &str) -> PathBuf {
@@ -126,7 +164,12 @@ fn copy_world(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("twotower-e2e-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let status = std::process::Command::new("cp").arg("-r").arg(w.join("index")).arg(&dir).status().unwrap();
+    let status = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(w.join("index"))
+        .arg(&dir)
+        .status()
+        .unwrap();
     assert!(status.success());
     dir
 }
@@ -158,7 +201,15 @@ fn shell_follows_a_rebuild() {
     writeln!(stdin, "user u1").unwrap();
     let before = read_line(&mut stdout);
     let v0 = before["index_version"].as_u64().unwrap();
-    twotower(&["index", "rebuild", "--model", model.to_str().unwrap(), "--index", index.to_str().unwrap()]).success();
+    twotower(&[
+        "index",
+        "rebuild",
+        "--model",
+        model.to_str().unwrap(),
+        "--index",
+        index.to_str().unwrap(),
+    ])
+    .success();
     writeln!(stdin, "user u1").unwrap();
     let note = read_line(&mut stdout);
     assert!(note["note"].as_str().unwrap().contains("index moved"), "{note}");
@@ -208,16 +259,35 @@ fn killed_rebuild_leaves_the_previous_version_live() {
                 .timeout(Duration::from_secs(60))
                 .output()
                 .unwrap();
-            (String::from_utf8(o.stdout).unwrap(), o.status.success(), String::from_utf8_lossy(&o.stderr).into_owned())
+            (
+                String::from_utf8(o.stdout).unwrap(),
+                o.status.success(),
+                String::from_utf8_lossy(&o.stderr).into_owned(),
+            )
         };
-        assert!(ok, "after a kill at {delay_ms} ms the index no longer loads: {stderr}");
+        assert!(
+            ok,
+            "after a kill at {delay_ms} ms the index no longer loads: {stderr}"
+        );
         let answer: Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
         assert_eq!(items_of(&answer).len(), 10);
     }
     // Debris of the killed writers is cleaned by gc, and the live version survives it.
     twotower(&["index", "gc", "--index", index.to_str().unwrap(), "--keep", "1"]).success();
-    twotower(&["index", "check", "--quiet", "--model", model.to_str().unwrap(), "--index", index.to_str().unwrap(), "--queries", "50", "--min-recall", "0.5"])
-        .success();
+    twotower(&[
+        "index",
+        "check",
+        "--quiet",
+        "--model",
+        model.to_str().unwrap(),
+        "--index",
+        index.to_str().unwrap(),
+        "--queries",
+        "50",
+        "--min-recall",
+        "0.5",
+    ])
+    .success();
 }
 
 #[test]
@@ -247,8 +317,11 @@ fn recommend_all_writes_every_user_without_seen_items() {
     assert!(std::fs::metadata(&out).unwrap().len() > 100);
     // u1's rows are the shell's answer for u1 with k=7.
     let (shell, _, _) = query("user u1 7\n");
-    let u1: Vec<String> =
-        rows.iter().filter(|r| r["user"] == "u1").map(|r| r["item"].as_str().unwrap().to_string()).collect();
+    let u1: Vec<String> = rows
+        .iter()
+        .filter(|r| r["user"] == "u1")
+        .map(|r| r["item"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(u1, items_of(&shell[0]));
 }
 
@@ -268,7 +341,9 @@ fn recommend_user_file_counts_unknown_users() {
         .arg(w.join("few.jsonl"))
         .assert()
         .success()
-        .stderr(predicates::str::contains("1 unknown user(s) got the popularity fallback"));
+        .stderr(predicates::str::contains(
+            "1 unknown user(s) got the popularity fallback",
+        ));
     let text = std::fs::read_to_string(w.join("few.jsonl")).unwrap();
     assert_eq!(text.lines().count(), 9);
 }
@@ -278,8 +353,19 @@ fn query_refuses_an_index_of_another_model() {
     let w = world();
     let other = std::env::temp_dir().join(format!("twotower-e2e-{}-other", std::process::id()));
     let _ = std::fs::remove_dir_all(&other);
-    twotower(&["train", "--quiet", "--data", w.join("data").to_str().unwrap(), "--out", other.to_str().unwrap(), "--epochs", "1", "--seed", "9"])
-        .success();
+    twotower(&[
+        "train",
+        "--quiet",
+        "--data",
+        w.join("data").to_str().unwrap(),
+        "--out",
+        other.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--seed",
+        "9",
+    ])
+    .success();
     let started = Instant::now();
     Command::new(bin())
         .arg("query")

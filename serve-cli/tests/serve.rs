@@ -18,7 +18,15 @@ fn world(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("twotower-serve-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     Command::new(bin())
-        .args(["quickstart", "--no-shell", "--quiet", "--users", "200", "--items", "150"])
+        .args([
+            "quickstart",
+            "--no-shell",
+            "--quiet",
+            "--users",
+            "200",
+            "--items",
+            "150",
+        ])
         .args(["--interactions", "8000", "--epochs", "1", "--seed", "11", "--out"])
         .arg(&dir)
         .timeout(Duration::from_secs(300))
@@ -44,28 +52,53 @@ impl Server {
             .spawn()
             .unwrap();
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let base = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("{line:?}")).to_string();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let base = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("{line:?}"))
+            .to_string();
         Server { child, base }
     }
 
     fn get(&self, path: &str) -> (u16, Value) {
-        match ureq::get(&format!("{}{path}", self.base)).timeout(Duration::from_secs(10)).call() {
-            Ok(r) => (r.status(), r.into_json().unwrap_or(Value::Null)),
-            Err(ureq::Error::Status(code, r)) => (code, r.into_json().unwrap_or(Value::Null)),
+        match ureq::get(&format!("{}{path}", self.base))
+            .timeout(Duration::from_secs(10))
+            .call()
+        {
+            Ok(r) => (
+                r.status(),
+                serde_json::from_str(&r.into_string().unwrap_or_default()).unwrap_or(Value::Null),
+            ),
+            Err(ureq::Error::Status(code, r)) => (
+                code,
+                serde_json::from_str(&r.into_string().unwrap_or_default()).unwrap_or(Value::Null),
+            ),
             Err(e) => panic!("{path}: {e}"),
         }
     }
 
     fn text(&self, path: &str) -> String {
-        ureq::get(&format!("{}{path}", self.base)).call().unwrap().into_string().unwrap()
+        ureq::get(&format!("{}{path}", self.base))
+            .call()
+            .unwrap()
+            .into_string()
+            .unwrap()
     }
 
     fn post(&self, path: &str, body: &str) -> (u16, Value) {
         let req = ureq::post(&format!("{}{path}", self.base)).set("content-type", "application/json");
         match req.send_string(body) {
-            Ok(r) => (r.status(), r.into_json().unwrap_or(Value::Null)),
-            Err(ureq::Error::Status(code, r)) => (code, r.into_json().unwrap_or(Value::Null)),
+            Ok(r) => (
+                r.status(),
+                serde_json::from_str(&r.into_string().unwrap_or_default()).unwrap_or(Value::Null),
+            ),
+            Err(ureq::Error::Status(code, r)) => (
+                code,
+                serde_json::from_str(&r.into_string().unwrap_or_default()).unwrap_or(Value::Null),
+            ),
             Err(e) => panic!("{path}: {e}"),
         }
     }
@@ -79,7 +112,12 @@ impl Drop for Server {
 }
 
 fn items(v: &Value) -> Vec<String> {
-    v["results"].as_array().unwrap().iter().map(|r| r["item"].as_str().unwrap().to_string()).collect()
+    v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["item"].as_str().unwrap().to_string())
+        .collect()
 }
 
 #[test]
@@ -104,20 +142,33 @@ fn every_endpoint_and_every_error() {
     assert_eq!(v["source"], "popularity");
     assert_eq!(items(&v).len(), 3);
 
-    for bad in ["k=0", "k=100000", "k=ten", "exclude_seen=maybe", "genre=NoSuchGenre", "ef=0"] {
+    for bad in [
+        "k=0",
+        "k=100000",
+        "k=ten",
+        "exclude_seen=maybe",
+        "genre=NoSuchGenre",
+        "ef=0",
+    ] {
         let (code, v) = s.get(&format!("/v1/users/u1/recommendations?{bad}"));
         assert_eq!(code, 400, "{bad}: {v}");
         assert!(v["error"].is_string(), "{bad}: {v}");
     }
 
-    let (code, v) = s.post("/v1/recommendations", &json!({"recent_items": ["i1", "i2"], "k": 4}).to_string());
+    let (code, v) = s.post(
+        "/v1/recommendations",
+        &json!({"recent_items": ["i1", "i2"], "k": 4}).to_string(),
+    );
     assert_eq!(code, 200, "{v}");
     assert_eq!(v["source"], "items");
     let r = items(&v);
     assert_eq!(r.len(), 4);
     assert!(!r.contains(&"i1".to_string()) && !r.contains(&"i2".to_string()));
     for (body, want) in [
-        (json!({"recent_items": ["i1", "zz9", "zz8"]}).to_string(), "zz9, zz8"),
+        (
+            json!({"recent_items": ["i1", "zz9", "zz8"]}).to_string(),
+            "zz9, zz8",
+        ),
         (json!({"recent_items": []}).to_string(), "empty"),
         (json!({"recent_items": ["i1"], "k": 0}).to_string(), "k must be"),
         (json!({"recent_items": ["i1"], "bogus": 1}).to_string(), "bogus"),
@@ -144,7 +195,10 @@ fn every_endpoint_and_every_error() {
     assert_eq!(s.get("/v2/whatever").0, 404);
 
     let m = s.text("/metrics");
-    assert!(m.contains("twotower_requests_total{route=\"user_recommendations\",status=\"200\"}"), "{m}");
+    assert!(
+        m.contains("twotower_requests_total{route=\"user_recommendations\",status=\"200\"}"),
+        "{m}"
+    );
     assert!(m.contains("twotower_request_seconds_bucket"), "{m}");
     assert!(m.contains("twotower_index_version 1"), "{m}");
     assert!(m.contains("twotower_catalog_items 150"), "{m}");
@@ -159,14 +213,23 @@ fn hot_swap_under_load_fails_no_request_and_sigterm_is_graceful() {
     let versions = Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
     let workers: Vec<_> = (0..4)
         .map(|t| {
-            let (s, stop, ok, failed, versions) = (s.clone(), stop.clone(), ok.clone(), failed.clone(), versions.clone());
+            let (s, stop, ok, failed, versions) = (
+                s.clone(),
+                stop.clone(),
+                ok.clone(),
+                failed.clone(),
+                versions.clone(),
+            );
             std::thread::spawn(move || {
                 let mut n = 0;
                 while !stop.load(Ordering::Relaxed) && n < 20_000 {
                     let (code, v) = s.get(&format!("/v1/users/u{}/recommendations?k=10", (n * 7 + t) % 200));
                     if code == 200 && items(&v).len() == 10 {
                         ok.fetch_add(1, Ordering::Relaxed);
-                        versions.lock().unwrap().insert(v["index_version"].as_u64().unwrap());
+                        versions
+                            .lock()
+                            .unwrap()
+                            .insert(v["index_version"].as_u64().unwrap());
                     } else {
                         failed.fetch_add(1, Ordering::Relaxed);
                     }
@@ -191,10 +254,17 @@ fn hot_swap_under_load_fails_no_request_and_sigterm_is_graceful() {
     for h in workers {
         h.join().unwrap();
     }
-    assert_eq!(failed.load(Ordering::Relaxed), 0, "requests failed across the swaps");
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "requests failed across the swaps"
+    );
     assert!(ok.load(Ordering::Relaxed) > 100);
     let seen = versions.lock().unwrap().clone();
-    assert!(seen.contains(&1) && seen.contains(&3), "answers came from versions {seen:?}");
+    assert!(
+        seen.contains(&1) && seen.contains(&3),
+        "answers came from versions {seen:?}"
+    );
     assert!(s.text("/metrics").contains("twotower_index_reloads_total 2"));
 
     // SIGTERM: the server finishes and exits 0.
