@@ -80,6 +80,28 @@ impl ItemRows {
     }
 }
 
+impl ItemRows {
+    /// Appends a row with an id only (no title, genres or categorical values).
+    pub fn push_bare(&mut self, id: &str) {
+        self.ids.push(id.to_string());
+        self.titles.push(None);
+        self.genres.push(Vec::new());
+        for (_, c) in &mut self.categorical {
+            c.push(None);
+        }
+    }
+}
+
+impl UserRows {
+    /// Appends a row with an id only (missing categorical values).
+    pub fn push_bare(&mut self, id: &str) {
+        self.ids.push(id.to_string());
+        for (_, c) in &mut self.categorical {
+            c.push(None);
+        }
+    }
+}
+
 /// User rows as strings, as read from or written to `users.parquet`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct UserRows {

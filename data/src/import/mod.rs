@@ -320,23 +320,20 @@ fn write_dataset(
         .filter(|&&c| c > 0)
         .count() as u64;
 
-    // Side tables are written whole (cold items are part of the catalog); without one, the table
-    // lists the interacting ids.
-    let item_rows = item_rows.unwrap_or_else(|| {
-        ItemRows::bare(
-            (0..items.len())
-                .filter(|&i| item_counts[i] > 0)
-                .map(|i| items.id(i as u32).to_string())
-                .collect(),
-        )
-    });
-    let user_rows = user_rows.unwrap_or_else(|| UserRows {
-        ids: (0..users.len())
-            .filter(|&u| user_counts[u] > 0)
-            .map(|u| users.id(u as u32).to_string())
-            .collect(),
-        categorical: Vec::new(),
-    });
+    // Side tables are written whole (cold items are part of the catalog), followed by bare rows for
+    // interacting ids they lack, so items.parquet/users.parquet list every id of the dataset.
+    let mut item_rows = item_rows.unwrap_or_default();
+    for i in n_item_side..items.len() {
+        if item_counts[i] > 0 {
+            item_rows.push_bare(items.id(i as u32));
+        }
+    }
+    let mut user_rows = user_rows.unwrap_or_default();
+    for u in n_user_side..users.len() {
+        if user_counts[u] > 0 {
+            user_rows.push_bare(users.id(u as u32));
+        }
+    }
 
     progress.start("writing dataset", Some(x.len() as u64));
     let stage = StagingDir::new(out)?;
