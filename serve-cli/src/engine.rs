@@ -321,6 +321,11 @@ impl Catalog {
         self.seen.get(user as usize).map_or(&[], Vec::as_slice)
     }
 
+    /// A user's training items, oldest first.
+    pub fn history_items(&self, user: u32) -> &[u32] {
+        self.histories.history(user).1
+    }
+
     /// What a person needs to recognise item `i`.
     pub fn info(&self, i: u32) -> ItemInfo {
         let t = &self.data.item_table;

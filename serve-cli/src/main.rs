@@ -1,6 +1,7 @@
 //! `twotower`: the command line over the data, towers and index crates. Flags are parsed here, resolved
 //! into validated arguments, and handed to the libraries; only this crate prints.
 
+mod bench_cmd;
 mod data_cmd;
 mod engine;
 mod index_cmd;
@@ -55,6 +56,9 @@ enum Command {
     Recommend(recommend_cmd::RecommendArgs),
     /// Serve recommendations over HTTP, following index rebuilds without downtime.
     Serve(serve_cmd::ServeArgs),
+    /// Benchmarks that print a table (query latency percentiles).
+    #[command(subcommand)]
+    Bench(bench_cmd::BenchCommand),
 }
 
 /// Arguments of `query`.
@@ -155,6 +159,7 @@ fn dispatch(command: Command, bar: &progress::Bar) -> anyhow::Result<()> {
         }
         Command::Recommend(a) => recommend_cmd::run(a, bar),
         Command::Serve(a) => serve_cmd::run(a),
+        Command::Bench(cmd) => bench_cmd::run(cmd),
     }
 }
 
