@@ -456,10 +456,7 @@ mod tests {
             Err(Error::Corrupt { what: "size", .. })
         ));
         fs::remove_file(d.path().join("f.bin")).unwrap();
-        assert!(matches!(
-            m.verify(d.path()),
-            Err(Error::FileMissing { .. })
-        ));
+        assert!(matches!(m.verify(d.path()), Err(Error::FileMissing { .. })));
         let empty = tempfile::tempdir().unwrap();
         assert!(matches!(
             Manifest::read(empty.path(), "dataset", 1),

@@ -20,9 +20,8 @@ impl ShuffledBatches {
     pub fn new(n: usize, batch_size: usize, seed: u64, epoch: u64) -> ShuffledBatches {
         assert!(batch_size > 0, "batch_size must be positive");
         let mut perm: Vec<u32> = (0..n as u32).collect();
-        let mut rng = ChaCha8Rng::seed_from_u64(
-            seed ^ epoch.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
-        );
+        let mut rng =
+            ChaCha8Rng::seed_from_u64(seed ^ epoch.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
         perm.shuffle(&mut rng);
         ShuffledBatches {
             perm,

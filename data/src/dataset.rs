@@ -8,8 +8,8 @@ use crate::error::{Error, Result};
 use crate::features::{tokenize_title, Categorical, ItemTable, MultiCategorical, UserTable};
 use crate::interactions::Interactions;
 use crate::schema::{
-    read_interactions, read_items, read_users, ItemRows, UserRows, INTERACTIONS_FILE, ITEMS_FILE,
-    TEST_FILE, TRAIN_FILE, USERS_FILE,
+    read_interactions, read_items, read_users, ItemRows, UserRows, INTERACTIONS_FILE, ITEMS_FILE, TEST_FILE,
+    TRAIN_FILE, USERS_FILE,
 };
 use crate::vocab::Vocabulary;
 

@@ -78,9 +78,7 @@ pub fn download(src: &DownloadSource, to: &Path, progress: &dyn Progress) -> Res
             ureq::Error::Status(code, r) => dl_err(format!("HTTP {code} {}", r.status_text())),
             ureq::Error::Transport(t) => dl_err(t.to_string()),
         })?;
-    let total = resp
-        .header("Content-Length")
-        .and_then(|v| v.parse::<u64>().ok());
+    let total = resp.header("Content-Length").and_then(|v| v.parse::<u64>().ok());
     progress.start(&format!("downloading {}", src.url), total);
 
     let final_dir = to.join(&src.folder);
@@ -147,8 +145,7 @@ fn unzip(zip_path: &Path, dest: &Path, folder: &str, progress: &dyn Progress) ->
                 std::fs::create_dir_all(p).map_err(|e| Error::io(p, e))?;
             }
             let mut out = File::create(&target).map_err(|e| Error::io(&target, e))?;
-            std::io::copy(&mut entry, &mut out)
-                .map_err(|e| zerr(format!("{}: {e}", rel.display())))?;
+            std::io::copy(&mut entry, &mut out).map_err(|e| zerr(format!("{}: {e}", rel.display())))?;
         }
         progress.inc(1);
     }

@@ -27,12 +27,12 @@ pub use dataset::{Dataset, DATASET_FORMAT_VERSION, DATASET_KIND};
 pub use download::{download, DownloadSource, MovieLens};
 pub use error::{Error, Result};
 pub use features::{tokenize_title, Categorical, ItemTable, MultiCategorical, UserTable};
-pub use import::{import, CleanStats, ColumnMap, Dedup, ImportFormat, ImportOptions, ImportReport, TextEncoding};
+pub use import::{
+    import, CleanStats, ColumnMap, Dedup, ImportFormat, ImportOptions, ImportReport, TextEncoding,
+};
 pub use interactions::{Interactions, UserHistories};
 pub use progress::{NoProgress, Progress};
-pub use schema::{
-    interactions_schema, INTERACTIONS_FILE, ITEMS_FILE, TEST_FILE, TRAIN_FILE, USERS_FILE,
-};
+pub use schema::{interactions_schema, INTERACTIONS_FILE, ITEMS_FILE, TEST_FILE, TRAIN_FILE, USERS_FILE};
 pub use split::{split, split_rows, Holdout, SplitOptions, SplitReport, SplitStrategy};
 pub use stats::{Quantiles, Stats, TopItem};
 pub use synth::{synth, SynthOptions, SynthReport};

@@ -9,8 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, Float32Array, Int64Array, ListBuilder, RecordBatch, StringArray,
-    StringBuilder,
+    Array, ArrayRef, AsArray, Float32Array, Int64Array, ListBuilder, RecordBatch, StringArray, StringBuilder,
 };
 use arrow::datatypes::{DataType, Field, Float32Type, Int64Type, Schema, SchemaRef};
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
@@ -149,8 +148,8 @@ impl InteractionWriter {
                 Arc::new(Float32Array::from(x.weight[start..end].to_vec())),
                 Arc::new(Int64Array::from(x.ts[start..end].to_vec())),
             ];
-            let batch = RecordBatch::try_new(self.schema.clone(), cols)
-                .map_err(|e| Error::arrow(&self.path, e))?;
+            let batch =
+                RecordBatch::try_new(self.schema.clone(), cols).map_err(|e| Error::arrow(&self.path, e))?;
             self.writer
                 .write(&batch)
                 .map_err(|e| Error::parquet(&self.path, e))?;
@@ -162,9 +161,7 @@ impl InteractionWriter {
 
     /// Closes the file (writes the footer) and returns the number of rows written.
     pub fn finish(self) -> Result<u64> {
-        self.writer
-            .close()
-            .map_err(|e| Error::parquet(&self.path, e))?;
+        self.writer.close().map_err(|e| Error::parquet(&self.path, e))?;
         Ok(self.rows)
     }
 }
@@ -183,8 +180,7 @@ pub(crate) fn write_interactions(
 
 fn write_batches(path: &Path, schema: SchemaRef, batches: Vec<RecordBatch>) -> Result<()> {
     let f = File::create(path).map_err(|e| Error::io(path, e))?;
-    let mut w = ArrowWriter::try_new(f, schema, Some(writer_props()))
-        .map_err(|e| Error::parquet(path, e))?;
+    let mut w = ArrowWriter::try_new(f, schema, Some(writer_props())).map_err(|e| Error::parquet(path, e))?;
     for b in &batches {
         w.write(b).map_err(|e| Error::parquet(path, e))?;
     }
@@ -248,8 +244,7 @@ pub(crate) struct ParquetSource {
 impl ParquetSource {
     pub fn open(path: &Path) -> Result<ParquetSource> {
         let f = File::open(path).map_err(|e| Error::io(path, e))?;
-        let builder =
-            ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| Error::parquet(path, e))?;
+        let builder = ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| Error::parquet(path, e))?;
         Ok(ParquetSource {
             path: path.to_path_buf(),
             builder,
@@ -422,9 +417,7 @@ pub(crate) fn read_interactions_with(
                 null_row(&a, t)?;
                 out.ts.extend_from_slice(a.as_primitive::<Int64Type>().values());
             }
-            None => out
-                .ts
-                .extend((row0..row0 + batch.num_rows()).map(|r| r as i64)),
+            None => out.ts.extend((row0..row0 + batch.num_rows()).map(|r| r as i64)),
         }
         row0 += batch.num_rows();
     }

@@ -81,9 +81,7 @@ impl SplitOptions {
             Holdout::Fraction(f) if !(f > 0.0 && f < 1.0) => Err(Error::InvalidArgument(format!(
                 "--test-fraction must be between 0 and 1 (exclusive), got {f}"
             ))),
-            Holdout::LastN(0) => Err(Error::InvalidArgument(
-                "--test-last must be at least 1".into(),
-            )),
+            Holdout::LastN(0) => Err(Error::InvalidArgument("--test-last must be at least 1".into())),
             _ => Ok(()),
         }
     }

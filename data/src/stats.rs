@@ -122,12 +122,7 @@ impl Stats {
                 count: ic[i as usize] as u64,
             })
             .collect();
-        let time_range = x
-            .ts
-            .iter()
-            .copied()
-            .min()
-            .zip(x.ts.iter().copied().max());
+        let time_range = x.ts.iter().copied().min().zip(x.ts.iter().copied().max());
         let weight_range = if x.is_empty() {
             None
         } else {
@@ -175,10 +170,8 @@ impl Stats {
 
 fn fmt_time(ts: i64) -> String {
     if ts >= 0 {
-        humantime::format_rfc3339_seconds(
-            std::time::UNIX_EPOCH + std::time::Duration::from_secs(ts as u64),
-        )
-        .to_string()
+        humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(ts as u64))
+            .to_string()
     } else {
         ts.to_string()
     }

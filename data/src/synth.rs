@@ -86,20 +86,34 @@ pub struct SynthReport {
 }
 
 const GENRES: [&str; 18] = [
-    "Action", "Adventure", "Animation", "Children", "Comedy", "Crime", "Documentary", "Drama",
-    "Fantasy", "Noir", "Horror", "Musical", "Mystery", "Romance", "SciFi", "Thriller", "War",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "SciFi",
+    "Thriller",
+    "War",
     "Western",
 ];
 const ERAS: [&str; 6] = ["1960s", "1970s", "1980s", "1990s", "2000s", "2010s"];
 const AGES: [&str; 7] = ["under 18", "18-24", "25-34", "35-44", "45-49", "50-55", "56+"];
 const GENERIC_WORDS: [&str; 24] = [
-    "the", "of", "night", "return", "story", "last", "day", "secret", "city", "love", "war",
-    "house", "river", "dream", "road", "king", "girl", "man", "summer", "game", "shadow", "home",
-    "blue", "time",
+    "the", "of", "night", "return", "story", "last", "day", "secret", "city", "love", "war", "house",
+    "river", "dream", "road", "king", "girl", "man", "summer", "game", "shadow", "home", "blue", "time",
 ];
 const SYLLABLES: [&str; 20] = [
-    "ka", "lo", "mi", "ren", "to", "va", "shi", "dor", "el", "un", "bra", "qui", "zan", "fe", "gor",
-    "ith", "mo", "pla", "sen", "tur",
+    "ka", "lo", "mi", "ren", "to", "va", "shi", "dor", "el", "un", "bra", "qui", "zan", "fe", "gor", "ith",
+    "mo", "pla", "sen", "tur",
 ];
 const WORDS_PER_CLUSTER: usize = 10;
 
@@ -137,7 +151,6 @@ impl Cdf {
 
 struct World {
     item_cluster: Vec<u32>,
-    item_pop: Vec<f64>,
     user_primary: Vec<u32>,
     user_secondary: Vec<u32>,
     user_count: Vec<u32>,
@@ -221,7 +234,6 @@ fn build_world(o: &SynthOptions) -> World {
     }
     World {
         item_cluster,
-        item_pop,
         user_primary,
         user_secondary,
         user_count,
@@ -442,7 +454,6 @@ pub fn synth(out: &Path, o: &SynthOptions, progress: &dyn Progress) -> Result<Sy
     m.extra = serde_json::json!({ "source": { "format": "synth" }, "synth": o });
     m.write(dir)?;
     stage.commit()?;
-    let _ = &w.item_pop;
     Ok(SynthReport {
         interactions: written,
         users: o.users as u64,

@@ -31,15 +31,25 @@ fn malformed_movielens_line_names_file_and_line() {
     std::fs::create_dir(&src).unwrap();
     std::fs::write(src.join("movies.dat"), "1::A (1990)::Drama\n").unwrap();
     std::fs::write(src.join("users.dat"), "1::F::1::10::48067\n").unwrap();
-    std::fs::write(src.join("ratings.dat"), "1::1::5::978300760\n1::1::five::978300761\n").unwrap();
+    std::fs::write(
+        src.join("ratings.dat"),
+        "1::1::5::978300760\n1::1::five::978300761\n",
+    )
+    .unwrap();
     let out = tmp.path().join("ds");
     let e = run(ImportFormat::Movielens1m, &src, &out).to_string();
-    assert!(e.ends_with("ratings.dat:2: rating \"five\" is not a number"), "{e}");
+    assert!(
+        e.ends_with("ratings.dat:2: rating \"five\" is not a number"),
+        "{e}"
+    );
     std::fs::write(src.join("ratings.dat"), "1::1::5\n").unwrap();
     let e = run(ImportFormat::Movielens1m, &src, &out).to_string();
     assert!(e.contains("ratings.dat:1: expected 4 fields"), "{e}");
     std::fs::write(src.join("ratings.dat"), "").unwrap();
-    assert!(matches!(run(ImportFormat::Movielens1m, &src, &out), Error::Empty { .. }));
+    assert!(matches!(
+        run(ImportFormat::Movielens1m, &src, &out),
+        Error::Empty { .. }
+    ));
     only(tmp.path(), &["ml"]);
 }
 
@@ -63,10 +73,16 @@ fn csv_errors() {
     assert!(e.contains("header only, no data rows"), "{e}");
     std::fs::write(&src, "user,item\na,b\nc\n").unwrap();
     let e = run(ImportFormat::Csv, &src, &out).to_string();
-    assert!(e.contains("log.csv:3: expected 2 fields like the header, found 1"), "{e}");
+    assert!(
+        e.contains("log.csv:3: expected 2 fields like the header, found 1"),
+        "{e}"
+    );
     std::fs::write(&src, "usr,item\na,b\n").unwrap();
     let e = run(ImportFormat::Csv, &src, &out).to_string();
-    assert!(e.contains("no column named \"user\"") && e.contains("usr, item"), "{e}");
+    assert!(
+        e.contains("no column named \"user\"") && e.contains("usr, item"),
+        "{e}"
+    );
     std::fs::write(&src, "user,item,w\na,b,x\n").unwrap();
     let mut o = ImportOptions::new(ImportFormat::Csv);
     o.columns.weight = Some("w".into());

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray};
-use arrow::datatypes::{DataType, Field, Schema};
+use arrow::datatypes::{Field, Schema};
 use parquet::arrow::ArrowWriter;
 use twotower_data::{
     import, ColumnMap, Dataset, Dedup, ImportFormat, ImportOptions, NoProgress, TextEncoding,
@@ -130,7 +130,10 @@ fn side_files_csv_and_parquet_from_another_dataset() {
     assert_eq!(ds.item_table.genres.row(0).len(), 2);
     assert!(ds.item_table.genres.row(3).is_empty());
     let lang = &ds.item_table.categorical[0];
-    assert_eq!((lang.name.as_str(), lang.get(1), lang.get(2), lang.get(3)), ("lang", Some("fr"), None, None));
+    assert_eq!(
+        (lang.name.as_str(), lang.get(1), lang.get(2), lang.get(3)),
+        ("lang", Some("fr"), None, None)
+    );
     assert_eq!(ds.user_table.categorical[0].get(0), Some("NZ"));
     assert_eq!(ds.user_table.categorical[0].get(2), None);
 
@@ -148,7 +151,10 @@ fn side_files_csv_and_parquet_from_another_dataset() {
     assert_eq!(ds2.items.len(), 4);
     let i9 = ds2.items.get("i9").unwrap() as usize;
     assert_eq!(ds2.item_table.titles[i9].as_deref(), Some("Cold One"));
-    assert_eq!(ds2.user_table.categorical[0].get(ds2.users.get("u5").unwrap() as usize), Some("FR"));
+    assert_eq!(
+        ds2.user_table.categorical[0].get(ds2.users.get("u5").unwrap() as usize),
+        Some("FR")
+    );
 }
 
 #[test]
@@ -222,5 +228,4 @@ fn parquet_log_with_integer_ids_and_mapped_columns() {
     assert_eq!(item_ids(&ds, "7"), vec!["b", "a"]);
     assert_eq!(ds.interactions.weight, vec![2.0, 1.5, 3.0]);
     assert_eq!(ds.interactions.ts, vec![10, 30, 20]);
-    let _ = DataType::Utf8;
 }

@@ -51,7 +51,10 @@ fn movielens_1m_fixture_imports_with_features() {
     assert_eq!(ds.users.len(), 3); // user 3 has features but no ratings
     assert_eq!(ds.items.len(), 3); // item 99 is a cold item
     let mis = ds.items.get("73").unwrap() as usize;
-    assert_eq!(ds.item_table.titles[mis].as_deref(), Some("Misérables, Les (1995)"));
+    assert_eq!(
+        ds.item_table.titles[mis].as_deref(),
+        Some("Misérables, Les (1995)")
+    );
     let tokens: Vec<&str> = ds
         .item_table
         .title_tokens
@@ -102,13 +105,24 @@ fn movielens_100k_fixture_imports_with_features() {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("ml-100k");
     std::fs::create_dir_all(&src).unwrap();
-    write(&src, "u.data", b"196\t242\t3\t881250949\n186\t302\t3\t891717742\n196\t302\t5\t881250950\n");
+    write(
+        &src,
+        "u.data",
+        b"196\t242\t3\t881250949\n186\t302\t3\t891717742\n196\t302\t5\t881250950\n",
+    );
     let mut items = Vec::new();
-    items.extend_from_slice(b"242|Kolya (1996)|24-Jan-1997||http://x|0|0|0|0|0|1|0|0|0|0|0|0|0|0|0|0|0|0|0\n");
-    items.extend_from_slice(b"302|L.A. Confidential (1997)|01-Jan-1997||http://x|0|0|0|0|0|0|1|0|0|0|1|0|0|1|0|0|1|0|0\n");
+    items
+        .extend_from_slice(b"242|Kolya (1996)|24-Jan-1997||http://x|0|0|0|0|0|1|0|0|0|0|0|0|0|0|0|0|0|0|0\n");
+    items.extend_from_slice(
+        b"302|L.A. Confidential (1997)|01-Jan-1997||http://x|0|0|0|0|0|0|1|0|0|0|1|0|0|1|0|0|1|0|0\n",
+    );
     items.extend_from_slice(b"1300|J\xe9fferson (1995)|||http://x|0|0|0|0|0|0|0|0|1|0|0|0|0|0|0|0|0|0|0\n");
     write(&src, "u.item", &items);
-    write(&src, "u.user", b"196|49|M|writer|55105\n186|39|F|executive|00000\n");
+    write(
+        &src,
+        "u.user",
+        b"196|49|M|writer|55105\n186|39|F|executive|00000\n",
+    );
     let out = tmp.path().join("ds");
     let r = import(
         &src,
@@ -161,7 +175,13 @@ fn real_movielens_100k_exact_counts() {
     assert_eq!(ds.interactions.len(), 100_000);
     assert_eq!((ds.users.len(), ds.items.len()), (943, 1_682));
     assert_eq!(ds.item_table.genres.vocab.len(), 19);
-    let titles: Vec<&str> = ds.item_table.titles.iter().flatten().map(|s| s.as_str()).collect();
+    let titles: Vec<&str> = ds
+        .item_table
+        .titles
+        .iter()
+        .flatten()
+        .map(|s| s.as_str())
+        .collect();
     assert!(titles.contains(&"Toy Story (1995)"));
     // Latin-1 decoded: some title has an accented letter, none has a replacement character.
     assert!(titles.iter().any(|t| t.contains('é')));

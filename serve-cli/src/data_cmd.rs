@@ -299,8 +299,7 @@ fn split(a: SplitArgs, progress: &dyn Progress) -> Result<()> {
         },
         min_user_interactions: a.min_user_interactions,
     };
-    let r = data::split(&a.data, &o, progress)
-        .with_context(|| format!("splitting {}", a.data.display()))?;
+    let r = data::split(&a.data, &o, progress).with_context(|| format!("splitting {}", a.data.display()))?;
     println!(
         "split {}: train {} / test {} interactions; {} users in test, {} users train-only",
         a.data.display(),
@@ -324,8 +323,7 @@ fn synth(a: SynthArgs, progress: &dyn Progress) -> Result<()> {
         ..Default::default()
     };
     let t = std::time::Instant::now();
-    let r = data::synth(&a.out, &o, progress)
-        .with_context(|| format!("generating {}", a.out.display()))?;
+    let r = data::synth(&a.out, &o, progress).with_context(|| format!("generating {}", a.out.display()))?;
     println!(
         "synthesised {} interactions, {} users, {} items into {} in {:.2}s",
         r.interactions,
@@ -338,8 +336,7 @@ fn synth(a: SynthArgs, progress: &dyn Progress) -> Result<()> {
 }
 
 fn stats(a: StatsArgs) -> Result<()> {
-    let ds = data::Dataset::load(&a.data)
-        .with_context(|| format!("loading {}", a.data.display()))?;
+    let ds = data::Dataset::load(&a.data).with_context(|| format!("loading {}", a.data.display()))?;
     let s = data::Stats::of(&ds, a.top);
     if a.json {
         println!("{}", serde_json::to_string_pretty(&s)?);
@@ -364,8 +361,7 @@ fn download(a: DownloadArgs, progress: &dyn Progress) -> Result<()> {
     if let Some(m) = a.md5 {
         src.md5 = m;
     }
-    let dir = data::download(&src, &a.to, progress)
-        .with_context(|| format!("downloading {}", src.url))?;
+    let dir = data::download(&src, &a.to, progress).with_context(|| format!("downloading {}", src.url))?;
     println!(
         "downloaded and verified {} (md5 {}) into {}",
         src.url,

@@ -144,7 +144,15 @@ mod tests {
     fn min_counts_iterate_until_stable() {
         // user 0 has 2 items; item 1 is also rated by user 1 (1 interaction). With min 2 for both:
         // round 1 drops user 1 (1 row); then item 1 has 1 rating -> dropped; then user 0 has 1 -> gone.
-        let x = log(&[(0, 0, 1.0, 0), (0, 1, 1.0, 0), (1, 1, 1.0, 0), (2, 0, 1.0, 0), (2, 2, 1.0, 0), (3, 0, 1.0, 0), (3, 2, 1.0, 0)]);
+        let x = log(&[
+            (0, 0, 1.0, 0),
+            (0, 1, 1.0, 0),
+            (1, 1, 1.0, 0),
+            (2, 0, 1.0, 0),
+            (2, 2, 1.0, 0),
+            (3, 0, 1.0, 0),
+            (3, 2, 1.0, 0),
+        ]);
         let (k, s) = clean(&x, 4, 3, Dedup::Latest, None, 2, 2);
         let mut uc = [0; 4];
         let mut ic = [0; 3];

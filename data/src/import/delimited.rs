@@ -87,18 +87,11 @@ pub(crate) fn parse(
         .as_deref()
         .map(|c| find(path, &header, c))
         .transpose()?;
-    let ti = cols
-        .time
-        .as_deref()
-        .map(|c| find(path, &header, c))
-        .transpose()?;
+    let ti = cols.time.as_deref().map(|c| find(path, &header, c)).transpose()?;
     let mut rec = csv::ByteRecord::new();
     let mut seq = 0i64;
     let mut last_pos = 0u64;
-    while rdr
-        .read_byte_record(&mut rec)
-        .map_err(|e| csv_error(path, e))?
-    {
+    while rdr.read_byte_record(&mut rec).map_err(|e| csv_error(path, e))? {
         let line = rec.position().map_or(0, |p| p.line());
         let err = |m: String| Error::parse(path, line, m);
         let user = text::decode(rec[ui].trim_ascii(), enc).map_err(err)?;
@@ -110,14 +103,11 @@ pub(crate) fn parse(
             return Err(err(format!("{} (item id) is empty", cols.item)));
         }
         let w = match wi {
-            Some(k) => text::f32_field(&rec[k], cols.weight.as_deref().unwrap_or("weight"))
-                .map_err(err)?,
+            Some(k) => text::f32_field(&rec[k], cols.weight.as_deref().unwrap_or("weight")).map_err(err)?,
             None => 1.0,
         };
         let ts = match ti {
-            Some(k) => {
-                text::time_field(&rec[k], cols.time.as_deref().unwrap_or("time")).map_err(err)?
-            }
+            Some(k) => text::time_field(&rec[k], cols.time.as_deref().unwrap_or("time")).map_err(err)?,
             None => seq,
         };
         seq += 1;

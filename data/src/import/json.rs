@@ -84,9 +84,7 @@ pub(crate) fn parse(path: &Path, mut p: Parsed, progress: &dyn Progress) -> Resu
 pub(crate) fn parse_bytes(path: &Path, buf: &[u8], p: &mut Parsed) -> Result<()> {
     let mut de = serde_json::Deserializer::from_slice(buf);
     let mut users = Users { p, seq: 0 };
-    let res = (&mut users)
-        .deserialize(&mut de)
-        .and_then(|_| de.end());
+    let res = (&mut users).deserialize(&mut de).and_then(|_| de.end());
     res.map_err(|e| Error::parse(path, e.line() as u64, e.to_string()))
 }
 

@@ -23,8 +23,8 @@ use crate::error::{Error, Result};
 use crate::interactions::Interactions;
 use crate::progress::Progress;
 use crate::schema::{
-    write_interactions, write_items, write_users, ItemRows, UserRows, INTERACTIONS_FILE,
-    ITEMS_FILE, USERS_FILE,
+    write_interactions, write_items, write_users, ItemRows, UserRows, INTERACTIONS_FILE, ITEMS_FILE,
+    USERS_FILE,
 };
 use crate::vocab::Vocabulary;
 
@@ -58,8 +58,8 @@ impl std::str::FromStr for ImportFormat {
             "parquet" => ImportFormat::Parquet,
             _ => {
                 return Err(format!(
-                "unknown format {s:?} (expected movielens-100k, movielens-1m, csv, tsv, json, parquet)"
-            ))
+                    "unknown format {s:?} (expected movielens-100k, movielens-1m, csv, tsv, json, parquet)"
+                ))
             }
         })
     }
@@ -212,12 +212,7 @@ fn seed_unique(v: &mut Vocabulary, ids: &[String], file: &Path) -> Result<()> {
 
 /// Imports `src` (a file, or a folder for MovieLens) into the dataset directory `out`. On any error
 /// nothing is left at `out` (an existing dataset there stays as it was).
-pub fn import(
-    src: &Path,
-    out: &Path,
-    opts: &ImportOptions,
-    progress: &dyn Progress,
-) -> Result<ImportReport> {
+pub fn import(src: &Path, out: &Path, opts: &ImportOptions, progress: &dyn Progress) -> Result<ImportReport> {
     if opts.min_rating.is_some_and(|m| !m.is_finite()) {
         return Err(Error::InvalidArgument("--min-rating must be a number".into()));
     }
@@ -243,7 +238,11 @@ pub fn import(
         ImportFormat::Movielens100k => movielens::parse_100k(src, progress)?,
         ImportFormat::Movielens1m => movielens::parse_1m(src, progress)?,
         ImportFormat::Csv | ImportFormat::Tsv => {
-            let delim = if opts.format == ImportFormat::Csv { b',' } else { b'\t' };
+            let delim = if opts.format == ImportFormat::Csv {
+                b','
+            } else {
+                b'\t'
+            };
             let p = Parsed::with_sides(side_items()?, side_users()?)?;
             delimited::parse(src, delim, &opts.columns, opts.encoding, p, progress)?
         }
@@ -323,14 +322,14 @@ fn write_dataset(
     // Side tables are written whole (cold items are part of the catalog), followed by bare rows for
     // interacting ids they lack, so items.parquet/users.parquet list every id of the dataset.
     let mut item_rows = item_rows.unwrap_or_default();
-    for i in n_item_side..items.len() {
-        if item_counts[i] > 0 {
+    for (i, &c) in item_counts.iter().enumerate().skip(n_item_side) {
+        if c > 0 {
             item_rows.push_bare(items.id(i as u32));
         }
     }
     let mut user_rows = user_rows.unwrap_or_default();
-    for u in n_user_side..users.len() {
-        if user_counts[u] > 0 {
+    for (u, &c) in user_counts.iter().enumerate().skip(n_user_side) {
+        if c > 0 {
             user_rows.push_bare(users.id(u as u32));
         }
     }

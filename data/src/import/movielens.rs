@@ -142,12 +142,7 @@ fn read_ratings(path: &Path, sep: &[u8], p: &mut Parsed, progress: &dyn Progress
     Ok(())
 }
 
-fn field_str(
-    path: &Path,
-    line_no: u64,
-    bytes: &[u8],
-    enc: TextEncoding,
-) -> Result<String> {
+fn field_str(path: &Path, line_no: u64, bytes: &[u8], enc: TextEncoding) -> Result<String> {
     text::decode(bytes, enc)
         .map(|c| c.trim().to_string())
         .map_err(|m| Error::parse(path, line_no, m))
@@ -314,11 +309,7 @@ pub(crate) fn parse_1m_users(path: &Path, buf: &[u8]) -> Result<UserRows> {
         let a = text::id_field(f[2], "age").map_err(err)?;
         age.push(Some(
             age_group_1m(a)
-                .ok_or_else(|| {
-                    err(format!(
-                        "age code {a:?} is not one of 1, 18, 25, 35, 45, 50, 56"
-                    ))
-                })?
+                .ok_or_else(|| err(format!("age code {a:?} is not one of 1, 18, 25, 35, 45, 50, 56")))?
                 .to_string(),
         ));
         let o = text::i64_field(f[3], "occupation").map_err(err)?;
@@ -364,8 +355,7 @@ mod tests {
         let u = parse_1m_users(Path::new("users.dat"), b"1::F::1::10::48067\n").unwrap();
         let vals: Vec<_> = u.categorical.iter().map(|c| c.1[0].clone().unwrap()).collect();
         assert_eq!(vals, vec!["F", "under 18", "K-12 student", "4"]);
-        let e = parse_1m_users(Path::new("users.dat"), b"1::F::1::10::48067\n2::M::7::1::1\n")
-            .unwrap_err();
+        let e = parse_1m_users(Path::new("users.dat"), b"1::F::1::10::48067\n2::M::7::1::1\n").unwrap_err();
         assert_eq!(
             e.to_string(),
             "users.dat:2: age code \"7\" is not one of 1, 18, 25, 35, 45, 50, 56"

@@ -8,12 +8,7 @@ use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::schema::{read_interactions_with, InteractionColumns};
 
-pub(crate) fn parse(
-    path: &Path,
-    cols: &ColumnMap,
-    mut p: Parsed,
-    progress: &dyn Progress,
-) -> Result<Parsed> {
+pub(crate) fn parse(path: &Path, cols: &ColumnMap, mut p: Parsed, progress: &dyn Progress) -> Result<Parsed> {
     progress.start("reading parquet log", None);
     let c = InteractionColumns {
         user: &cols.user,

@@ -27,23 +27,22 @@ fn id_column(path: &Path, header: &[String], log_col: &str, canonical: &str) -> 
     find(path, header, log_col).or_else(|_| find(path, header, canonical))
 }
 
+/// A side CSV: ids, the other columns' names, and their values per row (empty → None).
+struct Table {
+    ids: Vec<String>,
+    names: Vec<String>,
+    cols: Vec<Vec<Option<String>>>,
+}
+
 /// Every row of a side CSV as optional strings (empty → None), with the id column required.
-fn read_table(
-    path: &Path,
-    id_col: &str,
-    canonical: &str,
-    enc: TextEncoding,
-) -> Result<(Vec<String>, Vec<String>, Vec<Vec<Option<String>>>)> {
+fn read_table(path: &Path, id_col: &str, canonical: &str, enc: TextEncoding) -> Result<Table> {
     let mut rdr = reader(path, delimiter(path))?;
     let header = header(path, &mut rdr, enc)?;
     let idc = id_column(path, &header, id_col, canonical)?;
     let mut ids = Vec::new();
     let mut cols: Vec<Vec<Option<String>>> = vec![Vec::new(); header.len()];
     let mut rec = csv::ByteRecord::new();
-    while rdr
-        .read_byte_record(&mut rec)
-        .map_err(|e| csv_error(path, e))?
-    {
+    while rdr.read_byte_record(&mut rec).map_err(|e| csv_error(path, e))? {
         let line = rec.position().map_or(0, |p| p.line());
         for (k, col) in cols.iter_mut().enumerate() {
             let s = text::decode(rec[k].trim_ascii(), enc).map_err(|m| Error::parse(path, line, m))?;
@@ -75,20 +74,27 @@ fn read_table(
         .filter(|&(k, _)| k != idc)
         .map(|(_, c)| c)
         .collect();
-    Ok((ids, named, cols))
+    Ok(Table {
+        ids,
+        names: named,
+        cols,
+    })
 }
 
 /// Item features: `title` and `genres` (`A|B`) columns are recognised, the rest are categorical.
 pub(crate) fn read_item_side(path: &Path, item_col: &str, enc: TextEncoding) -> Result<ItemRows> {
     if is_parquet(path) {
-        let id = if crate::schema::ParquetSource::open(path)?.require(item_col).is_ok() {
+        let id = if crate::schema::ParquetSource::open(path)?
+            .require(item_col)
+            .is_ok()
+        {
             item_col
         } else {
             "item"
         };
         return read_items(path, id);
     }
-    let (ids, names, cols) = read_table(path, item_col, "item", enc)?;
+    let Table { ids, names, cols } = read_table(path, item_col, "item", enc)?;
     let mut rows = ItemRows::bare(ids);
     for (name, col) in names.into_iter().zip(cols) {
         match name.as_str() {
@@ -117,14 +123,17 @@ pub(crate) fn read_item_side(path: &Path, item_col: &str, enc: TextEncoding) -> 
 /// User features: every column but the id is categorical.
 pub(crate) fn read_user_side(path: &Path, user_col: &str, enc: TextEncoding) -> Result<UserRows> {
     if is_parquet(path) {
-        let id = if crate::schema::ParquetSource::open(path)?.require(user_col).is_ok() {
+        let id = if crate::schema::ParquetSource::open(path)?
+            .require(user_col)
+            .is_ok()
+        {
             user_col
         } else {
             "user"
         };
         return read_users(path, id);
     }
-    let (ids, names, cols) = read_table(path, user_col, "user", enc)?;
+    let Table { ids, names, cols } = read_table(path, user_col, "user", enc)?;
     Ok(UserRows {
         ids,
         categorical: names.into_iter().zip(cols).collect(),

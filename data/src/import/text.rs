@@ -113,7 +113,9 @@ pub(crate) fn time_field(bytes: &[u8], what: &str) -> Result<i64, String> {
     let parse = |x: &str| humantime::parse_rfc3339_weak(x).ok();
     let st = parse(s).or_else(|| {
         // A bare date: midnight UTC.
-        (s.len() == 10).then(|| format!("{s} 00:00:00")).and_then(|d| parse(&d))
+        (s.len() == 10)
+            .then(|| format!("{s} 00:00:00"))
+            .and_then(|d| parse(&d))
     });
     if let Some(st) = st {
         return Ok(match st.duration_since(std::time::UNIX_EPOCH) {
