@@ -235,6 +235,8 @@ def markdown(results: list[dict], meta: dict) -> str:
             lines.append(f"| {r['engine']} | — | — | — | — | not measured: {r['missing']} |")
             continue
         ps = ", ".join(f"{k}={v}" for k, v in (r.get("params") or {}).items())
+        if r.get("note"):
+            ps += f" ({r['note']})"
         for j, p in enumerate(r["points"]):
             b = f"{r['build_s']:.2f}" if j == 0 else ""
             lines.append(f"| {r['engine'] if j == 0 else ''} | {ps if j == 0 else ''} | {b} | {p['ef']} | "
