@@ -110,6 +110,27 @@ impl Dataset {
     }
 }
 
+/// Refuses to write a dataset over `out` unless it is absent, an empty directory, or a dataset
+/// already: a mistyped `--out` must never swap away a folder of raw data.
+pub(crate) fn check_replaceable(out: &Path) -> Result<()> {
+    if !out.exists() {
+        return Ok(());
+    }
+    if out.is_dir() {
+        let empty = std::fs::read_dir(out)
+            .map_err(|e| Error::io(out, e))?
+            .next()
+            .is_none();
+        if empty || Manifest::read(out, DATASET_KIND, u32::MAX).is_ok() {
+            return Ok(());
+        }
+    }
+    Err(Error::InvalidArgument(format!(
+        "refusing to replace {}: it exists and is not a twotower dataset (choose another --out)",
+        out.display()
+    )))
+}
+
 fn vocab_from_rows(file: &Path, ids: &[String]) -> Result<Vocabulary> {
     let v = Vocabulary::from_ids(ids);
     if v.len() != ids.len() {

@@ -390,6 +390,7 @@ fn user_interactions(o: &SynthOptions, w: &World, u: usize, out: &mut Interactio
 /// Generates a synthetic dataset into `out` (atomically, like import).
 pub fn synth(out: &Path, o: &SynthOptions, progress: &dyn Progress) -> Result<SynthReport> {
     validate(o)?;
+    crate::dataset::check_replaceable(out)?;
     progress.start("building synthetic world", None);
     let w = build_world(o);
     let users = Vocabulary::from_ids((0..o.users).map(|u| format!("u{u}")));

@@ -170,3 +170,45 @@ fn corrupt_or_foreign_dataset_is_refused() {
     let e = Dataset::load(tmp.path()).unwrap_err().to_string();
     assert!(e.contains("no manifest.json"), "{e}");
 }
+
+#[test]
+fn never_replaces_a_folder_that_is_not_a_dataset() {
+    let tmp = tempfile::tempdir().unwrap();
+    let raw = tmp.path().join("ml");
+    std::fs::create_dir(&raw).unwrap();
+    std::fs::write(raw.join("movies.dat"), "1::A (1990)::Drama\n").unwrap();
+    std::fs::write(raw.join("users.dat"), "1::F::1::10::48067\n").unwrap();
+    std::fs::write(raw.join("ratings.dat"), "1::1::5::978300760\n").unwrap();
+    // --out pointing at the raw folder itself.
+    let e = import(
+        &raw,
+        &raw,
+        &ImportOptions::new(ImportFormat::Movielens1m),
+        &NoProgress,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("refusing to replace"), "{e}");
+    assert!(raw.join("ratings.dat").is_file());
+    let e = twotower_data::synth(&raw, &twotower_data::SynthOptions::default(), &NoProgress)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("refusing to replace"), "{e}");
+    // An empty folder or an existing dataset may be replaced.
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    import(
+        &raw,
+        &empty,
+        &ImportOptions::new(ImportFormat::Movielens1m),
+        &NoProgress,
+    )
+    .unwrap();
+    import(
+        &raw,
+        &empty,
+        &ImportOptions::new(ImportFormat::Movielens1m),
+        &NoProgress,
+    )
+    .unwrap();
+}

@@ -216,6 +216,7 @@ pub fn import(src: &Path, out: &Path, opts: &ImportOptions, progress: &dyn Progr
     if opts.min_rating.is_some_and(|m| !m.is_finite()) {
         return Err(Error::InvalidArgument("--min-rating must be a number".into()));
     }
+    crate::dataset::check_replaceable(out)?;
     if !src.exists() {
         return Err(Error::io(
             src,
