@@ -55,7 +55,15 @@ impl Hasher for FxHasher {
     }
     #[inline]
     fn finish(&self) -> u64 {
-        self.hash
+        // The multiply only carries low bits upwards, so ids that differ in their later bytes
+        // ("u1", "u2", …) would share low bits and collide in the table's bucket index; a final
+        // avalanche (murmur3's fmix64) spreads every input bit over the whole hash.
+        let mut h = self.hash;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
     }
 }
 
