@@ -5,8 +5,8 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-/// A permutation of `0..n` cut into batches. Iterating yields owned batches; [`next_batch`]
-/// (Self::next_batch) lends slices without allocating.
+/// A permutation of `0..n` cut into batches. Iterating yields owned batches;
+/// [`next_batch`](Self::next_batch) lends slices without allocating.
 #[derive(Debug, Clone)]
 pub struct ShuffledBatches {
     perm: Vec<u32>,

@@ -1,7 +1,7 @@
 //! Interaction logs as dense columns, and per-user time-ordered histories (the user tower's
 //! "recent items strictly before the target" feature).
 
-/// Interactions in column form; row `r` is (user[r], item[r], weight[r], ts[r]) with dense indices.
+/// Interactions in column form; row `r` is `(user[r], item[r], weight[r], ts[r])` with dense indices.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Interactions {
     /// Dense user index per row.

@@ -1,6 +1,6 @@
 //! The canonical Parquet files of a dataset directory and their readers and writers:
 //! `interactions.parquet` (and `train.parquet`/`test.parquet`): user Utf8, item Utf8, weight Float32,
-//! ts Int64; `items.parquet`: item Utf8, title Utf8?, genres List<Utf8>, then categorical Utf8 columns;
+//! ts Int64; `items.parquet`: item Utf8, title Utf8?, genres `List<Utf8>`, then categorical Utf8 columns;
 //! `users.parquet`: user Utf8, then categorical Utf8 columns. Ids are strings here and only here become
 //! dense indices (through [`Vocabulary`]).
 
