@@ -1,37 +1,397 @@
-//! `twotower train|eval|embed` (seed file: the towers helper replaces it).
-use clap::Args;
-use twotower_data::progress::Progress;
+//! `twotower train|eval|embed`: flags → a validated [`Config`] → the towers library; results printed here.
 
-/// Arguments of `train`.
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use arrow::array::{ArrayRef, FixedSizeListArray, Float32Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
+use clap::Args;
+use parquet::arrow::ArrowWriter;
+use twotower_data::progress::Progress;
+use twotower_data::Dataset;
+use twotower_towers::{Config, EvalReport, LrDecay, Model, SparseOptimizerKind, TrainOptions};
+
+/// Arguments of `train`. Every model switch lives in the config file (`--print-config` shows the
+/// defaults); the flags below override it.
 #[derive(Debug, Args)]
 pub struct TrainArgs {
-    /// Dataset directory.
+    /// Dataset directory (`data import`, then `data split` so evaluation has a test part).
     #[arg(long)]
-    pub data: std::path::PathBuf,
+    pub data: PathBuf,
+    /// Model directory to write (re-written atomically after every epoch).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// TOML config file; flags given here override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Print the resolved config as TOML and exit.
+    #[arg(long)]
+    pub print_config: bool,
+    /// Continue from the checkpoint in --out (same config and dataset).
+    #[arg(long)]
+    pub resume: bool,
+    /// Start from the TFRS basic model: user id and item id embeddings only.
+    #[arg(long)]
+    pub id_only: bool,
+    /// User features, comma separated: id, categorical, history (replaces the config's choice).
+    #[arg(long, value_name = "LIST")]
+    pub user_features: Option<String>,
+    /// Item features, comma separated: id, genres, title, categorical.
+    #[arg(long, value_name = "LIST")]
+    pub item_features: Option<String>,
+    /// Maximum epochs.
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Interactions per step (= in-batch negatives).
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Peak learning rate of the dense layers (AdamW).
+    #[arg(long)]
+    pub lr: Option<f32>,
+    /// Peak learning rate of the embedding tables.
+    #[arg(long)]
+    pub embedding_lr: Option<f32>,
+    /// Sparse optimizer of the embedding tables.
+    #[arg(long, value_parser = ["adagrad", "lazy_adam"])]
+    pub sparse_optimizer: Option<String>,
+    /// Learning-rate decay after warm-up.
+    #[arg(long, value_parser = ["constant", "linear", "cosine"])]
+    pub lr_decay: Option<String>,
+    /// Warm-up steps.
+    #[arg(long)]
+    pub warmup_steps: Option<usize>,
+    /// Output dimension of both towers.
+    #[arg(long)]
+    pub dim: Option<usize>,
+    /// Softmax temperature (logits = cosine / T).
+    #[arg(long)]
+    pub temperature: Option<f32>,
+    /// Turn off the logQ correction.
+    #[arg(long)]
+    pub no_logq: bool,
+    /// Extra uniformly sampled negatives per batch (mixed negative sampling).
+    #[arg(long)]
+    pub extra_negatives: Option<usize>,
+    /// Recent items pooled into the user vector.
+    #[arg(long)]
+    pub history_len: Option<usize>,
+    /// Recency decay of the history pooling (1 = plain mean).
+    #[arg(long)]
+    pub history_decay: Option<f32>,
+    /// Hidden layers of both towers' MLPs, comma separated (empty string: none).
+    #[arg(long, value_name = "LIST")]
+    pub layers: Option<String>,
+    /// Seed of initialisation, shuffling and sampling.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Early-stopping patience in epochs (0 = off).
+    #[arg(long)]
+    pub patience: Option<usize>,
+    /// Validation interactions held out per user from the training part (0 = no validation).
+    #[arg(long)]
+    pub validation_per_user: Option<usize>,
 }
+
 /// Arguments of `eval`.
 #[derive(Debug, Args)]
 pub struct EvalArgs {
     /// Model directory.
     #[arg(long)]
-    pub model: std::path::PathBuf,
+    pub model: PathBuf,
+    /// Split dataset directory (default: the one the model was trained on).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Cut-offs, comma separated.
+    #[arg(long, default_value = "10,50,100", value_delimiter = ',')]
+    pub k: Vec<usize>,
+    /// Print the report as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
+
 /// Arguments of `embed`.
 #[derive(Debug, Args)]
 pub struct EmbedArgs {
     /// Model directory.
     #[arg(long)]
-    pub model: std::path::PathBuf,
+    pub model: PathBuf,
+    /// Parquet file to write (columns: id Utf8, vector FixedSizeList<Float32, d>).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Write user embeddings (from id, features and training history).
+    #[arg(long)]
+    pub users: bool,
+    /// Write item embeddings (the default when neither is given). With both, a `kind` column says which.
+    #[arg(long)]
+    pub items: bool,
 }
-/// Trains a model.
-pub fn train(a: TrainArgs, _p: &dyn Progress) -> anyhow::Result<()> {
-    anyhow::bail!("not built yet: {a:?}")
+
+fn parse_list(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(|x| x.trim().to_string())
+        .filter(|x| !x.is_empty())
+        .collect()
 }
-/// Evaluates a model.
-pub fn eval(a: EvalArgs, _p: &dyn Progress) -> anyhow::Result<()> {
-    anyhow::bail!("not built yet: {a:?}")
+
+/// Resolves config file + flags into a validated config.
+pub fn resolve_config(a: &TrainArgs) -> anyhow::Result<Config> {
+    let mut c = match &a.config {
+        Some(p) => Config::from_toml_file(p)?,
+        None if a.id_only => Config::id_only(),
+        None => Config::default(),
+    };
+    if a.id_only && a.config.is_some() {
+        let id = Config::id_only();
+        c.item = id.item;
+        c.user = id.user;
+    }
+    if let Some(d) = a.dim {
+        c.model.dim = d;
+        if a.id_only {
+            c.item.id_dim = d;
+            c.user.id_dim = d;
+        }
+    }
+    if let Some(list) = &a.user_features {
+        let f = parse_list(list);
+        for x in &f {
+            if !["id", "categorical", "history"].contains(&x.as_str()) {
+                bail!("--user-features: unknown feature {x:?} (known: id, categorical, history)");
+            }
+        }
+        c.user.id = f.iter().any(|x| x == "id");
+        c.user.categorical = f.iter().any(|x| x == "categorical");
+        c.user.history = f.iter().any(|x| x == "history");
+    }
+    if let Some(list) = &a.item_features {
+        let f = parse_list(list);
+        for x in &f {
+            if !["id", "genres", "title", "categorical"].contains(&x.as_str()) {
+                bail!("--item-features: unknown feature {x:?} (known: id, genres, title, categorical)");
+            }
+        }
+        c.item.id = f.iter().any(|x| x == "id");
+        c.item.genres = f.iter().any(|x| x == "genres");
+        c.item.title = f.iter().any(|x| x == "title");
+        c.item.categorical = f.iter().any(|x| x == "categorical");
+    }
+    if let Some(l) = &a.layers {
+        let layers = parse_list(l)
+            .iter()
+            .map(|x| {
+                x.parse::<usize>()
+                    .with_context(|| format!("--layers: {x:?} is not a width"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        c.user.layers = layers.clone();
+        c.item.layers = layers;
+    }
+    macro_rules! set {
+        ($flag:expr, $field:expr) => {
+            if let Some(v) = $flag {
+                $field = v;
+            }
+        };
+    }
+    set!(a.epochs, c.train.epochs);
+    set!(a.batch_size, c.train.batch_size);
+    set!(a.lr, c.train.lr);
+    set!(a.embedding_lr, c.train.embedding_lr);
+    set!(a.warmup_steps, c.train.warmup_steps);
+    set!(a.temperature, c.loss.temperature);
+    set!(a.extra_negatives, c.loss.extra_negatives);
+    set!(a.history_len, c.user.history_len);
+    set!(a.history_decay, c.user.history_decay);
+    set!(a.seed, c.train.seed);
+    set!(a.patience, c.train.patience);
+    set!(a.validation_per_user, c.train.validation_per_user);
+    if a.no_logq {
+        c.loss.logq = false;
+    }
+    if let Some(o) = &a.sparse_optimizer {
+        c.train.sparse_optimizer = if o == "adagrad" {
+            SparseOptimizerKind::Adagrad
+        } else {
+            SparseOptimizerKind::LazyAdam
+        };
+    }
+    if let Some(d) = &a.lr_decay {
+        c.train.lr_decay = match d.as_str() {
+            "constant" => LrDecay::Constant,
+            "linear" => LrDecay::Linear,
+            _ => LrDecay::Cosine,
+        };
+    }
+    c.train.threads = rayon::current_num_threads();
+    c.validate("command line")?;
+    Ok(c)
 }
-/// Writes embeddings.
-pub fn embed(a: EmbedArgs, _p: &dyn Progress) -> anyhow::Result<()> {
-    anyhow::bail!("not built yet: {a:?}")
+
+/// `twotower train`.
+pub fn train(a: TrainArgs, progress: &dyn Progress) -> anyhow::Result<()> {
+    let config = resolve_config(&a)?;
+    if a.print_config {
+        print!("{}", config.to_toml());
+        return Ok(());
+    }
+    let ds = Dataset::load(&a.data).with_context(|| format!("loading dataset {}", a.data.display()))?;
+    if ds.test.is_none() {
+        eprintln!(
+            "note: {} is not split; training on all interactions (run `twotower data split` to evaluate)",
+            a.data.display()
+        );
+    }
+    let t0 = Instant::now();
+    let report = twotower_towers::train(
+        &ds,
+        &config,
+        &a.out,
+        progress,
+        &TrainOptions {
+            resume: a.resume,
+            ..TrainOptions::default()
+        },
+    )
+    .with_context(|| format!("training on {}", a.data.display()))?;
+    for e in &report.epochs {
+        let val = e.val_recall.map_or("-".to_string(), |v| format!("{v:.4}"));
+        println!(
+            "epoch {:>2}  loss {:.4}  val R@{} {}  {:.0} ex/s  {:.1}s",
+            e.epoch, e.loss, e.val_k, val, e.examples_per_sec, e.seconds
+        );
+    }
+    let s = &report.summary;
+    println!(
+        "model written to {} (kept epoch {} of {}{}, {:.1}s, {} threads)",
+        a.out.display(),
+        s.best_epoch,
+        s.epochs_run,
+        if s.stopped_early { ", stopped early" } else { "" },
+        t0.elapsed().as_secs_f64(),
+        s.threads
+    );
+    Ok(())
+}
+
+fn print_report(name: &str, r: &EvalReport) {
+    let cells: Vec<String> =
+        r.ks.iter()
+            .enumerate()
+            .flat_map(|(j, _)| {
+                [
+                    format!("{:.4}", r.recall[j]),
+                    format!("{:.4}", r.ndcg[j]),
+                    format!("{:.4}", r.hit_rate[j]),
+                ]
+            })
+            .collect();
+    println!(
+        "{name:<12} {}",
+        cells.iter().map(|c| format!("{c:>9}")).collect::<String>()
+    );
+}
+
+/// `twotower eval`.
+pub fn eval(a: EvalArgs, progress: &dyn Progress) -> anyhow::Result<()> {
+    if a.k.is_empty() || a.k.contains(&0) {
+        bail!("--k needs positive cut-offs, e.g. 10,50,100");
+    }
+    let model = Model::load(&a.model).with_context(|| format!("loading model {}", a.model.display()))?;
+    let data = a
+        .data
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(&model.meta().dataset_dir));
+    progress.start("loading dataset", None);
+    let ds = Dataset::load(&data).with_context(|| format!("loading dataset {}", data.display()))?;
+    progress.finish();
+    let t0 = Instant::now();
+    let r = twotower_towers::evaluate(&model, &ds, &a.k)?;
+    let secs = t0.elapsed().as_secs_f64();
+    let pop = twotower_towers::popularity_baseline(&ds, &a.k)?;
+    if a.json {
+        let v = serde_json::json!({ "model": r, "popularity": pop, "seconds": secs });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    let header: String =
+        r.ks.iter()
+            .flat_map(|k| [format!("R@{k}"), format!("NDCG@{k}"), format!("HR@{k}")])
+            .map(|h| format!("{h:>9}"))
+            .collect();
+    println!(
+        "{} test users, {} items, exact scoring in {:.2}s",
+        r.users,
+        model.item_vocab().len(),
+        secs
+    );
+    println!("{:<12} {header}", "method");
+    print_report("model", &r);
+    print_report("popularity", &pop);
+    Ok(())
+}
+
+/// `twotower embed`.
+pub fn embed(a: EmbedArgs, progress: &dyn Progress) -> anyhow::Result<()> {
+    let model = Model::load(&a.model).with_context(|| format!("loading model {}", a.model.display()))?;
+    let (want_users, want_items) = (a.users, a.items || !a.users);
+    let d = model.dim();
+    let mut ids: Vec<String> = Vec::new();
+    let mut kinds: Vec<&str> = Vec::new();
+    let mut values: Vec<f32> = Vec::new();
+    progress.start("embedding", None);
+    if want_items {
+        ids.extend(model.item_vocab().ids().iter().cloned());
+        kinds.extend(std::iter::repeat_n("item", model.item_vocab().len()));
+        values.extend(model.item_embeddings()?);
+    }
+    if want_users {
+        ids.extend(model.user_vocab().ids().iter().cloned());
+        kinds.extend(std::iter::repeat_n("user", model.user_vocab().len()));
+        values.extend(model.user_embeddings()?);
+    }
+    progress.finish();
+    let bytes = embeddings_parquet(&ids, (want_users && want_items).then_some(&kinds[..]), &values, d)?;
+    twotower_data::artifact::write_file_atomic(&a.out, &bytes)
+        .with_context(|| format!("writing {}", a.out.display()))?;
+    println!(
+        "wrote {} vectors of dimension {d} to {}",
+        ids.len(),
+        a.out.display()
+    );
+    Ok(())
+}
+
+/// Encodes (id, vector) rows as Parquet: id Utf8, vector FixedSizeList<Float32, d> (and kind Utf8 when
+/// users and items share the file).
+pub fn embeddings_parquet(
+    ids: &[String],
+    kinds: Option<&[&str]>,
+    values: &[f32],
+    d: usize,
+) -> anyhow::Result<Vec<u8>> {
+    let item = Arc::new(Field::new("item", DataType::Float32, false));
+    let list = FixedSizeListArray::try_new(
+        item.clone(),
+        d as i32,
+        Arc::new(Float32Array::from(values.to_vec())),
+        None,
+    )?;
+    let mut fields = vec![
+        Field::new("id", DataType::Utf8, false),
+        Field::new("vector", DataType::FixedSizeList(item, d as i32), false),
+    ];
+    let mut cols: Vec<ArrayRef> = vec![Arc::new(StringArray::from_iter_values(ids)), Arc::new(list)];
+    if let Some(k) = kinds {
+        fields.push(Field::new("kind", DataType::Utf8, false));
+        cols.push(Arc::new(StringArray::from_iter_values(k.iter())));
+    }
+    let schema = Arc::new(Schema::new(fields));
+    let batch = RecordBatch::try_new(schema.clone(), cols)?;
+    let mut buf = Vec::new();
+    let mut w = ArrowWriter::try_new(&mut buf, schema, None)?;
+    w.write(&batch)?;
+    w.close()?;
+    Ok(buf)
 }

@@ -219,11 +219,11 @@ pub struct TrainConfig {
 impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
-            epochs: 10,
+            epochs: 5,
             batch_size: 1024,
             lr: 0.005,
-            embedding_lr: 0.05,
-            sparse_optimizer: SparseOptimizerKind::Adagrad,
+            embedding_lr: 0.005,
+            sparse_optimizer: SparseOptimizerKind::LazyAdam,
             weight_decay: 0.0,
             warmup_steps: 20,
             lr_decay: LrDecay::Cosine,
@@ -282,7 +282,10 @@ impl Config {
             return err("the item tower has no input: enable at least one of item.id, item.genres, item.title, item.categorical".into());
         }
         if !(self.user.id || self.user.categorical || self.user.history) {
-            return err("the user tower has no input: enable at least one of user.id, user.categorical, user.history".into());
+            return err(
+                "the user tower has no input: enable at least one of user.id, user.categorical, user.history"
+                    .into(),
+            );
         }
         for (name, v) in [
             ("item.id_dim", self.item.id_dim),
@@ -362,11 +365,8 @@ mod tests {
 
     #[test]
     fn empty_tower_rejected() {
-        let e = Config::from_toml_str(
-            "[user]\nid = false\ncategorical = false\nhistory = false\n",
-            "t",
-        )
-        .unwrap_err();
+        let e = Config::from_toml_str("[user]\nid = false\ncategorical = false\nhistory = false\n", "t")
+            .unwrap_err();
         assert!(e.to_string().contains("user tower has no input"));
     }
 

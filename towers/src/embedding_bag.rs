@@ -261,7 +261,11 @@ mod tests {
         let mut rg = RowGrads::new(6, 3);
         rg.accumulate(&bags, &g, stride, 1);
         let lhs: f32 = (0..3)
-            .map(|e| (0..3).map(|k| out[e * stride + 1 + k] * g[e * stride + 1 + k]).sum::<f32>())
+            .map(|e| {
+                (0..3)
+                    .map(|k| out[e * stride + 1 + k] * g[e * stride + 1 + k])
+                    .sum::<f32>()
+            })
             .sum();
         let rhs: f32 = rg
             .iter()

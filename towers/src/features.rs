@@ -359,7 +359,13 @@ impl FeatureLayout {
         let mut user = TowerInput::default();
         let (uc, ic) = (&config.user, &config.item);
         if uc.id {
-            add(&mut user, Source::UserId, "user.id".into(), n_users + 1, uc.id_dim);
+            add(
+                &mut user,
+                Source::UserId,
+                "user.id".into(),
+                n_users + 1,
+                uc.id_dim,
+            );
         }
         for (k, c) in users.categorical.iter().enumerate() {
             add(
@@ -371,14 +377,32 @@ impl FeatureLayout {
             );
         }
         if uc.history {
-            add(&mut user, Source::History, "user.history".into(), n_items + 1, uc.history_dim);
+            add(
+                &mut user,
+                Source::History,
+                "user.history".into(),
+                n_items + 1,
+                uc.history_dim,
+            );
         }
         let mut item = TowerInput::default();
         if ic.id {
-            add(&mut item, Source::ItemId, "item.id".into(), n_items + 1, ic.id_dim);
+            add(
+                &mut item,
+                Source::ItemId,
+                "item.id".into(),
+                n_items + 1,
+                ic.id_dim,
+            );
         }
         if ic.genres {
-            add(&mut item, Source::Genres, "item.genres".into(), items.genre_vocab.len() + 1, ic.genre_dim);
+            add(
+                &mut item,
+                Source::Genres,
+                "item.genres".into(),
+                items.genre_vocab.len() + 1,
+                ic.genre_dim,
+            );
         }
         if ic.title {
             add(
@@ -470,8 +494,11 @@ impl FeatureLayout {
                             if h.iter().all(|&i| (i as usize) < self.n_items) {
                                 bags.push_recency(h, self.history_decay)
                             } else {
-                                let ok: Vec<u32> =
-                                    h.iter().copied().filter(|&i| (i as usize) < self.n_items).collect();
+                                let ok: Vec<u32> = h
+                                    .iter()
+                                    .copied()
+                                    .filter(|&i| (i as usize) < self.n_items)
+                                    .collect();
                                 bags.push_recency(&ok, self.history_decay)
                             }
                         }
@@ -502,6 +529,10 @@ impl FeatureLayout {
 
     /// Per-table name → index.
     pub fn table_index(&self) -> HashMap<&str, usize> {
-        self.tables.iter().enumerate().map(|(i, t)| (t.name.as_str(), i)).collect()
+        self.tables
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.name.as_str(), i))
+            .collect()
     }
 }

@@ -37,7 +37,12 @@ pub struct SampledSoftmax {
 /// copies of item `i` among the candidates is `b * freq[i] + m / n_items`. Subtracting its log from every
 /// logit (positives included) makes the sampled softmax an unbiased estimate of the full one.
 pub fn mixed_log_q(freq: f32, b: usize, m: usize, n_items: usize) -> f32 {
-    let q = b as f32 * freq + if n_items > 0 { m as f32 / n_items as f32 } else { 0.0 };
+    let q = b as f32 * freq
+        + if n_items > 0 {
+            m as f32 / n_items as f32
+        } else {
+            0.0
+        };
     q.max(1e-12).ln()
 }
 
@@ -73,9 +78,7 @@ impl SampledSoftmax {
             .iter()
             .enumerate()
             .map(|(r, it)| match cols_of.get(it) {
-                Some(cols) if cols.len() > 1 => {
-                    cols.iter().copied().filter(|&c| c as usize != r).collect()
-                }
+                Some(cols) if cols.len() > 1 => cols.iter().copied().filter(|&c| c as usize != r).collect(),
                 _ => Vec::new(),
             })
             .collect()
@@ -270,7 +273,11 @@ mod tests {
                 if s.remove_accidental_hits && j != r && s.col_items[j] == s.row_items[r] {
                     continue;
                 }
-                let q = if s.log_q.is_empty() { 0.0 } else { s.log_q[j] as f64 };
+                let q = if s.log_q.is_empty() {
+                    0.0
+                } else {
+                    s.log_q[j] as f64
+                };
                 let zj = l[r * c + j] as f64 / s.temperature as f64 - q;
                 z.push((j == r, zj));
             }
@@ -287,7 +294,10 @@ mod tests {
             let x = i as f32 / 100.0;
             let want = (x as f64).exp();
             let got = fast_exp(x) as f64;
-            assert!(((got - want) / want).abs() < 1e-6, "exp({x}) = {got}, want {want}");
+            assert!(
+                ((got - want) / want).abs() < 1e-6,
+                "exp({x}) = {got}, want {want}"
+            );
         }
         assert!(fast_exp(f32::NEG_INFINITY) < 1e-37);
     }
@@ -303,7 +313,10 @@ mod tests {
         let p = 1.0 / (1.0 + (-1.0f32).exp());
         assert!((grad[0] - (p - 1.0) / 2.0).abs() < 1e-6);
         assert!((grad[1] - (1.0 - p) / 2.0).abs() < 1e-6);
-        assert!((grad[0] + grad[1]).abs() < 1e-6, "each row's gradient sums to zero");
+        assert!(
+            (grad[0] + grad[1]).abs() < 1e-6,
+            "each row's gradient sums to zero"
+        );
     }
 
     #[test]
@@ -349,7 +362,11 @@ mod tests {
             let mut lm = l.clone();
             lm[i] -= eps;
             let fd = (reference(&s, &lp, b, c) - reference(&s, &lm, b, c)) / (2.0 * eps as f64);
-            assert!((fd - grad[i] as f64).abs() < 2e-4, "entry {i}: fd {fd} vs {}", grad[i]);
+            assert!(
+                (fd - grad[i] as f64).abs() < 2e-4,
+                "entry {i}: fd {fd} vs {}",
+                grad[i]
+            );
         }
     }
 
@@ -358,7 +375,9 @@ mod tests {
         let dev = Device::Cpu;
         let (b, c) = (6, 9);
         let items = [3u32, 1, 4, 1, 5, 9, 2, 6, 5];
-        let log_q: Vec<f32> = (0..c).map(|j| mixed_log_q(0.01 * (j + 1) as f32, b, 3, 50)).collect();
+        let log_q: Vec<f32> = (0..c)
+            .map(|j| mixed_log_q(0.01 * (j + 1) as f32, b, 3, 50))
+            .collect();
         let s = spec(b, c, &items, log_q, 0.1);
         let l: Vec<f32> = (0..b * c).map(|i| ((i * 13 % 11) as f32 / 11.0) - 0.5).collect();
         let v1 = Var::from_slice(&l, (b, c), &dev).unwrap();
@@ -367,10 +386,25 @@ mod tests {
         let v2 = Var::from_slice(&l, (b, c), &dev).unwrap();
         let stock = s.stock_loss(v2.as_tensor()).unwrap();
         let g2 = stock.backward().unwrap();
-        let (a, bb) = (fused.to_scalar::<f32>().unwrap(), stock.to_scalar::<f32>().unwrap());
+        let (a, bb) = (
+            fused.to_scalar::<f32>().unwrap(),
+            stock.to_scalar::<f32>().unwrap(),
+        );
         assert!((a - bb).abs() < 1e-4, "fused {a} vs stock {bb}");
-        let ga = g1.get(v1.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        let gb = g2.get(v2.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let ga = g1
+            .get(v1.as_tensor())
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let gb = g2
+            .get(v2.as_tensor())
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
         for (x, y) in ga.iter().zip(&gb) {
             assert!((x - y).abs() < 1e-5, "{x} vs {y}");
         }

@@ -29,7 +29,9 @@ pub fn ndcg_at_k(ranked: &[u32], relevant: &[u32], k: usize) -> f64 {
         .filter(|(_, it)| relevant.contains(it))
         .map(|(r, _)| 1.0 / ((r + 2) as f64).log2())
         .sum();
-    let ideal: f64 = (0..relevant.len().min(k)).map(|r| 1.0 / ((r + 2) as f64).log2()).sum();
+    let ideal: f64 = (0..relevant.len().min(k))
+        .map(|r| 1.0 / ((r + 2) as f64).log2())
+        .sum();
     dcg / ideal
 }
 
@@ -86,7 +88,12 @@ impl EvalReport {
             }
         }
         let n = r.users.max(1) as f64;
-        for v in r.recall.iter_mut().chain(r.ndcg.iter_mut()).chain(r.hit_rate.iter_mut()) {
+        for v in r
+            .recall
+            .iter_mut()
+            .chain(r.ndcg.iter_mut())
+            .chain(r.hit_rate.iter_mut())
+        {
             *v /= n;
         }
         r
@@ -188,7 +195,11 @@ mod tests {
 
     #[test]
     fn report_averages_users() {
-        let r = EvalReport::from_rankings(&[vec![1, 2], vec![3, 4], vec![9]], &[vec![1], vec![5], vec![]], &[1, 2]);
+        let r = EvalReport::from_rankings(
+            &[vec![1, 2], vec![3, 4], vec![9]],
+            &[vec![1], vec![5], vec![]],
+            &[1, 2],
+        );
         assert_eq!(r.users, 2);
         assert_eq!(r.recall, vec![0.5, 0.5]);
         assert_eq!(r.recall_at(2), Some(0.5));

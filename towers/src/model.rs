@@ -336,7 +336,11 @@ impl Model {
                 id: ds.items.id(r as u32).to_string(),
                 title: t.titles.get(r).cloned().flatten(),
                 genres: if r < t.genres.rows() {
-                    t.genres.row(r).iter().map(|&g| t.genres.vocab.id(g).to_string()).collect()
+                    t.genres
+                        .row(r)
+                        .iter()
+                        .map(|&g| t.genres.vocab.id(g).to_string())
+                        .collect()
                 } else {
                     Vec::new()
                 },
@@ -376,11 +380,16 @@ impl Model {
         let known = self.users.get(user);
         let mut rec = recent.to_vec();
         rec.sort_by_key(|&(i, t)| (t, i));
-        let mut hist: Vec<u32> = known.map(|u| self.user_items.row(u as usize).to_vec()).unwrap_or_default();
+        let mut hist: Vec<u32> = known
+            .map(|u| self.user_items.row(u as usize).to_vec())
+            .unwrap_or_default();
         hist.extend(rec.iter().map(|&(i, _)| i));
         self.check_items(&hist)?;
         let id = known.unwrap_or(self.users.oov());
-        let bags = self.net.layout.user_bags(&self.user_feats, 1, |_| id, |_| known, |_| &hist);
+        let bags = self
+            .net
+            .layout
+            .user_bags(&self.user_feats, 1, |_| id, |_| known, |_| &hist);
         self.net.embed(Side::User, &bags)
     }
 
@@ -389,7 +398,10 @@ impl Model {
     pub fn embed_recent(&self, items: &[u32]) -> Result<Vec<f32>> {
         self.check_items(items)?;
         let oov = self.users.oov();
-        let bags = self.net.layout.user_bags(&self.user_feats, 1, |_| oov, |_| None, |_| items);
+        let bags = self
+            .net
+            .layout
+            .user_bags(&self.user_feats, 1, |_| oov, |_| None, |_| items);
         self.net.embed(Side::User, &bags)
     }
 

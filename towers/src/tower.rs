@@ -92,8 +92,22 @@ impl TwoTower {
             .collect();
         let mut dense = Vec::new();
         let d = config.model.dim;
-        let user_mlp = build_mlp("user", layout.user.width, &config.user.layers, d, &mut dense, &mut rng);
-        let item_mlp = build_mlp("item", layout.item.width, &config.item.layers, d, &mut dense, &mut rng);
+        let user_mlp = build_mlp(
+            "user",
+            layout.user.width,
+            &config.user.layers,
+            d,
+            &mut dense,
+            &mut rng,
+        );
+        let item_mlp = build_mlp(
+            "item",
+            layout.item.width,
+            &config.item.layers,
+            d,
+            &mut dense,
+            &mut rng,
+        );
         Ok(TwoTower {
             layout,
             tables,
@@ -205,7 +219,14 @@ impl TwoTower {
 
     /// One AdamW step on the dense weights from the gradients of `vars` (those not in the graph keep
     /// their value). `step` is 1-based.
-    pub fn adamw_step(&mut self, vars: &[Var], grads: &GradStore, lr: f32, weight_decay: f32, step: u64) -> Result<()> {
+    pub fn adamw_step(
+        &mut self,
+        vars: &[Var],
+        grads: &GradStore,
+        lr: f32,
+        weight_decay: f32,
+        step: u64,
+    ) -> Result<()> {
         let t = step.max(1) as i32;
         let bc1 = 1.0 - BETA1.powi(t);
         let bc2 = 1.0 - BETA2.powi(t);

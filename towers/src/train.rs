@@ -69,14 +69,22 @@ struct Split {
 
 /// Holds out each user's last `per_user` training interactions (by (ts, item)) when the user keeps at
 /// least one other; samples at most `max_users` validation users deterministically.
-fn split_validation(train: &Interactions, n_users: usize, per_user: usize, max_users: usize, seed: u64) -> Split {
+fn split_validation(
+    train: &Interactions,
+    n_users: usize,
+    per_user: usize,
+    max_users: usize,
+    seed: u64,
+) -> Split {
     let hist = UserHistories::build(train, n_users);
     let mut held = vec![false; train.len()];
     let mut val_users = Vec::new();
     let mut val_ts = Vec::new();
     let mut val_items = Vec::new();
     if per_user > 0 {
-        let mut cands: Vec<u32> = (0..n_users as u32).filter(|&u| hist.history(u).1.len() > per_user).collect();
+        let mut cands: Vec<u32> = (0..n_users as u32)
+            .filter(|&u| hist.history(u).1.len() > per_user)
+            .collect();
         if cands.len() > max_users {
             let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x76616c);
             for i in 0..max_users {
@@ -208,7 +216,8 @@ impl<'a> Trainer<'a> {
         let n_items = self.net.layout.n_items;
         let m = cfg.loss.extra_negatives;
         if m > 0 && n_items > 0 {
-            let mut rng = ChaCha8Rng::seed_from_u64(cfg.train.seed ^ self.step.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            let mut rng =
+                ChaCha8Rng::seed_from_u64(cfg.train.seed ^ self.step.wrapping_mul(0x9E37_79B9_7F4A_7C15));
             cols.extend((0..m).map(|_| rng.gen_range(0..n_items as u32)));
         }
         let c = cols.len();
@@ -250,9 +259,17 @@ impl<'a> Trainer<'a> {
         let grads = loss.backward()?;
         self.step += 1;
         let scale = self.lr_scale();
-        self.net
-            .adamw_step(&dvars, &grads, cfg.train.lr * scale, cfg.train.weight_decay, self.step)?;
-        for (var, side, bags, n, w) in [(&u_in, Side::User, &ubags, b, wu), (&i_in, Side::Item, &ibags, c, wi)] {
+        self.net.adamw_step(
+            &dvars,
+            &grads,
+            cfg.train.lr * scale,
+            cfg.train.weight_decay,
+            self.step,
+        )?;
+        for (var, side, bags, n, w) in [
+            (&u_in, Side::User, &ubags, b, wu),
+            (&i_in, Side::Item, &ibags, c, wi),
+        ] {
             if let Some(g) = grads.get(var.as_tensor()) {
                 let g = g.flatten_all()?.to_vec1::<f32>()?;
                 debug_assert_eq!(g.len(), n * w);
@@ -261,7 +278,13 @@ impl<'a> Trainer<'a> {
             }
         }
         let lr = cfg.train.embedding_lr * scale;
-        for ((table, state), g) in self.net.tables.iter_mut().zip(&mut self.sparse).zip(&mut self.grads) {
+        for ((table, state), g) in self
+            .net
+            .tables
+            .iter_mut()
+            .zip(&mut self.sparse)
+            .zip(&mut self.grads)
+        {
             if g.touched() > 0 {
                 state.apply(table, g, lr, self.step);
                 g.clear();
@@ -272,7 +295,13 @@ impl<'a> Trainer<'a> {
 
     fn save_checkpoint(&self, dir: &Path) -> Result<()> {
         let mut w = TensorWriter::default();
-        for ((t, s), spec) in self.net.tables.iter().zip(&self.sparse).zip(&self.net.layout.tables) {
+        for ((t, s), spec) in self
+            .net
+            .tables
+            .iter()
+            .zip(&self.sparse)
+            .zip(&self.net.layout.tables)
+        {
             w.f32(&format!("table.{}", t.name), &[t.rows, t.dim], &t.weights);
             w.f32(&format!("opt.{}.a", spec.name), &[s.a.len()], &s.a);
             w.f32(&format!("opt.{}.b", spec.name), &[s.b.len()], &s.b);
@@ -287,7 +316,13 @@ impl<'a> Trainer<'a> {
 
     fn load_checkpoint(&mut self, path: &Path) -> Result<()> {
         let r = TensorReader::open(path)?;
-        for ((t, s), spec) in self.net.tables.iter_mut().zip(&mut self.sparse).zip(&self.net.layout.tables) {
+        for ((t, s), spec) in self
+            .net
+            .tables
+            .iter_mut()
+            .zip(&mut self.sparse)
+            .zip(&self.net.layout.tables)
+        {
             t.weights = r.f32(&format!("table.{}", t.name), &[t.rows, t.dim])?;
             s.a = r.f32(&format!("opt.{}.a", spec.name), &[s.a.len()])?;
             s.b = r.f32(&format!("opt.{}.b", spec.name), &[s.b.len()])?;
@@ -304,7 +339,13 @@ impl<'a> Trainer<'a> {
 /// Trains a model on `ds.training()` (the train part of a split dataset: the test part is never read)
 /// and writes the model directory `out`, re-committed atomically after every epoch so an interrupted
 /// run leaves the last complete epoch loadable and resumable.
-pub fn train(ds: &Dataset, config: &Config, out: &Path, progress: &dyn Progress, opts: &TrainOptions) -> Result<TrainReport> {
+pub fn train(
+    ds: &Dataset,
+    config: &Config,
+    out: &Path,
+    progress: &dyn Progress,
+    opts: &TrainOptions,
+) -> Result<TrainReport> {
     config.validate("model config")?;
     let threads = if config.train.threads == 0 {
         rayon::current_num_threads()
@@ -336,7 +377,13 @@ fn train_inner(
     }
     let tc = &config.train;
     let (n_users, n_items) = (ds.users.len(), ds.items.len());
-    let split = split_validation(train, n_users, tc.validation_per_user, tc.validation_max_users, tc.seed);
+    let split = split_validation(
+        train,
+        n_users,
+        tc.validation_per_user,
+        tc.validation_max_users,
+        tc.seed,
+    );
     let fit_hist = UserHistories::build(&split.fit, n_users);
     let item_feats = ItemFeatures::from_dataset(ds, config)?;
     let user_feats = UserFeatures::from_dataset(ds, config)?;
@@ -385,10 +432,16 @@ fn train_inner(
     if opts.resume && out.join("checkpoint.json").exists() {
         let prev = Model::load(out)?;
         if prev.meta().config != *config {
-            return Err(Error::model(out, "cannot resume: the configuration differs from the checkpoint's"));
+            return Err(Error::model(
+                out,
+                "cannot resume: the configuration differs from the checkpoint's",
+            ));
         }
         if prev.dataset_fingerprint() != meta.dataset_fingerprint {
-            return Err(Error::model(out, "cannot resume: the checkpoint was trained on another dataset"));
+            return Err(Error::model(
+                out,
+                "cannot resume: the checkpoint was trained on another dataset",
+            ));
         }
         let sp = out.join("checkpoint.json");
         let text = std::fs::read_to_string(&sp).map_err(|e| Error::io(&sp, e))?;
@@ -412,7 +465,10 @@ fn train_inner(
         let epoch = state.epochs_done;
         let t0 = Instant::now();
         let mut batches = ShuffledBatches::new(split.fit.len(), tc.batch_size, tc.seed, epoch as u64);
-        progress.start(&format!("epoch {}/{}", epoch + 1, tc.epochs), Some(batches.num_batches() as u64));
+        progress.start(
+            &format!("epoch {}/{}", epoch + 1, tc.epochs),
+            Some(batches.num_batches() as u64),
+        );
         let (mut loss_sum, mut n_steps, mut examples) = (0f64, 0usize, 0usize);
         while let Some(batch) = batches.next_batch() {
             let loss = trainer.step(batch)?;
@@ -429,7 +485,11 @@ fn train_inner(
             progress.inc(1);
             if n_steps % 10 == 0 {
                 let rate = examples as f64 / t0.elapsed().as_secs_f64().max(1e-9);
-                progress.set_message(&format!("loss {:.4}  {:.0} ex/s", loss_sum / n_steps as f64, rate));
+                progress.set_message(&format!(
+                    "loss {:.4}  {:.0} ex/s",
+                    loss_sum / n_steps as f64,
+                    rate
+                ));
             }
         }
         let train_secs = t0.elapsed().as_secs_f64();
@@ -437,7 +497,14 @@ fn train_inner(
         let val = if split.val_users.is_empty() {
             None
         } else {
-            Some(validate(&trainer.net, &split, &fit_hist, &item_feats, &user_feats, tc.validation_k)?)
+            Some(validate(
+                &trainer.net,
+                &split,
+                &fit_hist,
+                &item_feats,
+                &user_feats,
+                tc.validation_k,
+            )?)
         };
         state.epochs_done += 1;
         state.step = trainer.step;
@@ -491,7 +558,13 @@ fn train_inner(
     })
 }
 
-fn save_model_dir(out: &Path, model: &Model, trainer: &Trainer<'_>, state: &TrainState, epochs: &[EpochMetrics]) -> Result<()> {
+fn save_model_dir(
+    out: &Path,
+    model: &Model,
+    trainer: &Trainer<'_>,
+    state: &TrainState,
+    epochs: &[EpochMetrics],
+) -> Result<()> {
     let staging = StagingDir::new(out)?;
     let dir = staging.path();
     model.write_files(dir)?;
@@ -516,8 +589,12 @@ fn save_model_dir(out: &Path, model: &Model, trainer: &Trainer<'_>, state: &Trai
     ] {
         manifest.add_file(dir, f)?;
     }
-    manifest.counts.insert("users".into(), model.user_vocab().len() as u64);
-    manifest.counts.insert("items".into(), model.item_vocab().len() as u64);
+    manifest
+        .counts
+        .insert("users".into(), model.user_vocab().len() as u64);
+    manifest
+        .counts
+        .insert("items".into(), model.item_vocab().len() as u64);
     manifest.counts.insert("dim".into(), model.dim() as u64);
     manifest.extra = serde_json::json!({ "dataset_fingerprint": model.dataset_fingerprint() });
     manifest.write(dir)?;
@@ -655,7 +732,13 @@ pub struct StepBench {
 
 impl StepBench {
     /// Builds the tables (this is where the memory goes).
-    pub fn new(n_users: usize, n_items: usize, dim: usize, batch: usize, config: Option<Config>) -> Result<StepBench> {
+    pub fn new(
+        n_users: usize,
+        n_items: usize,
+        dim: usize,
+        batch: usize,
+        config: Option<Config>,
+    ) -> Result<StepBench> {
         let mut config = config.unwrap_or_else(Config::id_only);
         config.model.dim = dim;
         config.item.id_dim = dim;
@@ -665,7 +748,12 @@ impl StepBench {
         let mut rng = ChaCha8Rng::seed_from_u64(5);
         let mut fit = Interactions::default();
         for k in 0..batch * 64 {
-            fit.push(rng.gen_range(0..n_users as u32), rng.gen_range(0..n_items as u32), 1.0, k as i64);
+            fit.push(
+                rng.gen_range(0..n_users as u32),
+                rng.gen_range(0..n_items as u32),
+                1.0,
+                k as i64,
+            );
         }
         let hist = UserHistories::build(&fit, n_users);
         let item_feats = ItemFeatures {
@@ -675,7 +763,9 @@ impl StepBench {
             tokens: Csr::default(),
             categorical: Vec::new(),
         };
-        let user_feats = UserFeatures { categorical: Vec::new() };
+        let user_feats = UserFeatures {
+            categorical: Vec::new(),
+        };
         let layout = FeatureLayout::new(&config, n_users, n_items, &item_feats, &user_feats);
         let net = TwoTower::new(layout, &config, 1)?;
         Ok(StepBench {
@@ -695,8 +785,19 @@ impl StepBench {
     pub fn step(&mut self) -> Result<f32> {
         let n = self.fit.len() as u32;
         let batch: Vec<u32> = (0..self.batch).map(|_| self.rng.gen_range(0..n)).collect();
-        let net = self.net.take().ok_or_else(|| Error::Invalid("bench state lost".into()))?;
-        let mut t = Trainer::new(&self.config, net, &self.item_feats, &self.user_feats, &self.fit, &self.hist, 1_000_000);
+        let net = self
+            .net
+            .take()
+            .ok_or_else(|| Error::Invalid("bench state lost".into()))?;
+        let mut t = Trainer::new(
+            &self.config,
+            net,
+            &self.item_feats,
+            &self.user_feats,
+            &self.fit,
+            &self.hist,
+            1_000_000,
+        );
         if let Some((s, g, step)) = self.sparse.take() {
             t.sparse = s;
             t.grads = g;
