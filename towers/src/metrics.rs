@@ -115,8 +115,8 @@ pub fn top_k_exact<'a>(
     k: usize,
     exclude: &(dyn Fn(usize) -> &'a [u32] + Sync),
 ) -> Result<Vec<Vec<u32>>> {
-    let nq = if dim == 0 { 0 } else { queries.len() / dim };
-    let ni = if dim == 0 { 0 } else { items.len() / dim };
+    let nq = queries.len().checked_div(dim).unwrap_or(0);
+    let ni = items.len().checked_div(dim).unwrap_or(0);
     if nq == 0 || ni == 0 {
         return Ok(vec![Vec::new(); nq]);
     }

@@ -111,13 +111,11 @@ fn split_validation(
             let n = items.len();
             cut[u as usize] = Some((ts[n - per_user], items[n - per_user]));
         }
-        for r in 0..train.len() {
+        for (r, h) in held.iter_mut().enumerate() {
             let u = train.user[r] as usize;
             if u < n_users && is_val[u] {
                 if let Some(c) = cut[u] {
-                    if (train.ts[r], train.item[r]) >= c {
-                        held[r] = true;
-                    }
+                    *h = (train.ts[r], train.item[r]) >= c;
                 }
             }
         }
