@@ -34,7 +34,8 @@ pub enum SplitStrategy {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Holdout {
-    /// This fraction (rounded) of each user's interactions, at least 1 and at most all but 1.
+    /// This fraction of each user's interactions, rounded down (the usual protocol: `floor(f·n)`), at
+    /// least 1 and at most all but 1.
     Fraction(f64),
     /// The last (or N random) interactions, at most all but 1.
     LastN(u32),
@@ -91,7 +92,8 @@ impl SplitOptions {
             return 0;
         }
         let k = match self.holdout {
-            Holdout::Fraction(f) => (f * n as f64).round() as usize,
+            // The epsilon keeps 0.2·10 at 2 despite binary rounding.
+            Holdout::Fraction(f) => (f * n as f64 + 1e-9).floor() as usize,
             Holdout::LastN(k) => k as usize,
         };
         k.clamp(1, n - 1)
@@ -169,7 +171,10 @@ pub fn split(dir: &Path, opts: &SplitOptions, progress: &dyn Progress) -> Result
     progress.finish();
     progress.start("splitting", Some(ds.interactions.len() as u64));
     let mut order: Vec<u32> = (0..ds.items.len() as u32).collect();
-    order.sort_unstable_by(|&a, &b| ds.items.id(a).cmp(ds.items.id(b)));
+    // Time ties break by item id in natural order: numeric ids numerically (MovieLens "9" < "10"),
+    // then any other ids as strings.
+    let natural = |id: &str| (id.parse::<u64>().map_or((1, 0), |n| (0, n)), id.to_string());
+    order.sort_by_cached_key(|&i| natural(ds.items.id(i)));
     let mut rank = vec![0u32; ds.items.len()];
     for (k, &i) in order.iter().enumerate() {
         rank[i as usize] = k as u32;
