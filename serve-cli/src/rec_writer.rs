@@ -23,7 +23,7 @@ pub struct UserRecs<'a> {
 }
 
 enum Sink {
-    Parquet(ArrowWriter<File>),
+    Parquet(Box<ArrowWriter<File>>),
     Jsonl(BufWriter<File>),
 }
 
@@ -61,7 +61,7 @@ impl RecWriter {
                 let props = WriterProperties::builder()
                     .set_compression(Compression::SNAPPY)
                     .build();
-                Sink::Parquet(ArrowWriter::try_new(file, schema.clone(), Some(props))?)
+                Sink::Parquet(Box::new(ArrowWriter::try_new(file, schema.clone(), Some(props))?))
             }
             "jsonl" | "json" | "ndjson" => Sink::Jsonl(BufWriter::new(file)),
             other => {
