@@ -1,11 +1,10 @@
 //! `twotower bench query`: latency of the answers people and services ask for, measured the way they
 //! are served (one query at a time on one thread, embedding + search, no terminal I/O), as a table.
 
-use crate::engine::{Engine, QueryOpts, State};
+use crate::engine::{EngineArgs, QueryOpts, State};
 use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
 use rand::{Rng, SeedableRng};
-use std::path::PathBuf;
 use std::time::Instant;
 
 /// Benchmarks.
@@ -18,12 +17,8 @@ pub enum BenchCommand {
 /// Arguments of `bench query`.
 #[derive(Debug, Args)]
 pub struct QueryBenchArgs {
-    /// Model directory.
-    #[arg(long)]
-    pub model: PathBuf,
-    /// Index directory.
-    #[arg(long)]
-    pub index: PathBuf,
+    #[command(flatten)]
+    pub engine: EngineArgs,
     /// Queries per path.
     #[arg(long, default_value_t = 10_000)]
     pub queries: usize,
@@ -76,7 +71,7 @@ fn query(a: QueryBenchArgs) -> Result<()> {
     if a.queries == 0 {
         bail!("--queries must be at least 1");
     }
-    let engine = Engine::open(&a.model, &a.index, None)?;
+    let engine = a.engine.open()?;
     let st: std::sync::Arc<State> = engine.state();
     let data = st.catalog.data();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(a.seed);

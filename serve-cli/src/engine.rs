@@ -12,6 +12,27 @@ use twotower_data::{Dataset, UserHistories};
 use twotower_index::{Hit, IndexDir, IndexVersion, VersionId};
 use twotower_towers::Model;
 
+/// Where an engine's parts live: the flags every serving command shares.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EngineArgs {
+    /// Model directory (from `twotower train`).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Index directory (from `twotower index build`); rebuilds are followed while running.
+    #[arg(long)]
+    pub index: PathBuf,
+    /// Dataset directory for titles, genres and histories, when not the one the model was trained on.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+}
+
+impl EngineArgs {
+    /// Loads the engine these flags name.
+    pub fn open(&self) -> Result<Engine> {
+        Engine::open(&self.model, &self.index, self.data.as_deref())
+    }
+}
+
 /// Per-query settings.
 #[derive(Debug, Clone)]
 pub struct QueryOpts {

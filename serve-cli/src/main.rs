@@ -64,15 +64,8 @@ enum Command {
 /// Arguments of `query`.
 #[derive(Debug, clap::Args)]
 struct QueryArgs {
-    /// Model directory (from `twotower train`).
-    #[arg(long)]
-    model: PathBuf,
-    /// Index directory (from `twotower index build`).
-    #[arg(long)]
-    index: PathBuf,
-    /// Dataset directory, when not the one the model was trained on.
-    #[arg(long)]
-    data: Option<PathBuf>,
+    #[command(flatten)]
+    engine: engine::EngineArgs,
     /// Output format (default: table on a terminal, jsonl on a pipe).
     #[arg(long, value_enum)]
     format: Option<shell::Format>,
@@ -149,7 +142,7 @@ fn dispatch(command: Command, bar: &progress::Bar) -> anyhow::Result<()> {
         Command::Embed(a) => train_cmd::embed(a, bar),
         Command::Index(cmd) => index_cmd::run(cmd, bar),
         Command::Query(a) => {
-            let engine = engine::Engine::open(&a.model, &a.index, a.data.as_deref())?;
+            let engine = a.engine.open()?;
             let opts = engine::QueryOpts {
                 k: a.k,
                 ef: a.ef,

@@ -2,7 +2,7 @@
 //! computed in parallel blocks on one consistent snapshot of model and index, streamed to Parquet or
 //! JSON lines.
 
-use crate::engine::{Engine, QueryOpts};
+use crate::engine::{EngineArgs, QueryOpts};
 use crate::rec_writer::{RecWriter, UserRecs};
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -14,15 +14,8 @@ use twotower_data::progress::Progress;
 /// Arguments of `recommend`.
 #[derive(Debug, Args)]
 pub struct RecommendArgs {
-    /// Model directory (from `twotower train`).
-    #[arg(long)]
-    pub model: PathBuf,
-    /// Index directory (from `twotower index build`).
-    #[arg(long)]
-    pub index: PathBuf,
-    /// Dataset directory, when not the one the model was trained on.
-    #[arg(long)]
-    pub data: Option<PathBuf>,
+    #[command(flatten)]
+    pub engine: EngineArgs,
     /// A file of user ids, one per line (`#` starts a comment). Users unknown to the dataset get the
     /// popularity fallback and are counted in the summary.
     #[arg(long, conflicts_with = "all", required_unless_present = "all")]
@@ -55,7 +48,7 @@ pub fn run(a: RecommendArgs, progress: &dyn Progress) -> Result<()> {
     if a.k == 0 || a.k > 10_000 {
         bail!("--k must be between 1 and 10000, not {}", a.k);
     }
-    let engine = Engine::open(&a.model, &a.index, a.data.as_deref())?;
+    let engine = a.engine.open()?;
     let state = engine.state();
     let users: Vec<String> = if a.all {
         state.catalog.data().users.ids().to_vec()

@@ -2,7 +2,7 @@
 //! each; a watcher thread follows the index directory's CURRENT and swaps a fully loaded new version
 //! in atomically, so a rebuild never fails a request or shows a half-loaded index.
 
-use crate::engine::{Answer, Engine, QueryOpts, Source};
+use crate::engine::{Answer, Engine, EngineArgs, QueryOpts, Source};
 use anyhow::{Context, Result};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path as UrlPath, Query, State};
@@ -16,7 +16,6 @@ use serde::Deserialize;
 use serde_json::json;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,15 +23,8 @@ use std::time::{Duration, Instant};
 /// Arguments of `serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Model directory (from `twotower train`).
-    #[arg(long)]
-    pub model: PathBuf,
-    /// Index directory (from `twotower index build`); rebuilds are picked up while serving.
-    #[arg(long)]
-    pub index: PathBuf,
-    /// Dataset directory, when not the one the model was trained on.
-    #[arg(long)]
-    pub data: Option<PathBuf>,
+    #[command(flatten)]
+    pub engine: EngineArgs,
     /// Address to listen on. Loopback by default: put a reverse proxy in front, or pass
     /// `--addr 0.0.0.0:8080`, to expose it.
     #[arg(long, default_value = "127.0.0.1:8080")]
@@ -372,7 +364,7 @@ fn watch(app: Arc<App>, every: Duration, stop: Arc<AtomicBool>) {
 
 /// Loads the engine, binds, and serves until SIGTERM or Ctrl-C (in-flight requests finish first).
 pub fn run(a: ServeArgs) -> Result<()> {
-    let engine = Engine::open(&a.model, &a.index, a.data.as_deref())?;
+    let engine = a.engine.open()?;
     let app = Arc::new(App {
         engine,
         metrics: Metrics::new()?,

@@ -9,33 +9,13 @@ use std::process::{Child, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-fn bin() -> PathBuf {
-    assert_cmd::cargo::cargo_bin("twotower")
-}
+mod common;
+use common::bin;
 
 /// One quickstart shared by the tests (training is the slow part): dataset, model and index.
 fn world() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("twotower-e2e-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        Command::new(bin())
-            .args([
-                "quickstart",
-                "--no-shell",
-                "--quiet",
-                "--users",
-                "300",
-                "--items",
-                "200",
-            ])
-            .args(["--interactions", "12000", "--epochs", "2", "--seed", "5", "--out"])
-            .arg(&dir)
-            .timeout(Duration::from_secs(300))
-            .assert()
-            .success();
-        dir
-    })
+    DIR.get_or_init(|| common::quickstart("e2e", 300, 200, 12_000, 2, 5))
 }
 
 fn query(stdin: &str) -> (Vec<Value>, bool, String) {

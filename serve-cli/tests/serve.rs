@@ -10,29 +10,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-fn bin() -> PathBuf {
-    assert_cmd::cargo::cargo_bin("twotower")
-}
+mod common;
+use common::bin;
 
 fn world(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("twotower-serve-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    Command::new(bin())
-        .args([
-            "quickstart",
-            "--no-shell",
-            "--quiet",
-            "--users",
-            "200",
-            "--items",
-            "150",
-        ])
-        .args(["--interactions", "8000", "--epochs", "1", "--seed", "11", "--out"])
-        .arg(&dir)
-        .timeout(Duration::from_secs(300))
-        .assert()
-        .success();
-    dir
+    common::quickstart(&format!("serve-{name}"), 200, 150, 8000, 1, 11)
 }
 
 struct Server {
