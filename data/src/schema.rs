@@ -11,8 +11,10 @@ use std::sync::Arc;
 use arrow::array::{
     Array, ArrayRef, AsArray, Float32Array, Int64Array, ListBuilder, RecordBatch, StringArray, StringBuilder,
 };
-use arrow::datatypes::{DataType, Field, Float32Type, Int64Type, Schema, SchemaRef};
-use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+use arrow::datatypes::{DataType, Field, Float32Type, Int32Type, Int64Type, Schema, SchemaRef};
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder,
+};
 use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
@@ -280,6 +282,40 @@ impl ParquetSource {
             .map_err(|_| self.missing(column))
     }
 
+    /// Asks the decoder to return the named Utf8 columns as dictionary arrays, so repeated ids are
+    /// interned once per dictionary instead of once per row (most of `Dataset::load`'s time
+    /// otherwise). Columns of other types are left alone.
+    pub fn with_dictionary(self, columns: &[&str]) -> Result<ParquetSource> {
+        let schema = self.builder.schema().clone();
+        let mut changed = false;
+        let fields: Vec<Field> = schema
+            .fields()
+            .iter()
+            .map(|f| {
+                if columns.contains(&f.name().as_str()) && f.data_type() == &DataType::Utf8 {
+                    changed = true;
+                    let dict = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+                    f.as_ref().clone().with_data_type(dict)
+                } else {
+                    f.as_ref().clone()
+                }
+            })
+            .collect();
+        if !changed {
+            return Ok(self);
+        }
+        let hint = Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()));
+        let meta = self.builder.metadata().clone();
+        let opts = ArrowReaderOptions::new().with_schema(hint);
+        let arrow_meta =
+            ArrowReaderMetadata::try_new(meta, opts).map_err(|e| Error::parquet(&self.path, e))?;
+        let f = File::open(&self.path).map_err(|e| Error::io(&self.path, e))?;
+        Ok(ParquetSource {
+            builder: ParquetRecordBatchReaderBuilder::new_with_metadata(f, arrow_meta),
+            path: self.path,
+        })
+    }
+
     /// A reader over the named columns (all must exist).
     pub fn read(self, columns: &[&str]) -> Result<ParquetRecordBatchReader> {
         let mut idx = Vec::with_capacity(columns.len());
@@ -315,15 +351,62 @@ fn column_as(path: &Path, batch: &RecordBatch, name: &str, to: &DataType) -> Res
     })
 }
 
-/// Interns string ids, skipping the hash lookup when the same id repeats (rows are grouped by user).
+/// An id column as Utf8, or as `Dictionary<Int32, Utf8>` when the reader produced one.
+fn id_column(path: &Path, batch: &RecordBatch, name: &str) -> Result<ArrayRef> {
+    let col = batch
+        .column_by_name(name)
+        .ok_or_else(|| Error::invalid(path, format!("column {name:?} vanished from a batch")))?;
+    match col.data_type() {
+        DataType::Dictionary(k, v) if **k == DataType::Int32 && **v == DataType::Utf8 => Ok(col.clone()),
+        _ => column_as(path, batch, name, &DataType::Utf8),
+    }
+}
+
+/// Interns string ids, skipping the hash lookup when the same id repeats (rows are grouped by user),
+/// and interning a dictionary column's values once per dictionary.
 struct Interner<'v> {
     vocab: &'v mut Vocabulary,
     last: Option<(String, u32)>,
+    dict: Option<(ArrayRef, Vec<u32>)>,
 }
 
 impl<'v> Interner<'v> {
     fn new(vocab: &'v mut Vocabulary) -> Self {
-        Interner { vocab, last: None }
+        Interner {
+            vocab,
+            last: None,
+            dict: None,
+        }
+    }
+
+    /// Appends the dense index of every row of an id column (Utf8 or `Dictionary<Int32, Utf8>`, no
+    /// nulls) to `out`.
+    fn extend(&mut self, col: &ArrayRef, out: &mut Vec<u32>) {
+        if let Some(d) = col.as_dictionary_opt::<Int32Type>() {
+            let values = d.values();
+            let reuse = matches!(&self.dict, Some((v, _)) if Arc::ptr_eq(v, values));
+            if !reuse {
+                let s = values.as_string::<i32>();
+                let map = (0..s.len())
+                    .map(|k| {
+                        if s.is_null(k) {
+                            0
+                        } else {
+                            self.vocab.insert(s.value(k))
+                        }
+                    })
+                    .collect();
+                self.dict = Some((values.clone(), map));
+            }
+            let map = &self.dict.as_ref().expect("set above").1;
+            out.extend(d.keys().values().iter().map(|&k| map[k as usize]));
+        } else {
+            let s = col.as_string::<i32>();
+            for r in 0..s.len() {
+                let i = self.get(s.value(r));
+                out.push(i);
+            }
+        }
     }
     #[inline]
     fn get(&mut self, s: &str) -> u32 {
@@ -371,7 +454,7 @@ pub(crate) fn read_interactions_with(
     users: &mut Vocabulary,
     items: &mut Vocabulary,
 ) -> Result<Interactions> {
-    let src = ParquetSource::open(path)?;
+    let src = ParquetSource::open(path)?.with_dictionary(&[cols.user, cols.item])?;
     let n = src.num_rows() as usize;
     let mut names = vec![cols.user, cols.item];
     names.extend(cols.weight);
@@ -383,9 +466,8 @@ pub(crate) fn read_interactions_with(
     let mut row0 = 0usize;
     for batch in reader {
         let batch = batch.map_err(|e| Error::arrow(path, e))?;
-        let u = column_as(path, &batch, cols.user, &DataType::Utf8)?;
-        let i = column_as(path, &batch, cols.item, &DataType::Utf8)?;
-        let (u, i) = (u.as_string::<i32>(), i.as_string::<i32>());
+        let u = id_column(path, &batch, cols.user)?;
+        let i = id_column(path, &batch, cols.item)?;
         let null_row = |a: &dyn Array, what: &str| -> Result<()> {
             if a.null_count() > 0 {
                 let r = (0..a.len()).find(|&r| a.is_null(r)).unwrap_or(0);
@@ -396,12 +478,10 @@ pub(crate) fn read_interactions_with(
             }
             Ok(())
         };
-        null_row(u, cols.user)?;
-        null_row(i, cols.item)?;
-        for r in 0..batch.num_rows() {
-            out.user.push(ui.get(u.value(r)));
-            out.item.push(ii.get(i.value(r)));
-        }
+        null_row(&u, cols.user)?;
+        null_row(&i, cols.item)?;
+        ui.extend(&u, &mut out.user);
+        ii.extend(&i, &mut out.item);
         match cols.weight {
             Some(w) => {
                 let a = column_as(path, &batch, w, &DataType::Float32)?;
