@@ -92,6 +92,10 @@ pub struct TrainArgs {
     /// Validation interactions held out per user from the training part (0 = no validation).
     #[arg(long)]
     pub validation_per_user: Option<usize>,
+    /// Stop after this many epochs of this invocation, as if interrupted, leaving the checkpoint for
+    /// `--resume` (the resumed run then matches an uninterrupted one). For tests and time-boxed jobs.
+    #[arg(long, hide = true)]
+    pub stop_after_epochs: Option<usize>,
 }
 
 /// Arguments of `eval`.
@@ -229,8 +233,20 @@ pub fn resolve_config(a: &TrainArgs) -> anyhow::Result<Config> {
     Ok(c)
 }
 
+/// candle runs element-wise ops above 64 k elements on its own "barrier" pool, whose workers spin
+/// between ops. Training already keeps every core busy through rayon (gemm, fused softmax, pooling), so
+/// on a small or shared machine those spinning workers only steal cycles (measured: 2-thread training
+/// 3–4× slower than 1-thread). Keeping that pool empty runs the small [B, d] ops inline instead. Must run
+/// before the first candle op; an explicit `CANDLE_NUM_THREADS` wins.
+pub fn quiet_candle_pool() {
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        std::env::set_var("CANDLE_NUM_THREADS", "1");
+    }
+}
+
 /// `twotower train`.
 pub fn train(a: TrainArgs, progress: &dyn Progress) -> anyhow::Result<()> {
+    quiet_candle_pool();
     let config = resolve_config(&a)?;
     if a.print_config {
         print!("{}", config.to_toml());
@@ -251,7 +267,7 @@ pub fn train(a: TrainArgs, progress: &dyn Progress) -> anyhow::Result<()> {
         progress,
         &TrainOptions {
             resume: a.resume,
-            ..TrainOptions::default()
+            stop_after_epochs: a.stop_after_epochs,
         },
     )
     .with_context(|| format!("training on {}", a.data.display()))?;

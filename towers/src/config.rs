@@ -111,6 +111,9 @@ pub struct UserTowerConfig {
     pub history_decay: f32,
     /// Width of the history item embedding.
     pub history_dim: usize,
+    /// Pool the history from the item tower's id table instead of a separate table (needs `item.id`
+    /// and `history_dim == item.id_dim`): items learn one vector from both sides.
+    pub share_item_embeddings: bool,
     /// Hidden layer widths of the MLP; see [`ItemTowerConfig::layers`].
     pub layers: Vec<usize>,
 }
@@ -127,6 +130,7 @@ impl Default for UserTowerConfig {
             history_len: 50,
             history_decay: 0.8,
             history_dim: 64,
+            share_item_embeddings: false,
             layers: Vec::new(),
         }
     }
@@ -307,6 +311,18 @@ impl Config {
         }
         if self.user.history && self.user.history_len == 0 {
             return err("user.history_len must be > 0 when user.history is on".into());
+        }
+        if self.user.history && self.user.share_item_embeddings {
+            if !self.item.id {
+                return err("user.share_item_embeddings needs item.id = true".into());
+            }
+            if self.user.history_dim != self.item.id_dim {
+                return err(format!(
+                    "dimension mismatch: user.history_dim = {} but item.id_dim = {}; they must be equal \
+                     when user.share_item_embeddings is on",
+                    self.user.history_dim, self.item.id_dim
+                ));
+            }
         }
         if !(self.user.history_decay > 0.0 && self.user.history_decay <= 1.0) {
             return err(format!(

@@ -376,7 +376,10 @@ impl FeatureLayout {
                 uc.categorical_dim,
             );
         }
-        if uc.history {
+        // With `share_item_embeddings` the history pools rows of the item-id table (one table, trained
+        // by both towers); its block is wired to that table once the item side exists.
+        let shared_history = uc.history && uc.share_item_embeddings && ic.id;
+        if uc.history && !shared_history {
             add(
                 &mut user,
                 Source::History,
@@ -385,6 +388,8 @@ impl FeatureLayout {
                 uc.history_dim,
             );
         }
+        // Every block so far added exactly one table, so the item-id table (added next) has this index.
+        let item_id_table = user.blocks.len();
         let mut item = TowerInput::default();
         if ic.id {
             add(
@@ -394,6 +399,15 @@ impl FeatureLayout {
                 n_items + 1,
                 ic.id_dim,
             );
+        }
+        if shared_history {
+            user.blocks.push(Block {
+                source: Source::History,
+                table: item_id_table,
+                col: user.width,
+                dim: ic.id_dim,
+            });
+            user.width += ic.id_dim;
         }
         if ic.genres {
             add(

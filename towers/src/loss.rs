@@ -7,7 +7,6 @@
 //! (`log_softmax` + mask + gather) allocates four `[B, C]` temporaries and is about twice as slow, and
 //! `softmax_last_dim` has no backward at all.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
@@ -64,79 +63,95 @@ impl SampledSoftmax {
         Ok(())
     }
 
-    /// For each row, the columns other than its own that hold its positive item.
+    /// For each row, the columns other than its own that hold its positive item (sort-based: no
+    /// per-item allocation; rows without a duplicate get an empty, unallocated list).
     fn accidental_hits(&self) -> Vec<Vec<u32>> {
         let b = self.row_items.len();
+        let mut hits = vec![Vec::new(); b];
         if !self.remove_accidental_hits {
-            return vec![Vec::new(); b];
+            return hits;
         }
-        let mut cols_of: HashMap<u32, Vec<u32>> = HashMap::with_capacity(self.col_items.len());
-        for (c, &it) in self.col_items.iter().enumerate() {
-            cols_of.entry(it).or_default().push(c as u32);
-        }
-        self.row_items
+        let mut by_item: Vec<(u32, u32)> = self
+            .col_items
             .iter()
             .enumerate()
-            .map(|(r, it)| match cols_of.get(it) {
-                Some(cols) if cols.len() > 1 => cols.iter().copied().filter(|&c| c as usize != r).collect(),
-                _ => Vec::new(),
-            })
-            .collect()
+            .map(|(c, &it)| (it, c as u32))
+            .collect();
+        by_item.sort_unstable();
+        let mut s = 0;
+        while s < by_item.len() {
+            let mut e = s + 1;
+            while e < by_item.len() && by_item[e].0 == by_item[s].0 {
+                e += 1;
+            }
+            if e - s > 1 {
+                for &(_, r) in &by_item[s..e] {
+                    if (r as usize) < b {
+                        hits[r as usize] = by_item[s..e]
+                            .iter()
+                            .map(|&(_, c)| c)
+                            .filter(|&c| c != r)
+                            .collect();
+                    }
+                }
+            }
+            s = e;
+        }
+        hits
     }
 
     /// Mean loss and `d loss / d logits` for row-major `logits` of shape `[B, C]`.
     pub fn loss_and_grad(&self, logits: &[f32], b: usize, c: usize) -> Result<(f32, Vec<f32>)> {
+        let mut grad = logits.to_vec();
+        let loss = self.loss_and_grad_in_place(&mut grad, b, c)?;
+        Ok((loss, grad))
+    }
+
+    /// The fused kernel: reads the `[B, C]` logits from `buf` and overwrites them with
+    /// `d loss / d logits`; returns the mean loss. One pass per row (scale, logQ, mask, max, exp, sum,
+    /// normalise), vectorised in 16 lanes, rows in parallel; no allocation beyond the hit lists, so the
+    /// training loop can reuse one buffer for every step.
+    pub fn loss_and_grad_in_place(&self, buf: &mut [f32], b: usize, c: usize) -> Result<f32> {
         self.check(b, c)?;
-        if logits.len() != b * c {
+        if buf.len() != b * c {
             return Err(Error::Invalid(format!(
                 "sampled softmax: {} logits for shape [{b}, {c}]",
-                logits.len()
+                buf.len()
             )));
         }
         let hits = self.accidental_hits();
         let inv_t = 1.0 / self.temperature;
         let scale = inv_t / b as f32;
-        let mut grad = vec![0f32; b * c];
         let mut row_loss = vec![0f32; b];
-        grad.par_chunks_mut(c)
+        buf.par_chunks_mut(c)
             .zip(row_loss.par_iter_mut())
             .enumerate()
+            .with_min_len(16)
             .for_each(|(r, (g, loss))| {
-                let l = &logits[r * c..(r + 1) * c];
-                // z = l / T - logQ, kept in `g` to avoid another buffer.
+                // z = l / T - logQ, in place.
                 if self.log_q.is_empty() {
-                    for (gz, &x) in g.iter_mut().zip(l) {
-                        *gz = x * inv_t;
-                    }
+                    g.iter_mut().for_each(|x| *x *= inv_t);
                 } else {
-                    for ((gz, &x), &q) in g.iter_mut().zip(l).zip(&self.log_q) {
-                        *gz = x * inv_t - q;
+                    for (x, &q) in g.iter_mut().zip(&self.log_q) {
+                        *x = *x * inv_t - q;
                     }
                 }
                 for &h in &hits[r] {
                     g[h as usize] = f32::NEG_INFINITY;
                 }
                 let zr = g[r];
-                let m = g.iter().fold(f32::NEG_INFINITY, |a, &x| a.max(x));
-                let mut sum = 0f32;
-                for gz in g.iter_mut() {
-                    let e = fast_exp(*gz - m);
-                    *gz = e;
-                    sum += e;
-                }
-                let lse = m + sum.ln();
-                *loss = lse - zr;
+                let m = lane_max(g);
+                let sum = exp_sub_and_sum(g, m);
+                *loss = m + sum.ln() - zr;
                 let k = scale / sum;
-                for gz in g.iter_mut() {
-                    *gz *= k;
-                }
+                g.iter_mut().for_each(|x| *x *= k);
                 for &h in &hits[r] {
                     g[h as usize] = 0.0;
                 }
                 g[r] -= scale;
             });
         let total: f64 = row_loss.iter().map(|&x| x as f64).sum();
-        Ok(((total / b as f64) as f32, grad))
+        Ok((total / b as f64) as f32)
     }
 
     /// The fused loss over a `[B, C]` logits tensor: a scalar tensor that back-propagates into `logits`.
@@ -227,6 +242,47 @@ impl CustomOp1 for FusedSoftmaxOp {
         }
         Ok(Some(Tensor::from_vec(grad, arg.shape(), arg.device())?))
     }
+}
+
+const LANES: usize = 16;
+
+/// Maximum of `x` (−∞ when empty) with independent lanes so the compiler vectorises it.
+#[inline]
+fn lane_max(x: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; LANES];
+    let mut chunks = x.chunks_exact(LANES);
+    for ch in &mut chunks {
+        for (a, &v) in acc.iter_mut().zip(ch) {
+            *a = if v > *a { v } else { *a };
+        }
+    }
+    let mut m = acc.iter().fold(f32::NEG_INFINITY, |a, &v| a.max(v));
+    for &v in chunks.remainder() {
+        m = m.max(v);
+    }
+    m
+}
+
+/// Replaces each `x` by `e^(x - m)` and returns their sum (16 partial sums, then combined in a fixed
+/// order, so the result does not depend on threads).
+#[inline]
+fn exp_sub_and_sum(x: &mut [f32], m: f32) -> f32 {
+    let mut acc = [0f32; LANES];
+    let mut chunks = x.chunks_exact_mut(LANES);
+    for ch in &mut chunks {
+        for (a, v) in acc.iter_mut().zip(ch.iter_mut()) {
+            let e = fast_exp(*v - m);
+            *v = e;
+            *a += e;
+        }
+    }
+    let mut sum: f32 = acc.iter().sum();
+    for v in chunks.into_remainder() {
+        let e = fast_exp(*v - m);
+        *v = e;
+        sum += e;
+    }
+    sum
 }
 
 /// `e^x` to about 2 ulp, written so the compiler vectorises it (libm's `expf` does not).

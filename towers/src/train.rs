@@ -21,6 +21,63 @@ use crate::model::{write_weights, Model, ModelMeta, TrainingSummary, MODEL_FORMA
 use crate::sparse_optim::SparseState;
 use crate::tower::{Side, TwoTower};
 
+/// `out[m×n] = A[m×k] · B[k×n]` with explicit (row, column) strides of `a` and `b`; `out` is row-major.
+/// Deterministic for a fixed thread count (gemm splits the output, never the sum).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn matmul(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    (a_rs, a_cs): (usize, usize),
+    b: &[f32],
+    (b_rs, b_cs): (usize, usize),
+    out: &mut [f32],
+    threads: usize,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    let last = |rs: usize, cs: usize, r: usize, c: usize| (r - 1) * rs + (c - 1) * cs;
+    assert!(out.len() >= m * n, "matmul: output too small");
+    if k == 0 {
+        out[..m * n].fill(0.0);
+        return;
+    }
+    assert!(a.len() > last(a_rs, a_cs, m, k), "matmul: lhs too small");
+    assert!(b.len() > last(b_rs, b_cs, k, n), "matmul: rhs too small");
+    let par = if threads > 1 {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: the asserts above keep every index gemm forms (i*rs + j*cs for i < rows, j < cols)
+    // inside the three slices; `out` is exclusively borrowed and does not alias `a` or `b`.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            out.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            a.as_ptr(),
+            a_cs as isize,
+            a_rs as isize,
+            b.as_ptr(),
+            b_cs as isize,
+            b_rs as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            par,
+        );
+    }
+}
+
 /// Options of a training run that are not part of the model's configuration.
 #[derive(Debug, Clone, Default)]
 pub struct TrainOptions {
@@ -143,6 +200,8 @@ pub(crate) struct Trainer<'a> {
     freq: Vec<f32>,
     pub(crate) step: u64,
     total_steps: u64,
+    /// The step's `[B, C]` logits, then their gradient; kept across steps (no 4 MB allocation per step).
+    logits_buf: Vec<f32>,
 }
 
 impl<'a> Trainer<'a> {
@@ -183,6 +242,7 @@ impl<'a> Trainer<'a> {
             freq,
             step: 0,
             total_steps,
+            logits_buf: Vec::new(),
         }
     }
 
@@ -237,7 +297,12 @@ impl<'a> Trainer<'a> {
         let dt: Vec<Tensor> = dvars.iter().map(|v| v.as_tensor().clone()).collect();
         let u = self.net.forward(Side::User, u_in.as_tensor(), &dt)?;
         let v = self.net.forward(Side::Item, i_in.as_tensor(), &dt)?;
-        let logits = u.matmul(&v.t()?)?;
+        // The [B, C] part (logits, fused softmax, its backward) runs on one reused buffer with direct
+        // gemm calls; candle's autograd then only sees the small [B, d] and [C, d] tower outputs through
+        // the surrogate <u, dL/du> + <v, dL/dv>, whose gradient w.r.t. every weight is dL/dweight.
+        let d = self.net.dim;
+        let uv = u.flatten_all()?.to_vec1::<f32>()?;
+        let vv = v.flatten_all()?.to_vec1::<f32>()?;
         let log_q = if cfg.loss.logq {
             cols.iter()
                 .map(|&i| mixed_log_q(self.freq.get(i as usize).copied().unwrap_or(0.0), b, m, n_items))
@@ -252,9 +317,21 @@ impl<'a> Trainer<'a> {
             log_q,
             remove_accidental_hits: cfg.loss.remove_accidental_hits,
         };
-        let loss = spec.loss(&logits)?;
-        let loss_value = loss.to_scalar::<f32>()?;
-        let grads = loss.backward()?;
+        let threads = rayon::current_num_threads();
+        let buf = &mut self.logits_buf;
+        buf.resize(b * c, 0.0);
+        // logits = U · Vᵀ
+        matmul(b, c, d, &uv, (d, 1), &vv, (1, d), buf, threads);
+        let loss_value = spec.loss_and_grad_in_place(buf, b, c)?;
+        let mut gu = vec![0f32; b * d];
+        let mut gv = vec![0f32; c * d];
+        // dL/dU = G · V, dL/dV = Gᵀ · U
+        matmul(b, d, c, buf, (c, 1), &vv, (d, 1), &mut gu, threads);
+        matmul(c, d, b, buf, (1, c), &uv, (d, 1), &mut gv, threads);
+        let gu = Tensor::from_vec(gu, (b, d), &dev)?;
+        let gv = Tensor::from_vec(gv, (c, d), &dev)?;
+        let surrogate = ((&u * &gu)?.sum_all()? + (&v * &gv)?.sum_all()?)?;
+        let grads = surrogate.backward()?;
         self.step += 1;
         let scale = self.lr_scale();
         self.net.adamw_step(
@@ -723,7 +800,8 @@ pub struct StepBench {
     fit: Interactions,
     hist: UserHistories,
     net: Option<TwoTower>,
-    sparse: Option<(Vec<SparseState>, Vec<RowGrads>, u64)>,
+    #[allow(clippy::type_complexity)]
+    sparse: Option<(Vec<SparseState>, Vec<RowGrads>, Vec<f32>, u64)>,
     batch: usize,
     rng: ChaCha8Rng,
 }
@@ -779,7 +857,8 @@ impl StepBench {
         })
     }
 
-    /// Runs one step on a random batch; returns the loss.
+    /// Runs one step on a random batch; returns the loss. The optimizer state, row gradients and item
+    /// frequencies persist across steps (as in a real run), so nothing table-sized is allocated here.
     pub fn step(&mut self) -> Result<f32> {
         let n = self.fit.len() as u32;
         let batch: Vec<u32> = (0..self.batch).map(|_| self.rng.gen_range(0..n)).collect();
@@ -787,23 +866,68 @@ impl StepBench {
             .net
             .take()
             .ok_or_else(|| Error::Invalid("bench state lost".into()))?;
-        let mut t = Trainer::new(
-            &self.config,
-            net,
-            &self.item_feats,
-            &self.user_feats,
-            &self.fit,
-            &self.hist,
-            1_000_000,
-        );
-        if let Some((s, g, step)) = self.sparse.take() {
-            t.sparse = s;
-            t.grads = g;
-            t.step = step;
-        }
+        let mut t = match self.sparse.take() {
+            Some((sparse, grads, freq, step)) => Trainer {
+                config: &self.config,
+                net,
+                sparse,
+                grads,
+                item_feats: &self.item_feats,
+                user_feats: &self.user_feats,
+                fit: &self.fit,
+                hist: &self.hist,
+                freq,
+                step,
+                total_steps: 1_000_000,
+                logits_buf: Vec::new(),
+            },
+            None => Trainer::new(
+                &self.config,
+                net,
+                &self.item_feats,
+                &self.user_feats,
+                &self.fit,
+                &self.hist,
+                1_000_000,
+            ),
+        };
         let loss = t.step(&batch);
-        self.sparse = Some((t.sparse, t.grads, t.step));
+        self.sparse = Some((t.sparse, t.grads, t.freq, t.step));
         self.net = Some(t.net);
         loss
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::matmul;
+
+    fn naive(m: usize, n: usize, k: usize, a: impl Fn(usize, usize) -> f32, b: impl Fn(usize, usize) -> f32) -> Vec<f32> {
+        let mut o = vec![0f32; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                o[i * n + j] = (0..k).map(|t| a(i, t) * b(t, j)).sum();
+            }
+        }
+        o
+    }
+
+    #[test]
+    fn matmul_strides_match_naive() {
+        let (m, n, k) = (7, 5, 3);
+        let u: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.3).sin()).collect();
+        let v: Vec<f32> = (0..n * k).map(|i| (i as f32 * 0.7).cos()).collect();
+        for threads in [1, 2] {
+            // U · Vᵀ
+            let mut o = vec![9.0; m * n];
+            matmul(m, n, k, &u, (k, 1), &v, (1, k), &mut o, threads);
+            let want = naive(m, n, k, |i, t| u[i * k + t], |t, j| v[j * k + t]);
+            assert!(o.iter().zip(&want).all(|(x, y)| (x - y).abs() < 1e-5), "{o:?} {want:?}");
+            // Gᵀ · U with G = o (m × n): result n × k
+            let mut g = vec![0.0; n * k];
+            matmul(n, k, m, &o, (1, n), &u, (k, 1), &mut g, threads);
+            let want = naive(n, k, m, |j, i| o[i * n + j], |i, t| u[i * k + t]);
+            assert!(g.iter().zip(&want).all(|(x, y)| (x - y).abs() < 1e-4));
+        }
     }
 }
