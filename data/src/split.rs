@@ -20,8 +20,8 @@ use crate::schema::{write_interactions, TEST_FILE, TRAIN_FILE};
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "strategy")]
 pub enum SplitStrategy {
-    /// The latest ones by time; equal times are ordered by item id (string order), so the split is the
-    /// same on every run and machine.
+    /// The latest ones by time; equal times are ordered by item id (numeric ids numerically, others
+    /// as strings), so the split is the same on every run and machine.
     Temporal,
     /// A random subset per user, reproducible from the seed.
     Random {
