@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use twotower_data::progress::NoProgress;
 use twotower_index::synthetic::clustered_unit_vectors;
-use twotower_index::{ExactIndex, HnswIndex, HnswParams, VectorIndex};
+use twotower_index::{ExactIndex, HnswIndex, HnswParams, IndexDir, VectorIndex};
 
 fn main() {
     let a: Vec<String> = std::env::args().collect();
@@ -79,5 +79,32 @@ fn main() {
             )
         });
         println!("ef={ef:4} recall@10={recall:.4} q/s(1 thread)={qps:.0}");
+    }
+    if let Some(i) = a.iter().position(|s| s == "--persist") {
+        // Version write and load (manifest + checksums + parquet + hnsw_rs loader) times.
+        let dir = IndexDir::new(&a[i + 1]);
+        let ids: Vec<String> = (0..n).map(|i| format!("item{i}")).collect();
+        let t = Instant::now();
+        dir.build_version(&ids, &v, dim, params, "bench", &NoProgress)
+            .unwrap();
+        println!(
+            "build_version (graph + write): {:.2} s",
+            t.elapsed().as_secs_f64()
+        );
+        let t = Instant::now();
+        let loaded = dir.open_current(Some("bench")).unwrap();
+        println!(
+            "open_current (verify + load {} rows): {:.2} s",
+            loaded.len(),
+            t.elapsed().as_secs_f64()
+        );
+        let bytes: u64 = loaded.manifest().files.values().map(|f| f.bytes).sum();
+        let t = Instant::now();
+        loaded.manifest().verify(loaded.dir()).unwrap();
+        println!(
+            "  of which checksums over {:.0} MB: {:.2} s",
+            bytes as f64 / 1e6,
+            t.elapsed().as_secs_f64()
+        );
     }
 }
