@@ -29,7 +29,7 @@ use crate::schema::{
     write_items, write_users, InteractionWriter, ItemRows, UserRows, INTERACTIONS_FILE, ITEMS_FILE,
     USERS_FILE,
 };
-use crate::vocab::{FxBuild, Vocabulary};
+use crate::vocab::{IdBuildHasher, Vocabulary};
 
 /// Options of `data synth`. The defaults are the quickstart size (trains in seconds).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -345,7 +345,7 @@ fn user_interactions(o: &SynthOptions, w: &World, u: usize, out: &mut Interactio
         .map(|_| o.start_ts + (start + rng.gen::<f64>() * len) as i64)
         .collect();
     ts.sort_unstable();
-    let mut seen: HashSet<u32, FxBuild> = HashSet::with_capacity_and_hasher(n, Default::default());
+    let mut seen: HashSet<u32, IdBuildHasher> = HashSet::with_capacity_and_hasher(n, Default::default());
     let mut rows: Vec<(i64, u32, f32)> = Vec::with_capacity(n);
     for &t in &ts {
         let progress = ((t - o.start_ts) as f64 / span).clamp(0.0, 1.0);

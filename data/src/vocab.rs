@@ -3,78 +3,20 @@
 //! `len() + 1` rows and the last one stands for every unknown id.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// FxHash: a fast non-cryptographic hasher. Ids come from our own files, so hash flooding is not a
-/// concern, and SipHash would dominate dataset load time.
-#[derive(Default, Clone, Copy)]
-pub(crate) struct FxHasher {
-    hash: u64,
-}
-
-const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
-
-impl FxHasher {
-    #[inline]
-    fn add(&mut self, word: u64) {
-        self.hash = (self.hash.rotate_left(5) ^ word).wrapping_mul(SEED);
-    }
-}
-
-impl Hasher for FxHasher {
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            self.add(u64::from_le_bytes(c.try_into().expect("8 bytes")));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut buf = [0u8; 8];
-            buf[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(buf));
-        }
-    }
-    #[inline]
-    fn write_u8(&mut self, i: u8) {
-        self.add(i as u64);
-    }
-    #[inline]
-    fn write_u32(&mut self, i: u32) {
-        self.add(i as u64);
-    }
-    #[inline]
-    fn write_u64(&mut self, i: u64) {
-        self.add(i);
-    }
-    #[inline]
-    fn write_usize(&mut self, i: usize) {
-        self.add(i as u64);
-    }
-    #[inline]
-    fn finish(&self) -> u64 {
-        // The multiply only carries low bits upwards, so ids that differ in their later bytes
-        // ("u1", "u2", …) would share low bits and collide in the table's bucket index; a final
-        // avalanche (murmur3's fmix64) spreads every input bit over the whole hash.
-        let mut h = self.hash;
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-        h ^ (h >> 33)
-    }
-}
-
-pub(crate) type FxBuild = BuildHasherDefault<FxHasher>;
-pub(crate) type FxHashMap<K, V> = HashMap<K, V, FxBuild>;
+/// foldhash (what hashbrown itself uses): fast on short ids and well mixed, where SipHash would
+/// dominate dataset load time. Ids come from our own files, so hash flooding is not a concern; the
+/// fixed seed keeps every run identical.
+pub(crate) type IdBuildHasher = foldhash::fast::FixedState;
+pub(crate) type IdMap<K, V> = HashMap<K, V, IdBuildHasher>;
 
 /// A bidirectional map between string ids and dense indices `0..len()`, in insertion order.
 #[derive(Debug, Clone, Default)]
 pub struct Vocabulary {
     ids: Vec<String>,
-    index: FxHashMap<String, u32>,
+    index: IdMap<String, u32>,
 }
 
 impl PartialEq for Vocabulary {
@@ -94,7 +36,7 @@ impl Vocabulary {
     pub fn with_capacity(n: usize) -> Vocabulary {
         Vocabulary {
             ids: Vec::with_capacity(n),
-            index: FxHashMap::with_capacity_and_hasher(n, Default::default()),
+            index: IdMap::with_capacity_and_hasher(n, Default::default()),
         }
     }
 
@@ -206,7 +148,7 @@ mod tests {
     #[test]
     fn hash_spreads_sequential_ids_over_low_bits() {
         use std::hash::BuildHasher;
-        let b = FxBuild::default();
+        let b = IdBuildHasher::default();
         let buckets: std::collections::HashSet<u64> = (0..4096)
             .map(|i| b.hash_one(format!("u{i}").as_str()) & 4095)
             .collect();
