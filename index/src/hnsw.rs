@@ -35,12 +35,16 @@ pub struct HnswParams {
     pub ef_search: usize,
 }
 
+/// Defaults measured on clustered unit vectors (100k × 64, 1000 centres; 30k × 64): recall@10 with
+/// ef_construction 100 equals that with 200 (0.9963 / 0.9992 / 1.0 at ef 24 / 32 / 48) at half
+/// the build time; ef_search 48 is the smallest ef with recall 1.0 there, a margin for real
+/// embeddings. `twotower index check` shows the curve for a real index.
 impl Default for HnswParams {
     fn default() -> Self {
         HnswParams {
             m: 16,
-            ef_construction: 200,
-            ef_search: 64,
+            ef_construction: 100,
+            ef_search: 48,
         }
     }
 }
