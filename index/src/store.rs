@@ -41,6 +41,7 @@ pub const INDEX_FORMAT_VERSION: u32 = 1;
 pub const METRIC: &str = "cosine (unit vectors, squared L2 in the graph)";
 
 const CURRENT_FILE: &str = "CURRENT";
+const LOCK_FILE: &str = "LOCK";
 const VERSIONS_DIR: &str = "versions";
 const GRAPH_BASENAME: &str = "graph";
 const IDS_FILE: &str = "ids.json";
@@ -110,6 +111,13 @@ pub struct GcReport {
     pub debris: Vec<PathBuf>,
 }
 
+/// Held by a writer from reading `CURRENT` to moving it: two writers at once (a rebuild beside an
+/// `add`, say) must neither claim the same version number nor both derive from one parent. An OS file
+/// lock on `LOCK`, so a writer that is killed releases it.
+struct WriterLock {
+    _file: fs::File,
+}
+
 /// An index directory on disk. Cheap to construct; every method does its own I/O.
 #[derive(Debug, Clone)]
 pub struct IndexDir {
@@ -171,6 +179,19 @@ impl IndexDir {
         Ok(out)
     }
 
+    fn lock_writers(&self) -> Result<WriterLock> {
+        fs::create_dir_all(&self.root).map_err(|e| Error::io(&self.root, e))?;
+        let path = self.root.join(LOCK_FILE);
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        file.lock().map_err(|e| Error::io(&path, e))?;
+        Ok(WriterLock { _file: file })
+    }
+
     fn next_version(&self) -> Result<VersionId> {
         let newest = self.versions()?.last().copied();
         let current = self.current().ok();
@@ -202,12 +223,14 @@ impl IndexDir {
             live: ids.len(),
             parent: None,
         };
-        self.commit_version(&hnsw, ids, &rows, &[], info, progress)
+        let lock = self.lock_writers()?;
+        self.commit_version(&lock, &hnsw, ids, &rows, &[], info, progress)
     }
 
     /// Rebuilds the graph over the live rows of `CURRENT` only (drops tombstones), with new
     /// parameters if given: the compaction step after many `add`s, without needing the model.
     pub fn compact(&self, params: Option<HnswParams>, progress: &dyn Progress) -> Result<VersionId> {
+        let lock = self.lock_writers()?;
         let cur = self.open_current(None)?;
         let params = params.unwrap_or(cur.info.hnsw);
         params.validate()?;
@@ -230,7 +253,7 @@ impl IndexDir {
             live: ids.len(),
             parent: None,
         };
-        self.commit_version(&hnsw, &ids, &rows, &[], info, progress)
+        self.commit_version(&lock, &hnsw, &ids, &rows, &[], info, progress)
     }
 
     /// Inserts new or changed items into the graph of `CURRENT` and commits the result as a new
@@ -245,6 +268,7 @@ impl IndexDir {
         progress: &dyn Progress,
     ) -> Result<AddReport> {
         check_ids(ids)?;
+        let lock = self.lock_writers()?;
         let mut cur = self.open_current(Some(model_fingerprint))?;
         let dim = cur.info.dim;
         let new_rows = normalize_rows(dim, vectors, Some(ids))?;
@@ -288,7 +312,7 @@ impl IndexDir {
             parent: Some(cur.version),
             ..cur.info.clone()
         };
-        report.version = self.commit_version(&cur.hnsw, &cur.ids, &rows, &dead, info, progress)?;
+        report.version = self.commit_version(&lock, &cur.hnsw, &cur.ids, &rows, &dead, info, progress)?;
         Ok(report)
     }
 
@@ -296,6 +320,7 @@ impl IndexDir {
     /// moves `CURRENT`. Any failure before the last step leaves `CURRENT` where it was.
     fn commit_version(
         &self,
+        _lock: &WriterLock,
         hnsw: &HnswIndex,
         ids: &[String],
         rows: &[f32],
