@@ -39,7 +39,7 @@ impl ExactIndex {
 
     /// Wraps rows that are already unit vectors (e.g. read back from a verified index version).
     pub(crate) fn from_normalized(dim: usize, rows: Vec<f32>) -> Self {
-        debug_assert!(dim > 0 && rows.len() % dim == 0);
+        debug_assert!(dim > 0 && rows.len().is_multiple_of(dim));
         ExactIndex { dim, rows }
     }
 
@@ -218,7 +218,7 @@ impl VectorIndex for ExactIndex {
         filter: Option<RowFilter<'_>>,
     ) -> Result<Vec<Vec<Hit>>> {
         let d = self.dim;
-        if queries.len() % d != 0 {
+        if !queries.len().is_multiple_of(d) {
             return Err(Error::Dimension {
                 what: format!("query batch ({} floats)", queries.len()),
                 expected: d,

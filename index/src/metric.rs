@@ -39,7 +39,7 @@ pub fn normalize_rows(dim: usize, vectors: &[f32], ids: Option<&[String]>) -> cr
             problem: "must be at least 1".into(),
         });
     }
-    if vectors.len() % dim != 0 {
+    if !vectors.len().is_multiple_of(dim) {
         return Err(crate::Error::Dimension {
             what: format!(
                 "vectors ({} floats, not a multiple of the dimension)",

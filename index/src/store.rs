@@ -114,8 +114,52 @@ pub struct GcReport {
 /// Held by a writer from reading `CURRENT` to moving it: two writers at once (a rebuild beside an
 /// `add`, say) must neither claim the same version number nor both derive from one parent. An OS file
 /// lock on `LOCK`, so a writer that is killed releases it.
-struct WriterLock {
+struct WriterLock<'a> {
+    dir: &'a IndexDir,
     _file: fs::File,
+}
+
+impl WriterLock<'_> {
+    /// Writes a complete version into a staging directory, renames it into `versions/NNNN`, then
+    /// moves `CURRENT`. Any failure before the last step leaves `CURRENT` where it was.
+    fn commit_version(
+        &self,
+        hnsw: &HnswIndex,
+        ids: &[String],
+        rows: &[f32],
+        tombstones: &[u32],
+        info: IndexInfo,
+        progress: &dyn Progress,
+    ) -> Result<VersionId> {
+        let version = self.dir.next_version()?;
+        let staging = StagingDir::new(self.dir.version_path(version))?;
+        let dir = staging.path().to_path_buf();
+        progress.start("writing index version", None);
+        progress.set_message("graph");
+        hnsw.dump(&dir, GRAPH_BASENAME)?;
+        progress.set_message("ids and embeddings");
+        write_json(&dir.join(IDS_FILE), ids)?;
+        write_json(&dir.join(TOMBSTONES_FILE), tombstones)?;
+        write_embeddings(&dir.join(EMBEDDINGS_FILE), ids, rows, info.dim)?;
+        progress.set_message("checksums");
+        let mut m = Manifest::new(INDEX_KIND, INDEX_FORMAT_VERSION);
+        for f in required_files() {
+            m.add_file(&dir, &f)?;
+        }
+        m.counts.insert("rows".into(), info.rows as u64);
+        m.counts.insert("live".into(), info.live as u64);
+        m.counts.insert("tombstones".into(), tombstones.len() as u64);
+        m.counts.insert("dim".into(), info.dim as u64);
+        m.extra = serde_json::to_value(&info).map_err(|e| Error::corrupt(&dir, e.to_string()))?;
+        m.write(&dir)?;
+        staging.commit()?;
+        write_file_atomic(
+            &self.dir.root.join(CURRENT_FILE),
+            format!("{version}\n").as_bytes(),
+        )?;
+        progress.finish();
+        Ok(version)
+    }
 }
 
 /// An index directory on disk. Cheap to construct; every method does its own I/O.
@@ -179,7 +223,7 @@ impl IndexDir {
         Ok(out)
     }
 
-    fn lock_writers(&self) -> Result<WriterLock> {
+    fn lock_writers(&self) -> Result<WriterLock<'_>> {
         fs::create_dir_all(&self.root).map_err(|e| Error::io(&self.root, e))?;
         let path = self.root.join(LOCK_FILE);
         let file = fs::OpenOptions::new()
@@ -189,7 +233,10 @@ impl IndexDir {
             .open(&path)
             .map_err(|e| Error::io(&path, e))?;
         file.lock().map_err(|e| Error::io(&path, e))?;
-        Ok(WriterLock { _file: file })
+        Ok(WriterLock {
+            dir: self,
+            _file: file,
+        })
     }
 
     fn next_version(&self) -> Result<VersionId> {
@@ -224,7 +271,7 @@ impl IndexDir {
             parent: None,
         };
         let lock = self.lock_writers()?;
-        self.commit_version(&lock, &hnsw, ids, &rows, &[], info, progress)
+        lock.commit_version(&hnsw, ids, &rows, &[], info, progress)
     }
 
     /// Rebuilds the graph over the live rows of `CURRENT` only (drops tombstones), with new
@@ -253,7 +300,7 @@ impl IndexDir {
             live: ids.len(),
             parent: None,
         };
-        self.commit_version(&lock, &hnsw, &ids, &rows, &[], info, progress)
+        lock.commit_version(&hnsw, &ids, &rows, &[], info, progress)
     }
 
     /// Inserts new or changed items into the graph of `CURRENT` and commits the result as a new
@@ -312,47 +359,8 @@ impl IndexDir {
             parent: Some(cur.version),
             ..cur.info.clone()
         };
-        report.version = self.commit_version(&lock, &cur.hnsw, &cur.ids, &rows, &dead, info, progress)?;
+        report.version = lock.commit_version(&cur.hnsw, &cur.ids, &rows, &dead, info, progress)?;
         Ok(report)
-    }
-
-    /// Writes a complete version into a staging directory, renames it into `versions/NNNN`, then
-    /// moves `CURRENT`. Any failure before the last step leaves `CURRENT` where it was.
-    fn commit_version(
-        &self,
-        _lock: &WriterLock,
-        hnsw: &HnswIndex,
-        ids: &[String],
-        rows: &[f32],
-        tombstones: &[u32],
-        info: IndexInfo,
-        progress: &dyn Progress,
-    ) -> Result<VersionId> {
-        let version = self.next_version()?;
-        let staging = StagingDir::new(self.version_path(version))?;
-        let dir = staging.path().to_path_buf();
-        progress.start("writing index version", None);
-        progress.set_message("graph");
-        hnsw.dump(&dir, GRAPH_BASENAME)?;
-        progress.set_message("ids and embeddings");
-        write_json(&dir.join(IDS_FILE), ids)?;
-        write_json(&dir.join(TOMBSTONES_FILE), tombstones)?;
-        write_embeddings(&dir.join(EMBEDDINGS_FILE), ids, rows, info.dim)?;
-        progress.set_message("checksums");
-        let mut m = Manifest::new(INDEX_KIND, INDEX_FORMAT_VERSION);
-        for f in required_files() {
-            m.add_file(&dir, &f)?;
-        }
-        m.counts.insert("rows".into(), info.rows as u64);
-        m.counts.insert("live".into(), info.live as u64);
-        m.counts.insert("tombstones".into(), tombstones.len() as u64);
-        m.counts.insert("dim".into(), info.dim as u64);
-        m.extra = serde_json::to_value(&info).map_err(|e| Error::corrupt(&dir, e.to_string()))?;
-        m.write(&dir)?;
-        staging.commit()?;
-        write_file_atomic(&self.root.join(CURRENT_FILE), format!("{version}\n").as_bytes())?;
-        progress.finish();
-        Ok(version)
     }
 
     /// Loads the version `CURRENT` names. With `expected_model`, an index built from another

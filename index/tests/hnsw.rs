@@ -59,7 +59,7 @@ fn filtered_search_returns_only_kept_rows_with_good_recall() {
     let (v, queries) = all.split_at(n * DIM);
     let hnsw = HnswIndex::build(DIM, v, HnswParams::default(), &NoProgress).unwrap();
     let exact = ExactIndex::from_rows(DIM, v, None).unwrap();
-    let keep = |r: u32| r % 4 != 0;
+    let keep = |r: u32| !r.is_multiple_of(4);
     let mut found = 0;
     let mut total = 0;
     for q in queries.chunks_exact(DIM) {
