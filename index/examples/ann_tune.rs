@@ -65,20 +65,35 @@ fn main() {
     let h = HnswIndex::build(dim, &v, params, &NoProgress).unwrap();
     println!("hnsw build: {:.2} s", t.elapsed().as_secs_f64());
     let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    // Both search paths on the same graph and queries: the flat copy (what `search` uses) and
+    // hnsw_rs's own search (the reference).
+    println!("                 flat search            hnsw_rs search");
     for ef in [10, 16, 24, 32, 48, 64, 96, 128, 200, 300] {
-        let (recall, qps) = pool.install(|| {
-            let t = Instant::now();
-            let mut found = 0;
-            for (qq, want) in q.chunks_exact(dim).zip(&truth) {
-                let got = h.search_with_ef(qq, 10, ef, None).unwrap();
-                found += want.iter().filter(|w| got.iter().any(|g| g.row == w.row)).count();
-            }
-            (
-                found as f64 / (10 * nq) as f64,
-                nq as f64 / t.elapsed().as_secs_f64(),
-            )
-        });
-        println!("ef={ef:4} recall@10={recall:.4} q/s(1 thread)={qps:.0}");
+        let run = |reference: bool| {
+            pool.install(|| {
+                let t = Instant::now();
+                let mut found = 0;
+                for (qq, want) in q.chunks_exact(dim).zip(&truth) {
+                    let got = if reference {
+                        h.search_reference_with_ef(qq, 10, ef, None).unwrap()
+                    } else {
+                        h.search_with_ef(qq, 10, ef, None).unwrap()
+                    };
+                    found += want.iter().filter(|w| got.iter().any(|g| g.row == w.row)).count();
+                }
+                (
+                    found as f64 / (10 * nq) as f64,
+                    nq as f64 / t.elapsed().as_secs_f64(),
+                )
+            })
+        };
+        let (r_flat, qps_flat) = run(false);
+        let (r_ref, qps_ref) = run(true);
+        println!(
+            "ef={ef:4} recall@10={r_flat:.4} q/s={qps_flat:6.0} | recall@10={r_ref:.4} q/s={qps_ref:6.0} \
+             (1 thread, {:.1}x)",
+            qps_flat / qps_ref
+        );
     }
     if let Some(i) = a.iter().position(|s| s == "--persist") {
         // Version write and load (manifest + checksums + parquet + hnsw_rs loader) times.

@@ -4,9 +4,13 @@
 //! [`LoadedGraph`] owns both in one value (`self_cell`), so nothing is leaked and no lifetime is
 //! forged. Callers reach the graph through [`Graph::with`], which works the same for a graph built
 //! in this process and one loaded from disk.
+//!
+//! hnsw_rs builds, inserts, dumps and loads; searches run on a [`FlatGraph`] copy taken after each
+//! of those (see `flat.rs` for why). [`HnswIndex::search_reference_with_ef`] keeps hnsw_rs's
+//! own search reachable, as the reference the flat search is tested and benchmarked against.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use hnsw_rs::api::AnnT;
 use hnsw_rs::hnswio::HnswIo;
@@ -16,6 +20,11 @@ use serde::{Deserialize, Serialize};
 use twotower_data::progress::Progress;
 
 use crate::error::{Error, Result};
+// flat.rs is a submodule of this file (declared here rather than in lib.rs: only the index owner edits lib.rs).
+#[path = "flat.rs"]
+mod flat;
+use flat::FlatGraph;
+
 use crate::metric::{normalize_query, normalize_rows, score_from_sq_l2, UnitL2};
 use crate::search::{better, Hit, RowFilter, VectorIndex};
 
@@ -109,6 +118,8 @@ pub struct HnswIndex {
     len: usize,
     params: HnswParams,
     graph: Graph,
+    /// The search copy of `graph`, refreshed after every change to it.
+    flat: FlatGraph,
 }
 
 impl std::fmt::Debug for HnswIndex {
@@ -143,6 +154,7 @@ impl HnswIndex {
             len: 0,
             params,
             graph: Graph::Built(graph),
+            flat: FlatGraph::empty(dim),
         };
         index.insert_normalized(rows, progress)?;
         Ok(index)
@@ -175,8 +187,10 @@ impl HnswIndex {
             self.graph.with(|g| g.parallel_insert_slice(&batch));
             progress.inc(batch.len() as u64);
         }
-        progress.finish();
         self.len += n;
+        progress.set_message("copying the graph for search");
+        self.flat = flatten(&self.graph, self.dim, self.len, Path::new("<in-memory graph>"))?;
+        progress.finish();
         Ok(first as u32)
     }
 
@@ -217,7 +231,30 @@ impl HnswIndex {
             .collect())
     }
 
+    /// The same search through hnsw_rs's own `search_filter` (slower; with a filter it returns
+    /// the kept rows among the `k` best, so possibly fewer than `k`). For tests and benchmarks.
+    pub fn search_reference_with_ef(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        filter: Option<RowFilter<'_>>,
+    ) -> Result<Vec<Hit>> {
+        let q = normalize_query(self.dim, query, 0)?;
+        Ok(self.search_reference_normalized(&q, k, ef, filter))
+    }
+
     fn search_normalized(&self, q: &[f32], k: usize, ef: usize, filter: Option<RowFilter<'_>>) -> Vec<Hit> {
+        self.flat.search(q, k, ef, filter)
+    }
+
+    fn search_reference_normalized(
+        &self,
+        q: &[f32],
+        k: usize,
+        ef: usize,
+        filter: Option<RowFilter<'_>>,
+    ) -> Vec<Hit> {
         if k == 0 || self.len == 0 {
             return Vec::new();
         }
@@ -296,17 +333,30 @@ impl HnswIndex {
                 "graph holds {n} points of dimension {d}, manifest says {expected_len} of dimension {dim}"
             )));
         }
+        let graph = Graph::Loaded(loaded);
+        let flat = flatten(&graph, dim, n, &dir.join(format!("{basename}.hnsw.graph")))?;
         Ok(HnswIndex {
             dim,
             len: n,
             params,
-            graph: Graph::Loaded(loaded),
+            graph,
+            flat,
         })
     }
 }
 
+/// Copies the graph into its search layout; `path` names it in the error.
+fn flatten(graph: &Graph, dim: usize, len: usize, path: &Path) -> Result<FlatGraph> {
+    graph
+        .with(|g| FlatGraph::from_hnsw(g, dim, len))
+        .map_err(|problem| Error::Graph {
+            path: PathBuf::from(path),
+            problem,
+        })
+}
+
 pub(crate) fn normalize_batch(dim: usize, queries: &[f32]) -> Result<Vec<f32>> {
-    if queries.len() % dim != 0 {
+    if !queries.len().is_multiple_of(dim) {
         return Err(Error::Dimension {
             what: format!("query batch ({} floats)", queries.len()),
             expected: dim,
