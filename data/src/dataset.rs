@@ -82,7 +82,8 @@ impl Dataset {
         let item_table = build_item_table(item_rows, items.len());
         let user_table = build_user_table(user_rows, users.len());
         Ok(Dataset {
-            dir: dir.to_path_buf(),
+            // Absolute, so a model that records where it was trained finds it from any directory.
+            dir: std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf()),
             manifest,
             users,
             items,

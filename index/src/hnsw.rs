@@ -20,10 +20,7 @@ use serde::{Deserialize, Serialize};
 use twotower_data::progress::Progress;
 
 use crate::error::{Error, Result};
-// flat.rs is a submodule of this file (declared here rather than in lib.rs: only the index owner edits lib.rs).
-#[path = "flat.rs"]
-mod flat;
-use flat::FlatGraph;
+use crate::flat::FlatGraph;
 
 use crate::metric::{normalize_query, normalize_rows, score_from_sq_l2, UnitL2};
 use crate::search::{better, Hit, RowFilter, VectorIndex};

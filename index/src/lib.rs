@@ -15,6 +15,7 @@ mod check;
 mod embeddings;
 mod error;
 mod exact;
+mod flat;
 mod hnsw;
 pub mod metric;
 mod search;
