@@ -36,7 +36,7 @@ pub struct ModelConfig {
 impl Default for ModelConfig {
     fn default() -> Self {
         ModelConfig {
-            dim: 64,
+            dim: 128,
             normalize: true,
         }
     }
@@ -75,7 +75,7 @@ impl Default for ItemTowerConfig {
     fn default() -> Self {
         ItemTowerConfig {
             id: true,
-            id_dim: 64,
+            id_dim: 128,
             genres: true,
             genre_dim: 16,
             title: false,
@@ -122,15 +122,15 @@ impl Default for UserTowerConfig {
     fn default() -> Self {
         UserTowerConfig {
             id: true,
-            id_dim: 64,
+            id_dim: 128,
             categorical: true,
             categorical_columns: Vec::new(),
             categorical_dim: 16,
             history: true,
             history_len: 50,
             history_decay: 0.8,
-            history_dim: 64,
-            share_item_embeddings: false,
+            history_dim: 128,
+            share_item_embeddings: true,
             layers: Vec::new(),
         }
     }
@@ -154,7 +154,7 @@ pub struct LossConfig {
 impl Default for LossConfig {
     fn default() -> Self {
         LossConfig {
-            temperature: 0.1,
+            temperature: 0.15,
             logq: true,
             remove_accidental_hits: true,
             extra_negatives: 0,
@@ -376,7 +376,7 @@ mod tests {
     fn partial_file_keeps_defaults() {
         let c = Config::from_toml_str("[loss]\ntemperature = 0.05\n", "t").unwrap();
         assert_eq!(c.loss.temperature, 0.05);
-        assert_eq!(c.model.dim, 64);
+        assert_eq!(c.model.dim, 128);
     }
 
     #[test]
@@ -384,6 +384,20 @@ mod tests {
         let e = Config::from_toml_str("[user]\nid = false\ncategorical = false\nhistory = false\n", "t")
             .unwrap_err();
         assert!(e.to_string().contains("user tower has no input"));
+    }
+
+    #[test]
+    fn shared_history_dimension_mismatch_names_both_keys() {
+        let e = Config::from_toml_str(
+            "[item]\nid_dim = 32\n[user]\nshare_item_embeddings = true\nhistory_dim = 48\n",
+            "cfg.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("cfg.toml") && e.contains("history_dim = 48") && e.contains("id_dim = 32"),
+            "{e}"
+        );
     }
 
     #[test]

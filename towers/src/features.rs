@@ -550,3 +550,49 @@ impl FeatureLayout {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn empty_feats() -> (ItemFeatures, UserFeatures) {
+        (
+            ItemFeatures {
+                genre_vocab: Vocabulary::new(),
+                genres: Csr::default(),
+                token_vocab: Vocabulary::new(),
+                tokens: Csr::default(),
+                categorical: Vec::new(),
+            },
+            UserFeatures {
+                categorical: Vec::new(),
+            },
+        )
+    }
+
+    #[test]
+    fn shared_history_reads_the_item_id_table() {
+        let (it, us) = empty_feats();
+        let mut c = Config::default();
+        c.item.genres = false;
+        let separate = FeatureLayout::new(&c, 5, 7, &it, &us);
+        c.user.share_item_embeddings = true;
+        let shared = FeatureLayout::new(&c, 5, 7, &it, &us);
+        assert_eq!(shared.tables.len() + 1, separate.tables.len());
+        let hist = shared
+            .user
+            .blocks
+            .iter()
+            .find(|b| b.source == Source::History)
+            .unwrap();
+        assert_eq!(shared.tables[hist.table].name, "item.id");
+        assert_eq!(shared.user.width, separate.user.width);
+        let item_id = shared
+            .item
+            .blocks
+            .iter()
+            .find(|b| b.source == Source::ItemId)
+            .unwrap();
+        assert_eq!(item_id.table, hist.table);
+    }
+}

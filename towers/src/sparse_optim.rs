@@ -25,7 +25,7 @@ impl SparseState {
     /// Fresh state for `table`.
     pub fn new(kind: SparseOptimizerKind, table: &EmbeddingTable) -> SparseState {
         let n = table.weights.len();
-        match kind {
+        let mut s = match kind {
             SparseOptimizerKind::Adagrad => SparseState {
                 kind,
                 a: vec![ADAGRAD_INIT; n],
@@ -36,7 +36,10 @@ impl SparseState {
                 a: vec![0.0; n],
                 b: vec![0.0; n],
             },
-        }
+        };
+        prefault(&mut s.a);
+        prefault(&mut s.b);
+        s
     }
 
     /// Applies one step with learning rate `lr` at global step `step` (1-based; Adam's bias correction).
@@ -70,6 +73,17 @@ impl SparseState {
                 }
             }
         }
+    }
+}
+
+/// Touches one float per 4 KiB page so a zeroed (lazily mapped) state is resident from the start:
+/// otherwise the first visit of each row pays a page fault mid-training, which makes early steps on a
+/// large catalogue look slower than on a small one and hides the true peak memory until late.
+fn prefault(v: &mut [f32]) {
+    for x in v.iter_mut().step_by(1024) {
+        // SAFETY: `x` is a valid, exclusive reference; the volatile write only stops the compiler
+        // from eliding a store of the value already there.
+        unsafe { std::ptr::write_volatile(x, *x) };
     }
 }
 

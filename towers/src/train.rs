@@ -902,7 +902,13 @@ impl StepBench {
 mod tests {
     use super::matmul;
 
-    fn naive(m: usize, n: usize, k: usize, a: impl Fn(usize, usize) -> f32, b: impl Fn(usize, usize) -> f32) -> Vec<f32> {
+    fn naive(
+        m: usize,
+        n: usize,
+        k: usize,
+        a: impl Fn(usize, usize) -> f32,
+        b: impl Fn(usize, usize) -> f32,
+    ) -> Vec<f32> {
         let mut o = vec![0f32; m * n];
         for i in 0..m {
             for j in 0..n {
@@ -922,7 +928,10 @@ mod tests {
             let mut o = vec![9.0; m * n];
             matmul(m, n, k, &u, (k, 1), &v, (1, k), &mut o, threads);
             let want = naive(m, n, k, |i, t| u[i * k + t], |t, j| v[j * k + t]);
-            assert!(o.iter().zip(&want).all(|(x, y)| (x - y).abs() < 1e-5), "{o:?} {want:?}");
+            assert!(
+                o.iter().zip(&want).all(|(x, y)| (x - y).abs() < 1e-5),
+                "{o:?} {want:?}"
+            );
             // Gᵀ · U with G = o (m × n): result n × k
             let mut g = vec![0.0; n * k];
             matmul(n, k, m, &o, (1, n), &u, (k, 1), &mut g, threads);
