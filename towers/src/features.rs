@@ -575,6 +575,7 @@ mod tests {
         let (it, us) = empty_feats();
         let mut c = Config::default();
         c.item.genres = false;
+        c.user.share_item_embeddings = false;
         let separate = FeatureLayout::new(&c, 5, 7, &it, &us);
         c.user.share_item_embeddings = true;
         let shared = FeatureLayout::new(&c, 5, 7, &it, &us);
