@@ -10,7 +10,7 @@ set -euo pipefail
 model=${1:?model dir}; index=${2:?index dir}; secs=${3:-20}; conns=${4:-32}
 bin=${TWOTOWER:-target/release/twotower}
 command -v wrk >/dev/null || { echo "wrk not found: apt-get install wrk" >&2; exit 1; }
-tmp=$(mktemp -d); trap 'kill $server 2>/dev/null || true; rm -rf "$tmp"' EXIT
+tmp=$(mktemp -d); server=; trap '[ -n "$server" ] && kill $server 2>/dev/null; rm -rf "$tmp"' EXIT
 
 # Known users, for the Lua script to draw from.
 "$bin" recommend --quiet --all --k 1 --model "$model" --index "$index" --out "$tmp/users.jsonl" 2>/dev/null
