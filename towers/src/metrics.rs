@@ -174,12 +174,28 @@ pub fn select_top(scores: &[f32], k: usize, exclude: &[u32]) -> Vec<u32> {
         cand.truncate(k);
     }
     cand.sort_unstable_by(cmp);
-    cand.into_iter().map(|(_, i)| i).collect()
+    // A fresh, exact-size vector: `into_iter().map().collect()` would reuse `cand`'s allocation
+    // (in-place collect) and every kept top-k list would pin one catalogue-sized buffer.
+    let mut top = Vec::with_capacity(k);
+    top.extend(cand.iter().map(|&(_, i)| i));
+    top
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn top_k_lists_do_not_pin_the_candidate_buffer() {
+        let scores: Vec<f32> = (0..100_000).map(|i| (i % 977) as f32).collect();
+        let top = select_top(&scores, 10, &[]);
+        assert_eq!(top.len(), 10);
+        assert!(
+            top.capacity() < 1000,
+            "capacity {} keeps the scan buffer alive",
+            top.capacity()
+        );
+    }
 
     #[test]
     fn metric_hand_cases() {
