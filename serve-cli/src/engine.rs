@@ -416,6 +416,16 @@ impl Catalog {
 }
 
 impl State {
+    /// The ids in `items` that this snapshot's catalog does not know (a vocabulary lookup each).
+    pub fn unknown_items<'a>(&self, items: &'a [String]) -> Vec<&'a str> {
+        let vocab = &self.catalog.data.items;
+        items
+            .iter()
+            .filter(|id| vocab.get(id).is_none())
+            .map(String::as_str)
+            .collect()
+    }
+
     fn info_for_row(&self, row: u32) -> ItemInfo {
         match self.live.row_item[row as usize] {
             u32::MAX => ItemInfo {
@@ -452,11 +462,7 @@ impl State {
     /// user tower with an out-of-vocabulary id, no retraining. Unknown ids are an error that lists them.
     pub fn recommend_recent(&self, items: &[String], opts: &QueryOpts) -> Result<Answer> {
         let vocab = &self.catalog.data.items;
-        let unknown: Vec<&str> = items
-            .iter()
-            .filter(|id| vocab.get(id).is_none())
-            .map(String::as_str)
-            .collect();
+        let unknown = self.unknown_items(items);
         if !unknown.is_empty() {
             bail!("unknown item(s): {}", unknown.join(", "));
         }

@@ -248,12 +248,10 @@ async fn recent_recs(State(app): State<Arc<App>>, body: Bytes) -> Response {
         if b.recent_items.len() > 1000 {
             return Err(bad("recent_items has more than 1000 items"));
         }
-        let unknown: Vec<&str> = b
-            .recent_items
-            .iter()
-            .filter(|i| app.engine.item(i).is_none())
-            .map(String::as_str)
-            .collect();
+        // One snapshot validates and answers, so an index swap in between cannot turn a checked
+        // request into an internal error.
+        let st = app.engine.state();
+        let unknown = st.unknown_items(&b.recent_items);
         if !unknown.is_empty() {
             return Err(ApiError(
                 StatusCode::BAD_REQUEST,
@@ -261,10 +259,7 @@ async fn recent_recs(State(app): State<Arc<App>>, body: Bytes) -> Response {
             ));
         }
         let opts = app.opts(b.k, b.ef, b.exclude_seen, b.genre)?;
-        let ans = app
-            .engine
-            .recommend_recent(&b.recent_items, &opts)
-            .map_err(internal)?;
+        let ans = st.recommend_recent(&b.recent_items, &opts).map_err(internal)?;
         Ok(answer_json(&ans, json!({"recent_items": b.recent_items})))
     })();
     app.finish("recent_recommendations", t, r)
@@ -283,10 +278,11 @@ async fn similar(
             Some(true),
             p.get("genre").cloned(),
         )?;
-        if app.engine.item(&id).is_none() {
+        let st = app.engine.state();
+        if !st.unknown_items(std::slice::from_ref(&id)).is_empty() {
             return Err(ApiError(StatusCode::NOT_FOUND, format!("unknown item {id:?}")));
         }
-        let ans = app.engine.similar(&id, &opts).map_err(internal)?;
+        let ans = st.similar(&id, &opts).map_err(internal)?;
         Ok(answer_json(&ans, json!({"item": id})))
     })();
     app.finish("similar_items", t, r)
