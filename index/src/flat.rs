@@ -22,25 +22,25 @@ use crate::metric::{score_from_sq_l2, sq_l2_portable, UnitL2};
 use crate::search::{better, Hit, RowFilter};
 
 /// `upper_slot` of a row that lives on layer 0 only.
-const NO_SLOT: u32 = u32::MAX;
+pub(crate) const NO_SLOT: u32 = u32::MAX;
 
 /// The graph as flat arrays; rows are hnsw_rs data ids (our row numbers).
 pub(crate) struct FlatGraph {
-    dim: usize,
-    len: usize,
+    pub(crate) dim: usize,
+    pub(crate) len: usize,
     /// `len × dim` unit vectors, row-major.
-    rows: Vec<f32>,
+    pub(crate) rows: Vec<f32>,
     /// Layer 0: row `r` owns `links0[r*stride .. (r+1)*stride]` = `[count, id, id, ...]`.
-    stride: usize,
-    links0: Vec<u32>,
+    pub(crate) stride: usize,
+    pub(crate) links0: Vec<u32>,
     /// Highest layer of each row.
-    levels: Vec<u8>,
+    pub(crate) levels: Vec<u8>,
     /// Rows with level ≥ 1: index of their layer-1 list in `upper_offsets`; layer `l` is `slot + l - 1`.
-    upper_slot: Vec<u32>,
-    upper_offsets: Vec<u32>,
-    upper_links: Vec<u32>,
-    entry: u32,
-    max_level: usize,
+    pub(crate) upper_slot: Vec<u32>,
+    pub(crate) upper_offsets: Vec<u32>,
+    pub(crate) upper_links: Vec<u32>,
+    pub(crate) entry: u32,
+    pub(crate) max_level: usize,
 }
 
 impl std::fmt::Debug for FlatGraph {
@@ -371,7 +371,7 @@ impl FlatGraph {
 /// into one `u64` that compares by distance, then row. NaN (impossible for finite unit vectors)
 /// becomes `f32::MAX`, as in [`UnitL2`].
 #[inline(always)]
-fn pack(d: f32, row: u32) -> u64 {
+pub(crate) fn pack(d: f32, row: u32) -> u64 {
     let d = if d >= 0.0 {
         d
     } else if d.is_nan() {
@@ -383,7 +383,7 @@ fn pack(d: f32, row: u32) -> u64 {
 }
 
 #[inline(always)]
-fn unpack(key: u64) -> (f32, u32) {
+pub(crate) fn unpack(key: u64) -> (f32, u32) {
     (f32::from_bits((key >> 32) as u32), key as u32)
 }
 

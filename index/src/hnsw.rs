@@ -5,9 +5,12 @@
 //! forged. Callers reach the graph through [`Graph::with`], which works the same for a graph built
 //! in this process and one loaded from disk.
 //!
-//! hnsw_rs builds, inserts, dumps and loads; searches run on a [`FlatGraph`] copy taken after each
-//! of those (see `flat.rs` for why). [`HnswIndex::search_reference_with_ef`] keeps hnsw_rs's
-//! own search reachable, as the reference the flat search is tested and benchmarked against.
+//! Two builders make the graph ([`GraphBuilder`]): the native one (`native.rs`, hnswlib's algorithm,
+//! the default) and hnsw_rs (kept as the reference and for versions written before the native
+//! builder). Searches always run on a [`FlatGraph`]: the native builder produces one directly; an
+//! hnsw_rs graph is copied into one after each build, insert or load (see `flat.rs` for why).
+//! [`HnswIndex::search_reference_with_ef`] keeps hnsw_rs's own search reachable on hnsw_rs graphs,
+//! as the reference the flat search is tested and benchmarked against.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
@@ -21,6 +24,7 @@ use twotower_data::progress::Progress;
 
 use crate::error::{Error, Result};
 use crate::flat::FlatGraph;
+use crate::{graph_file, native};
 
 use crate::metric::{normalize_query, normalize_rows, score_from_sq_l2, UnitL2};
 use crate::search::{better, Hit, RowFilter, VectorIndex};
@@ -74,6 +78,24 @@ impl HnswParams {
     }
 }
 
+/// Which code builds a graph and inserts into it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GraphBuilder {
+    /// The hand-written parallel builder (hnswlib's algorithm). Versions store `graph.links`.
+    #[default]
+    Native,
+    /// hnsw_rs's `parallel_insert`. Versions store hnsw_rs's dump (the format-1 layout).
+    HnswRs,
+}
+
+/// The mutable graph behind the flat copy.
+enum Backend {
+    /// The flat graph is the graph (inserts copy it into a builder and back).
+    Native,
+    /// An hnsw_rs graph, copied into the flat graph after every change.
+    HnswRs(Graph),
+}
+
 type GraphOf<'a> = Hnsw<'a, f32, UnitL2>;
 
 self_cell::self_cell!(
@@ -114,8 +136,9 @@ pub struct HnswIndex {
     dim: usize,
     len: usize,
     params: HnswParams,
-    graph: Graph,
-    /// The search copy of `graph`, refreshed after every change to it.
+    backend: Backend,
+    /// What searches run on: the native graph itself, or the copy of the hnsw_rs graph refreshed
+    /// after every change to it.
     flat: FlatGraph,
 }
 
@@ -125,15 +148,38 @@ impl std::fmt::Debug for HnswIndex {
             .field("dim", &self.dim)
             .field("len", &self.len)
             .field("params", &self.params)
+            .field("builder", &self.builder())
             .finish()
     }
 }
 
 impl HnswIndex {
-    /// Builds a graph over row-major `vectors` (n × `dim`) on all cores; rows are normalised first.
+    /// Builds a graph over row-major `vectors` (n × `dim`) with the native builder on the global
+    /// rayon pool; rows are normalised first.
     pub fn build(dim: usize, vectors: &[f32], params: HnswParams, progress: &dyn Progress) -> Result<Self> {
+        Self::build_with(dim, vectors, params, GraphBuilder::Native, progress)
+    }
+
+    /// [`Self::build`] with hnsw_rs's builder (the reference; slower).
+    pub fn build_with_hnsw_rs(
+        dim: usize,
+        vectors: &[f32],
+        params: HnswParams,
+        progress: &dyn Progress,
+    ) -> Result<Self> {
+        Self::build_with(dim, vectors, params, GraphBuilder::HnswRs, progress)
+    }
+
+    /// [`Self::build`] with the given builder.
+    pub fn build_with(
+        dim: usize,
+        vectors: &[f32],
+        params: HnswParams,
+        builder: GraphBuilder,
+        progress: &dyn Progress,
+    ) -> Result<Self> {
         let rows = normalize_rows(dim, vectors, None)?;
-        Self::build_normalized(dim, &rows, params, progress)
+        Self::build_normalized(dim, &rows, params, builder, progress)
     }
 
     /// Builds from rows that are already unit vectors.
@@ -141,20 +187,62 @@ impl HnswIndex {
         dim: usize,
         rows: &[f32],
         params: HnswParams,
+        builder: GraphBuilder,
         progress: &dyn Progress,
     ) -> Result<Self> {
         params.validate()?;
+        if dim == 0 {
+            return Err(Error::InvalidParam {
+                name: "dim",
+                problem: "must be at least 1".into(),
+            });
+        }
         let n = rows.len() / dim;
-        let graph = GraphOf::new(params.m, n.max(1), MAX_LAYERS, params.ef_construction, UnitL2);
+        let backend = match builder {
+            GraphBuilder::Native => Backend::Native,
+            GraphBuilder::HnswRs => Backend::HnswRs(Graph::Built(GraphOf::new(
+                params.m,
+                n.max(1),
+                MAX_LAYERS,
+                params.ef_construction,
+                UnitL2,
+            ))),
+        };
+        if let Backend::Native = backend {
+            if n > u32::MAX as usize {
+                return Err(Error::InvalidParam {
+                    name: "rows",
+                    problem: "an index holds at most 2^32 - 1 rows".into(),
+                });
+            }
+            progress.start("building HNSW graph", Some(n as u64));
+            let flat = native::build(dim, rows.to_vec(), params.m, params.ef_construction, progress);
+            progress.finish();
+            return Ok(HnswIndex {
+                dim,
+                len: n,
+                params,
+                backend,
+                flat,
+            });
+        }
         let mut index = HnswIndex {
             dim,
             len: 0,
             params,
-            graph: Graph::Built(graph),
+            backend,
             flat: FlatGraph::empty(dim),
         };
         index.insert_normalized(rows, progress)?;
         Ok(index)
+    }
+
+    /// Which builder made this graph (and inserts into it).
+    pub fn builder(&self) -> GraphBuilder {
+        match self.backend {
+            Backend::Native => GraphBuilder::Native,
+            Backend::HnswRs(_) => GraphBuilder::HnswRs,
+        }
     }
 
     /// Inserts more rows (normalised first) into the graph; returns the first new row number.
@@ -174,19 +262,28 @@ impl HnswIndex {
         }
         progress.start("inserting into HNSW graph", Some(n as u64));
         let dim = self.dim;
-        for (c, chunk) in rows.chunks(INSERT_CHUNK * dim).enumerate() {
-            let base = first + c * INSERT_CHUNK;
-            let batch: Vec<(&[f32], usize)> = chunk
-                .chunks_exact(dim)
-                .enumerate()
-                .map(|(i, v)| (v, base + i))
-                .collect();
-            self.graph.with(|g| g.parallel_insert_slice(&batch));
-            progress.inc(batch.len() as u64);
+        match &self.backend {
+            Backend::Native => {
+                let flat = std::mem::replace(&mut self.flat, FlatGraph::empty(dim));
+                self.flat = native::insert(flat, rows, self.params.m, self.params.ef_construction, progress);
+                self.len += n;
+            }
+            Backend::HnswRs(graph) => {
+                for (c, chunk) in rows.chunks(INSERT_CHUNK * dim).enumerate() {
+                    let base = first + c * INSERT_CHUNK;
+                    let batch: Vec<(&[f32], usize)> = chunk
+                        .chunks_exact(dim)
+                        .enumerate()
+                        .map(|(i, v)| (v, base + i))
+                        .collect();
+                    graph.with(|g| g.parallel_insert_slice(&batch));
+                    progress.inc(batch.len() as u64);
+                }
+                self.len += n;
+                progress.set_message("copying the graph for search");
+                self.flat = flatten(graph, self.dim, self.len, Path::new("<in-memory graph>"))?;
+            }
         }
-        self.len += n;
-        progress.set_message("copying the graph for search");
-        self.flat = flatten(&self.graph, self.dim, self.len, Path::new("<in-memory graph>"))?;
         progress.finish();
         Ok(first as u32)
     }
@@ -230,6 +327,8 @@ impl HnswIndex {
 
     /// The same search through hnsw_rs's own `search_filter` (slower; with a filter it returns
     /// the kept rows among the `k` best, so possibly fewer than `k`). For tests and benchmarks.
+    /// Only a graph built by hnsw_rs ([`GraphBuilder::HnswRs`], or loaded from a format-1 version)
+    /// has one; a native graph gives [`Error::InvalidParam`].
     pub fn search_reference_with_ef(
         &self,
         query: &[f32],
@@ -237,8 +336,14 @@ impl HnswIndex {
         ef: usize,
         filter: Option<RowFilter<'_>>,
     ) -> Result<Vec<Hit>> {
+        let Backend::HnswRs(graph) = &self.backend else {
+            return Err(Error::InvalidParam {
+                name: "builder",
+                problem: "hnsw_rs's reference search needs a graph built by hnsw_rs; this one is native".into(),
+            });
+        };
         let q = normalize_query(self.dim, query, 0)?;
-        Ok(self.search_reference_normalized(&q, k, ef, filter))
+        Ok(Self::search_reference_normalized(graph, self.len, &q, k, ef, filter))
     }
 
     fn search_normalized(&self, q: &[f32], k: usize, ef: usize, filter: Option<RowFilter<'_>>) -> Vec<Hit> {
@@ -246,20 +351,19 @@ impl HnswIndex {
     }
 
     fn search_reference_normalized(
-        &self,
+        graph: &Graph,
+        len: usize,
         q: &[f32],
         k: usize,
         ef: usize,
         filter: Option<RowFilter<'_>>,
     ) -> Vec<Hit> {
-        if k == 0 || self.len == 0 {
+        if k == 0 || len == 0 {
             return Vec::new();
         }
         let ef = ef.max(k);
         let pred = filter.map(RowPredicate);
-        let found = self
-            .graph
-            .with(|g| g.search_filter(q, k, ef, pred.as_ref().map(|p| p as &dyn FilterT)));
+        let found = graph.with(|g| g.search_filter(q, k, ef, pred.as_ref().map(|p| p as &dyn FilterT)));
         let mut hits: Vec<Hit> = found
             .into_iter()
             .filter_map(|n| {
@@ -275,11 +379,33 @@ impl HnswIndex {
         hits
     }
 
-    /// Writes `<basename>.hnsw.graph` and `<basename>.hnsw.data` into `dir`.
+    /// The search graph (for the native graph file).
+    pub(crate) fn flat(&self) -> &FlatGraph {
+        &self.flat
+    }
+
+    /// Loads a native graph file (see `graph_file.rs`) over `rows` (n × `dim` unit vectors). The
+    /// caller should have verified its checksum; a damaged file is still an error, never a panic.
+    pub(crate) fn load_native(path: &Path, dim: usize, rows: Vec<f32>, params: HnswParams) -> Result<Self> {
+        let flat = graph_file::read(path, dim, rows)?;
+        Ok(HnswIndex {
+            dim,
+            len: flat.len,
+            params,
+            backend: Backend::Native,
+            flat,
+        })
+    }
+
+    /// Writes `<basename>.hnsw.graph` and `<basename>.hnsw.data` into `dir` (hnsw_rs graphs only).
     pub(crate) fn dump(&self, dir: &Path, basename: &str) -> Result<()> {
-        let res = catch_unwind(AssertUnwindSafe(|| {
-            self.graph.with(|g| g.file_dump(dir, basename))
-        }));
+        let Backend::HnswRs(graph) = &self.backend else {
+            return Err(Error::Graph {
+                path: dir.to_path_buf(),
+                problem: "a native graph has no hnsw_rs dump".into(),
+            });
+        };
+        let res = catch_unwind(AssertUnwindSafe(|| graph.with(|g| g.file_dump(dir, basename))));
         match res {
             Ok(Ok(name)) if name == basename => Ok(()),
             Ok(Ok(name)) => Err(Error::Graph {
@@ -336,7 +462,7 @@ impl HnswIndex {
             dim,
             len: n,
             params,
-            graph,
+            backend: Backend::HnswRs(graph),
             flat,
         })
     }

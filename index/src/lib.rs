@@ -16,7 +16,9 @@ mod embeddings;
 mod error;
 mod exact;
 mod flat;
+mod graph_file;
 mod hnsw;
+mod native;
 pub mod metric;
 mod search;
 mod store;
@@ -26,7 +28,7 @@ pub use check::{check, CheckParams, CheckReport, EfRow, SelfReach};
 pub use embeddings::{read_embeddings, write_embeddings, EMBEDDINGS_FILE};
 pub use error::{Error, Result};
 pub use exact::ExactIndex;
-pub use hnsw::{HnswIndex, HnswParams};
+pub use hnsw::{GraphBuilder, HnswIndex, HnswParams};
 pub use search::{Hit, RowFilter, VectorIndex};
 pub use store::{
     AddReport, GcReport, IndexDir, IndexHandle, IndexInfo, IndexVersion, VersionId, INDEX_FORMAT_VERSION,

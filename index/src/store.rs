@@ -3,6 +3,8 @@
 //! ```text
 //! INDEX/CURRENT                 "0003\n", replaced atomically (temp file, fsync, rename)
 //! INDEX/versions/0003/          written as a hidden staging dir, renamed into place when complete
+//!     graph.links               the native graph (format 2; see graph_file.rs), or, in format-1
+//!                               versions and those built with GraphBuilder::HnswRs:
 //!     graph.hnsw.graph          hnsw_rs graph dump
 //!     graph.hnsw.data           hnsw_rs vector dump
 //!     ids.json                  row -> item id
@@ -29,14 +31,18 @@ use twotower_data::progress::Progress;
 use crate::embeddings::{read_embeddings, write_embeddings, EMBEDDINGS_FILE};
 use crate::error::{Error, Result};
 use crate::exact::ExactIndex;
-use crate::hnsw::{HnswIndex, HnswParams};
+use crate::graph_file;
+use crate::hnsw::{GraphBuilder, HnswIndex, HnswParams};
 use crate::metric::normalize_rows;
 use crate::search::{Hit, RowFilter, VectorIndex};
 
 /// Manifest kind of an index version.
 pub const INDEX_KIND: &str = "index";
-/// Newest on-disk format this build reads and the one it writes.
-pub const INDEX_FORMAT_VERSION: u32 = 1;
+/// Newest on-disk format this build reads, and the one it writes for native graphs (`graph.links`).
+/// Format 1 (an hnsw_rs dump) is still read, and written for graphs built by hnsw_rs.
+pub const INDEX_FORMAT_VERSION: u32 = 2;
+/// The format of versions that hold an hnsw_rs dump instead of `graph.links`.
+const HNSW_RS_FORMAT_VERSION: u32 = 1;
 /// The metric name recorded in manifests.
 pub const METRIC: &str = "cosine (unit vectors, squared L2 in the graph)";
 
@@ -44,6 +50,7 @@ const CURRENT_FILE: &str = "CURRENT";
 const LOCK_FILE: &str = "LOCK";
 const VERSIONS_DIR: &str = "versions";
 const GRAPH_BASENAME: &str = "graph";
+const NATIVE_GRAPH_FILE: &str = "graph.links";
 const IDS_FILE: &str = "ids.json";
 const TOMBSTONES_FILE: &str = "tombstones.json";
 /// Staging leftovers older than this are crash debris, not a concurrent writer's work in progress.
@@ -136,14 +143,23 @@ impl WriterLock<'_> {
         let dir = staging.path().to_path_buf();
         progress.start("writing index version", None);
         progress.set_message("graph");
-        hnsw.dump(&dir, GRAPH_BASENAME)?;
+        let format = match hnsw.builder() {
+            GraphBuilder::Native => {
+                graph_file::write(hnsw.flat(), &dir.join(NATIVE_GRAPH_FILE))?;
+                INDEX_FORMAT_VERSION
+            }
+            GraphBuilder::HnswRs => {
+                hnsw.dump(&dir, GRAPH_BASENAME)?;
+                HNSW_RS_FORMAT_VERSION
+            }
+        };
         progress.set_message("ids and embeddings");
         write_json(&dir.join(IDS_FILE), ids)?;
         write_json(&dir.join(TOMBSTONES_FILE), tombstones)?;
         write_embeddings(&dir.join(EMBEDDINGS_FILE), ids, rows, info.dim)?;
         progress.set_message("checksums");
-        let mut m = Manifest::new(INDEX_KIND, INDEX_FORMAT_VERSION);
-        for f in required_files() {
+        let mut m = Manifest::new(INDEX_KIND, format);
+        for f in required_files(format) {
             m.add_file(&dir, &f)?;
         }
         m.counts.insert("rows".into(), info.rows as u64);
@@ -248,6 +264,7 @@ impl IndexDir {
     /// Builds a new version from scratch over `ids` and row-major `vectors` (ids.len() × dim),
     /// commits it and points `CURRENT` at it. The previous version stays untouched and loadable
     /// until [`Self::gc`] removes it. Vectors are normalised; ids must be unique and non-empty.
+    /// The graph is built by the native builder.
     pub fn build_version(
         &self,
         ids: &[String],
@@ -257,10 +274,27 @@ impl IndexDir {
         model_fingerprint: &str,
         progress: &dyn Progress,
     ) -> Result<VersionId> {
+        self.build_version_with(ids, vectors, dim, params, GraphBuilder::Native, model_fingerprint, progress)
+    }
+
+    /// [`Self::build_version`] with the given graph builder. [`GraphBuilder::HnswRs`] writes a
+    /// format-1 version (an hnsw_rs dump), as builds before the native builder did; `add_items`
+    /// keeps a version's builder, `compact` rebuilds natively.
+    #[allow(clippy::too_many_arguments)]
+    pub fn build_version_with(
+        &self,
+        ids: &[String],
+        vectors: &[f32],
+        dim: usize,
+        params: HnswParams,
+        builder: GraphBuilder,
+        model_fingerprint: &str,
+        progress: &dyn Progress,
+    ) -> Result<VersionId> {
         params.validate()?;
         check_ids(ids)?;
         let rows = normalize_rows(dim, vectors, Some(ids))?;
-        let hnsw = HnswIndex::build_normalized(dim, &rows, params, progress)?;
+        let hnsw = HnswIndex::build_normalized(dim, &rows, params, builder, progress)?;
         let info = IndexInfo {
             model_fingerprint: model_fingerprint.to_string(),
             metric: METRIC.to_string(),
@@ -290,7 +324,7 @@ impl IndexDir {
                 rows.extend_from_slice(cur.exact.row(r));
             }
         }
-        let hnsw = HnswIndex::build_normalized(dim, &rows, params, progress)?;
+        let hnsw = HnswIndex::build_normalized(dim, &rows, params, GraphBuilder::Native, progress)?;
         let info = IndexInfo {
             model_fingerprint: cur.info.model_fingerprint.clone(),
             metric: METRIC.to_string(),
@@ -391,7 +425,11 @@ impl IndexDir {
                 });
             }
         }
-        for f in required_files() {
+        let format = manifest.format_version;
+        if format != INDEX_FORMAT_VERSION && format != HNSW_RS_FORMAT_VERSION {
+            return Err(Error::corrupt(&mpath, format!("unknown index format version {format}")));
+        }
+        for f in required_files(format) {
             if !manifest.files.contains_key(&f) {
                 return Err(Error::corrupt(&mpath, format!("does not list {f}")));
             }
@@ -433,7 +471,11 @@ impl IndexDir {
         if rows_by_id.len() != info.live {
             return Err(Error::corrupt(&mpath, "live count disagrees with tombstones"));
         }
-        let hnsw = HnswIndex::load(&dir, GRAPH_BASENAME, info.dim, ids.len(), info.hnsw)?;
+        let hnsw = if format == HNSW_RS_FORMAT_VERSION {
+            HnswIndex::load(&dir, GRAPH_BASENAME, info.dim, ids.len(), info.hnsw)?
+        } else {
+            HnswIndex::load_native(&dir.join(NATIVE_GRAPH_FILE), info.dim, rows.clone(), info.hnsw)?
+        };
         let exact = ExactIndex::from_normalized(info.dim, rows);
         Ok(IndexVersion {
             version,
@@ -490,14 +532,22 @@ impl IndexDir {
     }
 }
 
-fn required_files() -> Vec<String> {
-    vec![
-        format!("{GRAPH_BASENAME}.hnsw.graph"),
-        format!("{GRAPH_BASENAME}.hnsw.data"),
+/// The files a version of `format` must list in its manifest.
+fn required_files(format: u32) -> Vec<String> {
+    let graph = if format == HNSW_RS_FORMAT_VERSION {
+        vec![
+            format!("{GRAPH_BASENAME}.hnsw.graph"),
+            format!("{GRAPH_BASENAME}.hnsw.data"),
+        ]
+    } else {
+        vec![NATIVE_GRAPH_FILE.to_string()]
+    };
+    graph.into_iter().chain([
         IDS_FILE.to_string(),
         TOMBSTONES_FILE.to_string(),
         EMBEDDINGS_FILE.to_string(),
-    ]
+    ])
+    .collect()
 }
 
 fn check_ids(ids: &[String]) -> Result<()> {

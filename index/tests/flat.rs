@@ -39,8 +39,12 @@ fn flat_search_matches_or_beats_hnsw_rs_and_reaches_every_item() {
     let n = 8_000;
     let all = clustered_unit_vectors(n + 400, DIM, 150, 0.6, 11);
     let (v, queries) = all.split_at(n * DIM);
-    let h = HnswIndex::build(DIM, v, HnswParams::default(), &NoProgress).unwrap();
+    // hnsw_rs's search needs hnsw_rs's graph: the comparison runs on a graph it built.
+    let h = HnswIndex::build_with_hnsw_rs(DIM, v, HnswParams::default(), &NoProgress).unwrap();
     let exact = ExactIndex::from_rows(DIM, v, None).unwrap();
+    // A native graph has no hnsw_rs reference search.
+    let native = HnswIndex::build(DIM, &v[..100 * DIM], HnswParams::default(), &NoProgress).unwrap();
+    assert!(native.search_reference_with_ef(&queries[..DIM], 10, 10, None).is_err());
 
     for ef in [10, 24, 48, 128] {
         let (flat, reference) = recalls(&h, &exact, queries, ef);

@@ -138,8 +138,7 @@ fn missing_foreign_and_damaged_indexes_are_clear_errors() {
 
     let vdir = idx.version_path(VersionId(1));
     for file in [
-        "graph.hnsw.graph",
-        "graph.hnsw.data",
+        "graph.links",
         "embeddings.parquet",
         "ids.json",
         "tombstones.json",

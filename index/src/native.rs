@@ -1,0 +1,791 @@
+//! The native HNSW builder: hnswlib's insertion algorithm over flat atomic neighbour lists.
+//!
+//! hnsw_rs's insertion pays for a hashed visited set, an `Arc` clone per candidate and an `RwLock`
+//! per neighbour list; this builder follows hnswlib instead:
+//! - a node's top layer is drawn as `floor(-ln(u) / ln(M))`, deterministically per row from a fixed
+//!   seed ([`level_of`]), so every level (and the layout of the upper layers) is known before the
+//!   parallel insertion starts and all storage is allocated once;
+//! - greedy descent from the entry point through the layers above the node's level, then a beam
+//!   search with `ef_construction` on each layer from the node's level down to 0;
+//! - the new node's neighbours are chosen by hnswlib's heuristic (`getNeighborsByHeuristic2`, `M` of
+//!   them), and each neighbour links back, pruning its list by the same heuristic when it would exceed
+//!   `M` (upper layers) or `2·M` (layer 0);
+//! - neighbour lists are `AtomicU32` arrays `[count, id, id, ...]` of fixed stride: writers hold the
+//!   node's mutex, readers (other threads' searches) read without a lock. A reader may see a list
+//!   mid-update (a mix of old and new ids); every id ever stored is a valid row, so the worst case is
+//!   a slightly different walk, never an invalid access. The entry point and top layer change under
+//!   one global mutex, held through the insertion of a node that raises the top layer (as hnswlib).
+//!
+//! The result is copied into a [`FlatGraph`] (the same layout the search uses); inserting into a
+//! loaded graph copies it back into a builder, inserts, and copies out again.
+
+use std::cell::RefCell;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering::Relaxed};
+use std::sync::Mutex;
+
+use rand::RngCore;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+use twotower_data::progress::Progress;
+
+use crate::flat::{pack, unpack, FlatGraph, NO_SLOT};
+use crate::metric::sq_l2_portable;
+
+/// Seed of the level draw: a build is reproducible in its levels.
+const LEVEL_SEED: u64 = 0x7477_6f74_6f77_6572; // "twotower"
+/// Highest layer a node may get (levels are stored as `u8`; 16 layers as in hnsw_rs).
+pub(crate) const MAX_LEVEL: u8 = 15;
+/// Progress is reported every this many inserted rows.
+const PROGRESS_EVERY: usize = 1024;
+
+/// The top layer of every row in `first..first + count` for links-per-layer `m`: hnswlib's
+/// `floor(-ln(u) · 1/ln(m))` with `u` uniform in (0, 1], row `r` drawing the `r`-th `u64` of one
+/// ChaCha8 stream, so the level of a row does not depend on how rows were batched.
+pub(crate) fn levels_for(first: usize, count: usize, m: usize) -> Vec<u8> {
+    let mut rng = ChaCha8Rng::seed_from_u64(LEVEL_SEED);
+    rng.set_word_pos(first as u128 * 2);
+    let mult = 1.0 / (m.max(2) as f64).ln();
+    (0..count).map(|_| level_of(rng.next_u64(), mult)).collect()
+}
+
+fn level_of(x: u64, mult: f64) -> u8 {
+    // 53 random bits -> u in (0, 1].
+    let u = ((x >> 11) as f64 + 1.0) * (1.0 / (1u64 << 53) as f64);
+    let l = (-u.ln() * mult).floor();
+    if l >= f64::from(MAX_LEVEL) {
+        MAX_LEVEL
+    } else {
+        l as u8
+    }
+}
+
+/// The graph under construction.
+pub(crate) struct Builder {
+    dim: usize,
+    /// `n × dim` unit vectors (all rows, inserted or not yet).
+    rows: Vec<f32>,
+    levels: Vec<u8>,
+    /// Links per node on upper layers (`M`); the new node keeps at most `m` on every layer.
+    m: usize,
+    /// Capacity of a layer-0 list (`2·M`, or more for a loaded graph that already has more).
+    cap0: usize,
+    /// Capacity of an upper-layer list.
+    cap_up: usize,
+    ef_construction: usize,
+    /// Layer 0: `[count, ids; cap0]` per row.
+    links0: Vec<AtomicU32>,
+    /// Rows with level ≥ 1: start of their layer-1 block in `upper`; layer `l` at `+ (l-1)·(1+cap_up)`.
+    upper_start: Vec<u32>,
+    upper: Vec<AtomicU32>,
+    locks: Vec<Mutex<()>>,
+    /// (entry point, top layer), `None` while the graph is empty.
+    entry: Mutex<Option<(u32, u8)>>,
+}
+
+/// Per-thread construction search state.
+#[derive(Default)]
+struct Scratch {
+    visited: Vec<u32>,
+    epoch: u32,
+    candidates: BinaryHeap<Reverse<u64>>,
+    top: BinaryHeap<u64>,
+    /// The beam's result, ascending.
+    found: Vec<u64>,
+    /// Neighbour-list copy and selection buffers.
+    list: Vec<u32>,
+    selected: Vec<u64>,
+    prune: Vec<u64>,
+    pruned: Vec<u64>,
+}
+
+impl Scratch {
+    fn begin(&mut self, n: usize) {
+        if self.visited.len() < n {
+            self.visited.resize(n, 0);
+        }
+        self.epoch = self.epoch.wrapping_add(1);
+        if self.epoch == 0 {
+            self.visited.fill(0);
+            self.epoch = 1;
+        }
+        self.candidates.clear();
+        self.top.clear();
+    }
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+fn atomics(n: usize) -> Vec<AtomicU32> {
+    (0..n).map(|_| AtomicU32::new(0)).collect()
+}
+
+impl Builder {
+    /// An empty graph over `rows` (already unit vectors) with the given levels.
+    fn new(dim: usize, rows: Vec<f32>, levels: Vec<u8>, m: usize, ef_construction: usize) -> Self {
+        let n = levels.len();
+        let cap0 = 2 * m;
+        let cap_up = m;
+        let (upper_start, upper_len) = upper_layout(&levels, cap_up);
+        Builder {
+            dim,
+            rows,
+            levels,
+            m,
+            cap0,
+            cap_up,
+            ef_construction: ef_construction.max(1),
+            links0: atomics(n * (1 + cap0)),
+            upper_start,
+            upper: atomics(upper_len),
+            locks: (0..n).map(|_| Mutex::new(())).collect(),
+            entry: Mutex::new(None),
+        }
+    }
+
+    /// A builder holding `flat`'s graph, with room for `extra_rows` (unit vectors) more.
+    fn from_flat(flat: FlatGraph, extra_rows: &[f32], m: usize, ef_construction: usize) -> Self {
+        let dim = flat.dim;
+        let old = flat.len;
+        let extra = extra_rows.len() / dim;
+        let mut levels = flat.levels.clone();
+        levels.extend(levels_for(old, extra, m));
+        let n = levels.len();
+        let cap0 = (2 * m).max(flat.stride.saturating_sub(1));
+        let longest_upper = flat
+            .upper_offsets
+            .windows(2)
+            .map(|w| (w[1] - w[0]) as usize)
+            .max()
+            .unwrap_or(0);
+        let cap_up = m.max(longest_upper);
+        let (upper_start, upper_len) = upper_layout(&levels, cap_up);
+        let links0 = atomics(n * (1 + cap0));
+        let upper = atomics(upper_len);
+        // Copy the existing lists.
+        links0
+            .par_chunks(1 + cap0)
+            .zip(flat.links0.par_chunks(flat.stride.max(1)))
+            .for_each(|(dst, src)| {
+                let c = src[0] as usize;
+                dst[0].store(c as u32, Relaxed);
+                for (d, s) in dst[1..].iter().zip(&src[1..=c]) {
+                    d.store(*s, Relaxed);
+                }
+            });
+        for r in 0..old {
+            let slot = flat.upper_slot[r];
+            if slot == NO_SLOT {
+                continue;
+            }
+            for l in 1..=flat.levels[r] as usize {
+                let s = slot as usize + l - 1;
+                let src = &flat.upper_links[flat.upper_offsets[s] as usize..flat.upper_offsets[s + 1] as usize];
+                let start = upper_start[r] as usize + (l - 1) * (1 + cap_up);
+                let dst = &upper[start..start + 1 + cap_up];
+                dst[0].store(src.len() as u32, Relaxed);
+                for (d, s) in dst[1..].iter().zip(src) {
+                    d.store(*s, Relaxed);
+                }
+            }
+        }
+        let entry = (old > 0).then_some((flat.entry, flat.max_level as u8));
+        let mut rows = flat.rows;
+        rows.extend_from_slice(extra_rows);
+        Builder {
+            dim,
+            rows,
+            levels,
+            m,
+            cap0,
+            cap_up,
+            ef_construction: ef_construction.max(1),
+            links0,
+            upper_start,
+            upper,
+            locks: (0..n).map(|_| Mutex::new(())).collect(),
+            entry: Mutex::new(entry),
+        }
+    }
+
+    /// Copies the finished graph into the search layout.
+    fn into_flat(self) -> FlatGraph {
+        let n = self.levels.len();
+        let (entry, max_level) = self
+            .entry
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or((0, 0));
+        if n == 0 {
+            return FlatGraph::empty(self.dim);
+        }
+        let stride = 1 + self.cap0;
+        let links0: Vec<u32> = self.links0.into_iter().map(AtomicU32::into_inner).collect();
+        let mut upper_slot = vec![NO_SLOT; n];
+        let mut upper_offsets = vec![0u32];
+        let mut upper_links = Vec::new();
+        for r in 0..n {
+            let level = self.levels[r] as usize;
+            if level == 0 {
+                continue;
+            }
+            upper_slot[r] = (upper_offsets.len() - 1) as u32;
+            for l in 1..=level {
+                let start = self.upper_start[r] as usize + (l - 1) * (1 + self.cap_up);
+                let c = self.upper[start].load(Relaxed) as usize;
+                upper_links.extend(self.upper[start + 1..start + 1 + c].iter().map(|a| a.load(Relaxed)));
+                upper_offsets.push(upper_links.len() as u32);
+            }
+        }
+        FlatGraph {
+            dim: self.dim,
+            len: n,
+            rows: self.rows,
+            stride,
+            links0,
+            levels: self.levels,
+            upper_slot,
+            upper_offsets,
+            upper_links,
+            entry,
+            max_level: max_level as usize,
+        }
+    }
+
+    #[inline(always)]
+    fn row(&self, r: u32) -> &[f32] {
+        let s = r as usize * self.dim;
+        &self.rows[s..s + self.dim]
+    }
+
+    /// `[count, ids...]` of row `r` on `layer` (empty if the row does not reach that layer).
+    #[inline(always)]
+    fn block(&self, r: u32, layer: usize) -> &[AtomicU32] {
+        let r = r as usize;
+        if layer == 0 {
+            let s = r * (1 + self.cap0);
+            &self.links0[s..s + 1 + self.cap0]
+        } else if layer <= self.levels[r] as usize {
+            let s = self.upper_start[r] as usize + (layer - 1) * (1 + self.cap_up);
+            &self.upper[s..s + 1 + self.cap_up]
+        } else {
+            &[]
+        }
+    }
+
+    /// Copies row `r`'s neighbours on `layer` into `out` (lock-free read; see the module docs).
+    #[inline(always)]
+    fn read_list(&self, r: u32, layer: usize, out: &mut Vec<u32>) {
+        out.clear();
+        let b = self.block(r, layer);
+        if let Some((c, ids)) = b.split_first() {
+            let c = (c.load(Relaxed) as usize).min(ids.len());
+            out.extend(ids[..c].iter().map(|a| a.load(Relaxed)));
+        }
+    }
+
+    /// Overwrites row `r`'s list on `layer` (caller holds `r`'s lock).
+    fn write_list(&self, r: u32, layer: usize, ids: impl ExactSizeIterator<Item = u32>) {
+        let b = self.block(r, layer);
+        let cap = b.len() - 1;
+        let mut c = 0;
+        for (slot, id) in b[1..].iter().zip(ids) {
+            slot.store(id, Relaxed);
+            c += 1;
+        }
+        debug_assert!(c <= cap);
+        b[0].store(c as u32, Relaxed);
+    }
+
+    /// Inserts rows `range` (their vectors and levels are already in place) on the global rayon pool.
+    fn insert_range(&self, range: std::ops::Range<usize>, progress: &dyn Progress) {
+        let mut start = range.start;
+        // The first node of an empty graph becomes the entry point; insert a few rows on one thread
+        // so the parallel part starts from a connected core.
+        let serial_end = range.end.min(start + 64);
+        let empty = self.entry.lock().unwrap_or_else(|p| p.into_inner()).is_none();
+        if empty {
+            while start < serial_end {
+                self.insert_one(start as u32);
+                start += 1;
+            }
+            progress.inc((start - range.start) as u64);
+        }
+        let next = AtomicUsize::new(start);
+        let end = range.end;
+        let threads = rayon::current_num_threads().max(1);
+        (0..threads).into_par_iter().for_each(|_| {
+            let mut done = 0usize;
+            loop {
+                let i = next.fetch_add(1, Relaxed);
+                if i >= end {
+                    break;
+                }
+                self.insert_one(i as u32);
+                done += 1;
+                if done == PROGRESS_EVERY {
+                    progress.inc(done as u64);
+                    done = 0;
+                }
+            }
+            progress.inc(done as u64);
+        });
+    }
+
+    fn insert_one(&self, r: u32) {
+        SCRATCH.with(|s| {
+            let mut s = s.borrow_mut();
+            #[cfg(target_arch = "x86_64")]
+            {
+                if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                    // SAFETY: the CPU supports the features the function is compiled for.
+                    return unsafe { self.insert_avx2(r, &mut s) };
+                }
+            }
+            self.insert_impl(r, &mut s)
+        })
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn insert_avx2(&self, r: u32, s: &mut Scratch) {
+        // Everything below is `inline(always)`, so it is compiled with AVX2/FMA here.
+        self.insert_impl(r, s)
+    }
+
+    #[inline(always)]
+    fn dist(&self, a: u32, b: u32) -> f32 {
+        sq_l2_portable(self.row(a), self.row(b))
+    }
+
+    #[inline(always)]
+    fn insert_impl(&self, r: u32, s: &mut Scratch) {
+        let level = self.levels[r as usize];
+        let mut global = self.entry.lock().unwrap_or_else(|p| p.into_inner());
+        let Some((entry, top)) = *global else {
+            *global = Some((r, level));
+            return;
+        };
+        // Keep the global lock only when this node raises the top layer (rare).
+        let global = if level > top {
+            Some(global)
+        } else {
+            drop(global);
+            None
+        };
+        let q = self.row(r);
+        let mut cur = entry;
+        let mut cur_d = sq_l2_portable(q, self.row(cur));
+        for layer in ((level as usize + 1)..=top as usize).rev() {
+            loop {
+                let mut changed = false;
+                self.read_list(cur, layer, &mut s.list);
+                for &nb in &s.list {
+                    let d = sq_l2_portable(q, self.row(nb));
+                    if d < cur_d {
+                        cur_d = d;
+                        cur = nb;
+                        changed = true;
+                    }
+                }
+                if !changed {
+                    break;
+                }
+            }
+        }
+        for layer in (0..=level.min(top) as usize).rev() {
+            self.search_layer(q, cur, cur_d, layer, s);
+            let Some(&closest) = s.found.first() else { break };
+            (cur_d, cur) = unpack(closest);
+            self.connect(r, layer, s);
+        }
+        if let Some(mut g) = global {
+            *g = Some((r, level));
+        }
+    }
+
+    /// hnswlib's `searchBaseLayer`: the `ef_construction` nearest to `q` reachable on `layer`
+    /// from `ep`, into `s.found` ascending.
+    #[inline(always)]
+    fn search_layer(&self, q: &[f32], ep: u32, ep_d: f32, layer: usize, s: &mut Scratch) {
+        let ef = self.ef_construction;
+        s.begin(self.levels.len());
+        let epoch = s.epoch;
+        let Scratch {
+            visited,
+            candidates,
+            top,
+            found,
+            list,
+            ..
+        } = s;
+        visited[ep as usize] = epoch;
+        let key = pack(ep_d, ep);
+        top.push(key);
+        candidates.push(Reverse(key));
+        let mut lower = ep_d;
+        while let Some(Reverse(c)) = candidates.pop() {
+            let (cd, row) = unpack(c);
+            if cd > lower && top.len() >= ef {
+                break;
+            }
+            self.read_list(row, layer, list);
+            for (j, &nb) in list.iter().enumerate() {
+                if let Some(&next) = list.get(j + 1) {
+                    self.prefetch(next);
+                }
+                let seen = &mut visited[nb as usize];
+                if *seen == epoch {
+                    continue;
+                }
+                *seen = epoch;
+                let d = sq_l2_portable(q, self.row(nb));
+                if top.len() < ef || d < lower {
+                    let key = pack(d, nb);
+                    candidates.push(Reverse(key));
+                    top.push(key);
+                    if top.len() > ef {
+                        top.pop();
+                    }
+                    if let Some(&w) = top.peek() {
+                        lower = unpack(w).0;
+                    }
+                }
+            }
+        }
+        found.clear();
+        found.extend(top.drain());
+        found.sort_unstable();
+    }
+
+    /// hnswlib's `getNeighborsByHeuristic2`: from `cands` (ascending packed keys, distances to the
+    /// node) keeps a candidate only if it is closer to the node than to every one already kept,
+    /// up to `max` of them, into `out` (ascending).
+    #[inline(always)]
+    fn heuristic(&self, cands: &[u64], max: usize, out: &mut Vec<u64>) {
+        out.clear();
+        if cands.len() <= max {
+            out.extend_from_slice(cands);
+            return;
+        }
+        for &c in cands {
+            if out.len() >= max {
+                break;
+            }
+            let (d, id) = unpack(c);
+            let good = out.iter().all(|&k| self.dist(id, unpack(k).1) >= d);
+            if good {
+                out.push(c);
+            }
+        }
+    }
+
+    /// hnswlib's `mutuallyConnectNewElement`: links `r` to the heuristic's pick among `s.found` on
+    /// `layer`, and each of those back to `r`, pruning full lists by the heuristic.
+    #[inline(always)]
+    fn connect(&self, r: u32, layer: usize, s: &mut Scratch) {
+        let cap = if layer == 0 { self.cap0 } else { self.cap_up };
+        // A concurrent back-link can never show `r` to its own search, but be safe.
+        s.found.retain(|&k| unpack(k).1 != r);
+        let Scratch {
+            found,
+            selected,
+            prune,
+            pruned,
+            list,
+            ..
+        } = s;
+        self.heuristic(found, self.m.min(cap), selected);
+        {
+            let _g = self.locks[r as usize].lock().unwrap_or_else(|p| p.into_inner());
+            self.write_list(r, layer, selected.iter().map(|&k| unpack(k).1));
+        }
+        for &k in selected.iter() {
+            let (d_new, nb) = unpack(k);
+            let _g = self.locks[nb as usize].lock().unwrap_or_else(|p| p.into_inner());
+            let b = self.block(nb, layer);
+            if b.is_empty() {
+                continue;
+            }
+            let c = (b[0].load(Relaxed) as usize).min(cap);
+            if b[1..=c].iter().any(|a| a.load(Relaxed) == r) {
+                continue;
+            }
+            if c < cap {
+                b[1 + c].store(r, Relaxed);
+                b[0].store(c as u32 + 1, Relaxed);
+                continue;
+            }
+            // Full: keep the heuristic's pick among the old neighbours and `r`.
+            self.read_list(nb, layer, list);
+            prune.clear();
+            prune.push(pack(d_new, r));
+            let v = self.row(nb);
+            for &o in list.iter() {
+                prune.push(pack(sq_l2_portable(v, self.row(o)), o));
+            }
+            prune.sort_unstable();
+            self.heuristic(prune, cap, pruned);
+            self.write_list(nb, layer, pruned.iter().map(|&k| unpack(k).1));
+        }
+    }
+
+    #[inline(always)]
+    fn prefetch(&self, row: u32) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            let start = row as usize * self.dim;
+            if let Some(v) = self.rows.get(start..start + self.dim) {
+                for line in v.chunks(16) {
+                    // SAFETY: prefetching is a hint; the address lies inside `self.rows`.
+                    #[allow(unused_unsafe)]
+                    unsafe {
+                        _mm_prefetch::<_MM_HINT_T0>(line.as_ptr().cast::<i8>())
+                    };
+                }
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = row;
+    }
+}
+
+impl Builder {
+    /// Greedy descent from the entry point to `layer + 1`, as in an insertion.
+    fn descend(&self, q: &[f32], entry: u32, top: usize, layer: usize, list: &mut Vec<u32>) -> (u32, f32) {
+        let mut cur = entry;
+        let mut cur_d = sq_l2_portable(q, self.row(cur));
+        for l in ((layer + 1)..=top).rev() {
+            loop {
+                let mut changed = false;
+                self.read_list(cur, l, list);
+                for &nb in list.iter() {
+                    let d = sq_l2_portable(q, self.row(nb));
+                    if d < cur_d {
+                        cur_d = d;
+                        cur = nb;
+                        changed = true;
+                    }
+                }
+                if !changed {
+                    break;
+                }
+            }
+        }
+        (cur, cur_d)
+    }
+
+    /// Reconnects rows that no walk over layer 0 from the entry point can reach. hnswlib's
+    /// heuristic links a new row to few neighbours when they are close to each other, and those
+    /// neighbours may later prune it away: early rows of a sparse region can end up as an island
+    /// that only links among itself (a few rows in 10 k on clustered data). Each unreachable row
+    /// is searched for like a new row, keeps the heuristic's pick among its old and found
+    /// neighbours, and gets incoming links from the found neighbours with room, or else in place of
+    /// the nearest one's farthest link whose target keeps another incoming link. Runs after the
+    /// parallel insertion, on one thread; costs one walk over layer 0 when nothing is unreachable.
+    fn link_unreachable(&self) -> usize {
+        let n = self.levels.len();
+        let Some((entry, top)) = *self.entry.lock().unwrap_or_else(|p| p.into_inner()) else {
+            return 0;
+        };
+        if n < 2 {
+            return 0;
+        }
+        let mut indeg = vec![0u32; n];
+        for b in self.links0.chunks(1 + self.cap0) {
+            let c = (b[0].load(Relaxed) as usize).min(self.cap0);
+            for id in &b[1..=c] {
+                indeg[id.load(Relaxed) as usize] += 1;
+            }
+        }
+        let mut reach = vec![false; n];
+        let mut stack = Vec::new();
+        let mut list = Vec::new();
+        let mark = |from: u32, reach: &mut Vec<bool>, stack: &mut Vec<u32>, list: &mut Vec<u32>| {
+            if reach[from as usize] {
+                return;
+            }
+            reach[from as usize] = true;
+            stack.push(from);
+            while let Some(r) = stack.pop() {
+                self.read_list(r, 0, list);
+                for &nb in list.iter() {
+                    if !reach[nb as usize] {
+                        reach[nb as usize] = true;
+                        stack.push(nb);
+                    }
+                }
+            }
+        };
+        mark(entry, &mut reach, &mut stack, &mut list);
+        let unreachable: Vec<u32> = (0..n as u32).filter(|&r| !reach[r as usize]).collect();
+        let mut s = Scratch::default();
+        let mut cands: Vec<u64> = Vec::new();
+        let mut selected: Vec<u64> = Vec::new();
+        let mut fixed = 0;
+        for &x in &unreachable {
+            if reach[x as usize] {
+                continue;
+            }
+            fixed += 1;
+            let q = self.row(x);
+            let (ep, ep_d) = self.descend(q, entry, top as usize, 0, &mut list);
+            self.search_layer(q, ep, ep_d, 0, &mut s);
+            // x's new list: the heuristic's pick among its old neighbours and the found ones.
+            self.read_list(x, 0, &mut list);
+            cands.clear();
+            cands.extend(s.found.iter().copied().filter(|&k| unpack(k).1 != x));
+            for &o in &list {
+                if !cands.iter().any(|&k| unpack(k).1 == o) {
+                    cands.push(pack(sq_l2_portable(q, self.row(o)), o));
+                }
+            }
+            cands.sort_unstable();
+            self.heuristic(&cands, self.cap0, &mut selected);
+            for &o in &list {
+                indeg[o as usize] -= 1;
+            }
+            self.write_list(x, 0, selected.iter().map(|&k| unpack(k).1));
+            for &k in &selected {
+                indeg[unpack(k).1 as usize] += 1;
+            }
+            // Incoming links from reachable rows.
+            let mut linked = false;
+            for &k in s.found.iter() {
+                let y = unpack(k).1;
+                if y == x || !reach[y as usize] {
+                    continue;
+                }
+                let b = self.block(y, 0);
+                let c = b[0].load(Relaxed) as usize;
+                if c < self.cap0 && !b[1..=c].iter().any(|a| a.load(Relaxed) == x) {
+                    b[1 + c].store(x, Relaxed);
+                    b[0].store(c as u32 + 1, Relaxed);
+                    indeg[x as usize] += 1;
+                    linked = true;
+                    if indeg[x as usize] >= 2 {
+                        break;
+                    }
+                }
+            }
+            if !linked {
+                let nearest = s.found.iter().map(|&k| unpack(k).1).find(|&y| y != x && reach[y as usize]);
+                let Some(y) = nearest else { continue };
+                self.read_list(y, 0, &mut list);
+                let victim = list
+                    .iter()
+                    .enumerate()
+                    .filter(|&(_, &z)| z != x && indeg[z as usize] >= 2)
+                    .max_by(|a, b| self.dist(y, *a.1).total_cmp(&self.dist(y, *b.1)))
+                    .map(|(i, &z)| (i, z));
+                let Some((i, z)) = victim else { continue };
+                self.block(y, 0)[1 + i].store(x, Relaxed);
+                indeg[z as usize] -= 1;
+                indeg[x as usize] += 1;
+            }
+            mark(x, &mut reach, &mut stack, &mut list);
+        }
+        fixed
+    }
+}
+
+/// Start of each row's upper block (`NO_SLOT`-free: rows without upper layers get the running
+/// offset, never used) and the total length.
+fn upper_layout(levels: &[u8], cap_up: usize) -> (Vec<u32>, usize) {
+    let mut start = Vec::with_capacity(levels.len());
+    let mut total = 0usize;
+    for &l in levels {
+        start.push(total as u32);
+        total += l as usize * (1 + cap_up);
+    }
+    (start, total)
+}
+
+/// Builds a graph over `rows` (n × `dim` unit vectors) with hnswlib's algorithm on the global pool.
+pub(crate) fn build(
+    dim: usize,
+    rows: Vec<f32>,
+    m: usize,
+    ef_construction: usize,
+    progress: &dyn Progress,
+) -> FlatGraph {
+    let n = rows.len() / dim;
+    let levels = levels_for(0, n, m);
+    let b = Builder::new(dim, rows, levels, m, ef_construction);
+    b.insert_range(0..n, progress);
+    b.link_unreachable();
+    b.into_flat()
+}
+
+/// Inserts `extra` (unit vectors) into `flat`'s graph; the new rows follow the old ones.
+pub(crate) fn insert(
+    flat: FlatGraph,
+    extra: &[f32],
+    m: usize,
+    ef_construction: usize,
+    progress: &dyn Progress,
+) -> FlatGraph {
+    let old = flat.len;
+    let b = Builder::from_flat(flat, extra, m, ef_construction);
+    let n = b.levels.len();
+    b.insert_range(old..n, progress);
+    b.link_unreachable();
+    b.into_flat()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_follow_the_geometric_law_and_do_not_depend_on_batching() {
+        let all = levels_for(0, 200_000, 16);
+        let mut split = levels_for(0, 70_000, 16);
+        split.extend(levels_for(70_000, 130_000, 16));
+        assert_eq!(all, split);
+        // P(level ≥ 1) = 1/16.
+        let up = all.iter().filter(|&&l| l >= 1).count() as f64 / all.len() as f64;
+        assert!((up - 1.0 / 16.0).abs() < 0.004, "{up}");
+        let up2 = all.iter().filter(|&&l| l >= 2).count() as f64 / all.len() as f64;
+        assert!((up2 - 1.0 / 256.0).abs() < 0.001, "{up2}");
+        assert!(all.iter().all(|&l| l <= MAX_LEVEL));
+    }
+}
+
+#[cfg(test)]
+mod reach_tests {
+    use super::*;
+    use twotower_data::progress::NoProgress;
+
+    /// Rows no list points to, and rows that do not find themselves at ef 48, over repeated
+    /// parallel builds (islands of early rows appeared here before `link_unreachable`).
+    #[test]
+    fn parallel_builds_leave_no_row_unreachable() {
+        let (n, dim) = (10_000, 32);
+        let v = crate::synthetic::clustered_unit_vectors(n, dim, 200, 0.6, 1);
+        for efc in [100, 200, 200] {
+            let g = build(dim, v.clone(), 16, efc, &NoProgress);
+            let mut indeg = vec![0u32; n];
+            for r in 0..n {
+                let s = r * g.stride;
+                for &x in &g.links0[s + 1..s + 1 + g.links0[s] as usize] {
+                    indeg[x as usize] += 1;
+                }
+            }
+            let orphans: Vec<usize> = (0..n).filter(|&i| indeg[i] == 0 && i != g.entry as usize).collect();
+            assert!(orphans.is_empty(), "efc {efc}: orphans {orphans:?}");
+            let miss: Vec<usize> = (0..n)
+                .filter(|&i| {
+                    let q = &v[i * dim..(i + 1) * dim];
+                    !g.search(q, 10, 48, None).iter().any(|h| h.row as usize == i)
+                })
+                .collect();
+            assert!(miss.is_empty(), "efc {efc}: not found {miss:?}");
+        }
+    }
+}
