@@ -1,15 +1,17 @@
 //! Build time, recall@10 and single-thread queries/s of the graph against the exact index on
 //! clustered synthetic unit vectors, for tuning `m` / `ef_construction` / `ef_search` and for the
 //! side-by-side with hnswlib (`--dump FILE` writes the vectors and queries as raw little-endian f32).
+//! Builds the graph twice in one run, with the native builder and with hnsw_rs (`--no-hnsw-rs`
+//! skips the latter), on the global rayon pool (`RAYON_NUM_THREADS` sizes it).
 //!
-//! `cargo run --release -p twotower-index --example ann_tune -- N DIM CENTRES SPREAD M EFC [--dump PREFIX]`
+//! `cargo run --release -p twotower-index --example ann_tune -- N DIM CENTRES SPREAD M EFC [--dump PREFIX] [--no-hnsw-rs] [--persist DIR]`
 
 use std::io::Write;
 use std::time::Instant;
 
 use twotower_data::progress::NoProgress;
 use twotower_index::synthetic::clustered_unit_vectors;
-use twotower_index::{ExactIndex, HnswIndex, HnswParams, IndexDir, VectorIndex};
+use twotower_index::{ExactIndex, Hit, HnswIndex, HnswParams, IndexDir, VectorIndex};
 
 fn main() {
     let a: Vec<String> = std::env::args().collect();
@@ -63,37 +65,44 @@ fn main() {
     };
     let t = Instant::now();
     let h = HnswIndex::build(dim, &v, params, &NoProgress).unwrap();
-    println!("hnsw build: {:.2} s", t.elapsed().as_secs_f64());
+    let native_s = t.elapsed().as_secs_f64();
+    println!("build native: {native_s:.2} s");
+    let reference = if a.iter().any(|s| s == "--no-hnsw-rs") {
+        None
+    } else {
+        let t = Instant::now();
+        let r = HnswIndex::build_with_hnsw_rs(dim, &v, params, &NoProgress).unwrap();
+        let rs_s = t.elapsed().as_secs_f64();
+        println!("build hnsw_rs: {rs_s:.2} s (native is {:.2}x faster)", rs_s / native_s);
+        Some(r)
+    };
     let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
-    // Both search paths on the same graph and queries: the flat copy (what `search` uses) and
-    // hnsw_rs's own search (the reference).
-    println!("                 flat search            hnsw_rs search");
+    // One thread, same queries: the native graph, the hnsw_rs graph through the flat search, and
+    // the hnsw_rs graph through hnsw_rs's own search.
+    let run = |search: &(dyn Fn(&[f32]) -> Vec<Hit> + Sync)| {
+        pool.install(|| {
+            let t = Instant::now();
+            let mut found = 0;
+            for (qq, want) in q.chunks_exact(dim).zip(&truth) {
+                let got = search(qq);
+                found += want.iter().filter(|w| got.iter().any(|g| g.row == w.row)).count();
+            }
+            (
+                found as f64 / (10 * nq) as f64,
+                nq as f64 / t.elapsed().as_secs_f64(),
+            )
+        })
+    };
+    println!("recall@10 / q/s (1 thread): native graph | hnsw_rs graph, flat search | hnsw_rs graph, hnsw_rs search");
     for ef in [10, 16, 24, 32, 48, 64, 96, 128, 200, 300] {
-        let run = |reference: bool| {
-            pool.install(|| {
-                let t = Instant::now();
-                let mut found = 0;
-                for (qq, want) in q.chunks_exact(dim).zip(&truth) {
-                    let got = if reference {
-                        h.search_reference_with_ef(qq, 10, ef, None).unwrap()
-                    } else {
-                        h.search_with_ef(qq, 10, ef, None).unwrap()
-                    };
-                    found += want.iter().filter(|w| got.iter().any(|g| g.row == w.row)).count();
-                }
-                (
-                    found as f64 / (10 * nq) as f64,
-                    nq as f64 / t.elapsed().as_secs_f64(),
-                )
-            })
-        };
-        let (r_flat, qps_flat) = run(false);
-        let (r_ref, qps_ref) = run(true);
-        println!(
-            "ef={ef:4} recall@10={r_flat:.4} q/s={qps_flat:6.0} | recall@10={r_ref:.4} q/s={qps_ref:6.0} \
-             (1 thread, {:.1}x)",
-            qps_flat / qps_ref
-        );
+        let (r_nat, qps_nat) = run(&|qq| h.search_with_ef(qq, 10, ef, None).unwrap());
+        let mut line = format!("ef={ef:4} native {r_nat:.4} {qps_nat:6.0}");
+        if let Some(r) = &reference {
+            let (r_flat, qps_flat) = run(&|qq| r.search_with_ef(qq, 10, ef, None).unwrap());
+            let (r_ref, qps_ref) = run(&|qq| r.search_reference_with_ef(qq, 10, ef, None).unwrap());
+            line += &format!(" | hnsw_rs+flat {r_flat:.4} {qps_flat:6.0} | hnsw_rs {r_ref:.4} {qps_ref:6.0}");
+        }
+        println!("{line}");
     }
     if let Some(i) = a.iter().position(|s| s == "--persist") {
         // Version write and load (manifest + checksums + parquet + hnsw_rs loader) times.

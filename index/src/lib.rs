@@ -4,6 +4,8 @@
 //! The crate knows nothing of the model: it indexes `&[f32]` rows, so any embedding source can feed
 //! it. The metric is cosine similarity on L2-normalised vectors (see [`metric`]).
 //!
+//! - [`HnswIndex`]: the graph, built by the native parallel builder (hnswlib's algorithm) or, as the
+//!   reference, by hnsw_rs ([`GraphBuilder`]); searched through a flat copy in both cases.
 //! - [`VectorIndex`]: the one search interface, implemented by [`ExactIndex`], [`HnswIndex`] and a
 //!   loaded [`IndexVersion`] (graph search without tombstoned rows).
 //! - [`IndexDir`]: versions on disk (`build_version`, `add_items`, `compact`, `gc`, `open_current`),
