@@ -1,17 +1,93 @@
-//! `twotower bench query`: latency of the answers people and services ask for, measured the way they
-//! are served (one query at a time on one thread, embedding + search, no terminal I/O), as a table.
+//! Benchmarks that print a table (or JSON):
+//! - `twotower bench query`: latency of the answers people and services ask for, measured the way they
+//!   are served (one query at a time on one thread, embedding + search, no terminal I/O);
+//! - `twotower bench ann`: the HNSW index alone on any vectors (e.g. `embed --items` output, or the
+//!   peers script's synthetic catalogue), the ann-benchmarks way: build time, then recall@k against
+//!   exact search and queries/s on one search thread per `ef`. The peers script runs hnswlib on the
+//!   same file, so both engines are measured on the same vectors in the same run.
 
 use crate::engine::{Answer, EngineArgs, QueryOpts, State};
-use anyhow::{bail, Result};
+use crate::progress::Bar;
+use anyhow::{bail, ensure, Context, Result};
+use arrow::array::{Array, FixedSizeListArray, Float32Array, StringArray};
 use clap::{Args, Subcommand};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
+use rayon::prelude::*;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
+use twotower_index::{ExactIndex, GraphBuilder, HnswIndex, HnswParams, VectorIndex};
 
 /// Benchmarks.
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// p50/p90/p99 latency of user, recent-items and similar-item queries over the live index.
     Query(QueryBenchArgs),
+    /// Build time, recall@k against exact search and queries/s per ef, on vectors from Parquet.
+    ///
+    /// Reads `--items` (and `--queries`; default: a sample of the items themselves) in `twotower embed`'s
+    /// format: an id column (`id` or `item`, Utf8) and `vector` (FixedSizeList<Float32, d>). Vectors
+    /// are normalised (the index ranks by cosine). Recall counts a returned row when its score is at
+    /// least the exact k-th best score minus 1e-5 (ann-benchmarks' rule: ties are not misses).
+    Ann(AnnBenchArgs),
+}
+
+/// Arguments of `bench ann`.
+#[derive(Debug, Args)]
+pub struct AnnBenchArgs {
+    /// Item vectors to index (Parquet: id Utf8, vector FixedSizeList<Float32, d>).
+    #[arg(long, value_name = "FILE")]
+    pub items: PathBuf,
+    /// Query vectors (same format). Default: `--sample` random items as queries.
+    #[arg(long, value_name = "FILE")]
+    pub queries: Option<PathBuf>,
+    /// Queries drawn from the items when `--queries` is absent.
+    #[arg(long, default_value_t = 1000)]
+    pub sample: usize,
+    /// Neighbours per query.
+    #[arg(long, short, default_value_t = 10)]
+    pub k: usize,
+    /// Search breadths to measure, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "10,20,40,80,160")]
+    pub ef: Vec<usize>,
+    /// HNSW links per node (layer 0 keeps 2·m).
+    #[arg(long, default_value_t = HnswParams::default().m)]
+    pub m: usize,
+    /// HNSW candidate list size while building.
+    #[arg(long, default_value_t = HnswParams::default().ef_construction)]
+    pub ef_construction: usize,
+    /// Threads searching queries (1: the ann-benchmarks convention). The build uses `--threads`.
+    #[arg(long, default_value_t = 1)]
+    pub search_threads: usize,
+    /// Graph builder: the hand-written one (default) or hnsw_rs's (the reference, slower).
+    #[arg(long, value_enum, default_value_t = Builder::Native)]
+    pub builder: Builder,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Seed of the query sample.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+/// `--builder` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Builder {
+    /// twotower's parallel builder (hnswlib's algorithm).
+    Native,
+    /// hnsw_rs's `parallel_insert`.
+    HnswRs,
+}
+
+impl From<Builder> for GraphBuilder {
+    fn from(b: Builder) -> Self {
+        match b {
+            Builder::Native => GraphBuilder::Native,
+            Builder::HnswRs => GraphBuilder::HnswRs,
+        }
+    }
 }
 
 /// Arguments of `bench query`.
@@ -37,9 +113,10 @@ pub struct QueryBenchArgs {
 }
 
 /// Runs a benchmark and prints its table.
-pub fn run(cmd: BenchCommand) -> Result<()> {
+pub fn run(cmd: BenchCommand, bar: &Bar) -> Result<()> {
     match cmd {
         BenchCommand::Query(a) => query(a),
+        BenchCommand::Ann(a) => ann(a, bar),
     }
 }
 
@@ -163,4 +240,261 @@ fn query(a: QueryBenchArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Row-major vectors read from a Parquet file of (id, vector) rows.
+struct Vectors {
+    dim: usize,
+    rows: Vec<f32>,
+}
+
+impl Vectors {
+    fn len(&self) -> usize {
+        self.rows.len() / self.dim
+    }
+}
+
+/// Reads `twotower embed`'s format (also the index's `embeddings.parquet` and the peers script's files):
+/// a Utf8 id column (`id` or `item`) and `vector` as FixedSizeList<Float32, d>.
+fn read_vectors(path: &Path) -> Result<Vectors> {
+    let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .with_context(|| format!("{}: not a readable Parquet file", path.display()))?
+        .build()
+        .with_context(|| format!("{}: cannot read", path.display()))?;
+    let mut dim = 0usize;
+    let mut rows = Vec::new();
+    let mut seen = 0usize;
+    for batch in reader {
+        let batch = batch.with_context(|| format!("{}: cannot read a record batch", path.display()))?;
+        let has_id = ["id", "item"].iter().any(|c| {
+            batch
+                .column_by_name(c)
+                .is_some_and(|a| a.as_any().downcast_ref::<StringArray>().is_some())
+        });
+        ensure!(has_id, "{}: no Utf8 column `id` or `item`", path.display());
+        let vectors = batch
+            .column_by_name("vector")
+            .and_then(|c| c.as_any().downcast_ref::<FixedSizeListArray>())
+            .with_context(|| {
+                format!(
+                    "{}: column `vector` missing or not FixedSizeList<Float32>",
+                    path.display()
+                )
+            })?;
+        let d = vectors.value_length() as usize;
+        ensure!(d > 0, "{}: vectors of dimension 0", path.display());
+        if dim == 0 {
+            dim = d;
+        }
+        ensure!(
+            d == dim,
+            "{}: row {seen}: dimension {d}, earlier rows have {dim}",
+            path.display()
+        );
+        if vectors.null_count() > 0 {
+            let row = (0..vectors.len()).find(|&i| vectors.is_null(i)).unwrap_or(0);
+            bail!("{}: row {}: null vector", path.display(), seen + row);
+        }
+        let values = vectors
+            .values()
+            .as_any()
+            .downcast_ref::<Float32Array>()
+            .with_context(|| format!("{}: vector elements are not Float32", path.display()))?;
+        let off = vectors.offset() * dim;
+        rows.extend_from_slice(&values.values()[off..off + vectors.len() * dim]);
+        seen += batch.num_rows();
+    }
+    ensure!(seen > 0, "{}: no rows", path.display());
+    Ok(Vectors { dim, rows })
+}
+
+/// One measured search breadth.
+#[derive(Debug, Serialize)]
+struct AnnPoint {
+    ef: usize,
+    recall: f64,
+    qps: f64,
+}
+
+/// What `bench ann --json` prints (the peers script reads `build_s` and `points`).
+#[derive(Debug, Serialize)]
+struct AnnReport {
+    items: usize,
+    queries: usize,
+    dim: usize,
+    k: usize,
+    build_s: f64,
+    builder: &'static str,
+    build_threads: usize,
+    search_threads: usize,
+    exact_s: f64,
+    params: HnswParams,
+    points: Vec<AnnPoint>,
+}
+
+/// ann-benchmarks' recall of one answer: returned rows scoring at least the exact k-th score (minus
+/// 1e-5) count, capped at `k`.
+fn recall_of(found: &[twotower_index::Hit], kth: f32, k: usize) -> usize {
+    found.iter().filter(|h| h.score >= kth - 1e-5).count().min(k)
+}
+
+fn ann(a: AnnBenchArgs, bar: &Bar) -> Result<()> {
+    ensure!(a.k >= 1, "--k must be at least 1");
+    ensure!(!a.ef.is_empty(), "--ef needs at least one value");
+    ensure!(a.search_threads >= 1, "--search-threads must be at least 1");
+    let items = read_vectors(&a.items)?;
+    let queries = match &a.queries {
+        Some(p) => {
+            let q = read_vectors(p)?;
+            ensure!(
+                q.dim == items.dim,
+                "{} has dimension {}, the items {} have {}",
+                p.display(),
+                q.dim,
+                a.items.display(),
+                items.dim
+            );
+            q
+        }
+        None => {
+            ensure!(a.sample >= 1, "--sample must be at least 1");
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(a.seed);
+            let mut rows: Vec<usize> = (0..items.len()).collect();
+            rows.shuffle(&mut rng);
+            rows.truncate(a.sample);
+            let mut q = Vec::with_capacity(rows.len() * items.dim);
+            for r in rows {
+                q.extend_from_slice(&items.rows[r * items.dim..(r + 1) * items.dim]);
+            }
+            Vectors {
+                dim: items.dim,
+                rows: q,
+            }
+        }
+    };
+    let dim = items.dim;
+    let params = HnswParams {
+        m: a.m,
+        ef_construction: a.ef_construction,
+        ..HnswParams::default()
+    };
+    params.validate()?;
+
+    let t = Instant::now();
+    let hnsw = HnswIndex::build_with(dim, &items.rows, params, a.builder.into(), bar)
+        .with_context(|| format!("building the graph over {}", a.items.display()))?;
+    let build_s = t.elapsed().as_secs_f64();
+
+    // Ground truth on all cores: the exact k-th best score of each query.
+    let t = Instant::now();
+    let exact = ExactIndex::from_rows(dim, &items.rows, None)?;
+    let truth = exact.search_batch(&queries.rows, a.k, None)?;
+    let exact_s = t.elapsed().as_secs_f64();
+    let kth: Vec<f32> = truth
+        .iter()
+        .map(|hits| hits.last().map_or(f32::NEG_INFINITY, |h| h.score))
+        .collect();
+    let want: usize = truth.iter().map(|h| h.len().min(a.k)).sum();
+
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(a.search_threads)
+        .build()
+        .context("cannot start the search threads")?;
+    let qs: Vec<&[f32]> = queries.rows.chunks_exact(dim).collect();
+    let mut points = Vec::new();
+    for &ef in &a.ef {
+        // Warm caches and per-thread scratch on a pass over (up to 1000) queries, then time them all.
+        for q in qs.iter().take(1000) {
+            hnsw.search_with_ef(q, a.k, ef, None)?;
+        }
+        let t = Instant::now();
+        let found: Vec<Vec<twotower_index::Hit>> = if a.search_threads == 1 {
+            qs.iter()
+                .map(|q| hnsw.search_with_ef(q, a.k, ef, None))
+                .collect::<twotower_index::Result<_>>()?
+        } else {
+            pool.install(|| {
+                qs.par_iter()
+                    .map(|q| hnsw.search_with_ef(q, a.k, ef, None))
+                    .collect::<twotower_index::Result<_>>()
+            })?
+        };
+        let secs = t.elapsed().as_secs_f64();
+        let hits: usize = found
+            .iter()
+            .zip(&kth)
+            .map(|(f, &kth)| recall_of(f, kth, a.k))
+            .sum();
+        points.push(AnnPoint {
+            ef,
+            recall: hits as f64 / want.max(1) as f64,
+            qps: qs.len() as f64 / secs.max(1e-9),
+        });
+    }
+    let report = AnnReport {
+        items: items.len(),
+        queries: qs.len(),
+        dim,
+        k: a.k,
+        build_s,
+        builder: match a.builder {
+            Builder::Native => "native",
+            Builder::HnswRs => "hnsw_rs",
+        },
+        build_threads: rayon::current_num_threads(),
+        search_threads: a.search_threads,
+        exact_s,
+        params,
+        points,
+    };
+    if a.json {
+        println!("{}", serde_json::to_string(&report)?);
+        return Ok(());
+    }
+    println!(
+        "{} items × d={}, {} queries, m={}, ef_construction={}: {} build {:.2} s on {} threads; exact truth {:.2} s",
+        report.items,
+        dim,
+        report.queries,
+        params.m,
+        params.ef_construction,
+        report.builder,
+        build_s,
+        report.build_threads,
+        exact_s
+    );
+    println!(
+        "{:>6} {:>10} {:>12}   ({} search thread{})",
+        "ef",
+        format!("recall@{}", a.k),
+        "queries/s",
+        a.search_threads,
+        if a.search_threads == 1 { "" } else { "s" }
+    );
+    for p in &report.points {
+        println!("{:>6} {:>10.4} {:>12.0}", p.ef, p.recall, p.qps);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use twotower_index::Hit;
+
+    #[test]
+    fn recall_counts_ties_at_the_kth_score_and_caps_at_k() {
+        let hits = |s: &[f32]| {
+            s.iter()
+                .enumerate()
+                .map(|(i, &score)| Hit { row: i as u32, score })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(recall_of(&hits(&[0.9, 0.8, 0.7]), 0.8, 3), 2);
+        // A different row with the same score as the k-th is a hit, not a miss.
+        assert_eq!(recall_of(&hits(&[0.9, 0.8, 0.8]), 0.8, 3), 3);
+        assert_eq!(recall_of(&hits(&[0.9, 0.9, 0.9, 0.9]), 0.5, 3), 3);
+        assert_eq!(recall_of(&hits(&[]), 0.5, 3), 0);
+    }
 }

@@ -56,7 +56,7 @@ enum Command {
     Recommend(recommend_cmd::RecommendArgs),
     /// Serve recommendations over HTTP, following index rebuilds without downtime.
     Serve(serve_cmd::ServeArgs),
-    /// Benchmarks that print a table (query latency percentiles).
+    /// Benchmarks that print a table: query latency percentiles, ANN build/recall/queries per second.
     #[command(subcommand)]
     Bench(bench_cmd::BenchCommand),
 }
@@ -152,7 +152,7 @@ fn dispatch(command: Command, bar: &progress::Bar) -> anyhow::Result<()> {
         }
         Command::Recommend(a) => recommend_cmd::run(a, bar),
         Command::Serve(a) => serve_cmd::run(a),
-        Command::Bench(cmd) => bench_cmd::run(cmd),
+        Command::Bench(cmd) => bench_cmd::run(cmd, bar),
     }
 }
 

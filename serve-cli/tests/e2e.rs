@@ -359,3 +359,53 @@ fn query_refuses_an_index_of_another_model() {
         .stderr(predicates::str::contains("model"));
     assert!(started.elapsed() < Duration::from_secs(60));
 }
+
+#[test]
+fn bench_ann_measures_both_builders_on_embedded_vectors() {
+    let w = world();
+    let dir = copy_world("bench-ann");
+    let (items, users) = (dir.join("items.parquet"), dir.join("users.parquet"));
+    let model = w.join("model");
+    for (flag, out) in [("--items", &items), ("--users", &users)] {
+        Command::new(bin())
+            .args(["embed", "--quiet", flag, "--model"])
+            .arg(&model)
+            .arg("--out")
+            .arg(out)
+            .timeout(Duration::from_secs(120))
+            .assert()
+            .success();
+    }
+    for builder in ["native", "hnsw-rs"] {
+        let out = Command::new(bin())
+            .args(["--threads", "2", "bench", "ann", "--json", "--ef", "10,200"])
+            .args(["--builder", builder, "--items"])
+            .arg(&items)
+            .arg("--queries")
+            .arg(&users)
+            .timeout(Duration::from_secs(120))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let rep: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(rep["items"], 200, "{rep}");
+        assert_eq!(rep["queries"], 300, "{rep}");
+        let points = rep["points"].as_array().unwrap();
+        assert_eq!(points.len(), 2);
+        // ef 200 ≥ the catalogue: the beam sees every reachable item, so recall is (almost) exact.
+        let r = points[1]["recall"].as_f64().unwrap();
+        assert!(r >= 0.99, "{builder}: recall@10 at ef 200 is {r}");
+        assert!(points[0]["qps"].as_f64().unwrap() > 0.0);
+        assert!(rep["build_s"].as_f64().unwrap() >= 0.0);
+    }
+    // A file that is not Parquet is an error naming it, not a panic.
+    let bad = dir.join("bad.parquet");
+    std::fs::write(&bad, b"not parquet").unwrap();
+    Command::new(bin())
+        .args(["bench", "ann", "--items"])
+        .arg(&bad)
+        .timeout(Duration::from_secs(60))
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains("bad.parquet"));
+}

@@ -430,6 +430,8 @@ def markdown(name: str, src: Path, ds: Path, made_by: str, rows: list[dict], arg
         notes = []
         if r.get("tuned_on_test"):
             notes.append("tuned on test")
+        if r.get("reused_from"):
+            notes.append(f"measured in an earlier run ({r['reused_from']})")
         p = r.get("params") or {}
         if r["system"] == "als":
             notes.append(f"factors {p.get('factors')}, reg {p.get('regularization')}, alpha {p.get('alpha')}, "
@@ -476,6 +478,8 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="tiny grids and 2 epochs (smoke test)")
     ap.add_argument("--fresh", action="store_true", help="redo import/split even if the work dir has it")
     ap.add_argument("--timeout", type=float, default=4 * 3600)
+    ap.add_argument("--reuse", default="", help="systems whose result from an earlier run in --work is reused "
+                    "instead of rerun (comma-separated; each run saves work/<dataset>/result-<system>.json)")
     ap.add_argument("--no-ann", action="store_true")
     ap.add_argument("--ann-synthetic", type=int, default=1_000_000, help="items of the synthetic ANN catalog (0 = skip)")
     ap.add_argument("--ann-ef", default="10,20,40,80,160,320,640")
@@ -485,6 +489,7 @@ def main() -> None:
     bad = [s for s in systems if s not in SYSTEM_LABELS]
     if bad:
         sys.exit(f"unknown system(s) {bad}; known: {ALL_SYSTEMS}")
+    reuse = {x for x in args.reuse.split(",") if x}
     tt = TwoTower(args.twotower, args.threads)
     results = Path(args.results)
     results.mkdir(parents=True, exist_ok=True)
@@ -507,6 +512,13 @@ def main() -> None:
         rows = []
         for s in systems:
             t0 = time.perf_counter()
+            saved = work / f"result-{s}{suffix}.json"
+            if s in reuse and saved.exists():
+                r = json.loads(saved.read_text())
+                r["reused_from"] = r.get("measured_at", "?")
+                rows.append(r)
+                log(f"  {s}: reused {saved}")
+                continue
             if s.startswith("twotower"):
                 r = run_twotower(s, ds, work, tt, args, made_by)
             else:
@@ -517,6 +529,8 @@ def main() -> None:
                     if "--epochs" not in extra:
                         extra += ["--epochs", "5" if "100k" in name.lower() else "3"]
                 r = run_python_system(s, ds, work, args, extra)
+            r["measured_at"] = dt.datetime.now().strftime("%Y-%m-%d %H:%M")
+            saved.write_text(json.dumps(r, indent=1, default=str))
             rows.append(r)
             state = r.get("skipped") or f"R@10 {r['metrics']['R@10']:.4f} R@100 {r['metrics']['R@100']:.4f}"
             log(f"  {s}: {state} ({time.perf_counter() - t0:.1f}s)")
