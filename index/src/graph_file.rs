@@ -138,7 +138,7 @@ fn parse(bytes: &[u8], dim: usize, rows: Vec<f32>) -> std::result::Result<FlatGr
     let max_level = r.u32("max_level")? as usize;
     let entry = r.u32("entry")?;
     let _reserved = r.u32("reserved")?;
-    if dim == 0 || rows.len() % dim != 0 {
+    if dim == 0 || !rows.len().is_multiple_of(dim) {
         return Err(format!("{} floats are not rows of dimension {dim}", rows.len()));
     }
     let expected = (rows.len() / dim) as u64;

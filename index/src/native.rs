@@ -148,6 +148,7 @@ impl Builder {
     }
 
     /// A builder holding `flat`'s graph, with room for `extra_rows` (unit vectors) more.
+    #[allow(clippy::needless_range_loop)]
     fn from_flat(flat: FlatGraph, extra_rows: &[f32], m: usize, ef_construction: usize) -> Self {
         let dim = flat.dim;
         let old = flat.len;
@@ -213,6 +214,7 @@ impl Builder {
     }
 
     /// Copies the finished graph into the search layout.
+    #[allow(clippy::needless_range_loop)]
     fn into_flat(self) -> FlatGraph {
         let n = self.levels.len();
         let (entry, max_level) = self
@@ -477,7 +479,15 @@ impl Builder {
                 break;
             }
             let (d, id) = unpack(c);
-            let good = out.iter().all(|&k| self.dist(id, unpack(k).1) >= d);
+            // A plain loop, not `Iterator::all`: a closure the compiler does not inline would run
+            // the distance without AVX2 (profiled: 6% of a build).
+            let mut good = true;
+            for &k in out.iter() {
+                if self.dist(id, unpack(k).1) < d {
+                    good = false;
+                    break;
+                }
+            }
             if good {
                 out.push(c);
             }
