@@ -7,6 +7,13 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
+use crate::mem::prefetch;
+
+/// How many entries ahead the gathers and scatters prefetch their (randomly placed) rows.
+const PREFETCH_AHEAD: usize = 8;
+/// Below this many multiply-adds a scatter runs serially.
+const PAR_MIN_WORK: usize = 1 << 16;
+
 /// A batch of weighted bags of rows, in CSR form: example `e` pools
 /// `rows[offsets[e]..offsets[e+1]]` with the matching `weights`. A single id is a bag of one; a mean
 /// over a genre list or a recency-weighted history is a bag with weights summing to one; an empty bag
@@ -107,7 +114,8 @@ pub struct EmbeddingTable {
 impl EmbeddingTable {
     /// A table initialised uniformly in `[-scale, scale]` (Keras' default embedding initialiser uses 0.05).
     pub fn random(name: &str, rows: usize, dim: usize, scale: f32, rng: &mut ChaCha8Rng) -> EmbeddingTable {
-        let weights = (0..rows * dim).map(|_| rng.gen_range(-scale..=scale)).collect();
+        let n = rows * dim;
+        let weights = crate::mem::huge_vec_from(n, (0..n).map(|_| rng.gen_range(-scale..=scale)));
         EmbeddingTable {
             name: name.to_string(),
             rows,
@@ -131,6 +139,14 @@ impl EmbeddingTable {
             .with_min_len(64)
             .enumerate()
             .for_each(|(e, dst)| {
+                if e + PREFETCH_AHEAD < bags.len() {
+                    for &r in bags.bag(e + PREFETCH_AHEAD).0.iter().take(4) {
+                        let o = r as usize * dim;
+                        if o + dim <= self.weights.len() {
+                            prefetch(self.weights[o..].as_ptr(), dim * 4);
+                        }
+                    }
+                }
                 let dst = &mut dst[col..col + dim];
                 dst.fill(0.0);
                 let (rows, ws) = bags.bag(e);
@@ -165,35 +181,83 @@ impl RowGrads {
     pub fn new(rows: usize, dim: usize) -> RowGrads {
         RowGrads {
             dim,
-            slot_of_row: vec![u32::MAX; rows],
+            slot_of_row: crate::mem::huge_vec(rows, u32::MAX),
             touched: Vec::new(),
             grad: Vec::new(),
         }
     }
 
     /// Back-propagates a pooling: adds `w * grad_out[e, col..col+dim]` to every row of bag `e`.
+    ///
+    /// Slots are assigned serially (in order of first touch); the sums then run in parallel over
+    /// slots, each slot adding its contributions in bag order, so the result is the same as the plain
+    /// serial loop's, bit for bit, whatever the thread count.
     pub fn accumulate(&mut self, bags: &Bags, grad_out: &[f32], stride: usize, col: usize) {
         let dim = self.dim;
-        for e in 0..bags.len() {
-            let g = &grad_out[e * stride + col..e * stride + col + dim];
-            let (rows, ws) = bags.bag(e);
-            for (&r, &w) in rows.iter().zip(ws) {
-                let slot = self.slot_of_row[r as usize];
-                let slot = if slot == u32::MAX {
-                    let s = self.touched.len() as u32;
-                    self.slot_of_row[r as usize] = s;
-                    self.touched.push(r);
-                    self.grad.extend(std::iter::repeat_n(0.0, dim));
-                    s
-                } else {
-                    slot
-                } as usize;
-                let dst = &mut self.grad[slot * dim..(slot + 1) * dim];
-                for (d, x) in dst.iter_mut().zip(g) {
-                    *d += w * x;
+        let nnz = bags.rows.len();
+        let mut entry_slot: Vec<u32> = Vec::with_capacity(nnz);
+        for (k, &r) in bags.rows.iter().enumerate() {
+            if let Some(&ahead) = bags.rows.get(k + PREFETCH_AHEAD) {
+                if let Some(p) = self.slot_of_row.get(ahead as usize) {
+                    prefetch(p as *const u32, 4);
                 }
             }
+            let slot = self.slot_of_row[r as usize];
+            let slot = if slot == u32::MAX {
+                let s = self.touched.len() as u32;
+                self.slot_of_row[r as usize] = s;
+                self.touched.push(r);
+                s
+            } else {
+                slot
+            };
+            entry_slot.push(slot);
         }
+        self.grad.resize(self.touched.len() * dim, 0.0);
+        let add = |dst: &mut [f32], e: usize, w: f32| {
+            let g = &grad_out[e * stride + col..e * stride + col + dim];
+            for (d, x) in dst.iter_mut().zip(g) {
+                *d += w * x;
+            }
+        };
+        if nnz * dim < PAR_MIN_WORK {
+            for e in 0..bags.len() {
+                let (a, b) = (bags.offsets[e] as usize, bags.offsets[e + 1] as usize);
+                for (&s, &w) in entry_slot[a..b].iter().zip(&bags.weights[a..b]) {
+                    let s = s as usize;
+                    add(&mut self.grad[s * dim..(s + 1) * dim], e, w);
+                }
+            }
+            return;
+        }
+        // Contributions grouped by slot (a stable counting sort keeps each slot's bag order).
+        let n_slots = self.touched.len();
+        let mut start = vec![0u32; n_slots + 1];
+        for &s in &entry_slot {
+            start[s as usize + 1] += 1;
+        }
+        for i in 0..n_slots {
+            start[i + 1] += start[i];
+        }
+        let mut fill = start.clone();
+        let mut by_slot = vec![(0u32, 0f32); nnz];
+        for e in 0..bags.len() {
+            let (a, b) = (bags.offsets[e] as usize, bags.offsets[e + 1] as usize);
+            for (&s, &w) in entry_slot[a..b].iter().zip(&bags.weights[a..b]) {
+                let s = s as usize;
+                by_slot[fill[s] as usize] = (e as u32, w);
+                fill[s] += 1;
+            }
+        }
+        self.grad
+            .par_chunks_mut(dim.max(1))
+            .enumerate()
+            .with_min_len(64)
+            .for_each(|(s, dst)| {
+                for &(e, w) in &by_slot[start[s] as usize..start[s + 1] as usize] {
+                    add(dst, e as usize, w);
+                }
+            });
     }
 
     /// The rows touched since the last [`RowGrads::clear`], with their gradients.
@@ -202,6 +266,16 @@ impl RowGrads {
             .iter()
             .zip(self.grad.chunks(self.dim.max(1)))
             .map(|(&r, g)| (r, g))
+    }
+
+    /// The touched rows, in the order of [`RowGrads::iter`].
+    pub fn touched_rows(&self) -> &[u32] {
+        &self.touched
+    }
+
+    /// The gradients of [`RowGrads::touched_rows`], `dim` floats each, in the same order.
+    pub fn values(&self) -> &[f32] {
+        &self.grad
     }
 
     /// Number of touched rows.

@@ -13,6 +13,7 @@ pub mod embedding_bag;
 mod error;
 pub mod features;
 pub mod loss;
+mod mem;
 pub mod metrics;
 pub mod model;
 pub mod sparse_optim;

@@ -120,38 +120,52 @@ impl SampledSoftmax {
             )));
         }
         let hits = self.accidental_hits();
-        let inv_t = 1.0 / self.temperature;
-        let scale = inv_t / b as f32;
         let mut row_loss = vec![0f32; b];
         buf.par_chunks_mut(c)
             .zip(row_loss.par_iter_mut())
             .enumerate()
             .with_min_len(16)
-            .for_each(|(r, (g, loss))| {
-                // z = l / T - logQ, in place.
-                if self.log_q.is_empty() {
-                    g.iter_mut().for_each(|x| *x *= inv_t);
-                } else {
-                    for (x, &q) in g.iter_mut().zip(&self.log_q) {
-                        *x = *x * inv_t - q;
-                    }
-                }
-                for &h in &hits[r] {
-                    g[h as usize] = f32::NEG_INFINITY;
-                }
-                let zr = g[r];
-                let m = lane_max(g);
-                let sum = exp_sub_and_sum(g, m);
-                *loss = m + sum.ln() - zr;
-                let k = scale / sum;
-                g.iter_mut().for_each(|x| *x *= k);
-                for &h in &hits[r] {
-                    g[h as usize] = 0.0;
-                }
-                g[r] -= scale;
-            });
+            .for_each(|(r, (g, loss))| *loss = self.row_in_place(&hits, g, r, b));
         let total: f64 = row_loss.iter().map(|&x| x as f64).sum();
         Ok((total / b as f64) as f32)
+    }
+
+    /// The per-row step of the fused kernel: row `r`'s logits `g` (length `C`) are overwritten with
+    /// `d loss / d logits` of that row; returns the row's (unscaled) cross-entropy. `hits` comes from
+    /// [`SampledSoftmax::hits`] and `b` is the batch size (the gradient is of the mean over `b` rows).
+    #[inline]
+    pub(crate) fn row_in_place(&self, hits: &[Vec<u32>], g: &mut [f32], r: usize, b: usize) -> f32 {
+        let inv_t = 1.0 / self.temperature;
+        let scale = inv_t / b as f32;
+        // z = l / T - logQ, in place.
+        if self.log_q.is_empty() {
+            g.iter_mut().for_each(|x| *x *= inv_t);
+        } else {
+            for (x, &q) in g.iter_mut().zip(&self.log_q) {
+                *x = *x * inv_t - q;
+            }
+        }
+        for &h in &hits[r] {
+            g[h as usize] = f32::NEG_INFINITY;
+        }
+        let zr = g[r];
+        let m = lane_max(g);
+        let sum = exp_sub_and_sum(g, m);
+        let loss = m + sum.ln() - zr;
+        let k = scale / sum;
+        g.iter_mut().for_each(|x| *x *= k);
+        for &h in &hits[r] {
+            g[h as usize] = 0.0;
+        }
+        g[r] -= scale;
+        loss
+    }
+
+    /// Validates the shapes of a `[B, C]` problem and returns each row's accidental-hit columns (the
+    /// `hits` argument of [`SampledSoftmax::row_in_place`]).
+    pub(crate) fn hits(&self, b: usize, c: usize) -> Result<Vec<Vec<u32>>> {
+        self.check(b, c)?;
+        Ok(self.accidental_hits())
     }
 
     /// The fused loss over a `[B, C]` logits tensor: a scalar tensor that back-propagates into `logits`.

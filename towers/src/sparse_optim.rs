@@ -3,6 +3,10 @@
 
 use crate::config::SparseOptimizerKind;
 use crate::embedding_bag::{EmbeddingTable, RowGrads};
+use crate::mem::{huge_vec, prefetch};
+
+/// How many touched rows ahead [`SparseState::apply`] prefetches.
+const PREFETCH_AHEAD: usize = 8;
 
 /// Adagrad's starting accumulator (TensorFlow's default): keeps the first steps from being huge.
 const ADAGRAD_INIT: f32 = 0.1;
@@ -28,13 +32,13 @@ impl SparseState {
         let mut s = match kind {
             SparseOptimizerKind::Adagrad => SparseState {
                 kind,
-                a: vec![ADAGRAD_INIT; n],
+                a: huge_vec(n, ADAGRAD_INIT),
                 b: Vec::new(),
             },
             SparseOptimizerKind::LazyAdam => SparseState {
                 kind,
-                a: vec![0.0; n],
-                b: vec![0.0; n],
+                a: huge_vec(n, 0.0),
+                b: huge_vec(n, 0.0),
             },
         };
         prefault(&mut s.a);
@@ -43,36 +47,100 @@ impl SparseState {
     }
 
     /// Applies one step with learning rate `lr` at global step `step` (1-based; Adam's bias correction).
+    ///
+    /// Every touched row is updated independently of the others, so chunks of rows run in parallel;
+    /// the result does not depend on the thread count.
     pub fn apply(&mut self, table: &mut EmbeddingTable, grads: &RowGrads, lr: f32, step: u64) {
+        use rayon::prelude::*;
         let dim = table.dim;
-        match self.kind {
-            SparseOptimizerKind::Adagrad => {
-                for (r, g) in grads.iter() {
-                    let o = r as usize * dim;
-                    let w = &mut table.weights[o..o + dim];
-                    let acc = &mut self.a[o..o + dim];
+        let rows = grads.touched_rows();
+        let grad = grads.values();
+        if dim == 0 || rows.is_empty() {
+            return;
+        }
+        assert!(
+            rows.iter()
+                .all(|&r| (r as usize + 1) * dim <= table.weights.len()),
+            "sparse update: row outside the table"
+        );
+        let adam = self.kind == SparseOptimizerKind::LazyAdam;
+        assert!(self.a.len() == table.weights.len() && (!adam || self.b.len() == table.weights.len()));
+        let t = step.max(1) as i32;
+        let lr_t = lr * (1.0 - ADAM_BETA2.powi(t)).sqrt() / (1.0 - ADAM_BETA1.powi(t));
+        let (w_all, a_all, b_all) = (
+            RowsPtr(table.weights.as_mut_ptr()),
+            RowsPtr(self.a.as_mut_ptr()),
+            RowsPtr(self.b.as_mut_ptr()),
+        );
+        let run = |c: usize, rows: &[u32]| {
+            let base = c * APPLY_CHUNK;
+            for (i, &r) in rows.iter().enumerate() {
+                // The rows are scattered over tables of up to millions of rows: ask for a later
+                // row's weights and state now so their cache misses overlap this row's work.
+                if let Some(&next) = rows.get(i + PREFETCH_AHEAD) {
+                    let o = next as usize * dim;
+                    prefetch(w_all.at(o), dim * 4);
+                    prefetch(a_all.at(o), dim * 4);
+                    if adam {
+                        prefetch(b_all.at(o), dim * 4);
+                    }
+                }
+                let o = r as usize * dim;
+                let g = &grad[(base + i) * dim..(base + i + 1) * dim];
+                // SAFETY: `RowGrads` holds each row at most once, so no two iterations (on any thread)
+                // touch the same `dim` floats; the asserts above keep every row inside the three
+                // arrays, which outlive this call and are not otherwise accessed during it.
+                let (w, acc) = unsafe { (w_all.row(o, dim), a_all.row(o, dim)) };
+                if adam {
+                    // SAFETY: as above.
+                    let v = unsafe { b_all.row(o, dim) };
+                    for (((w, m), v), &g) in w.iter_mut().zip(acc.iter_mut()).zip(v.iter_mut()).zip(g) {
+                        *m = ADAM_BETA1 * *m + (1.0 - ADAM_BETA1) * g;
+                        *v = ADAM_BETA2 * *v + (1.0 - ADAM_BETA2) * g * g;
+                        *w -= lr_t * *m / (v.sqrt() + ADAM_EPS);
+                    }
+                } else {
                     for ((w, acc), &g) in w.iter_mut().zip(acc.iter_mut()).zip(g) {
                         *acc += g * g;
                         *w -= lr * g / acc.sqrt();
                     }
                 }
             }
-            SparseOptimizerKind::LazyAdam => {
-                let t = step.max(1) as i32;
-                let lr_t = lr * (1.0 - ADAM_BETA2.powi(t)).sqrt() / (1.0 - ADAM_BETA1.powi(t));
-                for (r, g) in grads.iter() {
-                    let o = r as usize * dim;
-                    let w = &mut table.weights[o..o + dim];
-                    let m = &mut self.a[o..o + dim];
-                    let v = &mut self.b[o..o + dim];
-                    for (((w, m), v), &g) in w.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(g) {
-                        *m = ADAM_BETA1 * *m + (1.0 - ADAM_BETA1) * g;
-                        *v = ADAM_BETA2 * *v + (1.0 - ADAM_BETA2) * g * g;
-                        *w -= lr_t * *m / (v.sqrt() + ADAM_EPS);
-                    }
-                }
-            }
+        };
+        if rows.len() <= APPLY_CHUNK {
+            run(0, rows);
+        } else {
+            rows.par_chunks(APPLY_CHUNK)
+                .enumerate()
+                .for_each(|(c, rs)| run(c, rs));
         }
+    }
+}
+
+/// Touched rows per parallel work unit of [`SparseState::apply`].
+const APPLY_CHUNK: usize = 256;
+
+/// A table-sized array shared by the workers of [`SparseState::apply`], each writing its own rows.
+#[derive(Clone, Copy)]
+struct RowsPtr(*mut f32);
+
+// SAFETY: the pointer is only dereferenced through `RowsPtr::row` on disjoint rows (see `apply`).
+unsafe impl Send for RowsPtr {}
+// SAFETY: as above.
+unsafe impl Sync for RowsPtr {}
+
+impl RowsPtr {
+    /// The address of float `o` (for prefetching; never dereferenced).
+    fn at(self, o: usize) -> *const f32 {
+        self.0.wrapping_add(o)
+    }
+
+    /// # Safety
+    /// `o..o + dim` must be in bounds and no other live reference may overlap it.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn row<'a>(self, o: usize, dim: usize) -> &'a mut [f32] {
+        // SAFETY: guaranteed by the caller.
+        unsafe { std::slice::from_raw_parts_mut(self.0.add(o), dim) }
     }
 }
 

@@ -235,15 +235,211 @@ impl TwoTower {
                 continue;
             };
             let g = g.flatten_all()?.to_vec1::<f32>()?;
-            for (((w, m), v), g) in p.value.iter_mut().zip(p.m.iter_mut()).zip(p.v.iter_mut()).zip(g) {
-                *m = BETA1 * *m + (1.0 - BETA1) * g;
-                *v = BETA2 * *v + (1.0 - BETA2) * g * g;
-                *w *= 1.0 - lr * weight_decay;
-                *w -= lr * (*m / bc1) / ((*v / bc2).sqrt() + EPS);
-            }
+            adamw_update(p, &g, lr, weight_decay, bc1, bc2);
         }
         Ok(())
     }
+}
+
+/// What a training forward pass of one tower keeps for its backward pass.
+#[derive(Debug, Default)]
+pub(crate) struct TowerPass {
+    n: usize,
+    /// The input of each layer: the tower input, then each hidden layer's ReLU output.
+    inputs: Vec<Vec<f32>>,
+    /// Each hidden layer's pre-activation (for ReLU's gradient).
+    pre: Vec<Vec<f32>>,
+    /// The output (normalised when the tower normalises), `n × dim`.
+    pub(crate) out: Vec<f32>,
+    /// Per row, `sqrt(|y|² + 1e-12)` of the pre-normalisation output `y` (empty without normalisation).
+    norms: Vec<f32>,
+}
+
+impl TwoTower {
+    /// The training forward pass of a tower without a candle graph: MLP (single-threaded gemms over
+    /// fixed row blocks, spread over the rayon threads), then L2 normalisation. Computes what
+    /// [`TwoTower::forward`] computes, up to floating-point reassociation.
+    pub(crate) fn forward_train(&self, side: Side, input: Vec<f32>, n: usize) -> TowerPass {
+        let mlp = match side {
+            Side::User => &self.user_mlp,
+            Side::Item => &self.item_mlp,
+        };
+        let mut inputs = vec![input];
+        let mut pre = Vec::new();
+        let mut y = Vec::new();
+        for (k, &(w, b)) in mlp.layers.iter().enumerate() {
+            let (wp, bp) = (&self.dense[w], &self.dense[b]);
+            let (out, inn) = (wp.shape[0], wp.shape[1]);
+            let x = inputs.last().map(Vec::as_slice).unwrap_or_default();
+            let mut z = vec![0f32; n * out];
+            // z = x · Wᵀ + b
+            par_matmul(n, out, inn, x, (inn, 1), &wp.value, (1, inn), &mut z);
+            for row in z.chunks_mut(out.max(1)) {
+                for (o, &bb) in row.iter_mut().zip(&bp.value) {
+                    *o += bb;
+                }
+            }
+            if k + 1 < mlp.layers.len() {
+                let a: Vec<f32> = z.iter().map(|&v| v.max(0.0)).collect();
+                pre.push(z);
+                inputs.push(a);
+            } else {
+                y = z;
+            }
+        }
+        if mlp.layers.is_empty() {
+            y = inputs.pop().unwrap_or_default();
+        }
+        let mut norms = Vec::new();
+        if self.normalize && n > 0 {
+            let d = (y.len() / n).max(1);
+            norms = y
+                .chunks(d)
+                .map(|r| (r.iter().map(|&v| v * v).sum::<f32>() + 1e-12).sqrt())
+                .collect();
+            for (row, &nr) in y.chunks_mut(d).zip(&norms) {
+                row.iter_mut().for_each(|v| *v /= nr);
+            }
+        }
+        TowerPass {
+            n,
+            inputs,
+            pre,
+            out: y,
+            norms,
+        }
+    }
+
+    /// The backward pass of [`TwoTower::forward_train`]: from `d loss / d output` (`n × dim`), adds
+    /// each dense weight's gradient into `dense_grads` (indexed like `self.dense`) and returns
+    /// `d loss / d input`.
+    pub(crate) fn backward_train(
+        &self,
+        side: Side,
+        pass: TowerPass,
+        grad_out: Vec<f32>,
+        dense_grads: &mut [Vec<f32>],
+    ) -> Vec<f32> {
+        let mlp = match side {
+            Side::User => &self.user_mlp,
+            Side::Item => &self.item_mlp,
+        };
+        let n = pass.n;
+        let mut g = grad_out;
+        if !pass.norms.is_empty() {
+            // o = y / |y|: dL/dy = (dL/do - o <o, dL/do>) / |y|
+            let d = (g.len() / n.max(1)).max(1);
+            for ((gr, o), &nr) in g.chunks_mut(d).zip(pass.out.chunks(d)).zip(&pass.norms) {
+                let dot: f32 = gr.iter().zip(o).map(|(a, b)| a * b).sum();
+                for (x, &oo) in gr.iter_mut().zip(o) {
+                    *x = (*x - oo * dot) / nr;
+                }
+            }
+        }
+        let mut inputs = pass.inputs;
+        let mut pre = pass.pre;
+        for (k, &(w, b)) in mlp.layers.iter().enumerate().rev() {
+            let wp = &self.dense[w];
+            let (out, inn) = (wp.shape[0], wp.shape[1]);
+            let x = inputs.pop().unwrap_or_default();
+            // dW = gᵀ · x, db = Σ_rows g, dx = g · W
+            let mut gw = vec![0f32; out * inn];
+            par_matmul(out, inn, n, &g, (1, out), &x, (inn, 1), &mut gw);
+            for (acc, v) in dense_grads[w].iter_mut().zip(&gw) {
+                *acc += v;
+            }
+            let gb = &mut dense_grads[b];
+            for row in g.chunks(out.max(1)) {
+                for (acc, &v) in gb.iter_mut().zip(row) {
+                    *acc += v;
+                }
+            }
+            if k == 0 {
+                // The tower input's gradient.
+                let mut gx = vec![0f32; n * inn];
+                par_matmul(n, inn, out, &g, (out, 1), &wp.value, (inn, 1), &mut gx);
+                return gx;
+            }
+            let mut gx = vec![0f32; n * inn];
+            par_matmul(n, inn, out, &g, (out, 1), &wp.value, (inn, 1), &mut gx);
+            // ReLU: the gradient passes where the pre-activation is >= 0 (candle's convention).
+            let z = pre.pop().unwrap_or_default();
+            for (gv, &zv) in gx.iter_mut().zip(&z) {
+                if zv < 0.0 {
+                    *gv = 0.0;
+                }
+            }
+            g = gx;
+        }
+        g
+    }
+
+    /// One AdamW step on the dense weights from plain gradients (indexed like `self.dense`; `None`
+    /// leaves a weight and its moments untouched). `step` is 1-based. Same rule as
+    /// [`TwoTower::adamw_step`].
+    pub(crate) fn adamw_step_plain(
+        &mut self,
+        grads: &[Option<Vec<f32>>],
+        lr: f32,
+        weight_decay: f32,
+        step: u64,
+    ) {
+        let t = step.max(1) as i32;
+        let bc1 = 1.0 - BETA1.powi(t);
+        let bc2 = 1.0 - BETA2.powi(t);
+        for (p, g) in self.dense.iter_mut().zip(grads) {
+            let Some(g) = g else {
+                continue;
+            };
+            adamw_update(p, g, lr, weight_decay, bc1, bc2);
+        }
+    }
+}
+
+fn adamw_update(p: &mut DenseParam, g: &[f32], lr: f32, weight_decay: f32, bc1: f32, bc2: f32) {
+    for (((w, m), v), &g) in p.value.iter_mut().zip(p.m.iter_mut()).zip(p.v.iter_mut()).zip(g) {
+        *m = BETA1 * *m + (1.0 - BETA1) * g;
+        *v = BETA2 * *v + (1.0 - BETA2) * g * g;
+        *w *= 1.0 - lr * weight_decay;
+        *w -= lr * (*m / bc1) / ((*v / bc2).sqrt() + EPS);
+    }
+}
+
+/// Rows of one work unit of [`par_matmul`] for an `m`-row output: fixed by `m` alone (not by the
+/// thread count), so results do not depend on how many threads ran them.
+fn row_block(m: usize) -> usize {
+    if m >= 512 {
+        128
+    } else {
+        m.div_ceil(4).next_multiple_of(8).max(8)
+    }
+}
+
+/// `out[m×n] = A[m×k] · B[k×n]` as single-threaded gemms over fixed blocks of output rows, the blocks
+/// spread over the current rayon pool (cheaper than gemm's own threading on these small products).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn par_matmul(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    (a_rs, a_cs): (usize, usize),
+    b: &[f32],
+    b_strides: (usize, usize),
+    out: &mut [f32],
+) {
+    use rayon::prelude::*;
+    if m == 0 || n == 0 {
+        return;
+    }
+    let blk = row_block(m);
+    let out = &mut out[..m * n];
+    out.par_chunks_mut(blk * n).enumerate().for_each(|(j, o)| {
+        let r0 = j * blk;
+        let rows = o.len() / n;
+        let a_part = if k == 0 { a } else { &a[r0 * a_rs..] };
+        crate::train::matmul(rows, n, k, a_part, (a_rs, a_cs), b, b_strides, o, 1);
+    });
 }
 
 fn build_mlp(

@@ -4,7 +4,6 @@
 use std::path::Path;
 use std::time::Instant;
 
-use candle_core::{Device, Tensor, Var};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -16,6 +15,7 @@ use crate::embedding_bag::RowGrads;
 use crate::error::{Error, Result};
 use crate::features::{Csr, FeatureLayout, ItemFeatures, UserFeatures};
 use crate::loss::{mixed_log_q, SampledSoftmax};
+use crate::mem::huge_copy;
 use crate::metrics::{top_k_exact, EvalReport};
 use crate::model::{write_weights, Model, ModelMeta, TrainingSummary, MODEL_FORMAT_VERSION, MODEL_KIND};
 use crate::sparse_optim::SparseState;
@@ -76,6 +76,95 @@ pub(crate) fn matmul(
             par,
         );
     }
+}
+
+/// Rows of the `[B, C]` logits handled as one unit of work by [`softmax_block`]: small enough that a
+/// block's logits (128 × 1024 floats = 512 KiB at batch 1024) stay in L2 between its gemm, its softmax
+/// and the two gradient products, large enough that each gemm is efficient.
+const ROW_BLOCK: usize = 128;
+
+/// Reused buffers of [`softmax_block`] (nothing `[B, C]`-sized is allocated per step).
+#[derive(Debug, Default)]
+pub(crate) struct BlockWorkspace {
+    logits: Vec<f32>,
+    gv_parts: Vec<f32>,
+    row_loss: Vec<f32>,
+}
+
+/// The `[B, C]` part of a step: logits `U · Vᵀ`, the fused softmax and its gradient `G`, then
+/// `dL/dU = G · V` (into `gu`, `b × d`) and `dL/dV = Gᵀ · U` (into `gv`, `c × d`); returns the mean loss.
+///
+/// The rows are cut into fixed blocks of [`ROW_BLOCK`]; each block runs its three products as
+/// single-threaded gemms (no gemm-internal threading on these small matrices) while its logits are
+/// still in cache, and rayon spreads the blocks over the threads. `dL/dV` is the sum of the blocks'
+/// partial products, added in block order, so the result does not depend on the thread count.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn softmax_block(
+    spec: &SampledSoftmax,
+    u: &[f32],
+    v: &[f32],
+    (b, c, d): (usize, usize, usize),
+    ws: &mut BlockWorkspace,
+    gu: &mut [f32],
+    gv: &mut [f32],
+) -> Result<f32> {
+    use rayon::prelude::*;
+    let hits = spec.hits(b, c)?;
+    if u.len() != b * d || v.len() != c * d || gu.len() != b * d || gv.len() != c * d {
+        return Err(Error::Invalid(format!(
+            "softmax block: shapes b={b} c={c} d={d} do not match buffers {} {} {} {}",
+            u.len(),
+            v.len(),
+            gu.len(),
+            gv.len()
+        )));
+    }
+    if b == 0 {
+        gv.fill(0.0);
+        return Ok(0.0);
+    }
+    let n_blocks = b.div_ceil(ROW_BLOCK);
+    ws.logits.resize(b * c, 0.0);
+    ws.row_loss.resize(b, 0.0);
+    // One block: its partial dL/dV goes straight to `gv`.
+    let parts_len = if n_blocks > 1 { n_blocks * c * d } else { 0 };
+    ws.gv_parts.resize(parts_len, 0.0);
+    let run = |k: usize, lg: &mut [f32], gub: &mut [f32], gvp: &mut [f32], rl: &mut [f32]| {
+        let r0 = k * ROW_BLOCK;
+        let n = rl.len();
+        let ub = &u[r0 * d..(r0 + n) * d];
+        matmul(n, c, d, ub, (d, 1), v, (1, d), lg, 1);
+        for (i, (g, loss)) in lg.chunks_mut(c).zip(rl.iter_mut()).enumerate() {
+            *loss = spec.row_in_place(&hits, g, r0 + i, b);
+        }
+        matmul(n, d, c, lg, (c, 1), v, (d, 1), gub, 1);
+        matmul(c, d, n, lg, (1, c), ub, (d, 1), gvp, 1);
+    };
+    if n_blocks == 1 {
+        run(0, &mut ws.logits, gu, gv, &mut ws.row_loss);
+    } else {
+        ws.logits
+            .par_chunks_mut(ROW_BLOCK * c)
+            .zip(gu.par_chunks_mut(ROW_BLOCK * d))
+            .zip(ws.gv_parts.par_chunks_mut(c * d))
+            .zip(ws.row_loss.par_chunks_mut(ROW_BLOCK))
+            .enumerate()
+            .for_each(|(k, (((lg, gub), gvp), rl))| run(k, lg, gub, gvp, rl));
+        let parts = &ws.gv_parts;
+        const CHUNK: usize = 4096;
+        gv.par_chunks_mut(CHUNK).enumerate().for_each(|(j, out)| {
+            let o = j * CHUNK;
+            out.copy_from_slice(&parts[o..o + out.len()]);
+            for p in 1..n_blocks {
+                let src = &parts[p * c * d + o..p * c * d + o + out.len()];
+                for (x, &y) in out.iter_mut().zip(src) {
+                    *x += y;
+                }
+            }
+        });
+    }
+    let total: f64 = ws.row_loss.iter().map(|&x| x as f64).sum();
+    Ok((total / b as f64) as f32)
 }
 
 /// Options of a training run that are not part of the model's configuration.
@@ -200,8 +289,9 @@ pub(crate) struct Trainer<'a> {
     freq: Vec<f32>,
     pub(crate) step: u64,
     total_steps: u64,
-    /// The step's `[B, C]` logits, then their gradient; kept across steps (no 4 MB allocation per step).
-    logits_buf: Vec<f32>,
+    /// The step's `[B, C]` logits, then their gradient, and the other buffers of the `[B, C]` part; kept
+    /// across steps (no 4 MB allocation per step).
+    block_ws: BlockWorkspace,
 }
 
 impl<'a> Trainer<'a> {
@@ -242,7 +332,7 @@ impl<'a> Trainer<'a> {
             freq,
             step: 0,
             total_steps,
-            logits_buf: Vec::new(),
+            block_ws: BlockWorkspace::default(),
         }
     }
 
@@ -289,20 +379,15 @@ impl<'a> Trainer<'a> {
             |e| hist.before(users[e], ts[e]),
         );
         let ibags = layout.item_bags(self.item_feats, &cols, &cols);
-        let (wu, wi) = (layout.user.width, layout.item.width);
-        let dev = Device::Cpu;
-        let u_in = Var::from_vec(self.net.assemble(Side::User, &ubags), (b, wu), &dev)?;
-        let i_in = Var::from_vec(self.net.assemble(Side::Item, &ibags), (c, wi), &dev)?;
-        let dvars = self.net.dense_vars(&dev)?;
-        let dt: Vec<Tensor> = dvars.iter().map(|v| v.as_tensor().clone()).collect();
-        let u = self.net.forward(Side::User, u_in.as_tensor(), &dt)?;
-        let v = self.net.forward(Side::Item, i_in.as_tensor(), &dt)?;
-        // The [B, C] part (logits, fused softmax, its backward) runs on one reused buffer with direct
-        // gemm calls; candle's autograd then only sees the small [B, d] and [C, d] tower outputs through
-        // the surrogate <u, dL/du> + <v, dL/dv>, whose gradient w.r.t. every weight is dL/dweight.
+        // Both towers and the [B, C] part run by hand on plain buffers: candle's autograd over these
+        // small [B, width] tensors cost more in per-op dispatch and allocation than the arithmetic.
+        let upass = self
+            .net
+            .forward_train(Side::User, self.net.assemble(Side::User, &ubags), b);
+        let ipass = self
+            .net
+            .forward_train(Side::Item, self.net.assemble(Side::Item, &ibags), c);
         let d = self.net.dim;
-        let uv = u.flatten_all()?.to_vec1::<f32>()?;
-        let vv = v.flatten_all()?.to_vec1::<f32>()?;
         let log_q = if cfg.loss.logq {
             cols.iter()
                 .map(|&i| mixed_log_q(self.freq.get(i as usize).copied().unwrap_or(0.0), b, m, n_items))
@@ -317,40 +402,33 @@ impl<'a> Trainer<'a> {
             log_q,
             remove_accidental_hits: cfg.loss.remove_accidental_hits,
         };
-        let threads = rayon::current_num_threads();
-        let buf = &mut self.logits_buf;
-        buf.resize(b * c, 0.0);
-        // logits = U · Vᵀ
-        matmul(b, c, d, &uv, (d, 1), &vv, (1, d), buf, threads);
-        let loss_value = spec.loss_and_grad_in_place(buf, b, c)?;
         let mut gu = vec![0f32; b * d];
         let mut gv = vec![0f32; c * d];
-        // dL/dU = G · V, dL/dV = Gᵀ · U
-        matmul(b, d, c, buf, (c, 1), &vv, (d, 1), &mut gu, threads);
-        matmul(c, d, b, buf, (1, c), &uv, (d, 1), &mut gv, threads);
-        let gu = Tensor::from_vec(gu, (b, d), &dev)?;
-        let gv = Tensor::from_vec(gv, (c, d), &dev)?;
-        let surrogate = ((&u * &gu)?.sum_all()? + (&v * &gv)?.sum_all()?)?;
-        let grads = surrogate.backward()?;
+        let loss_value = softmax_block(
+            &spec,
+            &upass.out,
+            &ipass.out,
+            (b, c, d),
+            &mut self.block_ws,
+            &mut gu,
+            &mut gv,
+        )?;
+        let mut dense_grads: Vec<Vec<f32>> =
+            self.net.dense.iter().map(|p| vec![0f32; p.value.len()]).collect();
+        let gin_u = self.net.backward_train(Side::User, upass, gu, &mut dense_grads);
+        let gin_i = self.net.backward_train(Side::Item, ipass, gv, &mut dense_grads);
         self.step += 1;
         let scale = self.lr_scale();
-        self.net.adamw_step(
-            &dvars,
-            &grads,
+        let dense_grads: Vec<Option<Vec<f32>>> = dense_grads.into_iter().map(Some).collect();
+        self.net.adamw_step_plain(
+            &dense_grads,
             cfg.train.lr * scale,
             cfg.train.weight_decay,
             self.step,
-        )?;
-        for (var, side, bags, n, w) in [
-            (&u_in, Side::User, &ubags, b, wu),
-            (&i_in, Side::Item, &ibags, c, wi),
-        ] {
-            if let Some(g) = grads.get(var.as_tensor()) {
-                let g = g.flatten_all()?.to_vec1::<f32>()?;
-                debug_assert_eq!(g.len(), n * w);
-                let tower = self.net.input(side).clone();
-                self.net.layout.scatter(&tower, bags, &g, &mut self.grads);
-            }
+        );
+        for (side, bags, g) in [(Side::User, &ubags, &gin_u), (Side::Item, &ibags, &gin_i)] {
+            let tower = self.net.input(side).clone();
+            self.net.layout.scatter(&tower, bags, g, &mut self.grads);
         }
         let lr = cfg.train.embedding_lr * scale;
         for ((table, state), g) in self
@@ -398,9 +476,10 @@ impl<'a> Trainer<'a> {
             .zip(&mut self.sparse)
             .zip(&self.net.layout.tables)
         {
-            t.weights = r.f32(&format!("table.{}", t.name), &[t.rows, t.dim])?;
-            s.a = r.f32(&format!("opt.{}.a", spec.name), &[s.a.len()])?;
-            s.b = r.f32(&format!("opt.{}.b", spec.name), &[s.b.len()])?;
+            // Back on huge pages, like freshly built tables (see `mem`).
+            t.weights = huge_copy(&r.f32(&format!("table.{}", t.name), &[t.rows, t.dim])?);
+            s.a = huge_copy(&r.f32(&format!("opt.{}.a", spec.name), &[s.a.len()])?);
+            s.b = huge_copy(&r.f32(&format!("opt.{}.b", spec.name), &[s.b.len()])?);
         }
         for p in &mut self.net.dense {
             p.value = r.f32(&format!("dense.{}", p.name), &p.shape)?;
@@ -801,7 +880,7 @@ pub struct StepBench {
     hist: UserHistories,
     net: Option<TwoTower>,
     #[allow(clippy::type_complexity)]
-    sparse: Option<(Vec<SparseState>, Vec<RowGrads>, Vec<f32>, u64)>,
+    sparse: Option<(Vec<SparseState>, Vec<RowGrads>, Vec<f32>, u64, BlockWorkspace)>,
     batch: usize,
     rng: ChaCha8Rng,
 }
@@ -867,7 +946,7 @@ impl StepBench {
             .take()
             .ok_or_else(|| Error::Invalid("bench state lost".into()))?;
         let mut t = match self.sparse.take() {
-            Some((sparse, grads, freq, step)) => Trainer {
+            Some((sparse, grads, freq, step, block_ws)) => Trainer {
                 config: &self.config,
                 net,
                 sparse,
@@ -879,7 +958,7 @@ impl StepBench {
                 freq,
                 step,
                 total_steps: 1_000_000,
-                logits_buf: Vec::new(),
+                block_ws,
             },
             None => Trainer::new(
                 &self.config,
@@ -892,7 +971,7 @@ impl StepBench {
             ),
         };
         let loss = t.step(&batch);
-        self.sparse = Some((t.sparse, t.grads, t.freq, t.step));
+        self.sparse = Some((t.sparse, t.grads, t.freq, t.step, t.block_ws));
         self.net = Some(t.net);
         loss
     }
