@@ -80,6 +80,10 @@ pub struct TrainArgs {
     /// Recency decay of the history pooling (1 = plain mean).
     #[arg(long)]
     pub history_decay: Option<f32>,
+    /// Training examples hide a random 0..N of their most recent history items, so the user tower
+    /// learns to predict further ahead than the next item (0 or 1: off).
+    #[arg(long, value_name = "N")]
+    pub history_horizon: Option<usize>,
     /// Hidden layers of both towers' MLPs, comma separated (empty string: none).
     #[arg(long, value_name = "LIST")]
     pub layers: Option<String>,
@@ -208,6 +212,7 @@ pub fn resolve_config(a: &TrainArgs) -> anyhow::Result<Config> {
     set!(a.extra_negatives, c.loss.extra_negatives);
     set!(a.history_len, c.user.history_len);
     set!(a.history_decay, c.user.history_decay);
+    set!(a.history_horizon, c.user.history_horizon);
     set!(a.seed, c.train.seed);
     set!(a.patience, c.train.patience);
     set!(a.validation_per_user, c.train.validation_per_user);

@@ -111,6 +111,11 @@ pub struct UserTowerConfig {
     pub history_decay: f32,
     /// Width of the history item embedding.
     pub history_dim: usize,
+    /// Training only: each example's history ends a random 0..`history_horizon` interactions before
+    /// its target (0 = right before it). Teaches the tower to predict items further ahead than the
+    /// next one, which is what serving and evaluation ask (the whole next stretch of a user's
+    /// activity), in the spirit of PinnerFormer's dense all-action loss. Inference is unchanged.
+    pub history_horizon: usize,
     /// Pool the history from the item tower's id table instead of a separate table (needs `item.id`
     /// and `history_dim == item.id_dim`): items learn one vector from both sides.
     pub share_item_embeddings: bool,
@@ -130,6 +135,7 @@ impl Default for UserTowerConfig {
             history_len: 50,
             history_decay: 0.8,
             history_dim: 128,
+            history_horizon: 0,
             share_item_embeddings: true,
             layers: Vec::new(),
         }

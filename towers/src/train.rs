@@ -371,12 +371,25 @@ impl<'a> Trainer<'a> {
         let c = cols.len();
         let layout: &FeatureLayout = &self.net.layout;
         let hist = self.hist;
+        // How many of the most recent history items each example hides (`user.history_horizon`).
+        let horizon = cfg.user.history_horizon;
+        let skip: Vec<usize> = if horizon > 1 {
+            let mut rng = ChaCha8Rng::seed_from_u64(
+                cfg.train.seed ^ 0x686f_7269 ^ self.step.wrapping_mul(0x2545_F491_4F6C_DD1D),
+            );
+            (0..b).map(|_| rng.gen_range(0..horizon)).collect()
+        } else {
+            vec![0; b]
+        };
         let ubags = layout.user_bags(
             self.user_feats,
             b,
             |e| users[e],
             |e| Some(users[e]),
-            |e| hist.before(users[e], ts[e]),
+            |e| {
+                let h = hist.before(users[e], ts[e]);
+                &h[..h.len() - skip[e].min(h.len())]
+            },
         );
         let ibags = layout.item_bags(self.item_feats, &cols, &cols);
         // Both towers and the [B, C] part run by hand on plain buffers: candle's autograd over these
