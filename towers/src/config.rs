@@ -412,4 +412,14 @@ mod tests {
         assert!(c.item.id && !c.item.genres && !c.user.history);
         assert_eq!(c.item.id_dim, c.model.dim);
     }
+
+    #[test]
+    fn history_horizon_reads_and_round_trips() {
+        assert_eq!(Config::default().user.history_horizon, 0, "off by default");
+        let c = Config::from_toml_str("[user]\nhistory_horizon = 5\n", "t").unwrap();
+        assert_eq!(c.user.history_horizon, 5);
+        let back = Config::from_toml_str(&c.to_toml(), "t").unwrap();
+        assert_eq!(back.user.history_horizon, 5);
+        assert_eq!(back, c);
+    }
 }

@@ -480,3 +480,141 @@ fn build_mlp(
     }
     Mlp { layers }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::features::{Csr, ItemFeatures, UserFeatures};
+
+    /// A network of id-only towers: the user tower `user_id_dim → user_layers → dim`, the item tower
+    /// `item_id_dim → item_layers → dim`, with random (non-zero) biases.
+    fn net(
+        dim: usize,
+        (user_id_dim, user_layers): (usize, &[usize]),
+        (item_id_dim, item_layers): (usize, &[usize]),
+        normalize: bool,
+    ) -> TwoTower {
+        let mut config = Config::id_only();
+        config.model.dim = dim;
+        config.model.normalize = normalize;
+        config.user.id_dim = user_id_dim;
+        config.user.layers = user_layers.to_vec();
+        config.item.id_dim = item_id_dim;
+        config.item.layers = item_layers.to_vec();
+        let items = ItemFeatures {
+            genre_vocab: twotower_data::Vocabulary::new(),
+            genres: Csr::default(),
+            token_vocab: twotower_data::Vocabulary::new(),
+            tokens: Csr::default(),
+            categorical: Vec::new(),
+        };
+        let users = UserFeatures {
+            categorical: Vec::new(),
+        };
+        let layout = FeatureLayout::new(&config, 10, 10, &items, &users);
+        let mut net = TwoTower::new(layout, &config, 3).unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        for p in net.dense.iter_mut().filter(|p| p.shape.len() == 1) {
+            p.value.iter_mut().for_each(|v| *v = rng.gen_range(-0.3..0.3));
+        }
+        net
+    }
+
+    /// Checks `backward_train` of one tower against candle autograd through [`TwoTower::forward`] on
+    /// the same weights, for the loss `Σ out ⊙ R` (so `d loss / d out = R`): every dense weight and
+    /// bias gradient of the tower and the input gradient. Returns how many hidden pre-activations
+    /// were negative (the ReLU mask must have been exercised).
+    fn check_tower(net: &TwoTower, side: Side, n: usize, seed: u64) -> usize {
+        let dev = Device::Cpu;
+        let width = net.input(side).width;
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let input: Vec<f32> = (0..n * width).map(|_| rng.gen_range(-1.0..1.0)).collect();
+        let r: Vec<f32> = (0..n * net.dim).map(|_| rng.gen_range(-1.0..1.0)).collect();
+
+        // Reference: candle autograd.
+        let x = Var::from_slice(&input, (n, width), &dev).unwrap();
+        let vars = net.dense_vars(&dev).unwrap();
+        let tensors: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
+        let out = net.forward(side, x.as_tensor(), &tensors).unwrap();
+        let rt = Tensor::from_slice(&r, (n, net.dim), &dev).unwrap();
+        let loss = (out.clone() * rt).unwrap().sum_all().unwrap();
+        let grads = loss.backward().unwrap();
+
+        // Hand-written pass.
+        let pass = net.forward_train(side, input.clone(), n);
+        let negatives = pass.pre.iter().flatten().filter(|&&z| z < 0.0).count();
+        let want_out = out.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        close("output", &pass.out, &want_out, 1e-5);
+        let mut dense_grads: Vec<Vec<f32>> = net.dense.iter().map(|p| vec![0f32; p.value.len()]).collect();
+        let gx = net.backward_train(side, pass, r, &mut dense_grads);
+
+        let want_gx = grads
+            .get(x.as_tensor())
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        close("input", &gx, &want_gx, 1e-4);
+        let prefix = match side {
+            Side::User => "user.",
+            Side::Item => "item.",
+        };
+        let mut checked = 0;
+        for ((p, var), got) in net.dense.iter().zip(&vars).zip(&dense_grads) {
+            match grads.get(var.as_tensor()) {
+                Some(g) => {
+                    assert!(p.name.starts_with(prefix), "{} has a gradient", p.name);
+                    let want = g.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                    close(&p.name, got, &want, 1e-4);
+                    checked += 1;
+                }
+                None => assert!(
+                    got.iter().all(|&v| v == 0.0),
+                    "{}: gradient outside the tower",
+                    p.name
+                ),
+            }
+        }
+        let layers = match side {
+            Side::User => &net.user_mlp,
+            Side::Item => &net.item_mlp,
+        };
+        assert_eq!(checked, 2 * layers.layers.len(), "every weight and bias checked");
+        negatives
+    }
+
+    fn close(what: &str, got: &[f32], want: &[f32], tol: f32) {
+        assert_eq!(got.len(), want.len(), "{what}: length");
+        let scale = want.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-3);
+        for (k, (g, w)) in got.iter().zip(want).enumerate() {
+            assert!(
+                (g - w).abs() <= tol * scale.max(1.0),
+                "{what}[{k}]: hand-written {g} vs candle autograd {w}"
+            );
+        }
+    }
+
+    #[test]
+    fn tower_backward_matches_candle_autograd() {
+        for normalize in [true, false] {
+            // User: 6 → 9 → ReLU → 7 → ReLU → 5; item: one linear layer 8 → 5.
+            let two_hidden = net(5, (6, &[9, 7]), (8, &[]), normalize);
+            let negatives = check_tower(&two_hidden, Side::User, 13, 1);
+            assert!(
+                negatives > 10,
+                "the ReLU mask is exercised ({negatives} negatives)"
+            );
+            check_tower(&two_hidden, Side::Item, 11, 2);
+            // User: one hidden layer; item: identity (no dense layer, normalisation only).
+            let one_hidden = net(4, (3, &[6]), (4, &[]), normalize);
+            assert!(one_hidden.item_mlp.layers.is_empty());
+            let negatives = check_tower(&one_hidden, Side::User, 17, 3);
+            assert!(
+                negatives > 10,
+                "the ReLU mask is exercised ({negatives} negatives)"
+            );
+            check_tower(&one_hidden, Side::Item, 9, 4);
+        }
+    }
+}

@@ -992,7 +992,15 @@ impl StepBench {
 
 #[cfg(test)]
 mod tests {
-    use super::matmul;
+    use super::{matmul, softmax_block, BlockWorkspace, Trainer, ROW_BLOCK};
+    use crate::config::Config;
+    use crate::features::{Csr, FeatureLayout, ItemFeatures, UserFeatures};
+    use crate::loss::{mixed_log_q, SampledSoftmax};
+    use crate::tower::TwoTower;
+    use candle_core::{Device, Var};
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+    use twotower_data::{Interactions, UserHistories};
 
     fn naive(
         m: usize,
@@ -1030,5 +1038,168 @@ mod tests {
             let want = naive(n, k, m, |j, i| o[i * n + j], |i, t| u[i * k + t]);
             assert!(g.iter().zip(&want).all(|(x, y)| (x - y).abs() < 1e-4));
         }
+    }
+
+    /// The fused `[B, C]` part of a step (logits, masked logQ softmax, `dL/dU = G·V`, `dL/dV = Gᵀ·U`,
+    /// several row blocks whose partial `dL/dV` are summed) against candle autograd through
+    /// `U·Vᵀ` and the stock-op loss; and the same bits on one thread as on three.
+    #[test]
+    fn softmax_block_matches_candle_autograd_across_blocks() {
+        let (b, m, d) = (2 * ROW_BLOCK + 37, 23, 6);
+        let c = b + m;
+        let mut rng = ChaCha8Rng::seed_from_u64(17);
+        // Few distinct items: many accidental hits among in-batch and extra columns.
+        let cols: Vec<u32> = (0..c).map(|_| rng.gen_range(0..40)).collect();
+        let log_q = cols
+            .iter()
+            .map(|&i| mixed_log_q(0.002 + 0.001 * i as f32, b, m, 40))
+            .collect();
+        let spec = SampledSoftmax {
+            temperature: 0.2,
+            row_items: cols[..b].to_vec(),
+            col_items: cols.clone(),
+            log_q,
+            remove_accidental_hits: true,
+        };
+        let unit = |rng: &mut ChaCha8Rng, n: usize| -> Vec<f32> {
+            let mut x: Vec<f32> = (0..n * d).map(|_| rng.gen_range(-1.0..1.0)).collect();
+            for row in x.chunks_mut(d) {
+                let nr = row.iter().map(|v| v * v).sum::<f32>().sqrt();
+                row.iter_mut().for_each(|v| *v /= nr);
+            }
+            x
+        };
+        let u = unit(&mut rng, b);
+        let v = unit(&mut rng, c);
+
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                let mut ws = BlockWorkspace::default();
+                let mut gu = vec![f32::NAN; b * d];
+                let mut gv = vec![f32::NAN; c * d];
+                let loss = softmax_block(&spec, &u, &v, (b, c, d), &mut ws, &mut gu, &mut gv).unwrap();
+                (loss, gu, gv)
+            })
+        };
+        let (loss, gu, gv) = run(3);
+        let one = run(1);
+        assert_eq!(loss.to_bits(), one.0.to_bits());
+        assert_eq!(gu, one.1);
+        assert_eq!(gv, one.2);
+
+        let dev = Device::Cpu;
+        let ut = Var::from_slice(&u, (b, d), &dev).unwrap();
+        let vt = Var::from_slice(&v, (c, d), &dev).unwrap();
+        let logits = ut.as_tensor().matmul(&vt.as_tensor().t().unwrap()).unwrap();
+        let want = spec.stock_loss(&logits).unwrap();
+        let grads = want.backward().unwrap();
+        let want = want.to_scalar::<f32>().unwrap();
+        assert!(
+            (loss - want).abs() < 1e-4 * want.abs().max(1.0),
+            "loss {loss} vs {want}"
+        );
+        for (name, got, var) in [("dL/dU", &gu, &ut), ("dL/dV", &gv, &vt)] {
+            let want = grads
+                .get(var.as_tensor())
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            let scale = want.iter().fold(0f32, |a, x| a.max(x.abs()));
+            assert!(scale > 0.0);
+            for (k, (g, w)) in got.iter().zip(&want).enumerate() {
+                assert!(
+                    (g - w).abs() <= 1e-4 * scale,
+                    "{name}[{k}]: fused {g} vs candle autograd {w} (scale {scale})"
+                );
+            }
+        }
+    }
+
+    /// How many of the user's latest history items each of `steps` training steps hid, read off which
+    /// rows of a separate history table the step updated (the lazy sparse optimizers only move the
+    /// rows a step pooled). One user with items 0..10 at times 0..10 and one target at time 100.
+    fn hidden_per_step(horizon: usize, seed: u64, steps: usize) -> Vec<usize> {
+        const H: usize = 10;
+        let mut config = Config::id_only();
+        config.model.dim = 8;
+        config.item.id_dim = 8;
+        config.user.id = false;
+        config.user.history = true;
+        config.user.share_item_embeddings = false;
+        config.user.history_dim = 8;
+        config.user.history_len = 50;
+        config.user.history_decay = 1.0;
+        config.user.history_horizon = horizon;
+        config.loss.extra_negatives = 4;
+        config.train.seed = seed;
+        let mut fit = Interactions::default();
+        for k in 0..H {
+            fit.push(0, k as u32, 1.0, k as i64);
+        }
+        fit.push(0, 15, 1.0, 100);
+        let hist = UserHistories::build(&fit, 1);
+        let item_feats = ItemFeatures {
+            genre_vocab: twotower_data::Vocabulary::new(),
+            genres: Csr::default(),
+            token_vocab: twotower_data::Vocabulary::new(),
+            tokens: Csr::default(),
+            categorical: Vec::new(),
+        };
+        let user_feats = UserFeatures {
+            categorical: Vec::new(),
+        };
+        let layout = FeatureLayout::new(&config, 1, 20, &item_feats, &user_feats);
+        let net = TwoTower::new(layout, &config, 1).unwrap();
+        let table = net.tables.iter().position(|t| t.name == "user.history").unwrap();
+        let mut t = Trainer::new(&config, net, &item_feats, &user_feats, &fit, &hist, 1000);
+        let target_row = H as u32;
+        (0..steps)
+            .map(|_| {
+                let before = t.net.tables[table].weights.clone();
+                t.step(&[target_row]).unwrap();
+                let after = &t.net.tables[table].weights;
+                let changed: Vec<bool> = before
+                    .chunks(8)
+                    .zip(after.chunks(8))
+                    .map(|(a, b)| a != b)
+                    .collect();
+                let kept = changed.iter().filter(|&&c| c).count();
+                assert!(
+                    kept >= 1,
+                    "a 10-item history never vanishes with horizon {horizon}"
+                );
+                assert!(
+                    changed[..kept].iter().all(|&c| c),
+                    "the pooled history is the oldest {kept} items: {changed:?}"
+                );
+                H - kept
+            })
+            .collect()
+    }
+
+    #[test]
+    fn history_horizon_hides_a_random_0_to_n_latest_items() {
+        let steps = 40;
+        for horizon in [0, 1] {
+            assert_eq!(
+                hidden_per_step(horizon, 42, steps),
+                vec![0; steps],
+                "horizon {horizon}"
+            );
+        }
+        let hidden = hidden_per_step(4, 42, steps);
+        assert!(hidden.iter().all(|&k| k < 4), "{hidden:?}");
+        for k in 0..4 {
+            assert!(hidden.contains(&k), "{k} hidden items never drawn: {hidden:?}");
+        }
+        // The draw is a function of the seed and the step: reproducible, and moved by the seed.
+        assert_eq!(hidden_per_step(4, 42, steps), hidden);
+        assert_ne!(hidden_per_step(4, 43, steps), hidden);
     }
 }
