@@ -73,7 +73,10 @@ fn main() {
         let t = Instant::now();
         let r = HnswIndex::build_with_hnsw_rs(dim, &v, params, &NoProgress).unwrap();
         let rs_s = t.elapsed().as_secs_f64();
-        println!("build hnsw_rs: {rs_s:.2} s (native is {:.2}x faster)", rs_s / native_s);
+        println!(
+            "build hnsw_rs: {rs_s:.2} s (native is {:.2}x faster)",
+            rs_s / native_s
+        );
         Some(r)
     };
     let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();

@@ -185,7 +185,10 @@ fn parse(bytes: &[u8], dim: usize, rows: Vec<f32>) -> std::result::Result<FlatGr
     for (row, list) in links0.chunks_exact(stride).enumerate() {
         let c = list[0] as usize;
         if c > stride - 1 {
-            return Err(format!("row {row}: {c} layer-0 links, more than the stride allows ({})", stride - 1));
+            return Err(format!(
+                "row {row}: {c} layer-0 links, more than the stride allows ({})",
+                stride - 1
+            ));
         }
         if let Some(&bad) = list[1..=c].iter().find(|&&id| id >= n32) {
             return Err(format!("row {row}: layer-0 neighbour {bad} outside 0..{n}"));
@@ -202,7 +205,10 @@ fn parse(bytes: &[u8], dim: usize, rows: Vec<f32>) -> std::result::Result<FlatGr
     }
     let upper_links = r.u32s(u64::from(*upper_offsets.last().unwrap()), "upper links")?;
     if r.pos != bytes.len() {
-        return Err(format!("{} unexpected bytes after the graph", bytes.len() - r.pos));
+        return Err(format!(
+            "{} unexpected bytes after the graph",
+            bytes.len() - r.pos
+        ));
     }
     let mut upper_slot = vec![NO_SLOT; n];
     let mut slot = 0usize;
@@ -270,7 +276,10 @@ mod tests {
         assert_eq!(back.upper_slot, g.upper_slot);
         assert_eq!(back.upper_offsets, g.upper_offsets);
         assert_eq!(back.upper_links, g.upper_links);
-        assert_eq!((back.entry, back.max_level, back.stride), (g.entry, g.max_level, g.stride));
+        assert_eq!(
+            (back.entry, back.max_level, back.stride),
+            (g.entry, g.max_level, g.stride)
+        );
     }
 
     #[test]
@@ -282,7 +291,9 @@ mod tests {
         }
         let mut extra = b.clone();
         extra.push(0);
-        assert!(parse(&extra, 8, v.clone()).unwrap_err().contains("unexpected bytes"));
+        assert!(parse(&extra, 8, v.clone())
+            .unwrap_err()
+            .contains("unexpected bytes"));
         // A layer-0 neighbour id out of range.
         let n = g.len;
         let links0_at = HEADER + n + pad4(n);

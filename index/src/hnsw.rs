@@ -339,11 +339,14 @@ impl HnswIndex {
         let Backend::HnswRs(graph) = &self.backend else {
             return Err(Error::InvalidParam {
                 name: "builder",
-                problem: "hnsw_rs's reference search needs a graph built by hnsw_rs; this one is native".into(),
+                problem: "hnsw_rs's reference search needs a graph built by hnsw_rs; this one is native"
+                    .into(),
             });
         };
         let q = normalize_query(self.dim, query, 0)?;
-        Ok(Self::search_reference_normalized(graph, self.len, &q, k, ef, filter))
+        Ok(Self::search_reference_normalized(
+            graph, self.len, &q, k, ef, filter,
+        ))
     }
 
     fn search_normalized(&self, q: &[f32], k: usize, ef: usize, filter: Option<RowFilter<'_>>) -> Vec<Hit> {

@@ -185,7 +185,8 @@ impl Builder {
             }
             for l in 1..=flat.levels[r] as usize {
                 let s = slot as usize + l - 1;
-                let src = &flat.upper_links[flat.upper_offsets[s] as usize..flat.upper_offsets[s + 1] as usize];
+                let src =
+                    &flat.upper_links[flat.upper_offsets[s] as usize..flat.upper_offsets[s + 1] as usize];
                 let start = upper_start[r] as usize + (l - 1) * (1 + cap_up);
                 let dst = &upper[start..start + 1 + cap_up];
                 dst[0].store(src.len() as u32, Relaxed);
@@ -239,7 +240,11 @@ impl Builder {
             for l in 1..=level {
                 let start = self.upper_start[r] as usize + (l - 1) * (1 + self.cap_up);
                 let c = self.upper[start].load(Relaxed) as usize;
-                upper_links.extend(self.upper[start + 1..start + 1 + c].iter().map(|a| a.load(Relaxed)));
+                upper_links.extend(
+                    self.upper[start + 1..start + 1 + c]
+                        .iter()
+                        .map(|a| a.load(Relaxed)),
+                );
                 upper_offsets.push(upper_links.len() as u32);
             }
         }
@@ -684,7 +689,11 @@ impl Builder {
                 }
             }
             if !linked {
-                let nearest = s.found.iter().map(|&k| unpack(k).1).find(|&y| y != x && reach[y as usize]);
+                let nearest = s
+                    .found
+                    .iter()
+                    .map(|&k| unpack(k).1)
+                    .find(|&y| y != x && reach[y as usize]);
                 let Some(y) = nearest else { continue };
                 self.read_list(y, 0, &mut list);
                 let victim = list
@@ -787,7 +796,9 @@ mod reach_tests {
                     indeg[x as usize] += 1;
                 }
             }
-            let orphans: Vec<usize> = (0..n).filter(|&i| indeg[i] == 0 && i != g.entry as usize).collect();
+            let orphans: Vec<usize> = (0..n)
+                .filter(|&i| indeg[i] == 0 && i != g.entry as usize)
+                .collect();
             assert!(orphans.is_empty(), "efc {efc}: orphans {orphans:?}");
             let miss: Vec<usize> = (0..n)
                 .filter(|&i| {

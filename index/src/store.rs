@@ -274,7 +274,15 @@ impl IndexDir {
         model_fingerprint: &str,
         progress: &dyn Progress,
     ) -> Result<VersionId> {
-        self.build_version_with(ids, vectors, dim, params, GraphBuilder::Native, model_fingerprint, progress)
+        self.build_version_with(
+            ids,
+            vectors,
+            dim,
+            params,
+            GraphBuilder::Native,
+            model_fingerprint,
+            progress,
+        )
     }
 
     /// [`Self::build_version`] with the given graph builder. [`GraphBuilder::HnswRs`] writes a
@@ -427,7 +435,10 @@ impl IndexDir {
         }
         let format = manifest.format_version;
         if format != INDEX_FORMAT_VERSION && format != HNSW_RS_FORMAT_VERSION {
-            return Err(Error::corrupt(&mpath, format!("unknown index format version {format}")));
+            return Err(Error::corrupt(
+                &mpath,
+                format!("unknown index format version {format}"),
+            ));
         }
         for f in required_files(format) {
             if !manifest.files.contains_key(&f) {
@@ -542,12 +553,14 @@ fn required_files(format: u32) -> Vec<String> {
     } else {
         vec![NATIVE_GRAPH_FILE.to_string()]
     };
-    graph.into_iter().chain([
-        IDS_FILE.to_string(),
-        TOMBSTONES_FILE.to_string(),
-        EMBEDDINGS_FILE.to_string(),
-    ])
-    .collect()
+    graph
+        .into_iter()
+        .chain([
+            IDS_FILE.to_string(),
+            TOMBSTONES_FILE.to_string(),
+            EMBEDDINGS_FILE.to_string(),
+        ])
+        .collect()
 }
 
 fn check_ids(ids: &[String]) -> Result<()> {

@@ -44,7 +44,9 @@ fn flat_search_matches_or_beats_hnsw_rs_and_reaches_every_item() {
     let exact = ExactIndex::from_rows(DIM, v, None).unwrap();
     // A native graph has no hnsw_rs reference search.
     let native = HnswIndex::build(DIM, &v[..100 * DIM], HnswParams::default(), &NoProgress).unwrap();
-    assert!(native.search_reference_with_ef(&queries[..DIM], 10, 10, None).is_err());
+    assert!(native
+        .search_reference_with_ef(&queries[..DIM], 10, 10, None)
+        .is_err());
 
     for ef in [10, 24, 48, 128] {
         let (flat, reference) = recalls(&h, &exact, queries, ef);

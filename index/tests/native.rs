@@ -10,7 +10,8 @@ use twotower_data::artifact::Manifest;
 use twotower_data::progress::NoProgress;
 use twotower_index::synthetic::clustered_unit_vectors;
 use twotower_index::{
-    Error, ExactIndex, GraphBuilder, HnswIndex, HnswParams, IndexDir, VectorIndex, VersionId, INDEX_FORMAT_VERSION,
+    Error, ExactIndex, GraphBuilder, HnswIndex, HnswParams, IndexDir, VectorIndex, VersionId,
+    INDEX_FORMAT_VERSION,
 };
 
 const DIM: usize = 24;
@@ -20,7 +21,10 @@ fn recall(h: &dyn VectorIndex, exact: &ExactIndex, queries: &[f32]) -> f64 {
     for q in queries.chunks_exact(h.dim()) {
         let truth = exact.search(q, 10, None).unwrap();
         let got = h.search(q, 10, None).unwrap();
-        found += truth.iter().filter(|t| got.iter().any(|g| g.row == t.row)).count();
+        found += truth
+            .iter()
+            .filter(|t| got.iter().any(|g| g.row == t.row))
+            .count();
         total += truth.len();
     }
     found as f64 / total as f64
@@ -51,8 +55,14 @@ fn parallel_build_and_inserts_keep_every_item_first_and_recall_high() {
     assert!(r >= 0.99, "recall@10 after build {r}");
 
     // Two inserts (the second into a graph that already had one).
-    assert_eq!(h.insert(&more[..extra / 2 * DIM], &NoProgress).unwrap() as usize, n);
-    assert_eq!(h.insert(&more[extra / 2 * DIM..], &NoProgress).unwrap() as usize, n + extra / 2);
+    assert_eq!(
+        h.insert(&more[..extra / 2 * DIM], &NoProgress).unwrap() as usize,
+        n
+    );
+    assert_eq!(
+        h.insert(&more[extra / 2 * DIM..], &NoProgress).unwrap() as usize,
+        n + extra / 2
+    );
     assert_eq!(h.len(), n + extra);
     let both = &all[..(n + extra) * DIM];
     let miss = not_first(&h, both);
@@ -86,8 +96,16 @@ fn one_thread_builds_are_identical_and_survive_the_store() {
     assert_eq!(loaded.hnsw().builder(), GraphBuilder::Native);
     for ef in [10, 48, 200] {
         let x = a.search_batch_with_ef(queries, 10, ef, None).unwrap();
-        assert_eq!(x, b.search_batch_with_ef(queries, 10, ef, None).unwrap(), "ef {ef}");
-        assert_eq!(x, loaded.hnsw().search_batch_with_ef(queries, 10, ef, None).unwrap(), "ef {ef}");
+        assert_eq!(
+            x,
+            b.search_batch_with_ef(queries, 10, ef, None).unwrap(),
+            "ef {ef}"
+        );
+        assert_eq!(
+            x,
+            loaded.hnsw().search_batch_with_ef(queries, 10, ef, None).unwrap(),
+            "ef {ef}"
+        );
     }
 }
 
@@ -126,21 +144,39 @@ fn damaged_graph_files_are_errors_even_with_matching_checksums() {
     type Damage = Box<dyn Fn(&mut Vec<u8>)>;
     let damages: Vec<(&str, Damage)> = vec![
         ("truncated", Box::new(|b: &mut Vec<u8>| b.truncate(b.len() / 2))),
-        ("one byte short", Box::new(|b: &mut Vec<u8>| {
-            b.pop();
-        })),
+        (
+            "one byte short",
+            Box::new(|b: &mut Vec<u8>| {
+                b.pop();
+            }),
+        ),
         ("empty", Box::new(|b: &mut Vec<u8>| b.clear())),
-        ("trailing garbage", Box::new(|b: &mut Vec<u8>| b.extend_from_slice(b"junk"))),
+        (
+            "trailing garbage",
+            Box::new(|b: &mut Vec<u8>| b.extend_from_slice(b"junk")),
+        ),
         ("bad magic", Box::new(|b: &mut Vec<u8>| b[1] = b'X')),
-        ("neighbour id out of range", Box::new(move |b: &mut Vec<u8>| {
-            b[links0 + 4..links0 + 8].copy_from_slice(&u32::MAX.to_le_bytes())
-        })),
-        ("count above stride", Box::new(move |b: &mut Vec<u8>| {
-            b[links0..links0 + 4].copy_from_slice(&(stride as u32 + 5).to_le_bytes())
-        })),
-        ("level above the top layer", Box::new(move |b: &mut Vec<u8>| b[header + 3] = 200)),
+        (
+            "neighbour id out of range",
+            Box::new(move |b: &mut Vec<u8>| {
+                b[links0 + 4..links0 + 8].copy_from_slice(&u32::MAX.to_le_bytes())
+            }),
+        ),
+        (
+            "count above stride",
+            Box::new(move |b: &mut Vec<u8>| {
+                b[links0..links0 + 4].copy_from_slice(&(stride as u32 + 5).to_le_bytes())
+            }),
+        ),
+        (
+            "level above the top layer",
+            Box::new(move |b: &mut Vec<u8>| b[header + 3] = 200),
+        ),
         ("row count", Box::new(|b: &mut Vec<u8>| b[16] ^= 1)),
-        ("entry point out of range", Box::new(|b: &mut Vec<u8>| b[32..36].copy_from_slice(&9999u32.to_le_bytes()))),
+        (
+            "entry point out of range",
+            Box::new(|b: &mut Vec<u8>| b[32..36].copy_from_slice(&9999u32.to_le_bytes())),
+        ),
     ];
     for (what, damage) in damages {
         tamper(&dir, vid, "graph.links", |b| {
@@ -216,7 +252,10 @@ fn old_hnsw_rs_versions_load_take_inserts_and_compact_to_native() {
     let old = dir.open_current(Some("m")).unwrap();
     assert_eq!(old.hnsw().builder(), GraphBuilder::HnswRs);
     for i in (0..n).step_by(11) {
-        assert_eq!(old.search(&v[i * DIM..(i + 1) * DIM], 1, None).unwrap()[0].row as usize, i);
+        assert_eq!(
+            old.search(&v[i * DIM..(i + 1) * DIM], 1, None).unwrap()[0].row as usize,
+            i
+        );
     }
     // hnsw_rs's own search works on it.
     assert!(!old
@@ -234,7 +273,9 @@ fn old_hnsw_rs_versions_load_take_inserts_and_compact_to_native() {
     assert_eq!(format_of(&dir, report.version), 1);
     let added = dir.open_current(Some("m")).unwrap();
     for (i, id) in new_ids.iter().enumerate() {
-        let hits = added.search(&v[(n + i) * DIM..(n + i + 1) * DIM], 1, None).unwrap();
+        let hits = added
+            .search(&v[(n + i) * DIM..(n + i + 1) * DIM], 1, None)
+            .unwrap();
         assert_eq!(added.id(hits[0].row), id);
     }
 

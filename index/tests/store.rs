@@ -137,12 +137,7 @@ fn missing_foreign_and_damaged_indexes_are_clear_errors() {
     assert!(matches!(err, Error::ModelMismatch { .. }), "{err}");
 
     let vdir = idx.version_path(VersionId(1));
-    for file in [
-        "graph.links",
-        "embeddings.parquet",
-        "ids.json",
-        "tombstones.json",
-    ] {
+    for file in ["graph.links", "embeddings.parquet", "ids.json", "tombstones.json"] {
         let p = vdir.join(file);
         let orig = fs::read(&p).unwrap();
         // Truncated.
