@@ -412,16 +412,22 @@ struct Scratch {
 
 impl Scratch {
     fn begin(&mut self, n: usize) {
-        if self.visited.len() < n {
-            self.visited.resize(n, 0);
-        }
-        self.epoch = self.epoch.wrapping_add(1);
-        if self.epoch == 0 {
-            self.visited.fill(0);
-            self.epoch = 1;
-        }
+        next_epoch(&mut self.visited, &mut self.epoch, n);
         self.candidates.clear();
         self.top.clear();
+    }
+}
+
+/// Starts a new search over `n` rows on a generation-stamped visited array: a row is visited when its
+/// stamp equals `epoch`, so clearing is one increment; on wrap-around the array is zeroed once.
+pub(crate) fn next_epoch(visited: &mut Vec<u32>, epoch: &mut u32, n: usize) {
+    if visited.len() < n {
+        visited.resize(n, 0);
+    }
+    *epoch = epoch.wrapping_add(1);
+    if *epoch == 0 {
+        visited.fill(0);
+        *epoch = 1;
     }
 }
 

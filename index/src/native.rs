@@ -103,14 +103,7 @@ struct Scratch {
 
 impl Scratch {
     fn begin(&mut self, n: usize) {
-        if self.visited.len() < n {
-            self.visited.resize(n, 0);
-        }
-        self.epoch = self.epoch.wrapping_add(1);
-        if self.epoch == 0 {
-            self.visited.fill(0);
-            self.epoch = 1;
-        }
+        crate::flat::next_epoch(&mut self.visited, &mut self.epoch, n);
         self.candidates.clear();
         self.top.clear();
     }

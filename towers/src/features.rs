@@ -62,7 +62,7 @@ impl Csr {
 }
 
 /// The item features the model reads, as dense indices into its own vocabularies.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ItemFeatures {
     /// Genre values.
     pub genre_vocab: Vocabulary,
@@ -77,7 +77,7 @@ pub struct ItemFeatures {
 }
 
 /// The user features the model reads.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct UserFeatures {
     /// Selected categorical columns, one value per user.
     pub categorical: Vec<Categorical>,
@@ -556,18 +556,7 @@ mod tests {
     use super::*;
 
     fn empty_feats() -> (ItemFeatures, UserFeatures) {
-        (
-            ItemFeatures {
-                genre_vocab: Vocabulary::new(),
-                genres: Csr::default(),
-                token_vocab: Vocabulary::new(),
-                tokens: Csr::default(),
-                categorical: Vec::new(),
-            },
-            UserFeatures {
-                categorical: Vec::new(),
-            },
-        )
+        (ItemFeatures::default(), UserFeatures::default())
     }
 
     #[test]

@@ -484,7 +484,7 @@ fn build_mlp(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::features::{Csr, ItemFeatures, UserFeatures};
+    use crate::features::{ItemFeatures, UserFeatures};
 
     /// A network of id-only towers: the user tower `user_id_dim → user_layers → dim`, the item tower
     /// `item_id_dim → item_layers → dim`, with random (non-zero) biases.
@@ -501,16 +501,8 @@ mod tests {
         config.user.layers = user_layers.to_vec();
         config.item.id_dim = item_id_dim;
         config.item.layers = item_layers.to_vec();
-        let items = ItemFeatures {
-            genre_vocab: twotower_data::Vocabulary::new(),
-            genres: Csr::default(),
-            token_vocab: twotower_data::Vocabulary::new(),
-            tokens: Csr::default(),
-            categorical: Vec::new(),
-        };
-        let users = UserFeatures {
-            categorical: Vec::new(),
-        };
+        let items = ItemFeatures::default();
+        let users = UserFeatures::default();
         let layout = FeatureLayout::new(&config, 10, 10, &items, &users);
         let mut net = TwoTower::new(layout, &config, 3).unwrap();
         let mut rng = ChaCha8Rng::seed_from_u64(11);

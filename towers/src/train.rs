@@ -924,16 +924,8 @@ impl StepBench {
             );
         }
         let hist = UserHistories::build(&fit, n_users);
-        let item_feats = ItemFeatures {
-            genre_vocab: twotower_data::Vocabulary::new(),
-            genres: Csr::default(),
-            token_vocab: twotower_data::Vocabulary::new(),
-            tokens: Csr::default(),
-            categorical: Vec::new(),
-        };
-        let user_feats = UserFeatures {
-            categorical: Vec::new(),
-        };
+        let item_feats = ItemFeatures::default();
+        let user_feats = UserFeatures::default();
         let layout = FeatureLayout::new(&config, n_users, n_items, &item_feats, &user_feats);
         let net = TwoTower::new(layout, &config, 1)?;
         Ok(StepBench {
@@ -994,7 +986,7 @@ impl StepBench {
 mod tests {
     use super::{matmul, softmax_block, BlockWorkspace, Trainer, ROW_BLOCK};
     use crate::config::Config;
-    use crate::features::{Csr, FeatureLayout, ItemFeatures, UserFeatures};
+    use crate::features::{FeatureLayout, ItemFeatures, UserFeatures};
     use crate::loss::{mixed_log_q, SampledSoftmax};
     use crate::tower::TwoTower;
     use candle_core::{Device, Var};
@@ -1144,16 +1136,8 @@ mod tests {
         }
         fit.push(0, 15, 1.0, 100);
         let hist = UserHistories::build(&fit, 1);
-        let item_feats = ItemFeatures {
-            genre_vocab: twotower_data::Vocabulary::new(),
-            genres: Csr::default(),
-            token_vocab: twotower_data::Vocabulary::new(),
-            tokens: Csr::default(),
-            categorical: Vec::new(),
-        };
-        let user_feats = UserFeatures {
-            categorical: Vec::new(),
-        };
+        let item_feats = ItemFeatures::default();
+        let user_feats = UserFeatures::default();
         let layout = FeatureLayout::new(&config, 1, 20, &item_feats, &user_feats);
         let net = TwoTower::new(layout, &config, 1).unwrap();
         let table = net.tables.iter().position(|t| t.name == "user.history").unwrap();
