@@ -14,6 +14,7 @@ mod error;
 mod features;
 mod import;
 mod interactions;
+pub mod mem;
 pub mod progress;
 mod schema;
 mod split;

@@ -246,7 +246,8 @@ fn parse(bytes: &[u8], dim: usize, rows: Vec<f32>) -> std::result::Result<FlatGr
         upper_links,
         entry,
         max_level,
-    })
+    }
+    .on_huge_pages())
 }
 
 #[cfg(test)]

@@ -26,7 +26,11 @@ fn recall_and_self_reachability_on_clustered_vectors() {
     let all = clustered_unit_vectors(n + 500, DIM, 200, 0.6, 1);
     let (v, queries) = all.split_at(n * DIM);
     let v = v.to_vec();
-    let hnsw = HnswIndex::build(DIM, &v, HnswParams::default(), &NoProgress).unwrap();
+    // One build thread: a parallel build's graph depends on how the threads interleave, and this
+    // test asserts exact properties of one graph (the parallel build is checked with a tolerance
+    // in `parallel_build_finds_almost_every_item_itself`).
+    let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    let hnsw = one.install(|| HnswIndex::build(DIM, &v, HnswParams::default(), &NoProgress).unwrap());
     let exact = ExactIndex::from_rows(DIM, &v, None).unwrap();
     assert_eq!(hnsw.len(), n);
     let r = recall(&hnsw, &exact, queries, 10, HnswParams::default().ef_search);
@@ -36,12 +40,7 @@ fn recall_and_self_reachability_on_clustered_vectors() {
     assert!(r_low <= r + 1e-9, "ef=10 recall {r_low} > default {r}");
 
     // Every item finds itself, with score 1.
-    let unreachable: Vec<usize> = (0..n)
-        .filter(|&i| {
-            let hits = hnsw.search(&v[i * DIM..(i + 1) * DIM], 10, None).unwrap();
-            !hits.iter().any(|h| h.row as usize == i)
-        })
-        .collect();
+    let unreachable = self_misses(&hnsw, &v);
     assert!(
         unreachable.is_empty(),
         "{} unreachable, e.g. {:?}",
@@ -50,6 +49,32 @@ fn recall_and_self_reachability_on_clustered_vectors() {
     );
     let top = hnsw.search(&v[..DIM], 1, None).unwrap();
     assert!((top[0].score - 1.0).abs() < 1e-5);
+}
+
+/// Rows whose self-search at the default ef misses them.
+fn self_misses(hnsw: &HnswIndex, v: &[f32]) -> Vec<usize> {
+    (0..v.len() / DIM)
+        .filter(|&i| {
+            let hits = hnsw.search(&v[i * DIM..(i + 1) * DIM], 10, None).unwrap();
+            !hits.iter().any(|h| h.row as usize == i)
+        })
+        .collect()
+}
+
+/// A two-thread build's graph varies with thread timing; across such graphs an item whose own
+/// search misses it is rare (0 or 1 in 10 k in CI runs), never a pattern.
+#[test]
+fn parallel_build_finds_almost_every_item_itself() {
+    let n = 10_000;
+    let v = clustered_unit_vectors(n, DIM, 200, 0.6, 1);
+    let two = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+    let hnsw = two.install(|| HnswIndex::build(DIM, &v, HnswParams::default(), &NoProgress).unwrap());
+    let misses = self_misses(&hnsw, &v);
+    assert!(
+        misses.len() <= 5,
+        "{} of {n} items miss themselves: {misses:?}",
+        misses.len()
+    );
 }
 
 #[test]

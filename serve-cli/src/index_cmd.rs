@@ -239,7 +239,9 @@ fn add(a: AddArgs, progress: &dyn Progress) -> Result<()> {
 
 fn check_cmd(a: CheckArgs, progress: &dyn Progress) -> Result<()> {
     let model = load_model(&a.model)?;
+    let t = Instant::now();
     let version = IndexDir::new(&a.index).open_current(Some(model.fingerprint()))?;
+    let open_secs = t.elapsed().as_secs_f64();
     let dim = model.dim();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(a.seed);
     let sample = |rows: &[f32], n: usize, rng: &mut rand_chacha::ChaCha8Rng| -> Vec<f32> {
@@ -260,7 +262,8 @@ fn check_cmd(a: CheckArgs, progress: &dyn Progress) -> Result<()> {
     };
     let mut warnings = Vec::new();
     println!(
-        "index version {} of {}: {} rows ({} live), m={}, ef_construction={}, default ef={}",
+        "index version {} of {}: {} rows ({} live), m={}, ef_construction={}, default ef={}; \
+         opened and verified in {open_secs:.2} s",
         version.version(),
         a.index.display(),
         version.ids().len(),

@@ -336,7 +336,34 @@ fn router(app: Arc<App>, max_body: usize) -> Router {
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn(move |req, next| {
+            reject_declared_oversize(req, next, max_body)
+        }))
         .with_state(app)
+}
+
+/// Answers 413 from the declared Content-Length alone, before any of the body is read, so a client
+/// that waits for the verdict (or sends `Expect: 100-continue`) gets it without uploading megabytes
+/// and without racing the connection close. Chunked bodies are still cut at the limit by
+/// `DefaultBodyLimit` while they are read.
+async fn reject_declared_oversize(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+    max_body: usize,
+) -> Response {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    match declared {
+        Some(n) if n > max_body as u64 => ApiError(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body is {n} bytes; the limit is {max_body} (raise it with --max-body)"),
+        )
+        .into_response(),
+        _ => next.run(req).await,
+    }
 }
 
 /// Follows CURRENT until `stop`: a new version is loaded beside the live one and swapped in whole.

@@ -68,6 +68,12 @@ pub struct TrainArgs {
     /// Softmax temperature (logits = cosine / T).
     #[arg(long)]
     pub temperature: Option<f32>,
+    /// Learn the temperature during training, starting from `--temperature`.
+    #[arg(long, conflicts_with = "fixed_temperature")]
+    pub learn_temperature: bool,
+    /// Keep the temperature fixed (the default unless the config learns it).
+    #[arg(long)]
+    pub fixed_temperature: bool,
     /// Turn off the logQ correction.
     #[arg(long)]
     pub no_logq: bool,
@@ -219,6 +225,12 @@ pub fn resolve_config(a: &TrainArgs) -> anyhow::Result<Config> {
     if a.no_logq {
         c.loss.logq = false;
     }
+    if a.learn_temperature {
+        c.loss.learn_temperature = true;
+    }
+    if a.fixed_temperature {
+        c.loss.learn_temperature = false;
+    }
     if let Some(o) = &a.sparse_optimizer {
         c.train.sparse_optimizer = if o == "adagrad" {
             SparseOptimizerKind::Adagrad
@@ -278,8 +290,13 @@ pub fn train(a: TrainArgs, progress: &dyn Progress) -> anyhow::Result<()> {
     .with_context(|| format!("training on {}", a.data.display()))?;
     for e in &report.epochs {
         let val = e.val_recall.map_or("-".to_string(), |v| format!("{v:.4}"));
+        let t = if config.loss.learn_temperature {
+            format!("  T {:.4}", e.temperature)
+        } else {
+            String::new()
+        };
         println!(
-            "epoch {:>2}  loss {:.4}  val R@{} {}  {:.0} ex/s  {:.1}s",
+            "epoch {:>2}  loss {:.4}  val R@{} {}{t}  {:.0} ex/s  {:.1}s",
             e.epoch, e.loss, e.val_k, val, e.examples_per_sec, e.seconds
         );
     }

@@ -13,12 +13,13 @@ pub mod embedding_bag;
 mod error;
 pub mod features;
 pub mod loss;
-mod mem;
 pub mod metrics;
 pub mod model;
 pub mod sparse_optim;
 pub mod tower;
 pub mod train;
+
+use twotower_data::mem;
 
 pub use config::{Config, LrDecay, SparseOptimizerKind};
 pub use error::{Error, Result};

@@ -45,6 +45,9 @@ pub struct TrainingSummary {
     pub threads: usize,
     /// Early stopping ended the run.
     pub stopped_early: bool,
+    /// Softmax temperature of the kept weights (the learned one with `loss.learn_temperature`).
+    #[serde(default)]
+    pub temperature: Option<f64>,
 }
 
 /// `model.json`.

@@ -194,6 +194,9 @@ pub struct EpochMetrics {
     pub seconds: f64,
     /// Learning-rate multiplier at the epoch's end.
     pub lr_scale: f64,
+    /// Softmax temperature at the epoch's end (moves only with `loss.learn_temperature`).
+    #[serde(default)]
+    pub temperature: f64,
 }
 
 /// What a finished run reports.
@@ -292,7 +295,12 @@ pub(crate) struct Trainer<'a> {
     /// The step's `[B, C]` logits, then their gradient, and the other buffers of the `[B, C]` part; kept
     /// across steps (no 4 MB allocation per step).
     block_ws: BlockWorkspace,
+    /// `ln(1 / temperature)` and its Adam moments (`loss.learn_temperature`).
+    log_inv_t: [f32; 3],
 }
+
+/// Bounds of a learned temperature: the logits' scale stays between 1 and 100 (CLIP clips at 100).
+const LEARNED_T_RANGE: (f32, f32) = (0.01, 1.0);
 
 impl<'a> Trainer<'a> {
     #[allow(clippy::too_many_arguments)]
@@ -333,7 +341,26 @@ impl<'a> Trainer<'a> {
             step: 0,
             total_steps,
             block_ws: BlockWorkspace::default(),
+            log_inv_t: [(1.0 / config.loss.temperature).ln(), 0.0, 0.0],
         }
+    }
+
+    /// The temperature of the next step: the configured one, or the learned one.
+    pub(crate) fn temperature(&self) -> f32 {
+        (-self.log_inv_t[0]).exp()
+    }
+
+    /// One Adam step on `θ = ln(1/T)`. `d loss / d θ = Σ_ij (d loss / d z_ij) · z_ij` over the scaled
+    /// logits, which is `Σ_r <u_r, d loss / d u_r>` (the user gradient already carries the 1/T factor).
+    fn learn_temperature(&mut self, g: f32, lr: f32) {
+        let [theta, m, v] = &mut self.log_inv_t;
+        *m = 0.9 * *m + 0.1 * g;
+        *v = 0.999 * *v + 0.001 * g * g;
+        let t = self.step.max(1) as i32;
+        let mh = *m / (1.0 - 0.9f32.powi(t));
+        let vh = *v / (1.0 - 0.999f32.powi(t));
+        let (lo, hi) = LEARNED_T_RANGE;
+        *theta = (*theta - lr * mh / (vh.sqrt() + 1e-8)).clamp((1.0 / hi).ln(), (1.0 / lo).ln());
     }
 
     /// Learning-rate multiplier at the current step.
@@ -409,7 +436,7 @@ impl<'a> Trainer<'a> {
             Vec::new()
         };
         let spec = SampledSoftmax {
-            temperature: cfg.loss.temperature,
+            temperature: self.temperature(),
             row_items: cols[..b].to_vec(),
             col_items: cols.clone(),
             log_q,
@@ -426,12 +453,19 @@ impl<'a> Trainer<'a> {
             &mut gu,
             &mut gv,
         )?;
+        let grad_log_inv_t = cfg
+            .loss
+            .learn_temperature
+            .then(|| upass.out.iter().zip(&gu).map(|(a, b)| a * b).sum::<f32>());
         let mut dense_grads: Vec<Vec<f32>> =
             self.net.dense.iter().map(|p| vec![0f32; p.value.len()]).collect();
         let gin_u = self.net.backward_train(Side::User, upass, gu, &mut dense_grads);
         let gin_i = self.net.backward_train(Side::Item, ipass, gv, &mut dense_grads);
         self.step += 1;
         let scale = self.lr_scale();
+        if let Some(g) = grad_log_inv_t {
+            self.learn_temperature(g, cfg.train.lr * scale);
+        }
         let dense_grads: Vec<Option<Vec<f32>>> = dense_grads.into_iter().map(Some).collect();
         self.net.adamw_step_plain(
             &dense_grads,
@@ -477,6 +511,9 @@ impl<'a> Trainer<'a> {
             w.f32(&format!("dense_m.{}", p.name), &p.shape, &p.m);
             w.f32(&format!("dense_v.{}", p.name), &p.shape, &p.v);
         }
+        if self.config.loss.learn_temperature {
+            w.f32("log_inv_temperature", &[3], &self.log_inv_t);
+        }
         w.write(&dir.join("checkpoint.safetensors"))
     }
 
@@ -498,6 +535,10 @@ impl<'a> Trainer<'a> {
             p.value = r.f32(&format!("dense.{}", p.name), &p.shape)?;
             p.m = r.f32(&format!("dense_m.{}", p.name), &p.shape)?;
             p.v = r.f32(&format!("dense_v.{}", p.name), &p.shape)?;
+        }
+        if self.config.loss.learn_temperature {
+            let t = r.f32("log_inv_temperature", &[3])?;
+            self.log_inv_t.copy_from_slice(&t);
         }
         Ok(())
     }
@@ -596,6 +637,7 @@ fn train_inner(
     };
     let mut epochs: Vec<EpochMetrics> = Vec::new();
     let mut best_net = trainer.net.clone();
+    let mut best_temperature = config.loss.temperature as f64;
     if opts.resume && out.join("checkpoint.json").exists() {
         let prev = Model::load(out)?;
         if prev.meta().config != *config {
@@ -616,6 +658,7 @@ fn train_inner(
         trainer.load_checkpoint(&out.join("checkpoint.safetensors"))?;
         trainer.step = state.step;
         best_net = prev.net.clone();
+        best_temperature = prev.meta().training.temperature.unwrap_or(best_temperature);
         let mp = out.join("metrics.jsonl");
         let text = std::fs::read_to_string(&mp).map_err(|e| Error::io(&mp, e))?;
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
@@ -685,6 +728,7 @@ fn train_inner(
             state.best_epoch = state.epochs_done;
             state.bad_epochs = 0;
             best_net = trainer.net.clone();
+            best_temperature = trainer.temperature() as f64;
         } else {
             state.bad_epochs += 1;
         }
@@ -699,6 +743,7 @@ fn train_inner(
             examples_per_sec: examples as f64 / train_secs.max(1e-9),
             seconds: t0.elapsed().as_secs_f64(),
             lr_scale: trainer.lr_scale() as f64,
+            temperature: trainer.temperature() as f64,
         });
         meta.training = TrainingSummary {
             epochs_run: state.epochs_done,
@@ -706,6 +751,7 @@ fn train_inner(
             validation_recall: state.best_metric,
             seconds: state.seconds,
             stopped_early: stop_early,
+            temperature: Some(best_temperature),
             ..meta.training.clone()
         };
         let model = Model::from_training(
@@ -964,6 +1010,7 @@ impl StepBench {
                 step,
                 total_steps: 1_000_000,
                 block_ws,
+                log_inv_t: [(1.0 / self.config.loss.temperature).ln(), 0.0, 0.0],
             },
             None => Trainer::new(
                 &self.config,
@@ -1111,6 +1158,95 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// `d loss / d ln(1/T) = Σ_r <u_r, d loss / d u_r>` (what the learned temperature steps on)
+    /// against central differences of the fused loss in `ln(1/T)`.
+    #[test]
+    fn temperature_gradient_matches_finite_differences() {
+        let (b, m, d) = (24, 8, 5);
+        let c = b + m;
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let cols: Vec<u32> = (0..c).map(|_| rng.gen_range(0..30)).collect();
+        let unit = |rng: &mut ChaCha8Rng, n: usize| -> Vec<f32> {
+            let mut x: Vec<f32> = (0..n * d).map(|_| rng.gen_range(-1.0..1.0)).collect();
+            for row in x.chunks_mut(d) {
+                let nr = row.iter().map(|v| v * v).sum::<f32>().sqrt();
+                row.iter_mut().for_each(|v| *v /= nr);
+            }
+            x
+        };
+        let (u, v) = (unit(&mut rng, b), unit(&mut rng, c));
+        let loss_at = |theta: f64| {
+            let spec = SampledSoftmax {
+                temperature: (-theta).exp() as f32,
+                row_items: cols[..b].to_vec(),
+                col_items: cols.clone(),
+                log_q: cols
+                    .iter()
+                    .map(|&i| mixed_log_q(0.01 + 0.001 * i as f32, b, m, 30))
+                    .collect(),
+                remove_accidental_hits: true,
+            };
+            let (mut gu, mut gv) = (vec![0f32; b * d], vec![0f32; c * d]);
+            let mut ws = BlockWorkspace::default();
+            let loss = softmax_block(&spec, &u, &v, (b, c, d), &mut ws, &mut gu, &mut gv).unwrap();
+            let g: f32 = u.iter().zip(&gu).map(|(a, g)| a * g).sum();
+            (loss as f64, g as f64)
+        };
+        for t in [0.08f64, 0.15, 0.5] {
+            let theta = (1.0 / t).ln();
+            let (_, g) = loss_at(theta);
+            let eps = 1e-3;
+            let fd = (loss_at(theta + eps).0 - loss_at(theta - eps).0) / (2.0 * eps);
+            assert!(
+                (g - fd).abs() <= 2e-3 * fd.abs().max(1.0),
+                "T {t}: analytic {g} vs finite difference {fd}"
+            );
+        }
+    }
+
+    /// With `loss.learn_temperature` the temperature moves, stays in its bounds and is the same for
+    /// the same seed; without it, it never moves.
+    #[test]
+    fn learned_temperature_moves_only_when_asked() {
+        let run = |learn: bool| {
+            let mut config = Config::id_only();
+            config.model.dim = 8;
+            config.item.id_dim = 8;
+            config.user.id_dim = 8;
+            config.loss.temperature = 0.5;
+            config.loss.learn_temperature = learn;
+            let mut fit = Interactions::default();
+            for u in 0..16u32 {
+                for k in 0..4u32 {
+                    fit.push(u, (u % 4) * 4 + k, 1.0, k as i64);
+                }
+            }
+            let hist = UserHistories::build(&fit, 16);
+            let (item_feats, user_feats) = (ItemFeatures::default(), UserFeatures::default());
+            let layout = FeatureLayout::new(&config, 16, 16, &item_feats, &user_feats);
+            let net = TwoTower::new(layout, &config, 1).unwrap();
+            let mut t = Trainer::new(&config, net, &item_feats, &user_feats, &fit, &hist, 200);
+            let rows: Vec<u32> = (0..fit.len() as u32).collect();
+            let mut temps = Vec::new();
+            for _ in 0..200 {
+                t.step(&rows).unwrap();
+                temps.push(t.temperature());
+            }
+            temps
+        };
+        let fixed = run(false);
+        assert!(fixed.iter().all(|&t| (t - 0.5).abs() < 1e-6), "{fixed:?}");
+        let learned = run(true);
+        let (lo, hi) = super::LEARNED_T_RANGE;
+        assert!(learned.iter().all(|&t| (lo..=hi).contains(&t)), "{learned:?}");
+        assert!(
+            (learned.last().unwrap() - 0.5).abs() > 0.02,
+            "the temperature did not move: {:?}",
+            &learned[190..]
+        );
+        assert_eq!(run(true), learned);
     }
 
     /// How many of the user's latest history items each of `steps` training steps hid, read off which
