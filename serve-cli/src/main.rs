@@ -42,7 +42,7 @@ enum Command {
     #[command(subcommand)]
     Data(data_cmd::DataCommand),
     /// Train user and item towers on a dataset (uses train.parquet when the dataset is split).
-    Train(train_cmd::TrainArgs),
+    Train(Box<train_cmd::TrainArgs>),
     /// Recall, NDCG and hit rate of a model on the test split, with the popularity baseline.
     Eval(train_cmd::EvalArgs),
     /// Write user or item embeddings to Parquet (id, vector) for other tools.
@@ -137,7 +137,7 @@ fn dispatch(command: Command, bar: &progress::Bar) -> anyhow::Result<()> {
     match command {
         Command::Quickstart(a) => quickstart(a, bar),
         Command::Data(cmd) => data_cmd::run(cmd, bar),
-        Command::Train(a) => train_cmd::train(a, bar),
+        Command::Train(a) => train_cmd::train(*a, bar),
         Command::Eval(a) => train_cmd::eval(a, bar),
         Command::Embed(a) => train_cmd::embed(a, bar),
         Command::Index(cmd) => index_cmd::run(cmd, bar),

@@ -41,7 +41,17 @@ fn dataset(dir: &Path, users: u32, items: u32, interactions: u32) -> PathBuf {
 }
 
 /// Small, fast model flags shared by the tests.
-const SMALL: [&str; 6] = ["--dim", "16", "--batch-size", "256", "--patience", "0"];
+/// A small single run (one fixed temperature: the search has its own test).
+const SMALL: [&str; 8] = [
+    "--dim",
+    "16",
+    "--batch-size",
+    "256",
+    "--patience",
+    "0",
+    "--temperature",
+    "0.15",
+];
 
 fn read(p: &Path) -> Vec<u8> {
     std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
@@ -63,6 +73,22 @@ fn embed_is_byte_identical_across_processes_and_resume_matches() {
         .assert()
         .success()
         .stdout(predicate::str::contains("model written to"));
+
+    // The default searches temperatures: one run each, the best on validation kept.
+    tt().args(["train", "--data"])
+        .arg(&ds)
+        .arg("--out")
+        .arg(tmp.path().join("searched"))
+        .args(["--dim", "16", "--batch-size", "256", "--epochs", "1"])
+        .args(["--temperature-candidates", "0.1,0.2"])
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("temperature search")
+                .and(predicate::str::contains("T 0.1 "))
+                .and(predicate::str::contains("T 0.2 "))
+                .and(predicate::str::contains("<- kept")),
+        );
 
     // `eval` prints the model and the popularity baseline.
     tt().args(["eval", "--model"])
@@ -128,7 +154,7 @@ fn embed_is_byte_identical_across_processes_and_resume_matches() {
         .arg(&ds)
         .arg("--out")
         .arg(&cut)
-        .args(SMALL)
+        .args(&SMALL[..6])
         .args(["--epochs", "2", "--temperature", "0.3"])
         .assert()
         .failure()

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use twotower_data::{Dataset, Interactions, Manifest, Progress, ShuffledBatches, StagingDir, UserHistories};
 
 use crate::checkpoint::{TensorReader, TensorWriter, TrainState};
-use crate::config::{Config, LrDecay};
+use crate::config::{Config, LrDecay, AUTO_EPOCH_PASSES};
 use crate::embedding_bag::RowGrads;
 use crate::error::{Error, Result};
 use crate::features::{Csr, FeatureLayout, ItemFeatures, UserFeatures};
@@ -202,10 +202,30 @@ pub struct EpochMetrics {
 /// What a finished run reports.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainReport {
-    /// Per-epoch metrics (resumed epochs included).
+    /// Per-epoch metrics (resumed epochs included) of the kept model's run.
     pub epochs: Vec<EpochMetrics>,
     /// Summary stored in `model.json`.
     pub summary: TrainingSummary,
+    /// The temperature search (`loss.temperature_candidates`), one entry per candidate in order;
+    /// empty for a single run.
+    pub temperature_search: Vec<TemperatureTrial>,
+    /// Every run reached its last epoch (false after `stop_after_epochs`: resume to finish).
+    pub finished: bool,
+}
+
+/// One candidate of the temperature search.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TemperatureTrial {
+    /// The candidate.
+    pub temperature: f32,
+    /// Validation Recall@k of its kept epoch.
+    pub validation_recall: Option<f64>,
+    /// Its kept epoch.
+    pub best_epoch: usize,
+    /// Wall-clock seconds of its run.
+    pub seconds: f64,
+    /// The model kept is this candidate's.
+    pub chosen: bool,
 }
 
 /// The training data view: fit rows (validation slice removed) and the held-out validation rows.
@@ -564,7 +584,115 @@ pub fn train(
         .num_threads(threads)
         .build()
         .map_err(|e| Error::Invalid(format!("cannot start {threads} threads: {e}")))?;
-    pool.install(|| train_inner(ds, config, out, progress, opts, threads))
+    pool.install(|| {
+        let candidates = temperature_candidates(config);
+        if candidates.len() <= 1 {
+            let mut c = config.clone();
+            if let Some(&t) = candidates.first() {
+                c.loss.temperature = t;
+            }
+            c.loss.temperature_candidates.clear();
+            return train_inner(ds, &c, out, progress, opts, threads, "");
+        }
+        search_temperature(ds, config, &candidates, out, progress, opts, threads)
+    })
+}
+
+/// The candidates a run searches: none with the temperature learned or without a validation slice
+/// (nothing to choose by), where the configured `temperature` is used.
+fn temperature_candidates(config: &Config) -> Vec<f32> {
+    if config.loss.learn_temperature || config.train.validation_per_user == 0 {
+        return Vec::new();
+    }
+    let mut c = config.loss.temperature_candidates.clone();
+    c.dedup();
+    c
+}
+
+/// Where the run for candidate `t` lives until one is chosen: hidden, beside `out` (a crash leaves
+/// them for `--resume`).
+fn candidate_dir(out: &Path, t: f32) -> std::path::PathBuf {
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model".into());
+    out.with_file_name(format!(".{name}.temperature-{t}"))
+}
+
+/// Trains one model per candidate temperature, keeps the one with the best validation recall as
+/// `out` (swapped in atomically) and removes the others.
+#[allow(clippy::too_many_arguments)]
+fn search_temperature(
+    ds: &Dataset,
+    config: &Config,
+    candidates: &[f32],
+    out: &Path,
+    progress: &dyn Progress,
+    opts: &TrainOptions,
+    threads: usize,
+) -> Result<TrainReport> {
+    let mut runs = Vec::with_capacity(candidates.len());
+    for &t in candidates {
+        let mut c = config.clone();
+        c.loss.temperature = t;
+        c.loss.temperature_candidates.clear();
+        let dir = candidate_dir(out, t);
+        let started = Instant::now();
+        let report = train_inner(ds, &c, &dir, progress, opts, threads, &format!("T {t}: "))?;
+        runs.push((t, dir, report, started.elapsed().as_secs_f64()));
+    }
+    let score = |r: &TrainReport| r.summary.validation_recall.unwrap_or(f64::NEG_INFINITY);
+    let best = (0..runs.len())
+        .reduce(|a, b| {
+            if score(&runs[b].2) > score(&runs[a].2) {
+                b
+            } else {
+                a
+            }
+        })
+        .unwrap_or(0);
+    let trials = runs
+        .iter()
+        .enumerate()
+        .map(|(i, (t, _, r, secs))| TemperatureTrial {
+            temperature: *t,
+            validation_recall: r.summary.validation_recall,
+            best_epoch: r.summary.best_epoch,
+            seconds: *secs,
+            chosen: i == best,
+        })
+        .collect();
+    let finished = runs.iter().all(|r| r.2.finished);
+    if finished {
+        // The chosen run's directory becomes `out` in one swap; the staging directory is empty, so
+        // the rename may replace it.
+        let staging = StagingDir::new(out)?;
+        std::fs::rename(&runs[best].1, staging.path()).map_err(|e| Error::io(&runs[best].1, e))?;
+        staging.commit()?;
+        for (i, (_, dir, _, _)) in runs.iter().enumerate() {
+            if i != best {
+                std::fs::remove_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            }
+        }
+    }
+    let (_, _, report, _) = runs.swap_remove(best);
+    Ok(TrainReport {
+        temperature_search: trials,
+        finished,
+        ..report
+    })
+}
+
+/// `train.epochs`, or with 0 the epochs that give each user and item row about
+/// [`AUTO_EPOCH_PASSES`] training examples over the run.
+fn resolve_epochs(tc: &crate::config::TrainConfig, fit: &Interactions) -> usize {
+    if tc.epochs > 0 {
+        return tc.epochs;
+    }
+    let users: std::collections::HashSet<u32> = fit.user.iter().copied().collect();
+    let items: std::collections::HashSet<u32> = fit.item.iter().copied().collect();
+    let per_row = fit.len() as f64 / (users.len() + items.len()).max(1) as f64;
+    ((AUTO_EPOCH_PASSES / per_row.max(1e-9)).round() as usize).clamp(2, 10)
 }
 
 fn train_inner(
@@ -574,6 +702,7 @@ fn train_inner(
     progress: &dyn Progress,
     opts: &TrainOptions,
     threads: usize,
+    label: &str,
 ) -> Result<TrainReport> {
     let started = Instant::now();
     let train = ds.training();
@@ -598,6 +727,7 @@ fn train_inner(
     let layout = FeatureLayout::new(config, n_users, n_items, &item_feats, &user_feats);
     let net = TwoTower::new(layout.clone(), config, tc.seed)?;
     let steps_per_epoch = split.fit.len().div_ceil(tc.batch_size) as u64;
+    let n_epochs = resolve_epochs(tc, &split.fit);
     let mut trainer = Trainer::new(
         config,
         net,
@@ -605,7 +735,7 @@ fn train_inner(
         &user_feats,
         &split.fit,
         &fit_hist,
-        steps_per_epoch * tc.epochs as u64,
+        steps_per_epoch * n_epochs as u64,
     );
     // The saved model's user histories are the whole training part (validation slice included): at
     // serving and test time a user's history is everything before now.
@@ -658,6 +788,7 @@ fn train_inner(
         trainer.load_checkpoint(&out.join("checkpoint.safetensors"))?;
         trainer.step = state.step;
         best_net = prev.net.clone();
+        meta.training = prev.meta().training.clone();
         best_temperature = prev.meta().training.temperature.unwrap_or(best_temperature);
         let mp = out.join("metrics.jsonl");
         let text = std::fs::read_to_string(&mp).map_err(|e| Error::io(&mp, e))?;
@@ -667,7 +798,7 @@ fn train_inner(
     }
     let seconds_before = state.seconds;
     let mut epochs_this_run = 0usize;
-    while !state.finished && state.epochs_done < tc.epochs {
+    while !state.finished && state.epochs_done < n_epochs {
         if opts.stop_after_epochs.is_some_and(|n| epochs_this_run >= n) {
             break;
         }
@@ -676,7 +807,7 @@ fn train_inner(
         let t0 = Instant::now();
         let mut batches = ShuffledBatches::new(split.fit.len(), tc.batch_size, tc.seed, epoch as u64);
         progress.start(
-            &format!("epoch {}/{}", epoch + 1, tc.epochs),
+            &format!("{label}epoch {}/{n_epochs}", epoch + 1),
             Some(batches.num_batches() as u64),
         );
         let (mut loss_sum, mut n_steps, mut examples) = (0f64, 0usize, 0usize);
@@ -733,7 +864,7 @@ fn train_inner(
             state.bad_epochs += 1;
         }
         let stop_early = tc.patience > 0 && state.bad_epochs >= tc.patience;
-        state.finished = stop_early || state.epochs_done >= tc.epochs;
+        state.finished = stop_early || state.epochs_done >= n_epochs;
         state.seconds = seconds_before + started.elapsed().as_secs_f64();
         epochs.push(EpochMetrics {
             epoch: state.epochs_done,
@@ -768,6 +899,8 @@ fn train_inner(
     Ok(TrainReport {
         epochs,
         summary: meta.training,
+        temperature_search: Vec::new(),
+        finished: state.finished,
     })
 }
 

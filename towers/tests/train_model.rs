@@ -39,6 +39,8 @@ fn small_config() -> Config {
     c.train.patience = 0;
     c.train.threads = 2;
     c.loss.extra_negatives = 32;
+    // One run at one temperature; `temperature_search_keeps_the_best_and_resumes` covers the search.
+    c.loss.temperature_candidates.clear();
     c
 }
 
@@ -144,6 +146,65 @@ fn resume_reproduces_uninterrupted_run_and_test_part_is_never_read() {
     assert_eq!(
         read(full.join("weights.safetensors")),
         read(other.join("weights.safetensors"))
+    );
+}
+
+/// The default temperature search: one run per candidate, the best on validation kept as the model,
+/// the other runs removed; cut short, it leaves the candidates' runs and `--resume` finishes them
+/// into the same model.
+#[test]
+fn temperature_search_keeps_the_best_and_resumes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ds = dataset(tmp.path());
+    let mut cfg = small_config();
+    cfg.train.epochs = 2;
+    cfg.loss.temperature_candidates = vec![0.05, 0.3];
+    let full = tmp.path().join("full");
+    let r = train(&ds, &cfg, &full, &NoProgress, &TrainOptions::default()).unwrap();
+    assert!(r.finished);
+    assert_eq!(r.temperature_search.len(), 2);
+    let chosen: Vec<_> = r.temperature_search.iter().filter(|t| t.chosen).collect();
+    assert_eq!(chosen.len(), 1);
+    let best = r
+        .temperature_search
+        .iter()
+        .map(|t| t.validation_recall.unwrap())
+        .fold(f64::NEG_INFINITY, f64::max);
+    assert_eq!(chosen[0].validation_recall, Some(best));
+    let m = Model::load(&full).unwrap();
+    assert_eq!(m.meta().config.loss.temperature, chosen[0].temperature);
+    assert!(m.meta().config.loss.temperature_candidates.is_empty());
+    let leftovers = |tmp: &Path| -> Vec<String> {
+        std::fs::read_dir(tmp)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains("temperature-"))
+            .collect()
+    };
+    assert!(leftovers(tmp.path()).is_empty(), "{:?}", leftovers(tmp.path()));
+
+    let part = tmp.path().join("part");
+    let stop = TrainOptions {
+        stop_after_epochs: Some(1),
+        ..TrainOptions::default()
+    };
+    let r = train(&ds, &cfg, &part, &NoProgress, &stop).unwrap();
+    assert!(!r.finished);
+    assert!(
+        !part.exists(),
+        "no model is chosen before every candidate has finished"
+    );
+    assert_eq!(leftovers(tmp.path()).len(), 2);
+    let resume = TrainOptions {
+        resume: true,
+        ..TrainOptions::default()
+    };
+    let r = train(&ds, &cfg, &part, &NoProgress, &resume).unwrap();
+    assert!(r.finished);
+    assert!(leftovers(tmp.path()).is_empty());
+    assert_eq!(
+        read(full.join("weights.safetensors")),
+        read(part.join("weights.safetensors"))
     );
 }
 
