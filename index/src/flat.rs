@@ -373,43 +373,19 @@ impl FlatGraph {
     /// Asks the cache for `row`'s layer-0 neighbour list (the next node the beam will expand).
     #[inline(always)]
     fn prefetch_links0(&self, row: u32) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-            let start = row as usize * self.stride;
-            if let Some(l) = self.links0.get(start..start + self.stride) {
-                for line in l.chunks(16) {
-                    // SAFETY: prefetching is a hint; the address lies inside `self.links0`.
-                    #[allow(unused_unsafe)]
-                    unsafe {
-                        _mm_prefetch::<_MM_HINT_T0>(line.as_ptr().cast::<i8>())
-                    };
-                }
-            }
+        let start = row as usize * self.stride;
+        if let Some(v) = self.links0.get(start..start + self.stride) {
+            twotower_data::mem::prefetch(v.as_ptr(), std::mem::size_of_val(v));
         }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = row;
     }
 
     /// Asks the cache for `row`'s vector while the current distance is computed.
     #[inline(always)]
     fn prefetch(&self, row: u32) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-            let start = row as usize * self.dim;
-            if let Some(v) = self.rows.get(start..start + self.dim) {
-                for line in v.chunks(16) {
-                    // SAFETY: prefetching is a hint; the address lies inside `self.rows`.
-                    #[allow(unused_unsafe)]
-                    unsafe {
-                        _mm_prefetch::<_MM_HINT_T0>(line.as_ptr().cast::<i8>())
-                    };
-                }
-            }
+        let start = row as usize * self.dim;
+        if let Some(v) = self.rows.get(start..start + self.dim) {
+            twotower_data::mem::prefetch(v.as_ptr(), std::mem::size_of_val(v));
         }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = row;
     }
 }
 
