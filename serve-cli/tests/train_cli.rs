@@ -41,8 +41,9 @@ fn dataset(dir: &Path, users: u32, items: u32, interactions: u32) -> PathBuf {
 }
 
 /// Small, fast model flags shared by the tests.
-/// A small single run (one fixed temperature: the search has its own test).
-const SMALL: [&str; 8] = [
+/// A small single run (one fixed temperature, no refit: the search and the refit have their own
+/// test).
+const SMALL: [&str; 9] = [
     "--dim",
     "16",
     "--batch-size",
@@ -51,6 +52,7 @@ const SMALL: [&str; 8] = [
     "0",
     "--temperature",
     "0.15",
+    "--no-refit",
 ];
 
 fn read(p: &Path) -> Vec<u8> {
@@ -74,7 +76,8 @@ fn embed_is_byte_identical_across_processes_and_resume_matches() {
         .success()
         .stdout(predicate::str::contains("model written to"));
 
-    // The default searches temperatures: one run each, the best on validation kept.
+    // The default searches temperatures: one run each, the best on validation kept, then trained
+    // again on every training row.
     tt().args(["train", "--data"])
         .arg(&ds)
         .arg("--out")
@@ -87,7 +90,8 @@ fn embed_is_byte_identical_across_processes_and_resume_matches() {
             predicate::str::contains("temperature search")
                 .and(predicate::str::contains("T 0.1 "))
                 .and(predicate::str::contains("T 0.2 "))
-                .and(predicate::str::contains("<- kept")),
+                .and(predicate::str::contains("<- kept"))
+                .and(predicate::str::contains("refit: trained again")),
         );
 
     // `eval` prints the model and the popularity baseline.
@@ -155,10 +159,20 @@ fn embed_is_byte_identical_across_processes_and_resume_matches() {
         .arg("--out")
         .arg(&cut)
         .args(&SMALL[..6])
-        .args(["--epochs", "2", "--temperature", "0.3"])
+        .args(["--epochs", "2", "--temperature", "0.3", "--no-refit"])
         .assert()
         .failure()
         .stderr(predicate::str::contains("configuration differs"));
+    // A finished search (or refit) has nothing to resume: an error, not a silent new search.
+    tt().args(["train", "--resume", "--data"])
+        .arg(&ds)
+        .arg("--out")
+        .arg(tmp.path().join("searched"))
+        .args(["--dim", "16", "--batch-size", "256", "--epochs", "1"])
+        .args(["--temperature-candidates", "0.1,0.2"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("nothing to resume"));
 }
 
 #[test]

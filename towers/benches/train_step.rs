@@ -56,6 +56,7 @@ fn fused_vs_stock(c: &mut Criterion) {
         col_items: items,
         log_q: (0..b).map(|i| -((i % 50) as f32) * 0.1 - 3.0).collect(),
         remove_accidental_hits: true,
+        row_masks: Vec::new(),
     };
     let mut g = c.benchmark_group("loss_b4096");
     g.sample_size(10);

@@ -115,6 +115,12 @@ pub struct UserTowerConfig {
     pub history_decay: f32,
     /// Width of the history item embedding.
     pub history_dim: usize,
+    /// Learn the pooling weights instead of fixing them at `history_decay^k`: each history item's
+    /// weight is a softmax over a learned per-position bias (starting at `k · ln history_decay`, so
+    /// training starts from the recency mean) plus the item's score against a learned query vector,
+    /// which lets the tower lean on the items that say most about a taste and less on those everyone
+    /// watched. Costs one dot product per history item, like the pooling itself.
+    pub history_attention: bool,
     /// Training only: each example's history ends a random 0..`history_horizon` interactions before
     /// its target (0 = right before it). Teaches the tower to predict items further ahead than the
     /// next one, which is what serving and evaluation ask (the whole next stretch of a user's
@@ -139,6 +145,7 @@ impl Default for UserTowerConfig {
             history_len: 50,
             history_decay: 0.8,
             history_dim: 128,
+            history_attention: true,
             history_horizon: 3,
             share_item_embeddings: true,
             layers: Vec::new(),
@@ -164,6 +171,11 @@ pub struct LossConfig {
     pub logq: bool,
     /// Do not treat another occurrence of the row's positive item in the batch as a negative.
     pub remove_accidental_hits: bool,
+    /// Do not treat the other items a row's user interacted with in training as that row's negatives:
+    /// they are positives of the same user, and evaluation and serving exclude them anyway, so
+    /// pushing them down only costs the tower capacity. In a small catalogue a batch holds dozens of
+    /// them per row (about 60 of 1024 columns on ML-100K).
+    pub mask_seen_items: bool,
     /// Extra negatives per batch sampled uniformly from the catalogue (mixed negative sampling).
     pub extra_negatives: usize,
     /// Learn the temperature with the weights (CLIP's learned logit scale), starting from
@@ -179,6 +191,7 @@ impl Default for LossConfig {
             temperature_candidates: vec![0.12, 0.15, 0.2],
             logq: true,
             remove_accidental_hits: true,
+            mask_seen_items: false,
             extra_negatives: 0,
             learn_temperature: false,
         }
@@ -243,6 +256,10 @@ pub struct TrainConfig {
     pub validation_max_users: usize,
     /// Stop after this many epochs without validation improvement (0 = never stop early).
     pub patience: usize,
+    /// Once validation has chosen the temperature and the epoch count, train the final model again
+    /// with them on every training row, the validation slice included (one more run; needs
+    /// `validation_per_user > 0` and a fixed temperature).
+    pub refit: bool,
 }
 
 impl Default for TrainConfig {
@@ -263,6 +280,7 @@ impl Default for TrainConfig {
             validation_k: 100,
             validation_max_users: 5000,
             patience: 2,
+            refit: true,
         }
     }
 }

@@ -44,6 +44,14 @@ impl Bags {
         self.offsets.push(self.rows.len() as u32);
     }
 
+    /// Appends a bag with the given weights.
+    pub fn push_weighted(&mut self, rows: &[u32], weights: &[f32]) {
+        debug_assert_eq!(rows.len(), weights.len());
+        self.rows.extend_from_slice(rows);
+        self.weights.extend_from_slice(weights);
+        self.offsets.push(self.rows.len() as u32);
+    }
+
     /// Appends the plain mean of `rows` (nothing when empty).
     pub fn push_mean(&mut self, rows: &[u32]) {
         if !rows.is_empty() {
@@ -90,6 +98,28 @@ impl Bags {
     pub fn bag(&self, e: usize) -> (&[u32], &[f32]) {
         let (a, b) = (self.offsets[e] as usize, self.offsets[e + 1] as usize);
         (&self.rows[a..b], &self.weights[a..b])
+    }
+
+    /// Calls `f(e, rows, weights)` for every bag, in parallel, letting it rewrite the weights
+    /// (attention pooling replaces the recency weights this way).
+    pub fn par_reweight(&mut self, f: impl Fn(usize, &[u32], &mut [f32]) + Sync) {
+        let mut slices: Vec<&mut [f32]> = Vec::with_capacity(self.len());
+        let mut rest = self.weights.as_mut_slice();
+        for w in self.offsets.windows(2) {
+            let (a, r) = rest.split_at_mut((w[1] - w[0]) as usize);
+            slices.push(a);
+            rest = r;
+        }
+        let rows = &self.rows;
+        let offsets = &self.offsets;
+        slices
+            .into_par_iter()
+            .with_min_len(64)
+            .enumerate()
+            .for_each(|(e, ws)| {
+                let a = offsets[e] as usize;
+                f(e, &rows[a..a + ws.len()], ws)
+            });
     }
 
     /// All row references (for bounds checks).

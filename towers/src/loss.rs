@@ -27,6 +27,9 @@ pub struct SampledSoftmax {
     pub log_q: Vec<f32>,
     /// Mask columns `c != r` that hold row `r`'s positive item.
     pub remove_accidental_hits: bool,
+    /// Further columns to mask, per row (empty: none): the items a row's user is already known to
+    /// like (`loss.mask_seen_items`). Never a row's own column.
+    pub row_masks: Vec<Vec<u32>>,
 }
 
 /// The log of the sampling probability of each candidate under mixed negative sampling.
@@ -54,6 +57,18 @@ impl SampledSoftmax {
                 self.col_items.len()
             )));
         }
+        if !self.row_masks.is_empty()
+            && (self.row_masks.len() != b
+                || self
+                    .row_masks
+                    .iter()
+                    .enumerate()
+                    .any(|(r, m)| m.iter().any(|&j| j as usize >= c || j as usize == r)))
+        {
+            return Err(Error::Invalid(format!(
+                "sampled softmax: row masks must list, for each of the {b} rows, columns below {c} other than the row's own"
+            )));
+        }
         if !self.log_q.is_empty() && self.log_q.len() != c {
             return Err(Error::Invalid(format!(
                 "sampled softmax: {} log_q values for {c} columns",
@@ -66,6 +81,14 @@ impl SampledSoftmax {
     /// For each row, the columns other than its own that hold its positive item (sort-based: no
     /// per-item allocation; rows without a duplicate get an empty, unallocated list).
     fn accidental_hits(&self) -> Vec<Vec<u32>> {
+        let mut hits = self.same_item_hits();
+        for (h, m) in hits.iter_mut().zip(&self.row_masks) {
+            h.extend_from_slice(m);
+        }
+        hits
+    }
+
+    fn same_item_hits(&self) -> Vec<Vec<u32>> {
         let b = self.row_items.len();
         let mut hits = vec![Vec::new(); b];
         if !self.remove_accidental_hits {
@@ -331,6 +354,7 @@ mod tests {
             col_items: items[..c].to_vec(),
             log_q,
             remove_accidental_hits: true,
+            row_masks: Vec::new(),
         }
     }
 
@@ -341,6 +365,9 @@ mod tests {
             let mut z = Vec::new();
             for j in 0..c {
                 if s.remove_accidental_hits && j != r && s.col_items[j] == s.row_items[r] {
+                    continue;
+                }
+                if s.row_masks.get(r).is_some_and(|m| m.contains(&(j as u32))) {
                     continue;
                 }
                 let q = if s.log_q.is_empty() {
@@ -414,6 +441,29 @@ mod tests {
         unmasked.remove_accidental_hits = false;
         let (loss2, _) = unmasked.loss_and_grad(&l, 4, 4).unwrap();
         assert!(loss2 > loss, "masking removes a term from the partition function");
+    }
+
+    #[test]
+    fn row_masks_drop_columns_from_the_partition_function() {
+        let (b, c) = (3, 5);
+        let items = [1u32, 2, 3, 4, 5];
+        let l: Vec<f32> = (0..b * c).map(|i| ((i * 11 % 7) as f32 / 7.0) - 0.4).collect();
+        let mut s = spec(b, c, &items, vec![-1.0, -2.0, -1.5, -3.0, -0.5], 0.25);
+        s.row_masks = vec![vec![1, 4], vec![], vec![0]];
+        let (loss, grad) = s.loss_and_grad(&l, b, c).unwrap();
+        assert!((loss as f64 - reference(&s, &l, b, c)).abs() < 1e-5);
+        for (r, j) in [(0, 1), (0, 4), (2, 0)] {
+            assert_eq!(grad[r * c + j], 0.0, "row {r} column {j} is masked");
+        }
+        assert!(grad[c + 1] != 0.0 && grad[c + 4] != 0.0, "row 1 is not masked");
+        let unmasked = spec(b, c, &items, s.log_q.clone(), 0.25);
+        let (loss2, _) = unmasked.loss_and_grad(&l, b, c).unwrap();
+        assert!(loss2 > loss);
+        // A row's own column can never be masked, nor a column past the end.
+        s.row_masks = vec![vec![0], vec![], vec![]];
+        assert!(s.loss_and_grad(&l, b, c).is_err());
+        s.row_masks = vec![vec![], vec![5], vec![]];
+        assert!(s.loss_and_grad(&l, b, c).is_err());
     }
 
     #[test]

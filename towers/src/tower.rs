@@ -10,7 +10,8 @@ use rand_chacha::ChaCha8Rng;
 use crate::config::Config;
 use crate::embedding_bag::{Bags, EmbeddingTable};
 use crate::error::{Error, Result};
-use crate::features::{FeatureLayout, TowerInput};
+use crate::features::{FeatureLayout, Source, TowerInput};
+use rayon::prelude::*;
 
 /// One dense weight with its AdamW moments. Plain vectors rather than candle's `AdamW`, whose moments
 /// are private: a checkpoint must save them for `--resume` to reproduce an uninterrupted run.
@@ -54,6 +55,29 @@ impl Mlp {
     }
 }
 
+/// Learned pooling of the user's history (`user.history_attention`): where its block and its two
+/// dense weights are.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct HistoryAttention {
+    /// Index of the history block in `layout.user.blocks`.
+    block: usize,
+    /// Dense weight `user.history.attention.query`, `[history_dim]`.
+    query: usize,
+    /// Dense weight `user.history.attention.position`, `[history_len]`: the bias of the k-th most
+    /// recent item.
+    position: usize,
+}
+
+/// What the history rows get from the attention logits (see [`TwoTower::attention_backward`]).
+pub(crate) struct AttentionGrad {
+    /// The history's embedding table.
+    pub(crate) table: usize,
+    /// Per bag, the history rows weighted by `d loss / d logit_k`.
+    pub(crate) bags: Bags,
+    /// `n × dim`: each row `query`.
+    pub(crate) grad: Vec<f32>,
+}
+
 /// Which tower.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Side {
@@ -74,6 +98,7 @@ pub struct TwoTower {
     pub dense: Vec<DenseParam>,
     user_mlp: Mlp,
     item_mlp: Mlp,
+    attention: Option<HistoryAttention>,
     /// Output dimension.
     pub dim: usize,
     /// L2-normalise outputs.
@@ -108,12 +133,14 @@ impl TwoTower {
             &mut dense,
             &mut rng,
         );
+        let attention = build_attention(&layout, &mut dense);
         Ok(TwoTower {
             layout,
             tables,
             dense,
             user_mlp,
             item_mlp,
+            attention,
             dim: d,
             normalize: config.model.normalize,
         })
@@ -170,9 +197,116 @@ impl TwoTower {
         }
     }
 
-    /// Pools the bags into a tower input, `n × width`.
+    /// Pools the bags into a tower input, `n × width` (the user's history with its attention weights
+    /// when the model learns them).
     pub fn assemble(&self, side: Side, bags: &[Bags]) -> Vec<f32> {
+        if side == Side::User && self.attention.is_some() {
+            let mut bags = bags.to_vec();
+            self.attend(&mut bags);
+            return self.layout.assemble(&self.tables, self.input(side), &bags);
+        }
         self.layout.assemble(&self.tables, self.input(side), bags)
+    }
+
+    /// Replaces the weights of the user history bags (in `layout.user.blocks` order, as
+    /// [`FeatureLayout::user_bags`] builds them) by the attention weights: for the items of a bag,
+    /// oldest first, `softmax_k(<query, e_k> + position[k])` with `k = 0` the most recent. Depends
+    /// only on the rows, so calling it twice changes nothing. No-op without attention.
+    ///
+    /// The logit is not scaled by `1 / sqrt(dim)` as in a transformer: the query is one vector
+    /// trained from zero by Adam, whose steps are bounded by the learning rate, and with the scale
+    /// it could not grow far enough in a few epochs to matter (measured: it ended at its step
+    /// limit, and the unscaled logit gave the better validation and test recall).
+    pub fn attend(&self, bags: &mut [Bags]) {
+        let Some(a) = self.attention else {
+            return;
+        };
+        let Some(bag) = bags.get_mut(a.block) else {
+            return;
+        };
+        let block = &self.layout.user.blocks[a.block];
+        let table = &self.tables[block.table];
+        let q = &self.dense[a.query].value;
+        let pos = &self.dense[a.position].value;
+        bag.par_reweight(|_, rows, ws| {
+            let n = rows.len();
+            let mut max = f32::NEG_INFINITY;
+            for (i, (&r, w)) in rows.iter().zip(ws.iter_mut()).enumerate() {
+                let k = (n - 1 - i).min(pos.len() - 1);
+                let dot: f32 = table.row(r).iter().zip(q).map(|(x, y)| x * y).sum();
+                *w = dot + pos[k];
+                max = max.max(*w);
+            }
+            let mut total = 0.0f32;
+            for w in ws.iter_mut() {
+                *w = (*w - max).exp();
+                total += *w;
+            }
+            for w in ws.iter_mut() {
+                *w /= total;
+            }
+        });
+    }
+
+    /// The backward pass of [`TwoTower::attend`]. `bags` are the attended user bags and `grad_in` is
+    /// d loss / d user-tower input (`n × width`). Adds the query and position gradients into
+    /// `dense_grads` and returns what the history rows get on top of their pooling gradient: bags
+    /// whose weights are `d loss / d logit_k`, to scatter against the returned `n × dim` matrix whose
+    /// rows are `query` (the logit's gradient with respect to `e_k`), and the index of the history's
+    /// table. None without attention.
+    pub(crate) fn attention_backward(
+        &self,
+        bags: &[Bags],
+        grad_in: &[f32],
+        dense_grads: &mut [Vec<f32>],
+    ) -> Option<AttentionGrad> {
+        let a = self.attention?;
+        let bag = bags.get(a.block)?;
+        let block = &self.layout.user.blocks[a.block];
+        let (dim, width, col) = (block.dim, self.layout.user.width, block.col);
+        let table = &self.tables[block.table];
+        let q = &self.dense[a.query].value;
+        let n_pos = self.dense[a.position].value.len();
+        let n = bag.len();
+        // Per bag: d loss / d logit_k = w_k (<g, e_k> - <g, pooled>), and its share of d query.
+        let per_bag: Vec<(Vec<f32>, Vec<f32>)> = (0..n)
+            .into_par_iter()
+            .with_min_len(64)
+            .map(|e| {
+                let (rows, ws) = bag.bag(e);
+                let g = &grad_in[e * width + col..e * width + col + dim];
+                let ge: Vec<f32> = rows
+                    .iter()
+                    .map(|&r| table.row(r).iter().zip(g).map(|(x, y)| x * y).sum())
+                    .collect();
+                let gp: f32 = ge.iter().zip(ws).map(|(x, w)| x * w).sum();
+                let ds: Vec<f32> = ge.iter().zip(ws).map(|(x, w)| w * (x - gp)).collect();
+                let mut dq = vec![0f32; if rows.is_empty() { 0 } else { dim }];
+                for (&r, &d) in rows.iter().zip(&ds) {
+                    for (acc, x) in dq.iter_mut().zip(table.row(r)) {
+                        *acc += d * x;
+                    }
+                }
+                (ds, dq)
+            })
+            .collect();
+        // Summed in bag order: the same result whatever the thread count.
+        let mut out = Bags::with_capacity(n);
+        for (e, (ds, dq)) in per_bag.iter().enumerate() {
+            let rows = bag.bag(e).0;
+            for (acc, x) in dense_grads[a.query].iter_mut().zip(dq) {
+                *acc += x;
+            }
+            for (i, d) in ds.iter().enumerate() {
+                dense_grads[a.position][(rows.len() - 1 - i).min(n_pos - 1)] += d;
+            }
+            out.push_weighted(rows, ds);
+        }
+        Some(AttentionGrad {
+            table: block.table,
+            bags: out,
+            grad: q.repeat(n),
+        })
     }
 
     /// The dense weights as trainable candle variables for one step.
@@ -442,6 +576,43 @@ pub(crate) fn par_matmul(
     });
 }
 
+/// The attention weights of the history pooling, when the layout asks for them: a zero query and
+/// position biases `k · ln history_decay`, so an untrained model pools exactly like the recency mean.
+fn build_attention(layout: &FeatureLayout, dense: &mut Vec<DenseParam>) -> Option<HistoryAttention> {
+    if !layout.history_attention {
+        return None;
+    }
+    let block = layout
+        .user
+        .blocks
+        .iter()
+        .position(|b| b.source == Source::History)?;
+    let dim = layout.user.blocks[block].dim;
+    let n_pos = layout.history_len.max(1);
+    let ln_decay = layout.history_decay.max(f32::MIN_POSITIVE).ln();
+    let mut param = |name: &str, value: Vec<f32>| {
+        let n = value.len();
+        dense.push(DenseParam {
+            name: name.into(),
+            shape: vec![n],
+            value,
+            m: vec![0.0; n],
+            v: vec![0.0; n],
+        });
+        dense.len() - 1
+    };
+    let query = param("user.history.attention.query", vec![0.0; dim]);
+    let position = param(
+        "user.history.attention.position",
+        (0..n_pos).map(|k| k as f32 * ln_decay).collect(),
+    );
+    Some(HistoryAttention {
+        block,
+        query,
+        position,
+    })
+}
+
 fn build_mlp(
     prefix: &str,
     in_dim: usize,
@@ -484,6 +655,7 @@ fn build_mlp(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::embedding_bag::RowGrads;
     use crate::features::{ItemFeatures, UserFeatures};
 
     /// A network of id-only towers: the user tower `user_id_dim → user_layers → dim`, the item tower
@@ -608,5 +780,116 @@ mod tests {
             );
             check_tower(&one_hidden, Side::Item, 9, 4);
         }
+    }
+
+    /// A user tower of history only (3-wide rows of 10 items, attention over the last 5, one hidden
+    /// layer) and the bags of four users, one of them with no history.
+    fn attention_net() -> (TwoTower, Vec<Bags>) {
+        let mut config = Config::default();
+        config.model.dim = 4;
+        config.user.id = false;
+        config.user.categorical = false;
+        config.user.history_len = 5;
+        config.user.history_decay = 0.7;
+        config.user.history_dim = 3;
+        config.user.share_item_embeddings = false;
+        config.user.layers = vec![6];
+        let (items, users) = (ItemFeatures::default(), UserFeatures::default());
+        let layout = FeatureLayout::new(&config, 4, 10, &items, &users);
+        let net = TwoTower::new(layout, &config, 5).unwrap();
+        let hists: [&[u32]; 4] = [&[1, 2, 3, 4, 5, 6, 7], &[3], &[], &[9, 0, 2]];
+        let bags = net.layout.user_bags(&users, 4, |_| 0, |_| None, |e| hists[e]);
+        (net, bags)
+    }
+
+    #[test]
+    fn untrained_attention_pools_like_the_recency_mean() {
+        let (net, bags) = attention_net();
+        let mut attended = bags.clone();
+        net.attend(&mut attended);
+        let a = net.attention.unwrap();
+        for e in 0..4 {
+            let (rows, want) = bags[a.block].bag(e);
+            let (rows2, got) = attended[a.block].bag(e);
+            assert_eq!(rows, rows2);
+            close("weights", got, want, 1e-6);
+        }
+        assert_eq!(bags[a.block].bag(0).0, &[3, 4, 5, 6, 7], "the last 5 items");
+    }
+
+    #[test]
+    fn attention_backward_matches_finite_differences() {
+        let (mut net, bags) = attention_net();
+        let a = net.attention.unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        for w in [a.query, a.position] {
+            net.dense[w]
+                .value
+                .iter_mut()
+                .for_each(|v| *v = rng.gen_range(-1.0..1.0));
+        }
+        for v in net.tables[net.layout.user.blocks[a.block].table]
+            .weights
+            .iter_mut()
+        {
+            *v = rng.gen_range(-1.0..1.0);
+        }
+        let n = 4;
+        let r: Vec<f32> = (0..n * 4).map(|_| rng.gen_range(-1.0..1.0)).collect();
+        // loss = Σ out ⊙ R, in f64 for the differences.
+        let loss = |net: &TwoTower| -> f64 {
+            let mut b = bags.clone();
+            net.attend(&mut b);
+            let input = net.layout.assemble(&net.tables, &net.layout.user, &b);
+            let pass = net.forward_train(Side::User, input, n);
+            pass.out.iter().zip(&r).map(|(&x, &y)| x as f64 * y as f64).sum()
+        };
+        let mut attended = bags.clone();
+        net.attend(&mut attended);
+        let input = net.layout.assemble(&net.tables, &net.layout.user, &attended);
+        let pass = net.forward_train(Side::User, input, n);
+        let mut dense_grads: Vec<Vec<f32>> = net.dense.iter().map(|p| vec![0.0; p.value.len()]).collect();
+        let gin = net.backward_train(Side::User, pass, r.clone(), &mut dense_grads);
+        let ag = net.attention_backward(&attended, &gin, &mut dense_grads).unwrap();
+        let mut row_grads: Vec<RowGrads> = net.tables.iter().map(|t| RowGrads::new(t.rows, t.dim)).collect();
+        net.layout
+            .scatter(&net.layout.user, &attended, &gin, &mut row_grads);
+        let table = ag.table;
+        let dim = net.tables[table].dim;
+        row_grads[table].accumulate(&ag.bags, &ag.grad, dim, 0);
+        let eps = 1e-3f32;
+        let numeric = |net: &mut TwoTower, get: &dyn Fn(&mut TwoTower) -> &mut f32| -> f32 {
+            let x = *get(net);
+            *get(net) = x + eps;
+            let up = loss(net);
+            *get(net) = x - eps;
+            let down = loss(net);
+            *get(net) = x;
+            ((up - down) / (2.0 * eps as f64)) as f32
+        };
+        for w in [a.query, a.position] {
+            let want: Vec<f32> = (0..net.dense[w].value.len())
+                .map(|k| numeric(&mut net, &|m: &mut TwoTower| &mut m.dense[w].value[k]))
+                .collect();
+            assert!(
+                want.iter().any(|v| v.abs() > 1e-3),
+                "{}: a live gradient",
+                net.dense[w].name
+            );
+            close(&net.dense[w].name, &dense_grads[w], &want, 2e-3);
+        }
+        let mut rows_checked = 0;
+        for (row, got) in row_grads[table].iter() {
+            let want: Vec<f32> = (0..dim)
+                .map(|k| {
+                    numeric(&mut net, &|m: &mut TwoTower| {
+                        &mut m.tables[table].weights[row as usize * dim + k]
+                    })
+                })
+                .collect();
+            close(&format!("history row {row}"), got, &want, 2e-3);
+            rows_checked += 1;
+        }
+        assert_eq!(rows_checked, 8, "rows 0, 2..7, 9");
     }
 }

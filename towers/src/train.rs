@@ -1,6 +1,7 @@
 //! The training job: validation slice, batches, the step (sparse tables + candle dense part + fused
 //! loss), schedule, per-epoch validation and early stopping, checkpoints and `--resume`.
 
+use rayon::prelude::*;
 use std::path::Path;
 use std::time::Instant;
 
@@ -211,6 +212,9 @@ pub struct TrainReport {
     pub temperature_search: Vec<TemperatureTrial>,
     /// Every run reached its last epoch (false after `stop_after_epochs`: resume to finish).
     pub finished: bool,
+    /// With `train.refit`, the validation recall of the run that chose the settings (the refit run
+    /// itself has no validation slice); None otherwise.
+    pub refit_validation_recall: Option<f64>,
 }
 
 /// One candidate of the temperature search.
@@ -317,6 +321,9 @@ pub(crate) struct Trainer<'a> {
     block_ws: BlockWorkspace,
     /// `ln(1 / temperature)` and its Adam moments (`loss.learn_temperature`).
     log_inv_t: [f32; 3],
+    /// Per item, the first batch column holding it (`u32::MAX`: none); reset after each step, so
+    /// a step costs the same whatever the catalogue size (`loss.mask_seen_items`).
+    col_head: Vec<u32>,
 }
 
 /// Bounds of a learned temperature: the logits' scale stays between 1 and 100 (CLIP clips at 100).
@@ -362,6 +369,7 @@ impl<'a> Trainer<'a> {
             total_steps,
             block_ws: BlockWorkspace::default(),
             log_inv_t: [(1.0 / config.loss.temperature).ln(), 0.0, 0.0],
+            col_head: Vec::new(),
         }
     }
 
@@ -401,6 +409,43 @@ impl<'a> Trainer<'a> {
         }
     }
 
+    /// For each of the first `b` rows, the columns other than its own whose item the row's user
+    /// interacted with anywhere in the fit rows (`loss.mask_seen_items`). Walks each user's items
+    /// against a per-step item → columns list, so the cost is the users' history lengths, not `b × C`.
+    fn seen_item_masks(&mut self, users: &[u32], cols: &[u32], b: usize) -> Vec<Vec<u32>> {
+        if self.col_head.len() < self.net.layout.n_items + 1 {
+            self.col_head = vec![u32::MAX; self.net.layout.n_items + 1];
+        }
+        let mut next = vec![u32::MAX; cols.len()];
+        for (j, &it) in cols.iter().enumerate().rev() {
+            let it = (it as usize).min(self.net.layout.n_items);
+            next[j] = self.col_head[it];
+            self.col_head[it] = j as u32;
+        }
+        let (head, hist) = (&self.col_head, self.hist);
+        let masks = (0..b)
+            .into_par_iter()
+            .with_min_len(64)
+            .map(|e| {
+                let mut m = Vec::new();
+                for &it in hist.history(users[e]).1 {
+                    let mut j = head.get(it as usize).copied().unwrap_or(u32::MAX);
+                    while j != u32::MAX {
+                        if j as usize != e {
+                            m.push(j);
+                        }
+                        j = next[j as usize];
+                    }
+                }
+                m
+            })
+            .collect();
+        for &it in cols {
+            self.col_head[(it as usize).min(self.net.layout.n_items)] = u32::MAX;
+        }
+        masks
+    }
+
     /// One optimisation step on the fit rows `batch`; returns the loss.
     pub(crate) fn step(&mut self, batch: &[u32]) -> Result<f32> {
         let cfg = self.config;
@@ -428,7 +473,7 @@ impl<'a> Trainer<'a> {
         } else {
             vec![0; b]
         };
-        let ubags = layout.user_bags(
+        let mut ubags = layout.user_bags(
             self.user_feats,
             b,
             |e| users[e],
@@ -438,12 +483,12 @@ impl<'a> Trainer<'a> {
                 &h[..h.len() - skip[e].min(h.len())]
             },
         );
+        self.net.attend(&mut ubags);
         let ibags = layout.item_bags(self.item_feats, &cols, &cols);
         // Both towers and the [B, C] part run by hand on plain buffers: candle's autograd over these
         // small [B, width] tensors cost more in per-op dispatch and allocation than the arithmetic.
-        let upass = self
-            .net
-            .forward_train(Side::User, self.net.assemble(Side::User, &ubags), b);
+        let uin = layout.assemble(&self.net.tables, &layout.user, &ubags);
+        let upass = self.net.forward_train(Side::User, uin, b);
         let ipass = self
             .net
             .forward_train(Side::Item, self.net.assemble(Side::Item, &ibags), c);
@@ -455,12 +500,18 @@ impl<'a> Trainer<'a> {
         } else {
             Vec::new()
         };
+        let row_masks = if cfg.loss.mask_seen_items {
+            self.seen_item_masks(&users, &cols, b)
+        } else {
+            Vec::new()
+        };
         let spec = SampledSoftmax {
             temperature: self.temperature(),
             row_items: cols[..b].to_vec(),
             col_items: cols.clone(),
             log_q,
             remove_accidental_hits: cfg.loss.remove_accidental_hits,
+            row_masks,
         };
         let mut gu = vec![0f32; b * d];
         let mut gv = vec![0f32; c * d];
@@ -481,6 +532,7 @@ impl<'a> Trainer<'a> {
             self.net.dense.iter().map(|p| vec![0f32; p.value.len()]).collect();
         let gin_u = self.net.backward_train(Side::User, upass, gu, &mut dense_grads);
         let gin_i = self.net.backward_train(Side::Item, ipass, gv, &mut dense_grads);
+        let attention = self.net.attention_backward(&ubags, &gin_u, &mut dense_grads);
         self.step += 1;
         let scale = self.lr_scale();
         if let Some(g) = grad_log_inv_t {
@@ -496,6 +548,10 @@ impl<'a> Trainer<'a> {
         for (side, bags, g) in [(Side::User, &ubags, &gin_u), (Side::Item, &ibags, &gin_i)] {
             let tower = self.net.input(side).clone();
             self.net.layout.scatter(&tower, bags, g, &mut self.grads);
+        }
+        if let Some(a) = attention {
+            let dim = self.net.tables[a.table].dim;
+            self.grads[a.table].accumulate(&a.bags, &a.grad, dim, 0);
         }
         let lr = cfg.train.embedding_lr * scale;
         for ((table, state), g) in self
@@ -586,6 +642,9 @@ pub fn train(
         .map_err(|e| Error::Invalid(format!("cannot start {threads} threads: {e}")))?;
     pool.install(|| {
         let candidates = temperature_candidates(config);
+        if refits(config) {
+            return select_and_refit(ds, config, &candidates, out, progress, opts, threads);
+        }
         if candidates.len() <= 1 {
             let mut c = config.clone();
             if let Some(&t) = candidates.first() {
@@ -619,18 +678,22 @@ fn candidate_dir(out: &Path, t: f32) -> std::path::PathBuf {
     out.with_file_name(format!(".{name}.temperature-{t}"))
 }
 
-/// Trains one model per candidate temperature, keeps the one with the best validation recall as
-/// `out` (swapped in atomically) and removes the others.
-#[allow(clippy::too_many_arguments)]
-fn search_temperature(
+/// The final model is retrained on every training row once the validation runs have chosen its
+/// settings (`train.refit`): needs a validation slice to choose with, and a fixed temperature.
+fn refits(config: &Config) -> bool {
+    config.train.refit && config.train.validation_per_user > 0 && !config.loss.learn_temperature
+}
+
+/// One candidate's run: its temperature, directory, report and wall-clock seconds.
+type CandidateRun = (f32, std::path::PathBuf, TrainReport, f64);
+
+/// Trains one model per candidate temperature, each in its hidden directory beside `out`.
+fn run_candidates(
     ds: &Dataset,
     config: &Config,
     candidates: &[f32],
-    out: &Path,
-    progress: &dyn Progress,
-    opts: &TrainOptions,
-    threads: usize,
-) -> Result<TrainReport> {
+    (out, progress, opts, threads): (&Path, &dyn Progress, &TrainOptions, usize),
+) -> Result<Vec<CandidateRun>> {
     let mut runs = Vec::with_capacity(candidates.len());
     for &t in candidates {
         let mut c = config.clone();
@@ -641,6 +704,11 @@ fn search_temperature(
         let report = train_inner(ds, &c, &dir, progress, opts, threads, &format!("T {t}: "))?;
         runs.push((t, dir, report, started.elapsed().as_secs_f64()));
     }
+    Ok(runs)
+}
+
+/// The run with the best validation recall (the first among equals) and the search's summary.
+fn pick_best(runs: &[CandidateRun]) -> (usize, Vec<TemperatureTrial>) {
     let score = |r: &TrainReport| r.summary.validation_recall.unwrap_or(f64::NEG_INFINITY);
     let best = (0..runs.len())
         .reduce(|a, b| {
@@ -662,13 +730,113 @@ fn search_temperature(
             chosen: i == best,
         })
         .collect();
+    (best, trials)
+}
+
+/// Moves `from` into place as `out` in one swap (the staging directory is empty, so the rename may
+/// replace it).
+fn swap_into(from: &Path, out: &Path) -> Result<()> {
+    let staging = StagingDir::new(out)?;
+    std::fs::rename(from, staging.path()).map_err(|e| Error::io(from, e))?;
+    Ok(staging.commit()?)
+}
+
+/// `train.refit`: the validation runs (one per candidate temperature, or one at `loss.temperature`)
+/// choose the temperature and the number of epochs; then the model is trained once more with those
+/// settings on every training row, the validation slice included, and that model becomes `out`.
+/// The slice is each user's latest training interaction, the one nearest in time to what the model
+/// will be asked about, and training on it is worth about 0.0025 Recall@10 on ML-100K (four seeds,
+/// every seed better). Costs one more run. Every stage is resumable.
+fn select_and_refit(
+    ds: &Dataset,
+    config: &Config,
+    candidates: &[f32],
+    out: &Path,
+    progress: &dyn Progress,
+    opts: &TrainOptions,
+    threads: usize,
+) -> Result<TrainReport> {
+    let single = [config.loss.temperature];
+    let candidates = if candidates.is_empty() {
+        &single[..]
+    } else {
+        candidates
+    };
+    let mut hidden: Vec<_> = candidates.iter().map(|&t| candidate_dir(out, t)).collect();
+    hidden.push(refit_dir(out));
+    check_resumable(out, &hidden, opts)?;
+    let runs = run_candidates(ds, config, candidates, (out, progress, opts, threads))?;
+    let (best, trials) = pick_best(&runs);
+    let (t, _, chosen, _) = &runs[best];
+    if !runs.iter().all(|r| r.2.finished) {
+        return Ok(TrainReport {
+            temperature_search: trials,
+            finished: false,
+            ..chosen.clone()
+        });
+    }
+    let mut c = config.clone();
+    c.loss.temperature = *t;
+    c.loss.temperature_candidates.clear();
+    c.train.validation_per_user = 0;
+    c.train.epochs = chosen.summary.best_epoch.max(1);
+    c.train.refit = false;
+    let dir = refit_dir(out);
+    let report = train_inner(ds, &c, &dir, progress, opts, threads, "refit: ")?;
+    if report.finished {
+        swap_into(&dir, out)?;
+        for (_, d, _, _) in &runs {
+            std::fs::remove_dir_all(d).map_err(|e| Error::io(d, e))?;
+        }
+    }
+    Ok(TrainReport {
+        temperature_search: trials,
+        refit_validation_recall: chosen.summary.validation_recall,
+        ..report
+    })
+}
+
+/// `--resume` of a search or refit continues its hidden runs; with none left and a finished model
+/// in `out`, there is nothing to resume, and starting over silently would replace that model.
+fn check_resumable(out: &Path, hidden: &[std::path::PathBuf], opts: &TrainOptions) -> Result<()> {
+    if opts.resume && out.join("model.json").exists() && !hidden.iter().any(|d| d.exists()) {
+        return Err(Error::model(
+            out,
+            "nothing to resume: it is a finished model and no interrupted run is left beside it \
+             (train without --resume to start over)",
+        ));
+    }
+    Ok(())
+}
+
+/// Where the refit run lives until it is complete.
+fn refit_dir(out: &Path) -> std::path::PathBuf {
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model".into());
+    out.with_file_name(format!(".{name}.refit"))
+}
+
+/// Trains one model per candidate temperature, keeps the one with the best validation recall as
+/// `out` (swapped in atomically) and removes the others.
+#[allow(clippy::too_many_arguments)]
+fn search_temperature(
+    ds: &Dataset,
+    config: &Config,
+    candidates: &[f32],
+    out: &Path,
+    progress: &dyn Progress,
+    opts: &TrainOptions,
+    threads: usize,
+) -> Result<TrainReport> {
+    let hidden: Vec<_> = candidates.iter().map(|&t| candidate_dir(out, t)).collect();
+    check_resumable(out, &hidden, opts)?;
+    let mut runs = run_candidates(ds, config, candidates, (out, progress, opts, threads))?;
+    let (best, trials) = pick_best(&runs);
     let finished = runs.iter().all(|r| r.2.finished);
     if finished {
-        // The chosen run's directory becomes `out` in one swap; the staging directory is empty, so
-        // the rename may replace it.
-        let staging = StagingDir::new(out)?;
-        std::fs::rename(&runs[best].1, staging.path()).map_err(|e| Error::io(&runs[best].1, e))?;
-        staging.commit()?;
+        swap_into(&runs[best].1, out)?;
         for (i, (_, dir, _, _)) in runs.iter().enumerate() {
             if i != best {
                 std::fs::remove_dir_all(dir).map_err(|e| Error::io(dir, e))?;
@@ -901,6 +1069,7 @@ fn train_inner(
         summary: meta.training,
         temperature_search: Vec::new(),
         finished: state.finished,
+        refit_validation_recall: None,
     })
 }
 
@@ -1144,6 +1313,7 @@ impl StepBench {
                 total_steps: 1_000_000,
                 block_ws,
                 log_inv_t: [(1.0 / self.config.loss.temperature).ln(), 0.0, 0.0],
+                col_head: Vec::new(),
             },
             None => Trainer::new(
                 &self.config,
@@ -1232,6 +1402,7 @@ mod tests {
             col_items: cols.clone(),
             log_q,
             remove_accidental_hits: true,
+            row_masks: Vec::new(),
         };
         let unit = |rng: &mut ChaCha8Rng, n: usize| -> Vec<f32> {
             let mut x: Vec<f32> = (0..n * d).map(|_| rng.gen_range(-1.0..1.0)).collect();
@@ -1320,6 +1491,7 @@ mod tests {
                     .map(|&i| mixed_log_q(0.01 + 0.001 * i as f32, b, m, 30))
                     .collect(),
                 remove_accidental_hits: true,
+                row_masks: Vec::new(),
             };
             let (mut gu, mut gv) = (vec![0f32; b * d], vec![0f32; c * d]);
             let mut ws = BlockWorkspace::default();

@@ -39,8 +39,10 @@ fn small_config() -> Config {
     c.train.patience = 0;
     c.train.threads = 2;
     c.loss.extra_negatives = 32;
-    // One run at one temperature; `temperature_search_keeps_the_best_and_resumes` covers the search.
+    // One run at one temperature, kept as it is; `temperature_search_keeps_the_best_and_resumes`
+    // covers the search and `refit_trains_on_every_row_with_the_chosen_settings` the refit.
     c.loss.temperature_candidates.clear();
+    c.train.refit = false;
     c
 }
 
@@ -202,6 +204,60 @@ fn temperature_search_keeps_the_best_and_resumes() {
     let r = train(&ds, &cfg, &part, &NoProgress, &resume).unwrap();
     assert!(r.finished);
     assert!(leftovers(tmp.path()).is_empty());
+    assert_eq!(
+        read(full.join("weights.safetensors")),
+        read(part.join("weights.safetensors"))
+    );
+}
+
+/// The default refit: after the validation runs, the model is trained once more on every training
+/// row with the chosen temperature and epoch count; the hidden runs are removed; cut short during the
+/// search, `--resume` finishes into the same model.
+#[test]
+fn refit_trains_on_every_row_with_the_chosen_settings() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ds = dataset(tmp.path());
+    let mut cfg = small_config();
+    cfg.train.epochs = 2;
+    cfg.train.refit = true;
+    cfg.loss.temperature_candidates = vec![0.05, 0.3];
+    let full = tmp.path().join("full");
+    let r = train(&ds, &cfg, &full, &NoProgress, &TrainOptions::default()).unwrap();
+    assert!(r.finished);
+    let chosen = r.temperature_search.iter().find(|t| t.chosen).unwrap();
+    assert_eq!(r.refit_validation_recall, chosen.validation_recall);
+    assert!(r.refit_validation_recall.is_some());
+    let m = Model::load(&full).unwrap();
+    let c = &m.meta().config;
+    assert_eq!(c.loss.temperature, chosen.temperature);
+    assert_eq!(c.train.epochs, chosen.best_epoch);
+    assert_eq!(c.train.validation_per_user, 0);
+    assert!(!c.train.refit);
+    assert_eq!(r.epochs.len(), chosen.best_epoch);
+    assert_eq!(
+        m.meta().training.train_examples,
+        ds.training().len(),
+        "the refit trains on every training row"
+    );
+    let hidden: Vec<String> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(hidden.is_empty(), "{hidden:?}");
+
+    let part = tmp.path().join("part");
+    let stop = TrainOptions {
+        stop_after_epochs: Some(1),
+        ..TrainOptions::default()
+    };
+    assert!(!train(&ds, &cfg, &part, &NoProgress, &stop).unwrap().finished);
+    assert!(!part.exists());
+    let resume = TrainOptions {
+        resume: true,
+        ..TrainOptions::default()
+    };
+    assert!(train(&ds, &cfg, &part, &NoProgress, &resume).unwrap().finished);
     assert_eq!(
         read(full.join("weights.safetensors")),
         read(part.join("weights.safetensors"))
