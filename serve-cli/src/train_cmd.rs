@@ -93,9 +93,12 @@ pub struct TrainArgs {
     /// Recency decay of the history pooling (1 = plain mean).
     #[arg(long)]
     pub history_decay: Option<f32>,
-    /// Pool the history with fixed recency weights instead of learned attention weights.
+    /// Pool the history with the fixed recency weights instead of learned attention weights.
     #[arg(long)]
     pub no_history_attention: bool,
+    /// Training drops each pooled history item with this probability (0 = off).
+    #[arg(long, value_name = "P")]
+    pub history_dropout: Option<f32>,
     /// Training examples hide a random 0..N of their most recent history items, so the user tower
     /// learns to predict further ahead than the next item (0 or 1: off).
     #[arg(long, value_name = "N")]
@@ -237,6 +240,7 @@ pub fn resolve_config(a: &TrainArgs) -> anyhow::Result<Config> {
     set!(a.history_len, c.user.history_len);
     set!(a.history_decay, c.user.history_decay);
     set!(a.history_horizon, c.user.history_horizon);
+    set!(a.history_dropout, c.user.history_dropout);
     set!(a.seed, c.train.seed);
     set!(a.patience, c.train.patience);
     set!(a.validation_per_user, c.train.validation_per_user);

@@ -473,15 +473,37 @@ impl<'a> Trainer<'a> {
         } else {
             vec![0; b]
         };
+        let visible = |e: usize| {
+            let h = hist.before(users[e], ts[e]);
+            &h[..h.len() - skip[e].min(h.len())]
+        };
+        // `user.history_dropout`: each pooled item dropped with probability p (one always stays).
+        let p_drop = cfg.user.history_dropout;
+        let kept: Vec<Vec<u32>> = if p_drop > 0.0 {
+            let mut rng = ChaCha8Rng::seed_from_u64(
+                cfg.train.seed ^ 0x6472_6f70 ^ self.step.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            );
+            let hl = layout.history_len;
+            (0..b)
+                .map(|e| {
+                    let h = visible(e);
+                    let h = &h[h.len().saturating_sub(hl)..];
+                    let mut v: Vec<u32> = h.iter().copied().filter(|_| rng.gen::<f32>() >= p_drop).collect();
+                    if v.is_empty() {
+                        v.extend(h.last());
+                    }
+                    v
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         let mut ubags = layout.user_bags(
             self.user_feats,
             b,
             |e| users[e],
             |e| Some(users[e]),
-            |e| {
-                let h = hist.before(users[e], ts[e]);
-                &h[..h.len() - skip[e].min(h.len())]
-            },
+            |e| if kept.is_empty() { visible(e) } else { &kept[e] },
         );
         self.net.attend(&mut ubags);
         let ibags = layout.item_bags(self.item_feats, &cols, &cols);
@@ -671,11 +693,16 @@ fn temperature_candidates(config: &Config) -> Vec<f32> {
 /// Where the run for candidate `t` lives until one is chosen: hidden, beside `out` (a crash leaves
 /// them for `--resume`).
 fn candidate_dir(out: &Path, t: f32) -> std::path::PathBuf {
+    hidden_dir(out, &format!("temperature-{t}"))
+}
+
+/// `.{name of out}.{what}`, beside `out`.
+fn hidden_dir(out: &Path, what: &str) -> std::path::PathBuf {
     let name = out
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "model".into());
-    out.with_file_name(format!(".{name}.temperature-{t}"))
+    out.with_file_name(format!(".{name}.{what}"))
 }
 
 /// The final model is retrained on every training row once the validation runs have chosen its
@@ -811,11 +838,7 @@ fn check_resumable(out: &Path, hidden: &[std::path::PathBuf], opts: &TrainOption
 
 /// Where the refit run lives until it is complete.
 fn refit_dir(out: &Path) -> std::path::PathBuf {
-    let name = out
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "model".into());
-    out.with_file_name(format!(".{name}.refit"))
+    hidden_dir(out, "refit")
 }
 
 /// Trains one model per candidate temperature, keeps the one with the best validation recall as
@@ -1554,10 +1577,10 @@ mod tests {
         assert_eq!(run(true), learned);
     }
 
-    /// How many of the user's latest history items each of `steps` training steps hid, read off which
-    /// rows of a separate history table the step updated (the lazy sparse optimizers only move the
-    /// rows a step pooled). One user with items 0..10 at times 0..10 and one target at time 100.
-    fn hidden_per_step(horizon: usize, seed: u64, steps: usize) -> Vec<usize> {
+    /// Which of a user's 10 history items (times 0..10, one target at time 100) each of `steps`
+    /// training steps pooled, read off which rows of a separate history table the step updated (the
+    /// lazy sparse optimizers only move the rows a step pooled).
+    fn pooled_per_step(horizon: usize, dropout: f32, seed: u64, steps: usize) -> Vec<Vec<bool>> {
         const H: usize = 10;
         let mut config = Config::id_only();
         config.model.dim = 8;
@@ -1569,6 +1592,7 @@ mod tests {
         config.user.history_len = 50;
         config.user.history_decay = 1.0;
         config.user.history_horizon = horizon;
+        config.user.history_dropout = dropout;
         config.loss.extra_negatives = 4;
         config.train.seed = seed;
         let mut fit = Interactions::default();
@@ -1594,18 +1618,55 @@ mod tests {
                     .zip(after.chunks(8))
                     .map(|(a, b)| a != b)
                     .collect();
-                let kept = changed.iter().filter(|&&c| c).count();
                 assert!(
-                    kept >= 1,
-                    "a 10-item history never vanishes with horizon {horizon}"
+                    changed.iter().any(|&c| c),
+                    "a 10-item history never vanishes (horizon {horizon}, dropout {dropout})"
                 );
+                changed[..H].to_vec()
+            })
+            .collect()
+    }
+
+    /// How many of the user's latest history items each step hid (see [`pooled_per_step`]).
+    fn hidden_per_step(horizon: usize, seed: u64, steps: usize) -> Vec<usize> {
+        pooled_per_step(horizon, 0.0, seed, steps)
+            .into_iter()
+            .map(|changed| {
+                let kept = changed.iter().filter(|&&c| c).count();
                 assert!(
                     changed[..kept].iter().all(|&c| c),
                     "the pooled history is the oldest {kept} items: {changed:?}"
                 );
-                H - kept
+                changed.len() - kept
             })
             .collect()
+    }
+
+    #[test]
+    fn history_dropout_pools_a_random_subset() {
+        let steps = 60;
+        let runs = pooled_per_step(0, 0.5, 42, steps);
+        let counts: Vec<usize> = runs.iter().map(|c| c.iter().filter(|&&x| x).count()).collect();
+        let mean = counts.iter().sum::<usize>() as f64 / steps as f64;
+        assert!(
+            (3.5..6.5).contains(&mean),
+            "about half of 10 items kept: {counts:?}"
+        );
+        assert!(counts.iter().any(|&c| c < 10) && counts.iter().all(|&c| c >= 1));
+        for k in 0..10 {
+            assert!(runs.iter().any(|c| !c[k]), "item {k} is never dropped");
+        }
+        assert_eq!(
+            pooled_per_step(0, 0.5, 42, steps),
+            runs,
+            "a function of seed and step"
+        );
+        assert!(
+            pooled_per_step(0, 0.0, 42, 5)
+                .iter()
+                .all(|c| c.iter().all(|&x| x)),
+            "no dropout: every item pooled"
+        );
     }
 
     #[test]
@@ -1626,5 +1687,33 @@ mod tests {
         // The draw is a function of the seed and the step: reproducible, and moved by the seed.
         assert_eq!(hidden_per_step(4, 42, steps), hidden);
         assert_ne!(hidden_per_step(4, 43, steps), hidden);
+    }
+
+    #[test]
+    fn seen_item_masks_list_the_users_other_items() {
+        let mut config = Config::id_only();
+        config.model.dim = 8;
+        config.item.id_dim = 8;
+        config.user.id_dim = 8;
+        let mut fit = Interactions::default();
+        // User 0 saw items 1, 2, 3; user 1 saw 3 and 4.
+        for (u, i, t) in [(0, 1, 0), (0, 2, 1), (0, 3, 2), (1, 3, 0), (1, 4, 1)] {
+            fit.push(u, i, 1.0, t);
+        }
+        let hist = UserHistories::build(&fit, 2);
+        let (item_feats, user_feats) = (ItemFeatures::default(), UserFeatures::default());
+        let layout = FeatureLayout::new(&config, 2, 6, &item_feats, &user_feats);
+        let net = TwoTower::new(layout, &config, 1).unwrap();
+        let mut t = Trainer::new(&config, net, &item_feats, &user_feats, &fit, &hist, 10);
+        // Rows (user 0, item 1), (user 1, item 4), (user 0, item 3); three extra columns.
+        let (users, cols) = ([0, 1, 0], [1, 4, 3, 2, 3, 5]);
+        let sorted = |mut m: Vec<Vec<u32>>| {
+            m.iter_mut().for_each(|r| r.sort_unstable());
+            m
+        };
+        let masks = sorted(t.seen_item_masks(&users, &cols, 3));
+        assert_eq!(masks, vec![vec![2, 3, 4], vec![2, 4], vec![0, 3, 4]]);
+        assert!(t.col_head.iter().all(|&h| h == u32::MAX), "the scratch is reset");
+        assert_eq!(sorted(t.seen_item_masks(&users, &cols, 3)), masks);
     }
 }

@@ -39,6 +39,8 @@ fn small_config() -> Config {
     c.train.patience = 0;
     c.train.threads = 2;
     c.loss.extra_negatives = 32;
+    // The optional part rides along, so reload, resume and determinism cover it too.
+    c.loss.mask_seen_items = true;
     // One run at one temperature, kept as it is; `temperature_search_keeps_the_best_and_resumes`
     // covers the search and `refit_trains_on_every_row_with_the_chosen_settings` the refit.
     c.loss.temperature_candidates.clear();
