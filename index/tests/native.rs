@@ -305,8 +305,11 @@ fn old_hnsw_rs_versions_load_take_inserts_and_compact_to_native() {
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
-    /// Small random sets, small m: every row is found first, and with ef ≥ n the search sees the
-    /// whole graph, so recall against the exact index is 1 (the graph is connected).
+    /// Small random sets, small m: every row is found first, and with ef ≥ n recall against the
+    /// exact index is high. Not 1: every row is reachable from the entry point (the builder repairs
+    /// that), but layer 0 is a directed graph searched from where the descent through the upper
+    /// layers ends, and from there fewer rows may be reachable (seen with n = 54, m = 2: 15 rows,
+    /// one exact top-10 hit among the others). hnswlib's graphs have the same property.
     #[test]
     fn small_random_sets_are_connected_and_self_reachable(
         n in 1usize..300,
@@ -318,6 +321,7 @@ proptest! {
         let params = HnswParams { m, ef_construction: 16, ef_search: 16 };
         let h = HnswIndex::build(dim, &v, params, &NoProgress).unwrap();
         let exact = ExactIndex::from_rows(dim, &v, None).unwrap();
+        let (mut hits, mut wanted) = (0usize, 0usize);
         for i in 0..n {
             let q = &v[i * dim..(i + 1) * dim];
             let got = h.search_with_ef(q, 10, n, None).unwrap();
@@ -325,11 +329,14 @@ proptest! {
             let got_rows: Vec<u32> = got.iter().map(|x| x.row).collect();
             prop_assert!(got_rows.contains(&(i as u32)), "row {} missing: {:?}", i, got_rows);
             for w in &want {
-                // Rows tied in score may swap places; anything scoring above the k-th must be there.
+                // Rows tied in score may swap places; anything scoring above the k-th counts.
                 if w.score > want.last().unwrap().score {
-                    prop_assert!(got_rows.contains(&w.row), "row {}: exact hit {} missing", i, w.row);
+                    wanted += 1;
+                    hits += usize::from(got_rows.contains(&w.row));
                 }
             }
         }
+        let recall = if wanted == 0 { 1.0 } else { hits as f64 / wanted as f64 };
+        prop_assert!(recall >= 0.97, "recall {} ({} of {})", recall, hits, wanted);
     }
 }

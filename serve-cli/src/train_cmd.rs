@@ -93,10 +93,12 @@ pub struct TrainArgs {
     /// Recency decay of the history pooling (1 = plain mean).
     #[arg(long)]
     pub history_decay: Option<f32>,
-    /// Pool the history with the fixed recency weights instead of learned attention weights.
+    /// Pool the history with the fixed recency weights instead of learned attention weights
+    /// (history dropout still applies; add `--history-dropout 0` for the plain recency mean).
     #[arg(long)]
     pub no_history_attention: bool,
-    /// Training drops each pooled history item with this probability (0 = off).
+    /// Training pools a random subsequence of the history, each item dropped with this probability
+    /// (0 = off; default 0.2).
     #[arg(long, value_name = "P")]
     pub history_dropout: Option<f32>,
     /// Training examples hide a random 0..N of their most recent history items, so the user tower
@@ -344,7 +346,7 @@ pub fn train(a: TrainArgs, progress: &dyn Progress) -> anyhow::Result<()> {
             );
         }
         if !report.finished {
-            println!("stopped before the search finished: run again with --resume to complete it");
+            println!("stopped before training finished: run again with --resume to complete it");
             return Ok(());
         }
     }

@@ -218,6 +218,9 @@ impl RowGrads {
     }
 
     /// Back-propagates a pooling: adds `w * grad_out[e, col..col+dim]` to every row of bag `e`.
+    /// Entries of weight exactly 0 (an attention weight whose gradient vanished) do not touch their
+    /// row, so the sparse optimizer leaves it alone rather than stepping it on momentum alone. A
+    /// `stride` of 0 reads the same gradient row for every bag.
     ///
     /// Slots are assigned serially (in order of first touch); the sums then run in parallel over
     /// slots, each slot adding its contributions in bag order, so the result is the same as the plain
@@ -226,11 +229,15 @@ impl RowGrads {
         let dim = self.dim;
         let nnz = bags.rows.len();
         let mut entry_slot: Vec<u32> = Vec::with_capacity(nnz);
-        for (k, &r) in bags.rows.iter().enumerate() {
+        for (k, (&r, &w)) in bags.rows.iter().zip(&bags.weights).enumerate() {
             if let Some(&ahead) = bags.rows.get(k + PREFETCH_AHEAD) {
                 if let Some(p) = self.slot_of_row.get(ahead as usize) {
                     prefetch(p as *const u32, 4);
                 }
+            }
+            if w == 0.0 {
+                entry_slot.push(u32::MAX);
+                continue;
             }
             let slot = self.slot_of_row[r as usize];
             let slot = if slot == u32::MAX {
@@ -254,8 +261,10 @@ impl RowGrads {
             for e in 0..bags.len() {
                 let (a, b) = (bags.offsets[e] as usize, bags.offsets[e + 1] as usize);
                 for (&s, &w) in entry_slot[a..b].iter().zip(&bags.weights[a..b]) {
-                    let s = s as usize;
-                    add(&mut self.grad[s * dim..(s + 1) * dim], e, w);
+                    if s != u32::MAX {
+                        let s = s as usize;
+                        add(&mut self.grad[s * dim..(s + 1) * dim], e, w);
+                    }
                 }
             }
             return;
@@ -263,7 +272,7 @@ impl RowGrads {
         // Contributions grouped by slot (a stable counting sort keeps each slot's bag order).
         let n_slots = self.touched.len();
         let mut start = vec![0u32; n_slots + 1];
-        for &s in &entry_slot {
+        for &s in entry_slot.iter().filter(|&&s| s != u32::MAX) {
             start[s as usize + 1] += 1;
         }
         for i in 0..n_slots {
@@ -274,9 +283,11 @@ impl RowGrads {
         for e in 0..bags.len() {
             let (a, b) = (bags.offsets[e] as usize, bags.offsets[e + 1] as usize);
             for (&s, &w) in entry_slot[a..b].iter().zip(&bags.weights[a..b]) {
-                let s = s as usize;
-                by_slot[fill[s] as usize] = (e as u32, w);
-                fill[s] += 1;
+                if s != u32::MAX {
+                    let s = s as usize;
+                    by_slot[fill[s] as usize] = (e as u32, w);
+                    fill[s] += 1;
+                }
             }
         }
         self.grad

@@ -65,6 +65,31 @@ pub struct ModelMeta {
     pub training: TrainingSummary,
 }
 
+/// A `model.json` written before a config key existed gets the behaviour it was trained with, not
+/// today's default for that key (which would make `--resume` refuse it for a configuration it never
+/// had, or claim a feature its weights lack).
+fn backfill_config(raw: &serde_json::Value, meta: &mut ModelMeta) {
+    let has = |section: &str, key: &str| {
+        raw.get("config")
+            .and_then(|c| c.get(section))
+            .and_then(|s| s.get(key))
+            .is_some()
+    };
+    let c = &mut meta.config;
+    if !has("user", "history_attention") {
+        c.user.history_attention = meta.layout.history_attention;
+    }
+    if !has("user", "history_dropout") {
+        c.user.history_dropout = 0.0;
+    }
+    if !has("loss", "mask_seen_items") {
+        c.loss.mask_seen_items = false;
+    }
+    if !has("train", "refit") {
+        c.train.refit = false;
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 struct VocabFile {
     users: Vocabulary,
@@ -120,8 +145,11 @@ impl Model {
         manifest.verify(dir)?;
         let meta_path = dir.join("model.json");
         let text = std::fs::read_to_string(&meta_path).map_err(|e| Error::io(&meta_path, e))?;
-        let meta: ModelMeta = serde_json::from_str(&text)
+        let mut meta: ModelMeta = serde_json::from_str(&text)
             .map_err(|e| Error::model(&meta_path, format!("cannot parse: {e}")))?;
+        let raw: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| Error::model(&meta_path, format!("cannot parse: {e}")))?;
+        backfill_config(&raw, &mut meta);
         let vpath = dir.join("vocab.json");
         let text = std::fs::read_to_string(&vpath).map_err(|e| Error::io(&vpath, e))?;
         let v: VocabFile =
@@ -429,4 +457,45 @@ pub(crate) fn write_weights(net: &TwoTower, path: &Path) -> Result<()> {
         w.f32(&format!("dense.{}", p.name), &p.shape, &p.value);
     }
     w.write(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::features::{FeatureLayout, ItemFeatures, UserFeatures};
+
+    #[test]
+    fn models_saved_before_a_key_existed_keep_their_behaviour() {
+        let config = Config::default();
+        let layout = FeatureLayout::new(&config, 2, 3, &ItemFeatures::default(), &UserFeatures::default());
+        assert!(layout.history_attention && config.train.refit && config.user.history_dropout > 0.0);
+        let meta = ModelMeta {
+            config,
+            layout,
+            dataset_fingerprint: "f".into(),
+            dataset_dir: "d".into(),
+            training: TrainingSummary::default(),
+        };
+        let now = serde_json::to_value(&meta).unwrap();
+        let mut fresh: ModelMeta = serde_json::from_value(now.clone()).unwrap();
+        backfill_config(&now, &mut fresh);
+        assert_eq!(fresh, meta, "a current model.json is read as written");
+
+        let mut old = now;
+        for (section, key) in [
+            ("user", "history_attention"),
+            ("user", "history_dropout"),
+            ("loss", "mask_seen_items"),
+            ("train", "refit"),
+        ] {
+            old["config"][section].as_object_mut().unwrap().remove(key);
+        }
+        old["layout"].as_object_mut().unwrap().remove("history_attention");
+        let mut read: ModelMeta = serde_json::from_value(old.clone()).unwrap();
+        backfill_config(&old, &mut read);
+        assert!(!read.layout.history_attention);
+        let c = &read.config;
+        assert!(!c.user.history_attention && !c.train.refit && !c.loss.mask_seen_items);
+        assert_eq!(c.user.history_dropout, 0.0);
+    }
 }

@@ -74,7 +74,7 @@ pub(crate) struct AttentionGrad {
     pub(crate) table: usize,
     /// Per bag, the history rows weighted by `d loss / d logit_k`.
     pub(crate) bags: Bags,
-    /// `n × dim`: each row `query`.
+    /// The query: every bag's gradient row (scattered with stride 0).
     pub(crate) grad: Vec<f32>,
 }
 
@@ -251,9 +251,9 @@ impl TwoTower {
     /// The backward pass of [`TwoTower::attend`]. `bags` are the attended user bags and `grad_in` is
     /// d loss / d user-tower input (`n × width`). Adds the query and position gradients into
     /// `dense_grads` and returns what the history rows get on top of their pooling gradient: bags
-    /// whose weights are `d loss / d logit_k`, to scatter against the returned `n × dim` matrix whose
-    /// rows are `query` (the logit's gradient with respect to `e_k`), and the index of the history's
-    /// table. None without attention.
+    /// whose weights are `d loss / d logit_k`, to scatter (with stride 0) against the query (the
+    /// logit's gradient with respect to `e_k`), and the index of the history's table. None without
+    /// attention.
     pub(crate) fn attention_backward(
         &self,
         bags: &[Bags],
@@ -305,7 +305,7 @@ impl TwoTower {
         Some(AttentionGrad {
             table: block.table,
             bags: out,
-            grad: q.repeat(n),
+            grad: q.clone(),
         })
     }
 
@@ -856,7 +856,7 @@ mod tests {
             .scatter(&net.layout.user, &attended, &gin, &mut row_grads);
         let table = ag.table;
         let dim = net.tables[table].dim;
-        row_grads[table].accumulate(&ag.bags, &ag.grad, dim, 0);
+        row_grads[table].accumulate(&ag.bags, &ag.grad, 0, 0);
         let eps = 1e-3f32;
         let numeric = |net: &mut TwoTower, get: &dyn Fn(&mut TwoTower) -> &mut f32| -> f32 {
             let x = *get(net);

@@ -477,7 +477,10 @@ impl<'a> Trainer<'a> {
             let h = hist.before(users[e], ts[e]);
             &h[..h.len() - skip[e].min(h.len())]
         };
-        // `user.history_dropout`: each pooled item dropped with probability p (one always stays).
+        // `user.history_dropout`: a random subsequence of the pooled items (each dropped with
+        // probability p, one always kept); the rest close ranks, so an item is pooled at a position
+        // nearer the present than its own. Keeping every item at its own position (dropped ones at
+        // weight 0) measured worse: ML-100K default R@10 0.1571 against 0.1595 (four seeds).
         let p_drop = cfg.user.history_dropout;
         let kept: Vec<Vec<u32>> = if p_drop > 0.0 {
             let mut rng = ChaCha8Rng::seed_from_u64(
@@ -572,8 +575,7 @@ impl<'a> Trainer<'a> {
             self.net.layout.scatter(&tower, bags, g, &mut self.grads);
         }
         if let Some(a) = attention {
-            let dim = self.net.tables[a.table].dim;
-            self.grads[a.table].accumulate(&a.bags, &a.grad, dim, 0);
+            self.grads[a.table].accumulate(&a.bags, &a.grad, 0, 0);
         }
         let lr = cfg.train.embedding_lr * scale;
         for ((table, state), g) in self
@@ -773,7 +775,9 @@ fn swap_into(from: &Path, out: &Path) -> Result<()> {
 /// settings on every training row, the validation slice included, and that model becomes `out`.
 /// The slice is each user's latest training interaction, the one nearest in time to what the model
 /// will be asked about, and training on it is worth about 0.0025 Recall@10 on ML-100K (four seeds,
-/// every seed better). Costs one more run. Every stage is resumable.
+/// every seed better). Costs one more run. Every stage is resumable. The refit's learning-rate
+/// schedule spans its own (chosen) epoch count, so it decays fully, where the validation run was
+/// still mid-schedule at the epoch it kept.
 fn select_and_refit(
     ds: &Dataset,
     config: &Config,
@@ -791,7 +795,7 @@ fn select_and_refit(
     };
     let mut hidden: Vec<_> = candidates.iter().map(|&t| candidate_dir(out, t)).collect();
     hidden.push(refit_dir(out));
-    check_resumable(out, &hidden, opts)?;
+    prepare_hidden(out, &hidden, opts)?;
     let runs = run_candidates(ds, config, candidates, (out, progress, opts, threads))?;
     let (best, trials) = pick_best(&runs);
     let (t, _, chosen, _) = &runs[best];
@@ -823,15 +827,24 @@ fn select_and_refit(
     })
 }
 
-/// `--resume` of a search or refit continues its hidden runs; with none left and a finished model
-/// in `out`, there is nothing to resume, and starting over silently would replace that model.
-fn check_resumable(out: &Path, hidden: &[std::path::PathBuf], opts: &TrainOptions) -> Result<()> {
-    if opts.resume && out.join("model.json").exists() && !hidden.iter().any(|d| d.exists()) {
-        return Err(Error::model(
-            out,
-            "nothing to resume: it is a finished model and no interrupted run is left beside it \
-             (train without --resume to start over)",
-        ));
+/// Readies the hidden run directories of a search or refit. `--resume` continues them; with none
+/// left and a model in `out` there is nothing to resume, and starting over silently would replace
+/// that model. A fresh run first removes any left by an earlier, interrupted one (trained perhaps
+/// with other settings), so a later `--resume` finds only its own.
+fn prepare_hidden(out: &Path, hidden: &[std::path::PathBuf], opts: &TrainOptions) -> Result<()> {
+    if opts.resume {
+        if out.join("model.json").exists() && !hidden.iter().any(|d| d.exists()) {
+            return Err(Error::model(
+                out,
+                "nothing to resume: no interrupted search or refit is left beside it (a run started \
+                 with --no-refit and one --temperature resumes with those flags; train without \
+                 --resume to start over)",
+            ));
+        }
+        return Ok(());
+    }
+    for d in hidden.iter().filter(|d| d.exists()) {
+        std::fs::remove_dir_all(d).map_err(|e| Error::io(d, e))?;
     }
     Ok(())
 }
@@ -854,7 +867,7 @@ fn search_temperature(
     threads: usize,
 ) -> Result<TrainReport> {
     let hidden: Vec<_> = candidates.iter().map(|&t| candidate_dir(out, t)).collect();
-    check_resumable(out, &hidden, opts)?;
+    prepare_hidden(out, &hidden, opts)?;
     let mut runs = run_candidates(ds, config, candidates, (out, progress, opts, threads))?;
     let (best, trials) = pick_best(&runs);
     let finished = runs.iter().all(|r| r.2.finished);

@@ -249,12 +249,17 @@ fn refit_trains_on_every_row_with_the_chosen_settings() {
     assert!(hidden.is_empty(), "{hidden:?}");
 
     let part = tmp.path().join("part");
+    // Debris of an earlier interrupted run: a fresh run clears it, so `--resume` finds only its own.
+    let stale = tmp.path().join(".part.refit");
+    std::fs::create_dir_all(&stale).unwrap();
+    std::fs::write(stale.join("checkpoint.json"), "{}").unwrap();
     let stop = TrainOptions {
         stop_after_epochs: Some(1),
         ..TrainOptions::default()
     };
     assert!(!train(&ds, &cfg, &part, &NoProgress, &stop).unwrap().finished);
     assert!(!part.exists());
+    assert!(!stale.exists(), "the stale refit directory is removed");
     let resume = TrainOptions {
         resume: true,
         ..TrainOptions::default()
