@@ -100,9 +100,9 @@ impl Bags {
         (&self.rows[a..b], &self.weights[a..b])
     }
 
-    /// Calls `f(e, rows, weights)` for every bag, in parallel, letting it rewrite the weights
+    /// Calls `f(rows, weights)` for every bag, in parallel, letting it rewrite the weights
     /// (attention pooling replaces the recency weights this way).
-    pub fn par_reweight(&mut self, f: impl Fn(usize, &[u32], &mut [f32]) + Sync) {
+    pub fn par_reweight(&mut self, f: impl Fn(&[u32], &mut [f32]) + Sync) {
         let mut slices: Vec<&mut [f32]> = Vec::with_capacity(self.len());
         let mut rest = self.weights.as_mut_slice();
         for w in self.offsets.windows(2) {
@@ -118,7 +118,7 @@ impl Bags {
             .enumerate()
             .for_each(|(e, ws)| {
                 let a = offsets[e] as usize;
-                f(e, &rows[a..a + ws.len()], ws)
+                f(&rows[a..a + ws.len()], ws)
             });
     }
 

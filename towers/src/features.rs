@@ -334,10 +334,6 @@ pub struct FeatureLayout {
     pub history_len: usize,
     /// Recency decay of the history pooling.
     pub history_decay: f32,
-    /// The history pooling weights are learned (`user.history_attention`); false in models saved
-    /// before the option existed.
-    #[serde(default)]
-    pub history_attention: bool,
 }
 
 impl FeatureLayout {
@@ -448,7 +444,6 @@ impl FeatureLayout {
             n_items,
             history_len: if uc.history { uc.history_len } else { 0 },
             history_decay: uc.history_decay,
-            history_attention: uc.history && uc.history_attention,
         }
     }
 

@@ -77,7 +77,7 @@ fn backfill_config(raw: &serde_json::Value, meta: &mut ModelMeta) {
     };
     let c = &mut meta.config;
     if !has("user", "history_attention") {
-        c.user.history_attention = meta.layout.history_attention;
+        c.user.history_attention = false;
     }
     if !has("user", "history_dropout") {
         c.user.history_dropout = 0.0;
@@ -468,7 +468,7 @@ mod tests {
     fn models_saved_before_a_key_existed_keep_their_behaviour() {
         let config = Config::default();
         let layout = FeatureLayout::new(&config, 2, 3, &ItemFeatures::default(), &UserFeatures::default());
-        assert!(layout.history_attention && config.train.refit && config.user.history_dropout > 0.0);
+        assert!(config.user.history_attention && config.train.refit && config.user.history_dropout > 0.0);
         let meta = ModelMeta {
             config,
             layout,
@@ -490,10 +490,8 @@ mod tests {
         ] {
             old["config"][section].as_object_mut().unwrap().remove(key);
         }
-        old["layout"].as_object_mut().unwrap().remove("history_attention");
         let mut read: ModelMeta = serde_json::from_value(old.clone()).unwrap();
         backfill_config(&old, &mut read);
-        assert!(!read.layout.history_attention);
         let c = &read.config;
         assert!(!c.user.history_attention && !c.train.refit && !c.loss.mask_seen_items);
         assert_eq!(c.user.history_dropout, 0.0);

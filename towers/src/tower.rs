@@ -133,7 +133,7 @@ impl TwoTower {
             &mut dense,
             &mut rng,
         );
-        let attention = build_attention(&layout, &mut dense);
+        let attention = build_attention(&layout, config.user.history_attention, &mut dense);
         Ok(TwoTower {
             layout,
             tables,
@@ -228,7 +228,7 @@ impl TwoTower {
         let table = &self.tables[block.table];
         let q = &self.dense[a.query].value;
         let pos = &self.dense[a.position].value;
-        bag.par_reweight(|_, rows, ws| {
+        bag.par_reweight(|rows, ws| {
             let n = rows.len();
             let mut max = f32::NEG_INFINITY;
             for (i, (&r, w)) in rows.iter().zip(ws.iter_mut()).enumerate() {
@@ -275,12 +275,13 @@ impl TwoTower {
             .map(|e| {
                 let (rows, ws) = bag.bag(e);
                 let g = &grad_in[e * width + col..e * width + col + dim];
-                let ge: Vec<f32> = rows
+                // <g, e_k>, then in place d loss / d logit_k.
+                let mut ds: Vec<f32> = rows
                     .iter()
                     .map(|&r| table.row(r).iter().zip(g).map(|(x, y)| x * y).sum())
                     .collect();
-                let gp: f32 = ge.iter().zip(ws).map(|(x, w)| x * w).sum();
-                let ds: Vec<f32> = ge.iter().zip(ws).map(|(x, w)| w * (x - gp)).collect();
+                let gp: f32 = ds.iter().zip(ws).map(|(x, w)| x * w).sum();
+                ds.iter_mut().zip(ws).for_each(|(x, w)| *x = w * (*x - gp));
                 let mut dq = vec![0f32; if rows.is_empty() { 0 } else { dim }];
                 for (&r, &d) in rows.iter().zip(&ds) {
                     for (acc, x) in dq.iter_mut().zip(table.row(r)) {
@@ -576,10 +577,15 @@ pub(crate) fn par_matmul(
     });
 }
 
-/// The attention weights of the history pooling, when the layout asks for them: a zero query and
-/// position biases `k · ln history_decay`, so an untrained model pools exactly like the recency mean.
-fn build_attention(layout: &FeatureLayout, dense: &mut Vec<DenseParam>) -> Option<HistoryAttention> {
-    if !layout.history_attention {
+/// The attention weights of the history pooling, when asked for and the layout has a history: a
+/// zero query and position biases `k · ln history_decay`, so an untrained model pools exactly like
+/// the recency mean.
+fn build_attention(
+    layout: &FeatureLayout,
+    on: bool,
+    dense: &mut Vec<DenseParam>,
+) -> Option<HistoryAttention> {
+    if !on {
         return None;
     }
     let block = layout

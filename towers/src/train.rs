@@ -482,31 +482,36 @@ impl<'a> Trainer<'a> {
         // nearer the present than its own. Keeping every item at its own position (dropped ones at
         // weight 0) measured worse: ML-100K default R@10 0.1571 against 0.1595 (four seeds).
         let p_drop = cfg.user.history_dropout;
-        let kept: Vec<Vec<u32>> = if p_drop > 0.0 {
+        // The kept items of every example in one buffer (`kept_at[e]..kept_at[e + 1]`).
+        let (mut kept, mut kept_at) = (Vec::new(), vec![0usize]);
+        if p_drop > 0.0 {
             let mut rng = ChaCha8Rng::seed_from_u64(
                 cfg.train.seed ^ 0x6472_6f70 ^ self.step.wrapping_mul(0x9E37_79B9_7F4A_7C15),
             );
             let hl = layout.history_len;
-            (0..b)
-                .map(|e| {
-                    let h = visible(e);
-                    let h = &h[h.len().saturating_sub(hl)..];
-                    let mut v: Vec<u32> = h.iter().copied().filter(|_| rng.gen::<f32>() >= p_drop).collect();
-                    if v.is_empty() {
-                        v.extend(h.last());
-                    }
-                    v
-                })
-                .collect()
-        } else {
-            Vec::new()
-        };
+            for e in 0..b {
+                let h = visible(e);
+                let h = &h[h.len().saturating_sub(hl)..];
+                let start = kept.len();
+                kept.extend(h.iter().copied().filter(|_| rng.gen::<f32>() >= p_drop));
+                if kept.len() == start {
+                    kept.extend(h.last());
+                }
+                kept_at.push(kept.len());
+            }
+        }
         let mut ubags = layout.user_bags(
             self.user_feats,
             b,
             |e| users[e],
             |e| Some(users[e]),
-            |e| if kept.is_empty() { visible(e) } else { &kept[e] },
+            |e| {
+                if p_drop > 0.0 {
+                    &kept[kept_at[e]..kept_at[e + 1]]
+                } else {
+                    visible(e)
+                }
+            },
         );
         self.net.attend(&mut ubags);
         let ibags = layout.item_bags(self.item_feats, &cols, &cols);
@@ -665,11 +670,9 @@ pub fn train(
         .build()
         .map_err(|e| Error::Invalid(format!("cannot start {threads} threads: {e}")))?;
     pool.install(|| {
-        let candidates = temperature_candidates(config);
-        if refits(config) {
-            return select_and_refit(ds, config, &candidates, out, progress, opts, threads);
-        }
-        if candidates.len() <= 1 {
+        let mut candidates = temperature_candidates(config);
+        let refit = refits(config);
+        if candidates.len() <= 1 && !refit {
             let mut c = config.clone();
             if let Some(&t) = candidates.first() {
                 c.loss.temperature = t;
@@ -677,7 +680,11 @@ pub fn train(
             c.loss.temperature_candidates.clear();
             return train_inner(ds, &c, out, progress, opts, threads, "");
         }
-        search_temperature(ds, config, &candidates, out, progress, opts, threads)
+        if candidates.is_empty() {
+            // The refit still needs a validation run to choose the epoch count.
+            candidates.push(config.loss.temperature);
+        }
+        search_temperature(ds, config, &candidates, refit, out, progress, opts, threads)
     })
 }
 
@@ -770,63 +777,6 @@ fn swap_into(from: &Path, out: &Path) -> Result<()> {
     Ok(staging.commit()?)
 }
 
-/// `train.refit`: the validation runs (one per candidate temperature, or one at `loss.temperature`)
-/// choose the temperature and the number of epochs; then the model is trained once more with those
-/// settings on every training row, the validation slice included, and that model becomes `out`.
-/// The slice is each user's latest training interaction, the one nearest in time to what the model
-/// will be asked about, and training on it is worth about 0.0025 Recall@10 on ML-100K (four seeds,
-/// every seed better). Costs one more run. Every stage is resumable. The refit's learning-rate
-/// schedule spans its own (chosen) epoch count, so it decays fully, where the validation run was
-/// still mid-schedule at the epoch it kept.
-fn select_and_refit(
-    ds: &Dataset,
-    config: &Config,
-    candidates: &[f32],
-    out: &Path,
-    progress: &dyn Progress,
-    opts: &TrainOptions,
-    threads: usize,
-) -> Result<TrainReport> {
-    let single = [config.loss.temperature];
-    let candidates = if candidates.is_empty() {
-        &single[..]
-    } else {
-        candidates
-    };
-    let mut hidden: Vec<_> = candidates.iter().map(|&t| candidate_dir(out, t)).collect();
-    hidden.push(refit_dir(out));
-    prepare_hidden(out, &hidden, opts)?;
-    let runs = run_candidates(ds, config, candidates, (out, progress, opts, threads))?;
-    let (best, trials) = pick_best(&runs);
-    let (t, _, chosen, _) = &runs[best];
-    if !runs.iter().all(|r| r.2.finished) {
-        return Ok(TrainReport {
-            temperature_search: trials,
-            finished: false,
-            ..chosen.clone()
-        });
-    }
-    let mut c = config.clone();
-    c.loss.temperature = *t;
-    c.loss.temperature_candidates.clear();
-    c.train.validation_per_user = 0;
-    c.train.epochs = chosen.summary.best_epoch.max(1);
-    c.train.refit = false;
-    let dir = refit_dir(out);
-    let report = train_inner(ds, &c, &dir, progress, opts, threads, "refit: ")?;
-    if report.finished {
-        swap_into(&dir, out)?;
-        for (_, d, _, _) in &runs {
-            std::fs::remove_dir_all(d).map_err(|e| Error::io(d, e))?;
-        }
-    }
-    Ok(TrainReport {
-        temperature_search: trials,
-        refit_validation_recall: chosen.summary.validation_recall,
-        ..report
-    })
-}
-
 /// Readies the hidden run directories of a search or refit. `--resume` continues them; with none
 /// left and a model in `out` there is nothing to resume, and starting over silently would replace
 /// that model. A fresh run first removes any left by an earlier, interrupted one (trained perhaps
@@ -854,35 +804,75 @@ fn refit_dir(out: &Path) -> std::path::PathBuf {
     hidden_dir(out, "refit")
 }
 
-/// Trains one model per candidate temperature, keeps the one with the best validation recall as
-/// `out` (swapped in atomically) and removes the others.
+/// Trains one model per candidate temperature and keeps the one with the best validation recall
+/// as `out` (swapped in atomically), removing the others.
+///
+/// With `refit` (`train.refit`), the chosen run only settles the temperature and the number of
+/// epochs: the model is then trained once more with them on every training row, the validation
+/// slice included, and that model becomes `out`. The slice is each user's latest training
+/// interaction, the one nearest in time to what the model will be asked about, and training on it
+/// is worth about 0.0025 Recall@10 on ML-100K (four seeds, every seed better). Costs one more run.
+/// The refit's learning-rate schedule spans its own (chosen) epoch count, so it decays fully, where
+/// the validation run was still mid-schedule at the epoch it kept. Every stage is resumable.
 #[allow(clippy::too_many_arguments)]
 fn search_temperature(
     ds: &Dataset,
     config: &Config,
     candidates: &[f32],
+    refit: bool,
     out: &Path,
     progress: &dyn Progress,
     opts: &TrainOptions,
     threads: usize,
 ) -> Result<TrainReport> {
-    let hidden: Vec<_> = candidates.iter().map(|&t| candidate_dir(out, t)).collect();
+    let mut hidden: Vec<_> = candidates.iter().map(|&t| candidate_dir(out, t)).collect();
+    if refit {
+        hidden.push(refit_dir(out));
+    }
     prepare_hidden(out, &hidden, opts)?;
-    let mut runs = run_candidates(ds, config, candidates, (out, progress, opts, threads))?;
+    let runs = run_candidates(ds, config, candidates, (out, progress, opts, threads))?;
     let (best, trials) = pick_best(&runs);
-    let finished = runs.iter().all(|r| r.2.finished);
-    if finished {
-        swap_into(&runs[best].1, out)?;
-        for (i, (_, dir, _, _)) in runs.iter().enumerate() {
-            if i != best {
-                std::fs::remove_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-            }
+    let (t, best_dir, chosen, _) = &runs[best];
+    if !runs.iter().all(|r| r.2.finished) {
+        return Ok(TrainReport {
+            temperature_search: trials,
+            finished: false,
+            ..chosen.clone()
+        });
+    }
+    let report = if refit {
+        let mut c = config.clone();
+        c.loss.temperature = *t;
+        c.loss.temperature_candidates.clear();
+        c.train.validation_per_user = 0;
+        c.train.epochs = chosen.summary.best_epoch.max(1);
+        c.train.refit = false;
+        let dir = refit_dir(out);
+        let report = train_inner(ds, &c, &dir, progress, opts, threads, "refit: ")?;
+        let report = TrainReport {
+            refit_validation_recall: chosen.summary.validation_recall,
+            ..report
+        };
+        if !report.finished {
+            return Ok(TrainReport {
+                temperature_search: trials,
+                ..report
+            });
+        }
+        swap_into(&dir, out)?;
+        report
+    } else {
+        swap_into(best_dir, out)?;
+        chosen.clone()
+    };
+    // Every run but the one swapped in (which is gone from its hidden place).
+    for (i, (_, dir, _, _)) in runs.iter().enumerate() {
+        if refit || i != best {
+            std::fs::remove_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         }
     }
-    let (_, _, report, _) = runs.swap_remove(best);
     Ok(TrainReport {
         temperature_search: trials,
-        finished,
         ..report
     })
 }
