@@ -41,9 +41,9 @@ fn dataset(dir: &Path, users: u32, items: u32, interactions: u32) -> PathBuf {
 }
 
 /// Small, fast model flags shared by the tests.
-/// A small single run (one fixed temperature, no refit: the search and the refit have their own
-/// test).
-const SMALL: [&str; 9] = [
+/// A small single run (one fixed temperature, no refit, one member: the search, the refit and the
+/// ensemble have their own test).
+const SMALL: [&str; 11] = [
     "--dim",
     "16",
     "--batch-size",
@@ -53,6 +53,8 @@ const SMALL: [&str; 9] = [
     "--temperature",
     "0.15",
     "--no-refit",
+    "--members",
+    "1",
 ];
 
 fn read(p: &Path) -> Vec<u8> {
@@ -77,7 +79,7 @@ fn embed_is_byte_identical_across_processes_and_resume_matches() {
         .stdout(predicate::str::contains("model written to"));
 
     // The default searches temperatures: one run each, the best on validation kept, then trained
-    // again on every training row.
+    // again on every training row, twice (two ensemble members).
     tt().args(["train", "--data"])
         .arg(&ds)
         .arg("--out")
@@ -91,7 +93,9 @@ fn embed_is_byte_identical_across_processes_and_resume_matches() {
                 .and(predicate::str::contains("T 0.1 "))
                 .and(predicate::str::contains("T 0.2 "))
                 .and(predicate::str::contains("<- kept"))
-                .and(predicate::str::contains("refit: trained again")),
+                .and(predicate::str::contains("refit: trained again"))
+                .and(predicate::str::contains("member 2  epoch  1"))
+                .and(predicate::str::contains("2 members of dim 16")),
         );
 
     // `eval` prints the model and the popularity baseline.
@@ -159,7 +163,15 @@ fn embed_is_byte_identical_across_processes_and_resume_matches() {
         .arg("--out")
         .arg(&cut)
         .args(&SMALL[..6])
-        .args(["--epochs", "2", "--temperature", "0.3", "--no-refit"])
+        .args([
+            "--epochs",
+            "2",
+            "--temperature",
+            "0.3",
+            "--no-refit",
+            "--members",
+            "1",
+        ])
         .assert()
         .failure()
         .stderr(predicate::str::contains("configuration differs"));

@@ -11,6 +11,9 @@ use crate::error::{Error, Result};
 /// (fitted on ML-100K and ml-1m-partial, where 5 and 3 epochs were best).
 pub const AUTO_EPOCH_PASSES: f64 = 160.0;
 
+/// The most ensemble members a model may have (`model.members`).
+pub const MAX_MEMBERS: usize = 16;
+
 /// The whole configuration of a model and of its training run (stored in `model.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
@@ -35,6 +38,12 @@ pub struct ModelConfig {
     pub dim: usize,
     /// L2-normalise tower outputs so scores are cosines (what the HNSW index expects).
     pub normalize: bool,
+    /// Ensemble members: independently trained towers (same settings, different seeds) whose
+    /// outputs are concatenated, each scaled by `1/sqrt(members)`, so a score is the members' mean
+    /// score and vectors are `members × dim` wide. Two members are worth about +0.003 Recall@10 on
+    /// ML-100K and +0.002 on ml-1m-partial (every seed pair measured) for one more training run and
+    /// twice the index width; a single model twice as wide is not better.
+    pub members: usize,
 }
 
 impl Default for ModelConfig {
@@ -42,6 +51,7 @@ impl Default for ModelConfig {
         ModelConfig {
             dim: 128,
             normalize: true,
+            members: 2,
         }
     }
 }
@@ -306,6 +316,7 @@ impl Config {
         c.user.history = false;
         c.user.layers.clear();
         c.user.id_dim = c.model.dim;
+        c.model.members = 1;
         // One run at a fixed temperature, like the TFRS tutorial (and a fast throughput baseline).
         c.loss.temperature_candidates.clear();
         c
@@ -340,6 +351,9 @@ impl Config {
         let err = |m: String| Err(Error::config(origin, m));
         if self.model.dim == 0 {
             return err("model.dim must be > 0".into());
+        }
+        if !(1..=MAX_MEMBERS).contains(&self.model.members) {
+            return err(format!("model.members must be 1 to {MAX_MEMBERS}"));
         }
         if !(self.item.id || self.item.genres || self.item.title || self.item.categorical) {
             return err("the item tower has no input: enable at least one of item.id, item.genres, item.title, item.categorical".into());
@@ -454,6 +468,29 @@ mod tests {
         let e = Config::from_toml_str("[user]\nid = false\ncategorical = false\nhistory = false\n", "t")
             .unwrap_err();
         assert!(e.to_string().contains("user tower has no input"));
+    }
+
+    #[test]
+    fn members_out_of_range_rejected() {
+        for k in [0, MAX_MEMBERS + 1] {
+            let e = Config::from_toml_str(&format!("[model]\nmembers = {k}\n"), "m.toml").unwrap_err();
+            assert!(
+                e.to_string().contains("m.toml") && e.to_string().contains("model.members"),
+                "{e}"
+            );
+        }
+        assert_eq!(
+            Config::from_toml_str("[model]\nmembers = 3\n", "t")
+                .unwrap()
+                .model
+                .members,
+            3
+        );
+        assert_eq!(
+            Config::id_only().model.members,
+            1,
+            "the TFRS basic model is one model"
+        );
     }
 
     #[test]

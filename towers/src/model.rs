@@ -13,15 +13,16 @@ use twotower_data::{Categorical, Dataset, Manifest, Vocabulary};
 
 use crate::checkpoint::{TensorReader, TensorWriter};
 use crate::config::Config;
-use crate::embedding_bag::EmbeddingTable;
+use crate::embedding_bag::{Bags, EmbeddingTable};
 use crate::error::{Error, Result};
 use crate::features::{Csr, FeatureLayout, ItemFeatures, NewItem, UserFeatures};
 use crate::tower::{DenseParam, Side, TwoTower};
 
 /// `manifest.json` kind of a model directory.
 pub const MODEL_KIND: &str = "twotower-model";
-/// Current model format; older readers refuse newer models.
-pub const MODEL_FORMAT_VERSION: u32 = 1;
+/// Current model format; older readers refuse newer models. 2 added ensembles (`model.members`;
+/// member k ≥ 1's tensors are named `member{k}.…`); version-1 models read as one member.
+pub const MODEL_FORMAT_VERSION: u32 = 2;
 
 /// Items embedded per forward pass at inference (bounds memory on large catalogues).
 const EMBED_CHUNK: usize = 16_384;
@@ -88,6 +89,9 @@ fn backfill_config(raw: &serde_json::Value, meta: &mut ModelMeta) {
     if !has("train", "refit") {
         c.train.refit = false;
     }
+    if !has("model", "members") {
+        c.model.members = 1;
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -106,7 +110,8 @@ pub struct Model {
     dir: PathBuf,
     meta: ModelMeta,
     fingerprint: String,
-    pub(crate) net: TwoTower,
+    /// The ensemble's members (at least one), all with the same layout.
+    pub(crate) nets: Vec<TwoTower>,
     users: Vocabulary,
     items: Vocabulary,
     item_feats: ItemFeatures,
@@ -128,7 +133,7 @@ impl Model {
             dir: PathBuf::new(),
             meta,
             fingerprint: String::new(),
-            net,
+            nets: vec![net],
             users,
             items,
             item_feats,
@@ -196,41 +201,46 @@ impl Model {
             )));
         }
         let w = TensorReader::open(&dir.join("weights.safetensors"))?;
-        let tables = meta
-            .layout
-            .tables
-            .iter()
-            .map(|t| {
-                Ok(EmbeddingTable {
-                    weights: w.f32(&format!("table.{}", t.name), &[t.rows, t.dim])?,
-                    name: t.name.clone(),
-                    rows: t.rows,
-                    dim: t.dim,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
         let skeleton = TwoTower::new(meta.layout.clone(), &meta.config, 0)?;
-        let dense = skeleton
-            .dense
-            .iter()
-            .map(|p| {
-                let value = w.f32(&format!("dense.{}", p.name), &p.shape)?;
-                Ok(DenseParam {
-                    name: p.name.clone(),
-                    shape: p.shape.clone(),
-                    m: Vec::new(),
-                    v: Vec::new(),
-                    value,
-                })
+        let nets = (0..meta.config.model.members.max(1))
+            .map(|k| {
+                let prefix = member_prefix(k);
+                let tables = meta
+                    .layout
+                    .tables
+                    .iter()
+                    .map(|t| {
+                        Ok(EmbeddingTable {
+                            weights: w.f32(&format!("{prefix}table.{}", t.name), &[t.rows, t.dim])?,
+                            name: t.name.clone(),
+                            rows: t.rows,
+                            dim: t.dim,
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                let dense = skeleton
+                    .dense
+                    .iter()
+                    .map(|p| {
+                        let value = w.f32(&format!("{prefix}dense.{}", p.name), &p.shape)?;
+                        Ok(DenseParam {
+                            name: p.name.clone(),
+                            shape: p.shape.clone(),
+                            m: Vec::new(),
+                            v: Vec::new(),
+                            value,
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                TwoTower::from_parts(meta.layout.clone(), &meta.config, tables, dense)
+                    .map_err(|e| bad(e.to_string()))
             })
             .collect::<Result<Vec<_>>>()?;
-        let net = TwoTower::from_parts(meta.layout.clone(), &meta.config, tables, dense)
-            .map_err(|e| bad(e.to_string()))?;
         Ok(Model {
             dir: dir.to_path_buf(),
             fingerprint: manifest.fingerprint(),
             meta,
-            net,
+            nets,
             users: v.users,
             items: v.items,
             item_feats,
@@ -280,7 +290,7 @@ impl Model {
             cat.u32(&format!("user.cat.{}", c.name), &c.values);
         }
         cat.write(&dir.join("catalog.safetensors"))?;
-        write_weights(&self.net, &dir.join("weights.safetensors"))
+        write_weights(&self.nets, &dir.join("weights.safetensors"))
     }
 
     /// Identifies this model (checksum over its files); index manifests record it.
@@ -293,14 +303,69 @@ impl Model {
         &self.dir
     }
 
-    /// Embedding dimension.
+    /// Vector dimension: `members × model.dim`.
     pub fn dim(&self) -> usize {
-        self.net.dim
+        self.nets[0].dim * self.nets.len()
+    }
+
+    fn layout(&self) -> &FeatureLayout {
+        &self.nets[0].layout
+    }
+
+    /// Ensemble members (1 for a single model).
+    pub fn members(&self) -> usize {
+        self.nets.len()
+    }
+
+    /// Embeds through every member and concatenates their vectors row by row, each scaled by
+    /// `1/sqrt(members)`: a dot product is then the members' mean score, and unit-norm members give
+    /// a unit-norm vector (what the cosine index expects).
+    fn embed(&self, side: Side, bags: &[Bags]) -> Result<Vec<f32>> {
+        if let [net] = self.nets.as_slice() {
+            return net.embed(side, bags);
+        }
+        let parts = self
+            .nets
+            .iter()
+            .map(|net| net.embed(side, bags))
+            .collect::<Result<Vec<_>>>()?;
+        let d = self.nets[0].dim;
+        let scale = 1.0 / (self.nets.len() as f32).sqrt();
+        let rows = parts[0].len() / d;
+        let mut out = Vec::with_capacity(rows * self.dim());
+        for r in 0..rows {
+            for p in &parts {
+                out.extend(p[r * d..(r + 1) * d].iter().map(|x| x * scale));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The combination of single-member models of one dataset and layout (trained with different
+    /// seeds) into one ensemble; `meta` describes the whole (its `model.members` is their number).
+    pub(crate) fn ensemble(meta: ModelMeta, members: Vec<Model>) -> Result<Model> {
+        let mut members = members.into_iter();
+        let mut first = members
+            .next()
+            .ok_or_else(|| Error::Invalid("an ensemble needs at least one member".into()))?;
+        for m in members {
+            if m.meta.layout != first.meta.layout || m.dataset_fingerprint() != first.dataset_fingerprint() {
+                return Err(Error::model(
+                    m.dir(),
+                    "ensemble member has another layout or dataset than the first member",
+                ));
+            }
+            first.nets.extend(m.nets);
+        }
+        first.meta = meta;
+        first.dir = PathBuf::new();
+        first.fingerprint = String::new();
+        Ok(first)
     }
 
     /// Whether outputs are unit vectors (scores are cosines).
     pub fn normalized(&self) -> bool {
-        self.net.normalize
+        self.nets[0].normalize
     }
 
     /// Item id ⇄ row of [`Model::item_embeddings`].
@@ -343,8 +408,8 @@ impl Model {
     fn embed_item_rows(&self, feats: &ItemFeatures, feat_rows: &[u32], id_rows: &[u32]) -> Result<Vec<f32>> {
         let mut out = Vec::with_capacity(feat_rows.len() * self.dim());
         for (f, i) in feat_rows.chunks(EMBED_CHUNK).zip(id_rows.chunks(EMBED_CHUNK)) {
-            let bags = self.net.layout.item_bags(feats, f, i);
-            out.extend(self.net.embed(Side::Item, &bags)?);
+            let bags = self.layout().item_bags(feats, f, i);
+            out.extend(self.embed(Side::Item, &bags)?);
         }
         Ok(out)
     }
@@ -392,14 +457,14 @@ impl Model {
         let mut out = Vec::with_capacity(n * self.dim());
         for start in (0..n).step_by(EMBED_CHUNK) {
             let m = EMBED_CHUNK.min(n - start);
-            let bags = self.net.layout.user_bags(
+            let bags = self.layout().user_bags(
                 &self.user_feats,
                 m,
                 |e| (start + e) as u32,
                 |e| Some((start + e) as u32),
                 |e| self.user_items.row(start + e),
             );
-            out.extend(self.net.embed(Side::User, &bags)?);
+            out.extend(self.embed(Side::User, &bags)?);
         }
         Ok(out)
     }
@@ -418,10 +483,9 @@ impl Model {
         self.check_items(&hist)?;
         let id = known.unwrap_or(self.users.oov());
         let bags = self
-            .net
-            .layout
+            .layout()
             .user_bags(&self.user_feats, 1, |_| id, |_| known, |_| &hist);
-        self.net.embed(Side::User, &bags)
+        self.embed(Side::User, &bags)
     }
 
     /// The real-time path: an anonymous user given only recently consumed items (oldest first); the id
@@ -430,10 +494,9 @@ impl Model {
         self.check_items(items)?;
         let oov = self.users.oov();
         let bags = self
-            .net
-            .layout
+            .layout()
             .user_bags(&self.user_feats, 1, |_| oov, |_| None, |_| items);
-        self.net.embed(Side::User, &bags)
+        self.embed(Side::User, &bags)
     }
 
     fn check_items(&self, items: &[u32]) -> Result<()> {
@@ -447,14 +510,27 @@ impl Model {
     }
 }
 
-/// Writes a network's tables and dense weights.
-pub(crate) fn write_weights(net: &TwoTower, path: &Path) -> Result<()> {
-    let mut w = TensorWriter::default();
-    for t in &net.tables {
-        w.f32(&format!("table.{}", t.name), &[t.rows, t.dim], &t.weights);
+/// Tensor-name prefix of ensemble member `k` (none for the first, so a one-member model reads and
+/// writes the names of format 1).
+fn member_prefix(k: usize) -> String {
+    if k == 0 {
+        String::new()
+    } else {
+        format!("member{k}.")
     }
-    for p in &net.dense {
-        w.f32(&format!("dense.{}", p.name), &p.shape, &p.value);
+}
+
+/// Writes the members' tables and dense weights.
+pub(crate) fn write_weights(nets: &[TwoTower], path: &Path) -> Result<()> {
+    let mut w = TensorWriter::default();
+    for (k, net) in nets.iter().enumerate() {
+        let prefix = member_prefix(k);
+        for t in &net.tables {
+            w.f32(&format!("{prefix}table.{}", t.name), &[t.rows, t.dim], &t.weights);
+        }
+        for p in &net.dense {
+            w.f32(&format!("{prefix}dense.{}", p.name), &p.shape, &p.value);
+        }
     }
     w.write(path)
 }
@@ -469,6 +545,7 @@ mod tests {
         let config = Config::default();
         let layout = FeatureLayout::new(&config, 2, 3, &ItemFeatures::default(), &UserFeatures::default());
         assert!(config.user.history_attention && config.train.refit && config.user.history_dropout > 0.0);
+        assert!(config.model.members > 1);
         let meta = ModelMeta {
             config,
             layout,
@@ -487,6 +564,7 @@ mod tests {
             ("user", "history_dropout"),
             ("loss", "mask_seen_items"),
             ("train", "refit"),
+            ("model", "members"),
         ] {
             old["config"][section].as_object_mut().unwrap().remove(key);
         }
@@ -494,6 +572,7 @@ mod tests {
         backfill_config(&old, &mut read);
         let c = &read.config;
         assert!(!c.user.history_attention && !c.train.refit && !c.loss.mask_seen_items);
+        assert_eq!(c.model.members, 1);
         assert_eq!(c.user.history_dropout, 0.0);
     }
 }

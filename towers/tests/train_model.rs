@@ -45,6 +45,8 @@ fn small_config() -> Config {
     // covers the search and `refit_trains_on_every_row_with_the_chosen_settings` the refit.
     c.loss.temperature_candidates.clear();
     c.train.refit = false;
+    // One member: `ensemble_members_concatenate_and_resume` covers ensembles.
+    c.model.members = 1;
     c
 }
 
@@ -269,6 +271,94 @@ fn refit_trains_on_every_row_with_the_chosen_settings() {
         read(full.join("weights.safetensors")),
         read(part.join("weights.safetensors"))
     );
+}
+
+/// An ensemble of two members: the first member is the single model of the same seed, so the
+/// ensemble's vectors are that model's scaled by `1/sqrt(2)`, followed by the second member's (a
+/// different model); member directories are removed; cut short in either member, `--resume`
+/// finishes into the same ensemble.
+#[test]
+fn ensemble_members_concatenate_and_resume() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ds = dataset(tmp.path());
+    let mut cfg = small_config();
+    cfg.train.epochs = 2;
+    let single = tmp.path().join("single");
+    train(&ds, &cfg, &single, &NoProgress, &TrainOptions::default()).unwrap();
+    cfg.model.members = 2;
+    let full = tmp.path().join("full");
+    let r = train(&ds, &cfg, &full, &NoProgress, &TrainOptions::default()).unwrap();
+    assert!(r.finished);
+    let members: Vec<_> = r.epochs.iter().map(|e| e.member).collect();
+    assert_eq!(members, [Some(1), Some(1), Some(2), Some(2)]);
+    let lines = std::fs::read_to_string(full.join("metrics.jsonl")).unwrap();
+    assert_eq!(lines.lines().count(), 4);
+
+    let m = Model::load(&full).unwrap();
+    let s = Model::load(&single).unwrap();
+    assert_eq!((m.members(), m.dim(), s.dim()), (2, 32, 16));
+    assert_eq!(m.meta().config.model.members, 2);
+    let k = std::f32::consts::FRAC_1_SQRT_2;
+    for (a, b) in [
+        (m.item_embeddings().unwrap(), s.item_embeddings().unwrap()),
+        (m.user_embeddings().unwrap(), s.user_embeddings().unwrap()),
+    ] {
+        assert_eq!(a.len(), 2 * b.len());
+        for (row, one) in a.chunks(32).zip(b.chunks(16)) {
+            for (x, y) in row[..16].iter().zip(one) {
+                assert!((x - y * k).abs() < 1e-6, "{x} vs {}", y * k);
+            }
+            let norm: f32 = row.iter().map(|x| x * x).sum();
+            assert!((norm - 1.0).abs() < 1e-4, "unit norm: {norm}");
+            assert!(
+                row[..16]
+                    .iter()
+                    .zip(&row[16..])
+                    .any(|(x, y)| (x - y).abs() > 1e-3),
+                "the second member is another model"
+            );
+        }
+    }
+    let anon = m.embed_recent(&[0, 1, 2]).unwrap();
+    assert_eq!(anon.len(), 32);
+    let hidden = |tmp: &Path| -> Vec<String> {
+        std::fs::read_dir(tmp)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with('.'))
+            .collect()
+    };
+    assert!(hidden(tmp.path()).is_empty(), "{:?}", hidden(tmp.path()));
+
+    // Cut in the first member, then in the second; each `--resume` goes one step further.
+    let part = tmp.path().join("part");
+    let step = TrainOptions {
+        stop_after_epochs: Some(1),
+        ..TrainOptions::default()
+    };
+    assert!(!train(&ds, &cfg, &part, &NoProgress, &step).unwrap().finished);
+    assert!(!part.exists());
+    let resume_step = TrainOptions { resume: true, ..step };
+    assert!(
+        !train(&ds, &cfg, &part, &NoProgress, &resume_step)
+            .unwrap()
+            .finished
+    );
+    assert!(!part.exists());
+    assert_eq!(hidden(tmp.path()).len(), 2, "{:?}", hidden(tmp.path()));
+    let resume = TrainOptions {
+        resume: true,
+        ..TrainOptions::default()
+    };
+    assert!(train(&ds, &cfg, &part, &NoProgress, &resume).unwrap().finished);
+    assert!(hidden(tmp.path()).is_empty());
+    assert_eq!(
+        read(full.join("weights.safetensors")),
+        read(part.join("weights.safetensors"))
+    );
+    // A finished ensemble has nothing left to resume.
+    let err = train(&ds, &cfg, &part, &NoProgress, &resume).unwrap_err();
+    assert!(err.to_string().contains("nothing to resume"), "{err}");
 }
 
 #[test]
