@@ -29,7 +29,8 @@ pub struct TrainArgs {
     /// Print the resolved config as TOML and exit.
     #[arg(long)]
     pub print_config: bool,
-    /// Continue from the checkpoint in --out (same config and dataset).
+    /// Continue an interrupted run with the same flags: its checkpoint in --out, or the hidden
+    /// directories beside --out of a temperature search, refit or ensemble member.
     #[arg(long)]
     pub resume: bool,
     /// Start from the TFRS basic model: user id and item id embeddings only.
@@ -352,10 +353,10 @@ pub fn train(a: TrainArgs, progress: &dyn Progress) -> anyhow::Result<()> {
                 if t.chosen { "  <- kept" } else { "" }
             );
         }
-        if !report.finished {
-            println!("stopped before training finished: run again with --resume to complete it");
-            return Ok(());
-        }
+    }
+    if !report.finished {
+        println!("stopped before training finished: run again with --resume to complete it");
+        return Ok(());
     }
     if let Some(v) = report.refit_validation_recall {
         let s = &report.summary;

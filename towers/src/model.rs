@@ -3,8 +3,10 @@
 //! Layout: `model.json` (config, feature layout, training summary, dataset fingerprint), `vocab.json`
 //! (every vocabulary the model maps strings through), `catalog.safetensors` (the integer item/user
 //! features and each user's training items, so the model embeds its catalogue without the dataset),
-//! `weights.safetensors` (tables and dense weights of the best epoch), `metrics.jsonl`, the training
-//! checkpoint (`checkpoint.json`, `checkpoint.safetensors`) and `manifest.json` with checksums.
+//! `weights.safetensors` (tables and dense weights of the best epoch, per ensemble member),
+//! `metrics.jsonl`, the training checkpoint of a single run (`checkpoint.json`,
+//! `checkpoint.safetensors`; an ensemble's members keep theirs in hidden directories while they
+//! train) and `manifest.json` with checksums.
 
 use std::path::{Path, PathBuf};
 
@@ -356,6 +358,13 @@ impl Model {
                 ));
             }
             first.nets.extend(m.nets);
+        }
+        if first.nets.len() != meta.config.model.members {
+            return Err(Error::Invalid(format!(
+                "{} ensemble members, but the config says {}",
+                first.nets.len(),
+                meta.config.model.members
+            )));
         }
         first.meta = meta;
         first.dir = PathBuf::new();

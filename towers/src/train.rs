@@ -171,7 +171,8 @@ pub(crate) fn softmax_block(
 /// Options of a training run that are not part of the model's configuration.
 #[derive(Debug, Clone, Default)]
 pub struct TrainOptions {
-    /// Continue from the checkpoint in the output directory (same config and dataset required).
+    /// Continue an interrupted run (same config and dataset required): its checkpoint in the output
+    /// directory, or the hidden run directories beside it (search, refit, ensemble members).
     pub resume: bool,
     /// Stop (as if interrupted) after this many epochs of this invocation, leaving the checkpoint
     /// behind; used to test that `--resume` reproduces an uninterrupted run.
@@ -653,8 +654,10 @@ impl<'a> Trainer<'a> {
 }
 
 /// Trains a model on `ds.training()` (the train part of a split dataset: the test part is never read)
-/// and writes the model directory `out`, re-committed atomically after every epoch so an interrupted
-/// run leaves the last complete epoch loadable and resumable.
+/// and writes the model directory `out`. A single run re-commits `out` atomically after every epoch,
+/// so an interrupted run leaves the last complete epoch loadable and resumable; a search, refit or
+/// ensemble trains in hidden directories beside `out` (each resumable the same way) and replaces
+/// `out` once, when it is complete, so until then `out` keeps the previous model.
 pub fn train(
     ds: &Dataset,
     config: &Config,
@@ -1081,6 +1084,13 @@ fn train_inner(
     let mut epochs: Vec<EpochMetrics> = Vec::new();
     let mut best_net = trainer.net.clone();
     let mut best_temperature = config.loss.temperature as f64;
+    if opts.resume && !out.join("checkpoint.json").exists() && out.join("model.json").exists() {
+        return Err(Error::model(
+            out,
+            "nothing to resume: it holds a finished model without a checkpoint (an ensemble, \
+             assembled from its members; train without --resume to start over)",
+        ));
+    }
     if opts.resume && out.join("checkpoint.json").exists() {
         let prev = Model::load(out)?;
         if prev.meta().config != *config {

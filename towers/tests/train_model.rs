@@ -356,9 +356,15 @@ fn ensemble_members_concatenate_and_resume() {
         read(full.join("weights.safetensors")),
         read(part.join("weights.safetensors"))
     );
-    // A finished ensemble has nothing left to resume.
+    // A finished ensemble has nothing left to resume, not even as a single run (it has no
+    // checkpoint to continue from), and stays as it was.
     let err = train(&ds, &cfg, &part, &NoProgress, &resume).unwrap_err();
     assert!(err.to_string().contains("nothing to resume"), "{err}");
+    let mut single_cfg = cfg.clone();
+    single_cfg.model.members = 1;
+    let err = train(&ds, &single_cfg, &part, &NoProgress, &resume).unwrap_err();
+    assert!(err.to_string().contains("nothing to resume"), "{err}");
+    assert_eq!(Model::load(&part).unwrap().members(), 2);
 }
 
 #[test]
