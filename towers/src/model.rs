@@ -9,6 +9,9 @@
 //! train) and `manifest.json` with checksums.
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use candle_core::Tensor;
 
 use serde::{Deserialize, Serialize};
 use twotower_data::{Categorical, Dataset, Manifest, Vocabulary};
@@ -114,6 +117,8 @@ pub struct Model {
     fingerprint: String,
     /// The ensemble's members (at least one), all with the same layout.
     pub(crate) nets: Vec<TwoTower>,
+    /// Each member's dense weights as tensors, made on first use (the nets never change after).
+    tensors: OnceLock<Vec<Vec<Tensor>>>,
     users: Vocabulary,
     items: Vocabulary,
     item_feats: ItemFeatures,
@@ -136,6 +141,7 @@ impl Model {
             meta,
             fingerprint: String::new(),
             nets: vec![net],
+            tensors: OnceLock::new(),
             users,
             items,
             item_feats,
@@ -243,6 +249,7 @@ impl Model {
             fingerprint: manifest.fingerprint(),
             meta,
             nets,
+            tensors: OnceLock::new(),
             users: v.users,
             items: v.items,
             item_feats,
@@ -323,13 +330,25 @@ impl Model {
     /// `1/sqrt(members)`: a dot product is then the members' mean score, and unit-norm members give
     /// a unit-norm vector (what the cosine index expects).
     fn embed(&self, side: Side, bags: &[Bags]) -> Result<Vec<f32>> {
+        let tensors = match self.tensors.get() {
+            Some(t) => t,
+            None => {
+                let t = self
+                    .nets
+                    .iter()
+                    .map(TwoTower::dense_tensors)
+                    .collect::<Result<_>>()?;
+                self.tensors.get_or_init(|| t)
+            }
+        };
         if let [net] = self.nets.as_slice() {
-            return net.embed(side, bags);
+            return net.embed_with(side, bags, &tensors[0]);
         }
         let parts = self
             .nets
             .iter()
-            .map(|net| net.embed(side, bags))
+            .zip(tensors)
+            .map(|(net, vars)| net.embed_with(side, bags, vars))
             .collect::<Result<Vec<_>>>()?;
         let d = self.nets[0].dim;
         let scale = 1.0 / (self.nets.len() as f32).sqrt();
@@ -367,6 +386,7 @@ impl Model {
             )));
         }
         first.meta = meta;
+        first.tensors = OnceLock::new();
         first.dir = PathBuf::new();
         first.fingerprint = String::new();
         Ok(first)

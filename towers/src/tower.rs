@@ -335,20 +335,30 @@ impl TwoTower {
 
     /// Embeds `n` examples given their bags (inference; no gradient), `n × dim` row-major.
     pub fn embed(&self, side: Side, bags: &[Bags]) -> Result<Vec<f32>> {
+        self.embed_with(side, bags, &self.dense_tensors()?)
+    }
+
+    /// The dense weights as candle tensors, for [`Self::embed_with`].
+    pub fn dense_tensors(&self) -> Result<Vec<Tensor>> {
+        Ok(self
+            .dense
+            .iter()
+            .map(|p| Tensor::from_slice(&p.value, p.shape.as_slice(), &Device::Cpu))
+            .collect::<candle_core::Result<_>>()?)
+    }
+
+    /// [`Self::embed`] with the dense weights already made tensors (`dense_tensors` of this network,
+    /// unchanged since): a served model embeds one user per request, and copying every weight into
+    /// fresh tensors each time was most of that cost.
+    pub fn embed_with(&self, side: Side, bags: &[Bags], vars: &[Tensor]) -> Result<Vec<f32>> {
         let n = bags.first().map_or(0, Bags::len);
         if n == 0 {
             return Ok(Vec::new());
         }
-        let dev = Device::Cpu;
         let input = self.assemble(side, bags);
         let width = self.input(side).width;
-        let x = Tensor::from_vec(input, (n, width), &dev)?;
-        let vars: Vec<Tensor> = self
-            .dense
-            .iter()
-            .map(|p| Tensor::from_slice(&p.value, p.shape.as_slice(), &dev))
-            .collect::<candle_core::Result<_>>()?;
-        let y = self.forward(side, &x, &vars)?;
+        let x = Tensor::from_vec(input, (n, width), &Device::Cpu)?;
+        let y = self.forward(side, &x, vars)?;
         Ok(y.flatten_all()?.to_vec1::<f32>()?)
     }
 
