@@ -209,7 +209,11 @@ def training_summary(model_dir: Path) -> dict:
     except (OSError, json.JSONDecodeError):
         return {}
     t = meta.get("training") or {}
-    return t if isinstance(t, dict) else {}
+    if not isinstance(t, dict):
+        return {}
+    # An ensemble's seconds cover every member's epochs; epochs_run is one member's.
+    members = ((meta.get("config") or {}).get("model") or {}).get("members", 1)
+    return {**t, "members": members}
 
 
 # -------------------------------------------------------------------------------------------------------------
@@ -321,6 +325,7 @@ def run_twotower(system: str, ds: Path, work: Path, tt: TwoTower, args, made_by:
     secs = summ.get("seconds") or m["wall_s"]
     epochs = summ.get("epochs_run") or 1
     n_ex = summ.get("train_examples")
+    members = summ.get("members") or 1
     res = {
         "system": system,
         "metrics": met,
@@ -328,7 +333,7 @@ def run_twotower(system: str, ds: Path, work: Path, tt: TwoTower, args, made_by:
         "train_s": secs,
         "examples": n_ex,
         "epochs": epochs,
-        "examples_per_s": (n_ex * epochs / secs) if (n_ex and secs) else None,
+        "examples_per_s": (n_ex * epochs * members / secs) if (n_ex and secs) else None,
         "peak_mib": m["peak_mib"],
         "wall_s": m["wall_s"],
         "params": {k: summ.get(k) for k in ("best_epoch", "epochs_run", "threads", "stopped_early") if k in summ},
