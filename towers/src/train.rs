@@ -691,6 +691,9 @@ pub fn train(
             }
             c.loss.temperature_candidates.clear();
             if members == 1 {
+                if !opts.resume {
+                    clear_hidden(out)?;
+                }
                 return train_inner(ds, &c, out, progress, opts, threads, "");
             }
             let hidden: Vec<_> = (0..members).map(|k| member_dir(out, k)).collect();
@@ -806,10 +809,10 @@ fn swap_into(from: &Path, out: &Path) -> Result<()> {
     Ok(staging.commit()?)
 }
 
-/// Readies the hidden run directories of a search or refit. `--resume` continues them; with none
-/// left and a model in `out` there is nothing to resume, and starting over silently would replace
-/// that model. A fresh run first removes any left by an earlier, interrupted one (trained perhaps
-/// with other settings), so a later `--resume` finds only its own.
+/// Readies the hidden run directories of a search, refit or ensemble. `--resume` continues them;
+/// with none left and a model in `out` there is nothing to resume, and starting over silently would
+/// replace that model. A fresh run first removes every one left by an earlier, interrupted run
+/// (trained perhaps with other settings or another plan), so a later `--resume` finds only its own.
 fn prepare_hidden(out: &Path, hidden: &[std::path::PathBuf], opts: &TrainOptions) -> Result<()> {
     if opts.resume {
         if out.join("model.json").exists() && !hidden.iter().any(|d| d.exists()) {
@@ -822,8 +825,32 @@ fn prepare_hidden(out: &Path, hidden: &[std::path::PathBuf], opts: &TrainOptions
         }
         return Ok(());
     }
-    for d in hidden.iter().filter(|d| d.exists()) {
-        std::fs::remove_dir_all(d).map_err(|e| Error::io(d, e))?;
+    clear_hidden(out)
+}
+
+/// Removes every hidden run directory of `out` (`.{name}.temperature-*`, `.refit`, `.member-*`).
+fn clear_hidden(out: &Path) -> Result<()> {
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model".into());
+    let prefix = format!(".{name}.");
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return Ok(());
+    };
+    for e in entries.flatten() {
+        let file = e.file_name().to_string_lossy().into_owned();
+        let Some(what) = file.strip_prefix(&prefix) else {
+            continue;
+        };
+        let ours = what.starts_with("temperature-") || what == "refit" || what.starts_with("member-");
+        if ours && e.path().is_dir() {
+            std::fs::remove_dir_all(e.path()).map_err(|err| Error::io(&e.path(), err))?;
+        }
     }
     Ok(())
 }

@@ -332,12 +332,25 @@ fn ensemble_members_concatenate_and_resume() {
 
     // Cut in the first member, then in the second; each `--resume` goes one step further.
     let part = tmp.path().join("part");
+    // Debris of earlier interrupted runs with other plans: a fresh run removes it all.
+    for d in [".part.member-7", ".part.temperature-0.3"] {
+        std::fs::create_dir_all(tmp.path().join(d)).unwrap();
+    }
+    std::fs::create_dir_all(tmp.path().join(".partly.refit")).unwrap();
     let step = TrainOptions {
         stop_after_epochs: Some(1),
         ..TrainOptions::default()
     };
     assert!(!train(&ds, &cfg, &part, &NoProgress, &step).unwrap().finished);
     assert!(!part.exists());
+    let mut left = hidden(tmp.path());
+    left.sort();
+    assert_eq!(
+        left,
+        [".part.member-0", ".partly.refit"],
+        "another model's directory stays"
+    );
+    std::fs::remove_dir(tmp.path().join(".partly.refit")).unwrap();
     let resume_step = TrainOptions { resume: true, ..step };
     assert!(
         !train(&ds, &cfg, &part, &NoProgress, &resume_step)
