@@ -54,6 +54,17 @@ fn read(p: PathBuf) -> Vec<u8> {
     std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
+/// The hidden entries of `dir` (run directories of searches, refits and ensemble members), sorted.
+fn hidden(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    names.sort();
+    names
+}
+
 #[test]
 fn trains_beats_popularity_and_reloads_identically() {
     let tmp = tempfile::tempdir().unwrap();
@@ -180,14 +191,7 @@ fn temperature_search_keeps_the_best_and_resumes() {
     let m = Model::load(&full).unwrap();
     assert_eq!(m.meta().config.loss.temperature, chosen[0].temperature);
     assert!(m.meta().config.loss.temperature_candidates.is_empty());
-    let leftovers = |tmp: &Path| -> Vec<String> {
-        std::fs::read_dir(tmp)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|n| n.contains("temperature-"))
-            .collect()
-    };
-    assert!(leftovers(tmp.path()).is_empty(), "{:?}", leftovers(tmp.path()));
+    assert!(hidden(tmp.path()).is_empty(), "{:?}", hidden(tmp.path()));
 
     let part = tmp.path().join("part");
     let stop = TrainOptions {
@@ -200,14 +204,14 @@ fn temperature_search_keeps_the_best_and_resumes() {
         !part.exists(),
         "no model is chosen before every candidate has finished"
     );
-    assert_eq!(leftovers(tmp.path()).len(), 2);
+    assert_eq!(hidden(tmp.path()).len(), 2);
     let resume = TrainOptions {
         resume: true,
         ..TrainOptions::default()
     };
     let r = train(&ds, &cfg, &part, &NoProgress, &resume).unwrap();
     assert!(r.finished);
-    assert!(leftovers(tmp.path()).is_empty());
+    assert!(hidden(tmp.path()).is_empty());
     assert_eq!(
         read(full.join("weights.safetensors")),
         read(part.join("weights.safetensors"))
@@ -243,12 +247,7 @@ fn refit_trains_on_every_row_with_the_chosen_settings() {
         ds.training().len(),
         "the refit trains on every training row"
     );
-    let hidden: Vec<String> = std::fs::read_dir(tmp.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with('.'))
-        .collect();
-    assert!(hidden.is_empty(), "{hidden:?}");
+    assert!(hidden(tmp.path()).is_empty(), "{:?}", hidden(tmp.path()));
 
     let part = tmp.path().join("part");
     // Debris of an earlier interrupted run: a fresh run clears it, so `--resume` finds only its own.
@@ -321,13 +320,6 @@ fn ensemble_members_concatenate_and_resume() {
     }
     let anon = m.embed_recent(&[0, 1, 2]).unwrap();
     assert_eq!(anon.len(), 32);
-    let hidden = |tmp: &Path| -> Vec<String> {
-        std::fs::read_dir(tmp)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|n| n.starts_with('.'))
-            .collect()
-    };
     assert!(hidden(tmp.path()).is_empty(), "{:?}", hidden(tmp.path()));
 
     // Cut in the first member, then in the second; each `--resume` goes one step further.
@@ -343,10 +335,8 @@ fn ensemble_members_concatenate_and_resume() {
     };
     assert!(!train(&ds, &cfg, &part, &NoProgress, &step).unwrap().finished);
     assert!(!part.exists());
-    let mut left = hidden(tmp.path());
-    left.sort();
     assert_eq!(
-        left,
+        hidden(tmp.path()),
         [".part.member-0", ".partly.refit"],
         "another model's directory stays"
     );
