@@ -849,7 +849,7 @@ fn clear_hidden(out: &Path) -> Result<()> {
         };
         let ours = what.starts_with("temperature-") || what == "refit" || what.starts_with("member-");
         if ours && e.path().is_dir() {
-            std::fs::remove_dir_all(e.path()).map_err(|err| Error::io(&e.path(), err))?;
+            std::fs::remove_dir_all(e.path()).map_err(|err| Error::io(e.path(), err))?;
         }
     }
     Ok(())
