@@ -105,21 +105,24 @@ fn embed_is_byte_identical_across_processes_and_resume_matches() {
         .success()
         .stdout(predicate::str::contains("model").and(predicate::str::contains("popularity")));
 
-    // Two `embed` processes write the same bytes (users and items).
-    for flag in ["--items", "--users"] {
-        let a = tmp.path().join(format!("a{flag}.parquet"));
-        let b = tmp.path().join(format!("b{flag}.parquet"));
-        for p in [&a, &b] {
-            tt().args(["embed", flag, "--model"])
-                .arg(&full)
-                .arg("--out")
-                .arg(p)
-                .assert()
-                .success();
+    // Two `embed` processes write the same bytes (users and items), for one model and for the
+    // default's two-member ensemble.
+    for (name, model) in [("one", full.clone()), ("ensemble", tmp.path().join("searched"))] {
+        for flag in ["--items", "--users"] {
+            let a = tmp.path().join(format!("{name}-a{flag}.parquet"));
+            let b = tmp.path().join(format!("{name}-b{flag}.parquet"));
+            for p in [&a, &b] {
+                tt().args(["embed", flag, "--model"])
+                    .arg(&model)
+                    .arg("--out")
+                    .arg(p)
+                    .assert()
+                    .success();
+            }
+            let (x, y) = (read(&a), read(&b));
+            assert!(x.len() > 100, "{name} {flag}: parquet too small");
+            assert_eq!(x, y, "{name} {flag}: embeddings differ between processes");
         }
-        let (x, y) = (read(&a), read(&b));
-        assert!(x.len() > 100, "{flag}: parquet too small");
-        assert_eq!(x, y, "{flag}: embeddings differ between processes");
     }
 
     // Cut after one epoch (as if interrupted), then `--resume`: the same weights as the full run.
