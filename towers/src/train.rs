@@ -710,7 +710,7 @@ pub fn train(
             if !first.finished {
                 return Ok(first);
             }
-            return finish_members(ds, &c, members, (hidden[0].clone(), first), ctx);
+            return finish_members(ds, &c, members, (hidden[0].clone(), first), &[], ctx);
         }
         if candidates.is_empty() {
             // The refit still needs a validation run to choose the epoch count.
@@ -828,7 +828,8 @@ fn prepare_hidden(out: &Path, hidden: &[std::path::PathBuf], opts: &TrainOptions
     clear_hidden(out)
 }
 
-/// Removes every hidden run directory of `out` (`.{name}.temperature-*`, `.refit`, `.member-*`).
+/// Removes every hidden run directory of `out` (`.{name}.temperature-*`, `.refit`, `.member-*`,
+/// and `.trash-*` left by [`discard_runs`]).
 fn clear_hidden(out: &Path) -> Result<()> {
     let name = out
         .file_name()
@@ -847,7 +848,9 @@ fn clear_hidden(out: &Path) -> Result<()> {
         let Some(what) = file.strip_prefix(&prefix) else {
             continue;
         };
-        let ours = what.starts_with("temperature-") || what == "refit" || what.starts_with("member-");
+        let ours = ["temperature-", "refit", "member-", "trash-"]
+            .iter()
+            .any(|p| what.starts_with(p));
         if ours && e.path().is_dir() {
             std::fs::remove_dir_all(e.path()).map_err(|err| Error::io(e.path(), err))?;
         }
@@ -888,16 +891,20 @@ type RunCtx<'a> = (&'a Path, &'a dyn Progress, &'a TrainOptions, usize);
 /// Why an ensemble rather than a wider model: independently trained towers make different errors,
 /// and averaging their scores cancels part of them. On ML-100K two members gave +0.0028 Recall@10
 /// over one (every pair of four seeds better), where doubling `dim` gave nothing.
+///
+/// `done` are the other hidden runs (the search's candidates) to discard once `out` is committed.
 fn finish_members(
     ds: &Dataset,
     c: &Config,
     members: usize,
     first: (std::path::PathBuf, TrainReport),
+    done: &[std::path::PathBuf],
     (out, progress, opts, threads): RunCtx<'_>,
 ) -> Result<TrainReport> {
     let (first_dir, first) = first;
     if members <= 1 {
         swap_into(&first_dir, out)?;
+        discard_runs(out, done);
         return Ok(first);
     }
     let mut dirs = vec![first_dir];
@@ -932,9 +939,8 @@ fn finish_members(
         .collect();
     let model = Model::ensemble(meta.clone(), models)?;
     commit_model_dir(out, &model, &epochs, |_| Ok(Vec::new()))?;
-    for d in &dirs {
-        std::fs::remove_dir_all(d).map_err(|e| Error::io(d, e))?;
-    }
+    dirs.extend_from_slice(done);
+    discard_runs(out, &dirs);
     Ok(TrainReport {
         epochs,
         summary: meta.training,
@@ -1001,7 +1007,12 @@ fn search_temperature(
         (best_dir.clone(), chosen.clone())
     };
     let report = if first.1.finished {
-        finish_members(ds, &c, members, first, ctx)?
+        let done: Vec<_> = runs
+            .iter()
+            .map(|r| r.1.clone())
+            .filter(|d| *d != first.0)
+            .collect();
+        finish_members(ds, &c, members, first, &done, ctx)?
     } else {
         first.1
     };
@@ -1014,16 +1025,28 @@ fn search_temperature(
         },
         ..report
     };
-    if !report.finished {
-        return Ok(report);
-    }
-    // Every run but the one swapped in (which is gone from its hidden place).
-    for (_, dir, _, _) in &runs {
-        if dir.exists() {
-            std::fs::remove_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        }
-    }
     Ok(report)
+}
+
+/// Removes hidden runs whose result is committed. Each is first renamed out of the way (to
+/// `.{name}.trash-…`), all before any is deleted, so a crash from the commit on leaves almost no
+/// window in which `--resume` would find them and train again what is already in place. Failures
+/// only leave debris for the next fresh run's [`clear_hidden`]: the model is committed.
+fn discard_runs(out: &Path, dirs: &[std::path::PathBuf]) {
+    let prefix = hidden_dir(out, "");
+    let prefix = prefix.file_name().map(|n| n.to_string_lossy().into_owned());
+    let trash: Vec<_> = dirs
+        .iter()
+        .filter_map(|d| {
+            let name = d.file_name()?.to_string_lossy().into_owned();
+            let what = name.strip_prefix(prefix.as_deref()?)?;
+            let to = hidden_dir(out, &format!("trash-{what}"));
+            std::fs::rename(d, &to).ok().map(|_| to)
+        })
+        .collect();
+    for t in trash {
+        let _ = std::fs::remove_dir_all(t);
+    }
 }
 
 /// `train.epochs`, or with 0 the epochs that give each user and item row about
@@ -1530,7 +1553,9 @@ impl StepBench {
 
 #[cfg(test)]
 mod tests {
-    use super::{matmul, softmax_block, BlockWorkspace, Trainer, ROW_BLOCK};
+    use super::{
+        clear_hidden, discard_runs, hidden_dir, matmul, softmax_block, BlockWorkspace, Trainer, ROW_BLOCK,
+    };
     use crate::config::Config;
     use crate::features::{FeatureLayout, ItemFeatures, UserFeatures};
     use crate::loss::{mixed_log_q, SampledSoftmax};
@@ -1539,6 +1564,38 @@ mod tests {
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
     use twotower_data::{Interactions, UserHistories};
+
+    /// Committed runs are renamed out of the way, then deleted; a fresh run's cleanup takes every
+    /// hidden run of its output (debris included, names with dots too) and nothing of another's.
+    #[test]
+    fn hidden_runs_are_discarded_and_cleared() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("m.v2");
+        let runs = [hidden_dir(&out, "refit"), hidden_dir(&out, "temperature-0.15")];
+        for d in &runs {
+            std::fs::create_dir_all(d.join("sub")).unwrap();
+        }
+        discard_runs(&out, &runs);
+        let names = |dir: &std::path::Path| -> Vec<String> {
+            let mut v: Vec<String> = std::fs::read_dir(dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            v.sort();
+            v
+        };
+        assert!(names(tmp.path()).is_empty(), "{:?}", names(tmp.path()));
+        for d in [
+            ".m.v2.trash-refit",
+            ".m.v2.member-3",
+            ".m.v2.temperature-0.2",
+            ".other.refit",
+        ] {
+            std::fs::create_dir_all(tmp.path().join(d)).unwrap();
+        }
+        clear_hidden(&out).unwrap();
+        assert_eq!(names(tmp.path()), [".other.refit"]);
+    }
 
     fn naive(
         m: usize,
