@@ -41,8 +41,8 @@ const LEVEL_SEED: u64 = 0x7477_6f74_6f77_6572; // "twotower"
 pub(crate) const MAX_LEVEL: u8 = 15;
 /// Progress is reported every this many inserted rows.
 const PROGRESS_EVERY: usize = 1024;
-/// Rows with at most this many incoming layer-0 links are searched for and relinked after the
-/// build (`link_unreachable`).
+/// Rows with at most this many incoming layer-0 links (at most m / 4 below m = 16) get more after
+/// the build (`link_unreachable`).
 const WEAK_INDEGREE: u32 = 4;
 
 /// The top layer of every row in `first..first + count` for links-per-layer `m`: hnswlib's
@@ -596,7 +596,7 @@ impl Builder {
     /// neighbours, and gets incoming links from the found neighbours with room, or else in place of
     /// the nearest one's farthest link whose target keeps another incoming link. Runs after the
     /// parallel insertion, on one thread; costs one walk over layer 0 and one search per weak row.
-    fn link_unreachable(&self) -> usize {
+    fn link_unreachable(&self, new_from: usize) -> usize {
         let n = self.levels.len();
         let Some((entry, top)) = *self.entry.lock().unwrap_or_else(|p| p.into_inner()) else {
             return 0;
@@ -707,8 +707,12 @@ impl Builder {
         // consecutive rows linked only among themselves and to one outside row, two of them
         // missed by their own search even at ef 200). Each gets links in from its nearest rows
         // outside its own list, where they have room; no existing link changes.
-        let weak: Vec<u32> = (0..n as u32)
-            .filter(|&r| r != entry && indeg[r as usize] <= WEAK_INDEGREE)
+        // Only the rows just inserted (`new_from..`): an `index add` of a few rows must not search
+        // for every weak row of a large graph again. The bar scales with `m` (at small m every
+        // row has few links in).
+        let bar = WEAK_INDEGREE.min(self.m as u32 / 4);
+        let weak: Vec<u32> = (new_from.min(n) as u32..n as u32)
+            .filter(|&r| r != entry && indeg[r as usize] <= bar)
             .collect();
         for &x in &weak {
             fixed += 1;
@@ -762,7 +766,7 @@ pub(crate) fn build(
     let levels = levels_for(0, n, m);
     let b = Builder::new(dim, rows, levels, m, ef_construction);
     b.insert_range(0..n, progress);
-    b.link_unreachable();
+    b.link_unreachable(0);
     b.into_flat()
 }
 
@@ -778,7 +782,7 @@ pub(crate) fn insert(
     let b = Builder::from_flat(flat, extra, m, ef_construction);
     let n = b.levels.len();
     b.insert_range(old..n, progress);
-    b.link_unreachable();
+    b.link_unreachable(old);
     b.into_flat()
 }
 
@@ -877,13 +881,16 @@ mod island_tests {
         }
         // One way in, from a row outside.
         let door = (0..n as u32)
-            .find(|r| !island.contains(r) && *r != entry)
+            .find(|&r| {
+                b.read_list(r, 0, &mut list);
+                !island.contains(&r) && r != entry && list.len() < b.cap0
+            })
             .unwrap();
         b.read_list(door, 0, &mut list);
         list.push(island[0]);
         b.write_list(door, 0, list.clone().into_iter());
 
-        b.link_unreachable();
+        b.link_unreachable(0);
         let mut from_outside = vec![0; island.len()];
         for r in (0..n as u32).filter(|r| !island.contains(r) && *r != door) {
             b.read_list(r, 0, &mut list);

@@ -831,12 +831,13 @@ fn prepare_hidden(out: &Path, hidden: &[std::path::PathBuf], opts: &TrainOptions
 /// Removes every hidden run directory of `out` (`.{name}.temperature-*`, `.refit`, `.member-*`,
 /// and `.trash-*` left by [`discard_runs`]).
 fn clear_hidden(out: &Path) -> Result<()> {
-    let name = out
+    // Where `hidden_dir` puts them, and the `.{name}.` they start with.
+    let probe = hidden_dir(out, "");
+    let prefix = probe
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "model".into());
-    let prefix = format!(".{name}.");
-    let parent = match out.parent() {
+        .unwrap_or_default();
+    let parent = match probe.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
@@ -848,9 +849,7 @@ fn clear_hidden(out: &Path) -> Result<()> {
         let Some(what) = file.strip_prefix(&prefix) else {
             continue;
         };
-        let ours = ["temperature-", "refit", "member-", "trash-"]
-            .iter()
-            .any(|p| what.starts_with(p));
+        let ours = is_run_name(what.strip_prefix("trash-").unwrap_or(what));
         if ours && e.path().is_dir() {
             std::fs::remove_dir_all(e.path()).map_err(|err| Error::io(e.path(), err))?;
         }
@@ -1028,6 +1027,18 @@ fn search_temperature(
     Ok(report)
 }
 
+/// Whether `what` (after `.{name}.`) names one of this module's run directories exactly, so that
+/// another model's hidden runs (of `{name}.refit`, say: `.{name}.refit.member-1`) are never taken.
+fn is_run_name(what: &str) -> bool {
+    what == "refit"
+        || what
+            .strip_prefix("member-")
+            .is_some_and(|k| !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit()))
+        || what
+            .strip_prefix("temperature-")
+            .is_some_and(|t| t.parse::<f32>().is_ok())
+}
+
 /// Removes hidden runs whose result is committed. Each is first renamed out of the way (to
 /// `.{name}.trash-…`), all before any is deleted, so a crash from the commit on leaves almost no
 /// window in which `--resume` would find them and train again what is already in place. Failures
@@ -1041,6 +1052,8 @@ fn discard_runs(out: &Path, dirs: &[std::path::PathBuf]) {
             let name = d.file_name()?.to_string_lossy().into_owned();
             let what = name.strip_prefix(prefix.as_deref()?)?;
             let to = hidden_dir(out, &format!("trash-{what}"));
+            // Debris of an earlier discard would make the rename fail.
+            let _ = std::fs::remove_dir_all(&to);
             std::fs::rename(d, &to).ok().map(|_| to)
         })
         .collect();
@@ -1585,16 +1598,13 @@ mod tests {
             v
         };
         assert!(names(tmp.path()).is_empty(), "{:?}", names(tmp.path()));
-        for d in [
-            ".m.v2.trash-refit",
-            ".m.v2.member-3",
-            ".m.v2.temperature-0.2",
-            ".other.refit",
-        ] {
+        let others = [".m.v2.refit.member-1", ".m.v2.x.temperature-0.1", ".other.refit"];
+        let ours = [".m.v2.trash-refit", ".m.v2.member-3", ".m.v2.temperature-0.2"];
+        for d in ours.iter().chain(&others) {
             std::fs::create_dir_all(tmp.path().join(d)).unwrap();
         }
         clear_hidden(&out).unwrap();
-        assert_eq!(names(tmp.path()), [".other.refit"]);
+        assert_eq!(names(tmp.path()), others, "other models' runs stay");
     }
 
     fn naive(
