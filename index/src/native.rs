@@ -596,13 +596,13 @@ impl Builder {
     /// neighbours, and gets incoming links from the found neighbours with room, or else in place of
     /// the nearest one's farthest link whose target keeps another incoming link. Runs after the
     /// parallel insertion, on one thread; costs one walk over layer 0 and one search per weak row.
-    fn link_unreachable(&self, new_from: usize) -> usize {
+    fn link_unreachable(&self, new_from: usize) {
         let n = self.levels.len();
         let Some((entry, top)) = *self.entry.lock().unwrap_or_else(|p| p.into_inner()) else {
-            return 0;
+            return;
         };
         if n < 2 {
-            return 0;
+            return;
         }
         let mut indeg = vec![0u32; n];
         for b in self.links0.chunks(1 + self.cap0) {
@@ -635,12 +635,10 @@ impl Builder {
         let mut s = Scratch::default();
         let mut cands: Vec<u64> = Vec::new();
         let mut selected: Vec<u64> = Vec::new();
-        let mut fixed = 0;
         for &x in &unreachable {
             if reach[x as usize] {
                 continue;
             }
-            fixed += 1;
             let q = self.row(x);
             let (ep, ep_d) = self.descend(q, entry, top as usize, 0, &mut list);
             self.search_layer(q, ep, ep_d, 0, &mut s);
@@ -662,25 +660,11 @@ impl Builder {
             for &k in &selected {
                 indeg[unpack(k).1 as usize] += 1;
             }
-            // Incoming links from reachable rows.
-            let mut linked = false;
-            for &k in s.found.iter() {
-                let y = unpack(k).1;
-                if y == x || !reach[y as usize] {
-                    continue;
-                }
-                let b = self.block(y, 0);
-                let c = b[0].load(Relaxed) as usize;
-                if c < self.cap0 && !b[1..=c].iter().any(|a| a.load(Relaxed) == x) {
-                    b[1 + c].store(x, Relaxed);
-                    b[0].store(c as u32 + 1, Relaxed);
-                    indeg[x as usize] += 1;
-                    linked = true;
-                    if indeg[x as usize] >= 2 {
-                        break;
-                    }
-                }
-            }
+            // Incoming links from reachable rows, until it has two (at least one more).
+            let want = 2usize.saturating_sub(indeg[x as usize] as usize).max(1);
+            let added = self.link_in(x, &s.found, want, |y| !reach[y as usize]);
+            indeg[x as usize] += added as u32;
+            let linked = added > 0;
             if !linked {
                 let nearest = s
                     .found
@@ -715,30 +699,36 @@ impl Builder {
             .filter(|&r| r != entry && indeg[r as usize] <= bar)
             .collect();
         for &x in &weak {
-            fixed += 1;
             let q = self.row(x);
             let (ep, ep_d) = self.descend(q, entry, top as usize, 0, &mut list);
             self.search_layer(q, ep, ep_d, 0, &mut s);
             self.read_list(x, 0, &mut list);
-            let mut added = 0;
-            for &k in s.found.iter() {
-                let y = unpack(k).1;
-                if y == x || list.contains(&y) {
-                    continue;
-                }
-                let b = self.block(y, 0);
-                let c = (b[0].load(Relaxed) as usize).min(self.cap0);
-                if c < self.cap0 && !b[1..=c].iter().any(|a| a.load(Relaxed) == x) {
-                    b[1 + c].store(x, Relaxed);
-                    b[0].store(c as u32 + 1, Relaxed);
-                    added += 1;
-                    if added >= WEAK_INDEGREE {
-                        break;
-                    }
-                }
+            self.link_in(x, &s.found, WEAK_INDEGREE as usize, |y| list.contains(&y));
+        }
+    }
+
+    /// Appends `x` to the layer-0 lists of the rows of `found` (ascending keys: nearest first)
+    /// that have room and do not link to it yet, skipping `x` and the rows `skip` names, until
+    /// `max` were added; returns how many. No existing link changes.
+    fn link_in(&self, x: u32, found: &[u64], max: usize, skip: impl Fn(u32) -> bool) -> usize {
+        let mut added = 0;
+        for &k in found {
+            if added >= max {
+                break;
+            }
+            let y = unpack(k).1;
+            if y == x || skip(y) {
+                continue;
+            }
+            let b = self.block(y, 0);
+            let c = (b[0].load(Relaxed) as usize).min(self.cap0);
+            if c < self.cap0 && !b[1..=c].iter().any(|a| a.load(Relaxed) == x) {
+                b[1 + c].store(x, Relaxed);
+                b[0].store(c as u32 + 1, Relaxed);
+                added += 1;
             }
         }
-        fixed
+        added
     }
 }
 

@@ -158,6 +158,7 @@ impl Model {
         manifest.verify(dir)?;
         let meta_path = dir.join("model.json");
         let text = std::fs::read_to_string(&meta_path).map_err(|e| Error::io(&meta_path, e))?;
+        // Typed first, so a bad value is reported with its line and column.
         let mut meta: ModelMeta = serde_json::from_str(&text)
             .map_err(|e| Error::model(&meta_path, format!("cannot parse: {e}")))?;
         let raw: serde_json::Value = serde_json::from_str(&text)
@@ -209,7 +210,7 @@ impl Model {
             )));
         }
         let w = TensorReader::open(&dir.join("weights.safetensors"))?;
-        let skeleton = TwoTower::new(meta.layout.clone(), &meta.config, 0)?;
+        let dense_layout = TwoTower::dense_layout(&meta.layout, &meta.config);
         let nets = (0..meta.config.model.members.max(1))
             .map(|k| {
                 let prefix = member_prefix(k);
@@ -226,8 +227,7 @@ impl Model {
                         })
                     })
                     .collect::<Result<Vec<_>>>()?;
-                let dense = skeleton
-                    .dense
+                let dense = dense_layout
                     .iter()
                     .map(|p| {
                         let value = w.f32(&format!("{prefix}dense.{}", p.name), &p.shape)?;

@@ -115,26 +115,22 @@ impl TwoTower {
             .iter()
             .map(|t| EmbeddingTable::random(&t.name, t.rows, t.dim, 0.05, &mut rng))
             .collect();
+        Ok(TwoTower::wired(layout, config, tables, &mut rng))
+    }
+
+    /// The network around `tables`, its dense weights freshly initialised from `rng`.
+    fn wired(
+        layout: FeatureLayout,
+        config: &Config,
+        tables: Vec<EmbeddingTable>,
+        rng: &mut ChaCha8Rng,
+    ) -> TwoTower {
         let mut dense = Vec::new();
         let d = config.model.dim;
-        let user_mlp = build_mlp(
-            "user",
-            layout.user.width,
-            &config.user.layers,
-            d,
-            &mut dense,
-            &mut rng,
-        );
-        let item_mlp = build_mlp(
-            "item",
-            layout.item.width,
-            &config.item.layers,
-            d,
-            &mut dense,
-            &mut rng,
-        );
+        let user_mlp = build_mlp("user", layout.user.width, &config.user.layers, d, &mut dense, rng);
+        let item_mlp = build_mlp("item", layout.item.width, &config.item.layers, d, &mut dense, rng);
         let attention = build_attention(&layout, config.user.history_attention, &mut dense);
-        Ok(TwoTower {
+        TwoTower {
             layout,
             tables,
             dense,
@@ -143,7 +139,19 @@ impl TwoTower {
             attention,
             dim: d,
             normalize: config.model.normalize,
-        })
+        }
+    }
+
+    /// The names and shapes of the dense weights a network of this layout and config has (values
+    /// freshly initialised; no embedding table is made): what a loader reads by name.
+    pub fn dense_layout(layout: &FeatureLayout, config: &Config) -> Vec<DenseParam> {
+        TwoTower::wired(
+            layout.clone(),
+            config,
+            Vec::new(),
+            &mut ChaCha8Rng::seed_from_u64(0),
+        )
+        .dense
     }
 
     /// Rebuilds the wiring around loaded tables and dense weights, checking every shape.
@@ -153,15 +161,14 @@ impl TwoTower {
         tables: Vec<EmbeddingTable>,
         dense: Vec<DenseParam>,
     ) -> Result<TwoTower> {
-        let mut net = TwoTower::new(layout, config, 0)?;
-        if tables.len() != net.tables.len() {
+        if tables.len() != layout.tables.len() {
             return Err(Error::Invalid(format!(
                 "expected {} embedding tables, found {}",
-                net.tables.len(),
+                layout.tables.len(),
                 tables.len()
             )));
         }
-        for (want, got) in net.tables.iter().zip(&tables) {
+        for (want, got) in layout.tables.iter().zip(&tables) {
             if want.name != got.name || want.rows != got.rows || want.dim != got.dim {
                 return Err(Error::Invalid(format!(
                     "table {}: expected {}×{}, found {} {}×{}",
@@ -169,6 +176,8 @@ impl TwoTower {
                 )));
             }
         }
+        // The wiring only: building it with fresh tables would fill every table at random first.
+        let mut net = TwoTower::wired(layout, config, tables, &mut ChaCha8Rng::seed_from_u64(0));
         if dense.len() != net.dense.len() {
             return Err(Error::Invalid(format!(
                 "expected {} dense weights, found {}",
@@ -184,7 +193,6 @@ impl TwoTower {
                 )));
             }
         }
-        net.tables = tables;
         net.dense = dense;
         Ok(net)
     }

@@ -831,12 +831,7 @@ fn prepare_hidden(out: &Path, hidden: &[std::path::PathBuf], opts: &TrainOptions
 /// Removes every hidden run directory of `out` (`.{name}.temperature-*`, `.refit`, `.member-*`,
 /// and `.trash-*` left by [`discard_runs`]).
 fn clear_hidden(out: &Path) -> Result<()> {
-    // Where `hidden_dir` puts them, and the `.{name}.` they start with.
     let probe = hidden_dir(out, "");
-    let prefix = probe
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
     let parent = match probe.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -845,11 +840,8 @@ fn clear_hidden(out: &Path) -> Result<()> {
         return Ok(());
     };
     for e in entries.flatten() {
-        let file = e.file_name().to_string_lossy().into_owned();
-        let Some(what) = file.strip_prefix(&prefix) else {
-            continue;
-        };
-        let ours = is_run_name(what.strip_prefix("trash-").unwrap_or(what));
+        let ours = hidden_what(out, &e.path())
+            .is_some_and(|what| is_run_name(what.strip_prefix("trash-").unwrap_or(&what)));
         if ours && e.path().is_dir() {
             std::fs::remove_dir_all(e.path()).map_err(|err| Error::io(e.path(), err))?;
         }
@@ -913,13 +905,10 @@ fn finish_members(
         ck.train.seed = member_seed(c.train.seed, k);
         let dir = member_dir(out, k);
         let report = train_inner(ds, &ck, &dir, progress, opts, threads, &member_label(k, members))?;
-        dirs.push(dir);
         if !report.finished {
-            return Ok(TrainReport {
-                finished: false,
-                ..reports.swap_remove(0)
-            });
+            return Ok(report);
         }
+        dirs.push(dir);
         reports.push(report);
     }
     let models = dirs.iter().map(Model::load).collect::<Result<Vec<_>>>()?;
@@ -1027,6 +1016,14 @@ fn search_temperature(
     Ok(report)
 }
 
+/// The `what` of a [`hidden_dir`] of `out` (None for any other path).
+fn hidden_what(out: &Path, dir: &Path) -> Option<String> {
+    let prefix = hidden_dir(out, "");
+    let prefix = prefix.file_name()?.to_string_lossy();
+    let name = dir.file_name()?.to_string_lossy();
+    name.strip_prefix(prefix.as_ref()).map(str::to_string)
+}
+
 /// Whether `what` (after `.{name}.`) names one of this module's run directories exactly, so that
 /// another model's hidden runs (of `{name}.refit`, say: `.{name}.refit.member-1`) are never taken.
 fn is_run_name(what: &str) -> bool {
@@ -1044,14 +1041,10 @@ fn is_run_name(what: &str) -> bool {
 /// window in which `--resume` would find them and train again what is already in place. Failures
 /// only leave debris for the next fresh run's [`clear_hidden`]: the model is committed.
 fn discard_runs(out: &Path, dirs: &[std::path::PathBuf]) {
-    let prefix = hidden_dir(out, "");
-    let prefix = prefix.file_name().map(|n| n.to_string_lossy().into_owned());
     let trash: Vec<_> = dirs
         .iter()
         .filter_map(|d| {
-            let name = d.file_name()?.to_string_lossy().into_owned();
-            let what = name.strip_prefix(prefix.as_deref()?)?;
-            let to = hidden_dir(out, &format!("trash-{what}"));
+            let to = hidden_dir(out, &format!("trash-{}", hidden_what(out, d)?));
             // Debris of an earlier discard would make the rename fail.
             let _ = std::fs::remove_dir_all(&to);
             std::fs::rename(d, &to).ok().map(|_| to)
