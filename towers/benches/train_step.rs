@@ -6,8 +6,8 @@
 
 use candle_core::{Device, Tensor, Var};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use twotower_towers::train::StepBench;
 use twotower_towers::SampledSoftmax;
+use twotower_towers::StepBench;
 
 fn pool(n: usize) -> rayon::ThreadPool {
     rayon::ThreadPoolBuilder::new().num_threads(n).build().unwrap()

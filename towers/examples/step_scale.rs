@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use twotower_towers::train::StepBench;
+use twotower_towers::StepBench;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);

@@ -1,30 +1,42 @@
 //! twotower-towers: a TFRS-style two-tower retrieval model trained on CPU with candle.
 //!
-//! The modules read as the model's table of contents: [`config`] (every feature a switch),
-//! [`features`] (tables and tower inputs), [`embedding_bag`] and [`sparse_optim`] (embedding tables
-//! updated row by row, outside candle), [`tower`] (MLPs and normalisation), [`loss`] (fused in-batch
-//! sampled softmax with logQ), [`train`] (the job), [`metrics`] (Recall/NDCG/HitRate, exact scorer),
-//! [`checkpoint`] and [`model`] (the saved directory and the inference API).
+//! The modules read as the model's table of contents: `config` (every feature a switch),
+//! `features` (tables and tower inputs), `embedding_bag` and `sparse_optim` (embedding tables
+//! updated row by row, outside candle), `tower` (MLPs and normalisation), `loss` (fused in-batch
+//! sampled softmax with logQ), `kernels` (the gemm product and top-k selection they share),
+//! `train` (the plan of runs and the job), `metrics` and `eval` (Recall/NDCG/HitRate on the test
+//! part), `tensor_file` and `model` (the saved directory and the inference API). The modules are
+//! private; what callers need is re-exported here.
 #![warn(missing_docs)]
 
-pub mod checkpoint;
-pub mod config;
-pub mod embedding_bag;
+mod config;
+mod embedding_bag;
 mod error;
-pub mod features;
-pub mod loss;
-pub mod metrics;
-pub mod model;
-pub mod sparse_optim;
-pub mod tower;
-pub mod train;
+mod eval;
+mod features;
+mod kernels;
+mod loss;
+mod metrics;
+mod model;
+mod sparse_optim;
+mod tensor_file;
+mod tower;
+mod train;
 
 use twotower_data::mem;
 
-pub use config::{Config, LrDecay, SparseOptimizerKind};
+pub use config::{
+    Config, ItemTowerConfig, LossConfig, LrDecay, ModelConfig, SparseOptimizerKind, TrainConfig,
+    UserTowerConfig, AUTO_EPOCH_PASSES, MAX_MEMBERS,
+};
 pub use error::{Error, Result};
-pub use features::NewItem;
-pub use loss::SampledSoftmax;
-pub use metrics::{hit_rate_at_k, ndcg_at_k, recall_at_k, top_k_exact, EvalReport};
+pub use eval::{evaluate, popularity_baseline};
+pub use features::{FeatureLayout, NewItem};
+pub use kernels::{select_top, top_k_exact};
+pub use metrics::{hit_rate_at_k, ndcg_at_k, recall_at_k, EvalReport};
 pub use model::{Model, ModelMeta, TrainingSummary, MODEL_FORMAT_VERSION, MODEL_KIND};
-pub use train::{evaluate, popularity_baseline, train, EpochMetrics, TrainOptions, TrainReport};
+pub use train::{train, EpochMetrics, TemperatureTrial, TrainOptions, TrainReport};
+
+/// The fused loss's specification and a synthetic training step, for the step benchmarks only.
+#[doc(hidden)]
+pub use {loss::SampledSoftmax, train::write_network_weights, train::StepBench};

@@ -1,12 +1,9 @@
-//! Retrieval metrics and the exact blocked scorer behind `eval` and per-epoch validation.
+//! Retrieval metrics behind `eval` and per-epoch validation (the exact scorer is in [`crate::kernels`]).
 //!
 //! Recall@K = |top-K ∩ relevant| / |relevant|; NDCG@K with binary gains, ideal DCG over
 //! min(K, |relevant|) hits; HitRate@K = 1 when any relevant item is in the top K. Averaged over users.
 
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-
-use crate::error::Result;
 
 /// Recall@k of one ranking.
 pub fn recall_at_k(ranked: &[u32], relevant: &[u32], k: usize) -> f64 {
@@ -104,98 +101,9 @@ impl EvalReport {
     }
 }
 
-/// Exact top-`k` items for each query by inner product, excluding `exclude(q)` (sorted or not), ties
-/// broken by lower item index. Scores are computed as a matrix product one block of queries at a time
-/// (bounded memory at any catalogue size) and selection runs in parallel over queries.
-pub fn top_k_exact<'a>(
-    queries: &[f32],
-    items: &[f32],
-    dim: usize,
-    k: usize,
-    exclude: &(dyn Fn(usize) -> &'a [u32] + Sync),
-) -> Result<Vec<Vec<u32>>> {
-    let nq = queries.len().checked_div(dim).unwrap_or(0);
-    let ni = items.len().checked_div(dim).unwrap_or(0);
-    if nq == 0 || ni == 0 {
-        return Ok(vec![Vec::new(); nq]);
-    }
-    // One score buffer reused for every block, written by gemm directly: allocating a fresh block
-    // matrix per step through candle grew the process by ~128 MB per block at 1 M items.
-    let block = (32_000_000 / ni).clamp(1, 1024);
-    let threads = rayon::current_num_threads();
-    let mut scores = vec![0f32; block.min(nq) * ni];
-    let mut out = Vec::with_capacity(nq);
-    for start in (0..nq).step_by(block) {
-        let end = (start + block).min(nq);
-        let m = end - start;
-        let buf = &mut scores[..m * ni];
-        // scores[q][i] = <query q, item i>: items (ni × dim, row-major) read as dim × ni.
-        crate::train::matmul(
-            m,
-            ni,
-            dim,
-            &queries[start * dim..end * dim],
-            (dim, 1),
-            items,
-            (1, dim),
-            buf,
-            threads,
-        );
-        let part: Vec<Vec<u32>> = buf
-            .par_chunks(ni)
-            .enumerate()
-            .map(|(j, row)| select_top(row, k, exclude(start + j)))
-            .collect();
-        out.extend(part);
-    }
-    Ok(out)
-}
-
-/// The top `k` indices of `scores` outside `exclude`, best first.
-pub fn select_top(scores: &[f32], k: usize, exclude: &[u32]) -> Vec<u32> {
-    let mut cand: Vec<(f32, u32)> = scores
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| !s.is_nan())
-        .map(|(i, &s)| (s, i as u32))
-        .collect();
-    if !exclude.is_empty() {
-        let mut ex = exclude.to_vec();
-        ex.sort_unstable();
-        cand.retain(|(_, i)| ex.binary_search(i).is_err());
-    }
-    let cmp = |a: &(f32, u32), b: &(f32, u32)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
-    let k = k.min(cand.len());
-    if k == 0 {
-        return Vec::new();
-    }
-    if k < cand.len() {
-        cand.select_nth_unstable_by(k - 1, cmp);
-        cand.truncate(k);
-    }
-    cand.sort_unstable_by(cmp);
-    // A fresh, exact-size vector: `into_iter().map().collect()` would reuse `cand`'s allocation
-    // (in-place collect) and every kept top-k list would pin one catalogue-sized buffer.
-    let mut top = Vec::with_capacity(k);
-    top.extend(cand.iter().map(|&(_, i)| i));
-    top
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn top_k_lists_do_not_pin_the_candidate_buffer() {
-        let scores: Vec<f32> = (0..100_000).map(|i| (i % 977) as f32).collect();
-        let top = select_top(&scores, 10, &[]);
-        assert_eq!(top.len(), 10);
-        assert!(
-            top.capacity() < 1000,
-            "capacity {} keeps the scan buffer alive",
-            top.capacity()
-        );
-    }
 
     #[test]
     fn metric_hand_cases() {
@@ -209,17 +117,6 @@ mod tests {
         let want = (1.0 / 3f64.log2() + 1.0 / 5f64.log2()) / (1.0 + 1.0 / 3f64.log2() + 0.5);
         assert!((ndcg_at_k(&ranked, &rel, 4) - want).abs() < 1e-12);
         assert_eq!(ndcg_at_k(&[3, 1, 7], &rel, 3), 1.0);
-    }
-
-    #[test]
-    fn exact_top_k_excludes_and_orders() {
-        // 2-d: query (1, 0); items score 0.1, 0.9, 0.5, 0.9, -1.
-        let items = [0.1, 0.0, 0.9, 0.0, 0.5, 0.0, 0.9, 1.0, -1.0, 0.0];
-        let q = [1.0, 0.0, 0.0, 1.0];
-        let ex: Vec<Vec<u32>> = vec![vec![1], vec![]];
-        let top = top_k_exact(&q, &items, 2, 3, &|u| ex[u].as_slice()).unwrap();
-        assert_eq!(top[0], vec![3, 2, 0], "item 1 excluded, ties by index");
-        assert_eq!(top[1][0], 3);
     }
 
     #[test]

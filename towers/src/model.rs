@@ -16,11 +16,11 @@ use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 use twotower_data::{Categorical, Dataset, Manifest, Vocabulary};
 
-use crate::checkpoint::{TensorReader, TensorWriter};
 use crate::config::Config;
 use crate::embedding_bag::{Bags, EmbeddingTable};
 use crate::error::{Error, Result};
 use crate::features::{Csr, FeatureLayout, ItemFeatures, NewItem, UserFeatures};
+use crate::tensor_file::{TensorReader, TensorWriter};
 use crate::tower::{DenseParam, Side, TwoTower};
 
 /// `manifest.json` kind of a model directory.
@@ -127,29 +127,6 @@ pub struct Model {
 }
 
 impl Model {
-    pub(crate) fn from_training(
-        meta: ModelMeta,
-        net: TwoTower,
-        users: Vocabulary,
-        items: Vocabulary,
-        item_feats: ItemFeatures,
-        user_feats: UserFeatures,
-        user_items: Csr,
-    ) -> Model {
-        Model {
-            dir: PathBuf::new(),
-            meta,
-            fingerprint: String::new(),
-            nets: vec![net],
-            tensors: OnceLock::new(),
-            users,
-            items,
-            item_feats,
-            user_feats,
-            user_items,
-        }
-    }
-
     /// Opens a model directory, verifying its manifest and every checksum first, so a truncated or
     /// foreign file is an error naming it rather than garbage embeddings.
     pub fn load(dir: impl AsRef<Path>) -> Result<Model> {
@@ -258,48 +235,17 @@ impl Model {
         })
     }
 
-    /// Writes `model.json`, `vocab.json`, `catalog.safetensors` and `weights.safetensors` into `dir`
-    /// (a staging directory; the caller adds the rest and the manifest).
-    pub(crate) fn write_files(&self, dir: &Path) -> Result<()> {
-        let json = serde_json::to_vec_pretty(&self.meta).map_err(|e| Error::model(dir, e.to_string()))?;
-        twotower_data::artifact::write_file_atomic(&dir.join("model.json"), &json)?;
-        let vf = VocabFile {
-            users: self.users.clone(),
-            items: self.items.clone(),
-            genres: self.item_feats.genre_vocab.clone(),
-            title_tokens: self.item_feats.token_vocab.clone(),
-            item_categorical: self
-                .item_feats
-                .categorical
-                .iter()
-                .map(|c| (c.name.clone(), c.vocab.clone()))
-                .collect(),
-            user_categorical: self
-                .user_feats
-                .categorical
-                .iter()
-                .map(|c| (c.name.clone(), c.vocab.clone()))
-                .collect(),
-        };
-        let json = serde_json::to_vec(&vf).map_err(|e| Error::model(dir, e.to_string()))?;
-        twotower_data::artifact::write_file_atomic(&dir.join("vocab.json"), &json)?;
-        let mut cat = TensorWriter::default();
-        for (p, c) in [
-            ("item.genres", &self.item_feats.genres),
-            ("item.title", &self.item_feats.tokens),
-            ("user.items", &self.user_items),
-        ] {
-            cat.u32(&format!("{p}.offsets"), &c.offsets);
-            cat.u32(&format!("{p}.values"), &c.values);
+    /// This model's contents by reference, to write them as a model directory.
+    pub(crate) fn files(&self) -> ModelFiles<'_> {
+        ModelFiles {
+            meta: &self.meta,
+            nets: &self.nets,
+            users: &self.users,
+            items: &self.items,
+            item_feats: &self.item_feats,
+            user_feats: &self.user_feats,
+            user_items: &self.user_items,
         }
-        for c in &self.item_feats.categorical {
-            cat.u32(&format!("item.cat.{}", c.name), &c.values);
-        }
-        for c in &self.user_feats.categorical {
-            cat.u32(&format!("user.cat.{}", c.name), &c.values);
-        }
-        cat.write(&dir.join("catalog.safetensors"))?;
-        write_weights(&self.nets, &dir.join("weights.safetensors"))
     }
 
     /// Identifies this model (checksum over its files); index manifests record it.
@@ -536,6 +482,72 @@ impl Model {
             )));
         }
         Ok(())
+    }
+}
+
+/// A model's contents by reference: what a model directory holds besides `metrics.jsonl`, the
+/// checkpoint and the manifest. Training writes one after every epoch from its own buffers, so no
+/// [`Model`] (tables, features, histories) is assembled, cloned, just to be saved.
+pub(crate) struct ModelFiles<'a> {
+    pub(crate) meta: &'a ModelMeta,
+    /// The members' networks (one for a single model).
+    pub(crate) nets: &'a [TwoTower],
+    pub(crate) users: &'a Vocabulary,
+    pub(crate) items: &'a Vocabulary,
+    pub(crate) item_feats: &'a ItemFeatures,
+    pub(crate) user_feats: &'a UserFeatures,
+    /// Each user's training items, oldest first.
+    pub(crate) user_items: &'a Csr,
+}
+
+impl ModelFiles<'_> {
+    /// Vector dimension of the model these files make: `members × model.dim`.
+    pub(crate) fn dim(&self) -> usize {
+        self.nets[0].dim * self.nets.len()
+    }
+
+    /// Writes `model.json`, `vocab.json`, `catalog.safetensors` and `weights.safetensors` into `dir`
+    /// (a staging directory; the caller adds the rest and the manifest).
+    pub(crate) fn write(&self, dir: &Path) -> Result<()> {
+        let json = serde_json::to_vec_pretty(self.meta).map_err(|e| Error::model(dir, e.to_string()))?;
+        twotower_data::artifact::write_file_atomic(&dir.join("model.json"), &json)?;
+        let vf = VocabFile {
+            users: self.users.clone(),
+            items: self.items.clone(),
+            genres: self.item_feats.genre_vocab.clone(),
+            title_tokens: self.item_feats.token_vocab.clone(),
+            item_categorical: self
+                .item_feats
+                .categorical
+                .iter()
+                .map(|c| (c.name.clone(), c.vocab.clone()))
+                .collect(),
+            user_categorical: self
+                .user_feats
+                .categorical
+                .iter()
+                .map(|c| (c.name.clone(), c.vocab.clone()))
+                .collect(),
+        };
+        let json = serde_json::to_vec(&vf).map_err(|e| Error::model(dir, e.to_string()))?;
+        twotower_data::artifact::write_file_atomic(&dir.join("vocab.json"), &json)?;
+        let mut cat = TensorWriter::default();
+        for (p, c) in [
+            ("item.genres", &self.item_feats.genres),
+            ("item.title", &self.item_feats.tokens),
+            ("user.items", self.user_items),
+        ] {
+            cat.u32(&format!("{p}.offsets"), &c.offsets);
+            cat.u32(&format!("{p}.values"), &c.values);
+        }
+        for c in &self.item_feats.categorical {
+            cat.u32(&format!("item.cat.{}", c.name), &c.values);
+        }
+        for c in &self.user_feats.categorical {
+            cat.u32(&format!("user.cat.{}", c.name), &c.values);
+        }
+        cat.write(&dir.join("catalog.safetensors"))?;
+        write_weights(self.nets, &dir.join("weights.safetensors"))
     }
 }
 

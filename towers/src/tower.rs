@@ -591,7 +591,7 @@ pub(crate) fn par_matmul(
         let r0 = j * blk;
         let rows = o.len() / n;
         let a_part = if k == 0 { a } else { &a[r0 * a_rs..] };
-        crate::train::matmul(rows, n, k, a_part, (a_rs, a_cs), b, b_strides, o, 1);
+        crate::kernels::matmul(rows, n, k, a_part, (a_rs, a_cs), b, b_strides, o, 1);
     });
 }
 

@@ -5,7 +5,7 @@
 //! that `select_top` orders ties, exclusions and NaN scores as the Python ranking does.
 
 use serde_json::Value;
-use twotower_towers::metrics::select_top;
+use twotower_towers::select_top;
 use twotower_towers::{hit_rate_at_k, ndcg_at_k, recall_at_k, EvalReport};
 
 const TOL: f64 = 1e-6;

@@ -1,11 +1,10 @@
-//! Reading and writing tensors (weights, optimizer state, integer feature tables) as safetensors, and the
-//! training state a checkpoint needs so that `--resume` continues to the same result.
+//! Reading and writing tensors (weights, optimizer state, integer feature tables) as safetensors files
+//! whose bytes depend only on their content (tensors sorted by name).
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use safetensors::{Dtype, SafeTensors};
-use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
@@ -118,23 +117,4 @@ impl TensorReader {
             .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect())
     }
-}
-
-/// Where training stands after a completed epoch (`checkpoint.json`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TrainState {
-    /// Epochs completed.
-    pub epochs_done: usize,
-    /// Global optimizer steps taken.
-    pub step: u64,
-    /// Best validation metric so far (None without validation).
-    pub best_metric: Option<f64>,
-    /// Epoch (1-based) that produced the saved weights.
-    pub best_epoch: usize,
-    /// Epochs since the best one.
-    pub bad_epochs: usize,
-    /// Training stopped (early stopping or all epochs done).
-    pub finished: bool,
-    /// Wall-clock training seconds so far.
-    pub seconds: f64,
 }

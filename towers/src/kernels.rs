@@ -1,0 +1,206 @@
+//! The numeric kernels the towers, training and evaluation share: a strided matrix product on
+//! `gemm` (deterministic for a fixed thread count) and exact top-k selection over score rows.
+
+use rayon::prelude::*;
+
+use crate::error::Result;
+
+/// `out[m×n] = A[m×k] · B[k×n]` with explicit (row, column) strides of `a` and `b`; `out` is row-major.
+/// Deterministic for a fixed thread count (gemm splits the output, never the sum).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn matmul(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    (a_rs, a_cs): (usize, usize),
+    b: &[f32],
+    (b_rs, b_cs): (usize, usize),
+    out: &mut [f32],
+    threads: usize,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    let last = |rs: usize, cs: usize, r: usize, c: usize| (r - 1) * rs + (c - 1) * cs;
+    assert!(out.len() >= m * n, "matmul: output too small");
+    if k == 0 {
+        out[..m * n].fill(0.0);
+        return;
+    }
+    assert!(a.len() > last(a_rs, a_cs, m, k), "matmul: lhs too small");
+    assert!(b.len() > last(b_rs, b_cs, k, n), "matmul: rhs too small");
+    let par = if threads > 1 {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: the asserts above keep every index gemm forms (i*rs + j*cs for i < rows, j < cols)
+    // inside the three slices; `out` is exclusively borrowed and does not alias `a` or `b`.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            out.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            a.as_ptr(),
+            a_cs as isize,
+            a_rs as isize,
+            b.as_ptr(),
+            b_cs as isize,
+            b_rs as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            par,
+        );
+    }
+}
+
+/// Exact top-`k` items for each query by inner product, excluding `exclude(q)` (sorted or not), ties
+/// broken by lower item index. Scores are computed as a matrix product one block of queries at a time
+/// (bounded memory at any catalogue size) and selection runs in parallel over queries.
+pub fn top_k_exact<'a>(
+    queries: &[f32],
+    items: &[f32],
+    dim: usize,
+    k: usize,
+    exclude: &(dyn Fn(usize) -> &'a [u32] + Sync),
+) -> Result<Vec<Vec<u32>>> {
+    let nq = queries.len().checked_div(dim).unwrap_or(0);
+    let ni = items.len().checked_div(dim).unwrap_or(0);
+    if nq == 0 || ni == 0 {
+        return Ok(vec![Vec::new(); nq]);
+    }
+    // One score buffer reused for every block, written by gemm directly: allocating a fresh block
+    // matrix per step through candle grew the process by ~128 MB per block at 1 M items.
+    let block = (32_000_000 / ni).clamp(1, 1024);
+    let threads = rayon::current_num_threads();
+    let mut scores = vec![0f32; block.min(nq) * ni];
+    let mut out = Vec::with_capacity(nq);
+    for start in (0..nq).step_by(block) {
+        let end = (start + block).min(nq);
+        let m = end - start;
+        let buf = &mut scores[..m * ni];
+        // scores[q][i] = <query q, item i>: items (ni × dim, row-major) read as dim × ni.
+        matmul(
+            m,
+            ni,
+            dim,
+            &queries[start * dim..end * dim],
+            (dim, 1),
+            items,
+            (1, dim),
+            buf,
+            threads,
+        );
+        let part: Vec<Vec<u32>> = buf
+            .par_chunks(ni)
+            .enumerate()
+            .map(|(j, row)| select_top(row, k, exclude(start + j)))
+            .collect();
+        out.extend(part);
+    }
+    Ok(out)
+}
+
+/// The top `k` indices of `scores` outside `exclude`, best first.
+pub fn select_top(scores: &[f32], k: usize, exclude: &[u32]) -> Vec<u32> {
+    let mut cand: Vec<(f32, u32)> = scores
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| !s.is_nan())
+        .map(|(i, &s)| (s, i as u32))
+        .collect();
+    if !exclude.is_empty() {
+        let mut ex = exclude.to_vec();
+        ex.sort_unstable();
+        cand.retain(|(_, i)| ex.binary_search(i).is_err());
+    }
+    let cmp = |a: &(f32, u32), b: &(f32, u32)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
+    let k = k.min(cand.len());
+    if k == 0 {
+        return Vec::new();
+    }
+    if k < cand.len() {
+        cand.select_nth_unstable_by(k - 1, cmp);
+        cand.truncate(k);
+    }
+    cand.sort_unstable_by(cmp);
+    // A fresh, exact-size vector: `into_iter().map().collect()` would reuse `cand`'s allocation
+    // (in-place collect) and every kept top-k list would pin one catalogue-sized buffer.
+    let mut top = Vec::with_capacity(k);
+    top.extend(cand.iter().map(|&(_, i)| i));
+    top
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top_k_lists_do_not_pin_the_candidate_buffer() {
+        let scores: Vec<f32> = (0..100_000).map(|i| (i % 977) as f32).collect();
+        let top = select_top(&scores, 10, &[]);
+        assert_eq!(top.len(), 10);
+        assert!(
+            top.capacity() < 1000,
+            "capacity {} keeps the scan buffer alive",
+            top.capacity()
+        );
+    }
+
+    #[test]
+    fn exact_top_k_excludes_and_orders() {
+        // 2-d: query (1, 0); items score 0.1, 0.9, 0.5, 0.9, -1.
+        let items = [0.1, 0.0, 0.9, 0.0, 0.5, 0.0, 0.9, 1.0, -1.0, 0.0];
+        let q = [1.0, 0.0, 0.0, 1.0];
+        let ex: Vec<Vec<u32>> = vec![vec![1], vec![]];
+        let top = top_k_exact(&q, &items, 2, 3, &|u| ex[u].as_slice()).unwrap();
+        assert_eq!(top[0], vec![3, 2, 0], "item 1 excluded, ties by index");
+        assert_eq!(top[1][0], 3);
+    }
+
+    fn naive(
+        m: usize,
+        n: usize,
+        k: usize,
+        a: impl Fn(usize, usize) -> f32,
+        b: impl Fn(usize, usize) -> f32,
+    ) -> Vec<f32> {
+        let mut o = vec![0f32; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                o[i * n + j] = (0..k).map(|t| a(i, t) * b(t, j)).sum();
+            }
+        }
+        o
+    }
+
+    #[test]
+    fn matmul_strides_match_naive() {
+        let (m, n, k) = (7, 5, 3);
+        let u: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.3).sin()).collect();
+        let v: Vec<f32> = (0..n * k).map(|i| (i as f32 * 0.7).cos()).collect();
+        for threads in [1, 2] {
+            // U · Vᵀ
+            let mut o = vec![9.0; m * n];
+            matmul(m, n, k, &u, (k, 1), &v, (1, k), &mut o, threads);
+            let want = naive(m, n, k, |i, t| u[i * k + t], |t, j| v[j * k + t]);
+            assert!(
+                o.iter().zip(&want).all(|(x, y)| (x - y).abs() < 1e-5),
+                "{o:?} {want:?}"
+            );
+            // Gᵀ · U with G = o (m × n): result n × k
+            let mut g = vec![0.0; n * k];
+            matmul(n, k, m, &o, (1, n), &u, (k, 1), &mut g, threads);
+            let want = naive(n, k, m, |j, i| o[i * n + j], |i, t| u[i * k + t]);
+            assert!(g.iter().zip(&want).all(|(x, y)| (x - y).abs() < 1e-4));
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! The training job. [`train`] turns a configuration into a [`plan`](TrainPlan) of runs (a
+//! temperature search, a refit, ensemble members), derives what every run needs from the dataset
+//! once ([`prepared`]), and trains each run ([`run`]: epochs of [`step`]s, [`validation`], the
+//! [`checkpoint`] committed after every epoch) in its hidden directory ([`run_dir`]) beside `--out`.
+
+mod bench;
+mod checkpoint;
+mod plan;
+mod prepared;
+mod run;
+mod run_dir;
+mod step;
+mod validation;
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use twotower_data::{Dataset, Progress};
+
+pub use bench::StepBench;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::model::{write_weights, TrainingSummary};
+use crate::tower::TwoTower;
+use plan::TrainPlan;
+use prepared::Prepared;
+use run_dir::RunDir;
+
+/// Options of a training run that are not part of the model's configuration.
+#[derive(Debug, Clone, Default)]
+pub struct TrainOptions {
+    /// Continue an interrupted run (same config and dataset required): its checkpoint in the output
+    /// directory, or the hidden run directories beside it (search, refit, ensemble members).
+    pub resume: bool,
+    /// Stop (as if interrupted) after this many epochs of this invocation, leaving the checkpoint
+    /// behind; used to test that `--resume` reproduces an uninterrupted run.
+    pub stop_after_epochs: Option<usize>,
+}
+
+/// One line of `metrics.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Mean training loss over the epoch.
+    pub loss: f64,
+    /// Validation Recall@k (None without a validation slice).
+    pub val_recall: Option<f64>,
+    /// The k of `val_recall`.
+    pub val_k: usize,
+    /// Training examples per second in this epoch (validation excluded).
+    pub examples_per_sec: f64,
+    /// Seconds spent in the epoch, validation included.
+    pub seconds: f64,
+    /// Learning-rate multiplier at the epoch's end.
+    pub lr_scale: f64,
+    /// Softmax temperature at the epoch's end (moves only with `loss.learn_temperature`).
+    #[serde(default)]
+    pub temperature: f64,
+    /// Ensemble member (1-based) the epoch belongs to; absent for a single model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member: Option<usize>,
+}
+
+/// What a finished run reports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainReport {
+    /// Per-epoch metrics (resumed epochs included) of the kept model's run.
+    pub epochs: Vec<EpochMetrics>,
+    /// Summary stored in `model.json`.
+    pub summary: TrainingSummary,
+    /// The temperature search (`loss.temperature_candidates`), one entry per candidate in order;
+    /// empty for a single run.
+    pub temperature_search: Vec<TemperatureTrial>,
+    /// Every run reached its last epoch (false after `stop_after_epochs`: resume to finish).
+    pub finished: bool,
+    /// With `train.refit`, the validation recall of the run that chose the settings (the refit run
+    /// itself has no validation slice); None otherwise.
+    pub refit_validation_recall: Option<f64>,
+}
+
+/// One candidate of the temperature search.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TemperatureTrial {
+    /// The candidate.
+    pub temperature: f32,
+    /// Validation Recall@k of its kept epoch.
+    pub validation_recall: Option<f64>,
+    /// Its kept epoch.
+    pub best_epoch: usize,
+    /// Wall-clock seconds of its run.
+    pub seconds: f64,
+    /// The model kept is this candidate's.
+    pub chosen: bool,
+}
+
+/// What every run of a plan shares: progress, options and threads.
+struct RunCtx<'a> {
+    progress: &'a dyn Progress,
+    opts: &'a TrainOptions,
+    threads: usize,
+}
+
+/// Trains a model on `ds.training()` (the train part of a split dataset: the test part is never read)
+/// and writes the model directory `out`. A single run re-commits `out` atomically after every epoch,
+/// so an interrupted run leaves the last complete epoch loadable and resumable; a search, refit or
+/// ensemble trains in hidden directories beside `out` (each resumable the same way) and replaces
+/// `out` once, when it is complete, so until then `out` keeps the previous model.
+pub fn train(
+    ds: &Dataset,
+    config: &Config,
+    out: &Path,
+    progress: &dyn Progress,
+    opts: &TrainOptions,
+) -> Result<TrainReport> {
+    config.validate("model config")?;
+    let threads = if config.train.threads == 0 {
+        rayon::current_num_threads()
+    } else {
+        config.train.threads
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| Error::Invalid(format!("cannot start {threads} threads: {e}")))?;
+    pool.install(|| {
+        let plan = TrainPlan::new(config);
+        let prep = Prepared::new(ds, config)?;
+        let ctx = RunCtx {
+            progress,
+            opts,
+            threads,
+        };
+        plan.execute(&prep, &RunDir::new(out), &ctx)
+    })
+}
+
+/// Saves an untrained-or-trained network's weights only (benchmarks and tests).
+#[doc(hidden)]
+pub fn write_network_weights(net: &TwoTower, path: &Path) -> Result<()> {
+    write_weights(std::slice::from_ref(net), path)
+}

@@ -1,0 +1,204 @@
+//! One training run: epochs of shuffled batches under the learning-rate schedule, validation after
+//! each, early stopping, and the model directory re-committed with its checkpoint after every epoch
+//! so an interrupted run resumes where it stopped.
+
+use std::path::Path;
+use std::time::Instant;
+
+use twotower_data::{Interactions, ShuffledBatches};
+
+use super::checkpoint::{load_resume_state, save_model_dir, TrainState};
+use super::prepared::Prepared;
+use super::step::Trainer;
+use super::validation::validate;
+use super::{EpochMetrics, RunCtx, TrainReport};
+use crate::config::{Config, TrainConfig, AUTO_EPOCH_PASSES};
+use crate::error::{Error, Result};
+use crate::features::FeatureLayout;
+use crate::model::{ModelFiles, ModelMeta, TrainingSummary};
+use crate::tower::TwoTower;
+
+/// `train.epochs`, or with 0 the epochs that give each user and item row about
+/// [`AUTO_EPOCH_PASSES`] training examples over the run.
+fn resolve_epochs(tc: &TrainConfig, fit: &Interactions) -> usize {
+    if tc.epochs > 0 {
+        return tc.epochs;
+    }
+    let users: std::collections::HashSet<u32> = fit.user.iter().copied().collect();
+    let items: std::collections::HashSet<u32> = fit.item.iter().copied().collect();
+    let per_row = fit.len() as f64 / (users.len() + items.len()).max(1) as f64;
+    ((AUTO_EPOCH_PASSES / per_row.max(1e-9)).round() as usize).clamp(2, 10)
+}
+
+/// Trains one model with `config` (one member, fixed temperature) into the model directory `out`,
+/// continuing its checkpoint with `--resume`.
+pub(super) fn run(
+    prep: &Prepared<'_>,
+    config: &Config,
+    out: &Path,
+    label: &str,
+    ctx: &RunCtx<'_>,
+) -> Result<TrainReport> {
+    let started = Instant::now();
+    let (ds, progress, opts) = (prep.ds, ctx.progress, ctx.opts);
+    let tc = &config.train;
+    let (n_users, n_items) = (ds.users.len(), ds.items.len());
+    let fit = prep.fit(tc);
+    let (split, fit_hist) = (&fit.split, &fit.hist);
+    let (item_feats, user_feats) = (&prep.item_feats, &prep.user_feats);
+    let layout = FeatureLayout::new(config, n_users, n_items, item_feats, user_feats);
+    let net = TwoTower::new(layout.clone(), config, tc.seed)?;
+    let steps_per_epoch = split.fit.len().div_ceil(tc.batch_size) as u64;
+    let n_epochs = resolve_epochs(tc, &split.fit);
+    let mut trainer = Trainer::new(
+        config,
+        net,
+        item_feats,
+        user_feats,
+        &split.fit,
+        fit_hist,
+        steps_per_epoch * n_epochs as u64,
+    );
+    let mut meta = ModelMeta {
+        config: config.clone(),
+        layout,
+        dataset_fingerprint: ds.fingerprint(),
+        dataset_dir: ds.dir.display().to_string(),
+        training: TrainingSummary {
+            validation_k: tc.validation_k,
+            train_examples: split.fit.len(),
+            threads: ctx.threads,
+            ..TrainingSummary::default()
+        },
+    };
+    let mut state = TrainState {
+        epochs_done: 0,
+        step: 0,
+        best_metric: None,
+        best_epoch: 0,
+        bad_epochs: 0,
+        finished: false,
+        seconds: 0.0,
+    };
+    let mut epochs: Vec<EpochMetrics> = Vec::new();
+    let mut best_net = trainer.net.clone();
+    let mut best_temperature = config.loss.temperature as f64;
+    if opts.resume {
+        if let Some(r) = load_resume_state(out, config, &meta.dataset_fingerprint, &mut trainer)? {
+            state = r.state;
+            trainer.step = state.step;
+            best_net = r.best_net;
+            best_temperature = r.training.temperature.unwrap_or(best_temperature);
+            meta.training = r.training;
+            epochs = r.epochs;
+        }
+    }
+    let seconds_before = state.seconds;
+    let mut epochs_this_run = 0usize;
+    while !state.finished && state.epochs_done < n_epochs {
+        if opts.stop_after_epochs.is_some_and(|n| epochs_this_run >= n) {
+            break;
+        }
+        epochs_this_run += 1;
+        let epoch = state.epochs_done;
+        let t0 = Instant::now();
+        let mut batches = ShuffledBatches::new(split.fit.len(), tc.batch_size, tc.seed, epoch as u64);
+        progress.start(
+            &format!("{label}epoch {}/{n_epochs}", epoch + 1),
+            Some(batches.num_batches() as u64),
+        );
+        let (mut loss_sum, mut n_steps, mut examples) = (0f64, 0usize, 0usize);
+        while let Some(batch) = batches.next_batch() {
+            let loss = trainer.step(batch)?;
+            if !loss.is_finite() {
+                return Err(Error::Diverged {
+                    epoch,
+                    step: trainer.step,
+                    loss,
+                });
+            }
+            loss_sum += loss as f64;
+            n_steps += 1;
+            examples += batch.len();
+            progress.inc(1);
+            if n_steps % 10 == 0 {
+                let rate = examples as f64 / t0.elapsed().as_secs_f64().max(1e-9);
+                progress.set_message(&format!(
+                    "loss {:.4}  {:.0} ex/s",
+                    loss_sum / n_steps as f64,
+                    rate
+                ));
+            }
+        }
+        let train_secs = t0.elapsed().as_secs_f64();
+        progress.finish();
+        let val = if split.val_users.is_empty() {
+            None
+        } else {
+            Some(validate(
+                &trainer.net,
+                split,
+                fit_hist,
+                item_feats,
+                user_feats,
+                tc.validation_k,
+            )?)
+        };
+        state.epochs_done += 1;
+        state.step = trainer.step;
+        let improved = match (val, state.best_metric) {
+            (Some(v), Some(b)) => v > b,
+            (Some(_), None) => true,
+            (None, _) => true,
+        };
+        if improved {
+            state.best_metric = val;
+            state.best_epoch = state.epochs_done;
+            state.bad_epochs = 0;
+            best_net = trainer.net.clone();
+            best_temperature = trainer.temperature() as f64;
+        } else {
+            state.bad_epochs += 1;
+        }
+        let stop_early = tc.patience > 0 && state.bad_epochs >= tc.patience;
+        state.finished = stop_early || state.epochs_done >= n_epochs;
+        state.seconds = seconds_before + started.elapsed().as_secs_f64();
+        epochs.push(EpochMetrics {
+            epoch: state.epochs_done,
+            loss: loss_sum / n_steps.max(1) as f64,
+            val_recall: val,
+            val_k: tc.validation_k,
+            examples_per_sec: examples as f64 / train_secs.max(1e-9),
+            seconds: t0.elapsed().as_secs_f64(),
+            lr_scale: trainer.lr_scale() as f64,
+            temperature: trainer.temperature() as f64,
+            member: None,
+        });
+        meta.training = TrainingSummary {
+            epochs_run: state.epochs_done,
+            best_epoch: state.best_epoch,
+            validation_recall: state.best_metric,
+            seconds: state.seconds,
+            stopped_early: stop_early,
+            temperature: Some(best_temperature),
+            ..meta.training.clone()
+        };
+        let model = ModelFiles {
+            meta: &meta,
+            nets: std::slice::from_ref(&best_net),
+            users: &ds.users,
+            items: &ds.items,
+            item_feats,
+            user_feats,
+            user_items: &prep.user_items,
+        };
+        save_model_dir(out, &model, &trainer, &state, &epochs)?;
+    }
+    Ok(TrainReport {
+        epochs,
+        summary: meta.training,
+        temperature_search: Vec::new(),
+        finished: state.finished,
+        refit_validation_recall: None,
+    })
+}

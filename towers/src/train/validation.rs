@@ -1,0 +1,113 @@
+//! The validation slice (each sampled user's latest training interactions, held out of the fit
+//! rows) and the validation recall that picks epochs and temperatures.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use twotower_data::{Interactions, UserHistories};
+
+use crate::error::Result;
+use crate::features::{ItemFeatures, UserFeatures};
+use crate::kernels::top_k_exact;
+use crate::metrics::EvalReport;
+use crate::tower::{Side, TwoTower};
+
+/// The training data view: fit rows (validation slice removed) and the held-out validation rows.
+pub(super) struct Split {
+    pub(super) fit: Interactions,
+    pub(super) val_users: Vec<u32>,
+    /// Per validation user, the time of the first held-out interaction (the history ends before it).
+    pub(super) val_ts: Vec<i64>,
+    pub(super) val_items: Vec<Vec<u32>>,
+}
+
+/// Holds out each user's last `per_user` training interactions (by (ts, item)) when the user keeps at
+/// least one other; samples at most `max_users` validation users deterministically.
+pub(super) fn split_validation(
+    train: &Interactions,
+    n_users: usize,
+    per_user: usize,
+    max_users: usize,
+    seed: u64,
+) -> Split {
+    let hist = UserHistories::build(train, n_users);
+    let mut held = vec![false; train.len()];
+    let mut val_users = Vec::new();
+    let mut val_ts = Vec::new();
+    let mut val_items = Vec::new();
+    if per_user > 0 {
+        let mut cands: Vec<u32> = (0..n_users as u32)
+            .filter(|&u| hist.history(u).1.len() > per_user)
+            .collect();
+        if cands.len() > max_users {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x76616c);
+            for i in 0..max_users {
+                let j = rng.gen_range(i..cands.len());
+                cands.swap(i, j);
+            }
+            cands.truncate(max_users);
+            cands.sort_unstable();
+        }
+        let mut is_val = vec![false; n_users];
+        for &u in &cands {
+            is_val[u as usize] = true;
+            let (ts, items) = hist.history(u);
+            let n = items.len();
+            val_users.push(u);
+            val_ts.push(ts[n - per_user]);
+            val_items.push(items[n - per_user..].to_vec());
+        }
+        // Mark the held-out rows in the original interaction order: per user, the rows whose (ts, item)
+        // is among the last `per_user`.
+        let mut cut: Vec<Option<(i64, u32)>> = vec![None; n_users];
+        for &u in &cands {
+            let (ts, items) = hist.history(u);
+            let n = items.len();
+            cut[u as usize] = Some((ts[n - per_user], items[n - per_user]));
+        }
+        for (r, h) in held.iter_mut().enumerate() {
+            let u = train.user[r] as usize;
+            if u < n_users && is_val[u] {
+                if let Some(c) = cut[u] {
+                    *h = (train.ts[r], train.item[r]) >= c;
+                }
+            }
+        }
+    }
+    let keep: Vec<usize> = (0..train.len()).filter(|&r| !held[r]).collect();
+    Split {
+        fit: train.select(&keep),
+        val_users,
+        val_ts,
+        val_items,
+    }
+}
+
+/// Validation Recall@k: each validation user embedded from what preceded the held-out interactions,
+/// ranked against the whole catalogue, their fit items excluded.
+pub(super) fn validate(
+    net: &TwoTower,
+    split: &Split,
+    fit_hist: &UserHistories,
+    item_feats: &ItemFeatures,
+    user_feats: &UserFeatures,
+    k: usize,
+) -> Result<f64> {
+    let layout = &net.layout;
+    let rows: Vec<u32> = (0..layout.n_items as u32).collect();
+    let mut items = Vec::with_capacity(rows.len() * net.dim);
+    for chunk in rows.chunks(16_384) {
+        items.extend(net.embed(Side::Item, &layout.item_bags(item_feats, chunk, chunk))?);
+    }
+    let vu = &split.val_users;
+    let bags = layout.user_bags(
+        user_feats,
+        vu.len(),
+        |e| vu[e],
+        |e| Some(vu[e]),
+        |e| fit_hist.before(vu[e], split.val_ts[e]),
+    );
+    let users = net.embed(Side::User, &bags)?;
+    let top = top_k_exact(&users, &items, net.dim, k, &|e| fit_hist.history(vu[e]).1)?;
+    let report = EvalReport::from_rankings(&top, &split.val_items, &[k]);
+    Ok(report.recall[0])
+}
