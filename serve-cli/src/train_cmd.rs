@@ -355,7 +355,11 @@ pub fn train(a: TrainArgs, progress: &dyn Progress) -> anyhow::Result<()> {
         }
     }
     if !report.finished {
-        println!("stopped before training finished: run again with --resume to complete it");
+        println!(
+            "stopped before training finished: {} is unchanged; the run waits beside it for \
+             `train --resume` with the same flags",
+            a.out.display()
+        );
         return Ok(());
     }
     if let Some(v) = report.refit_validation_recall {

@@ -135,13 +135,33 @@ fn embed_is_byte_identical_across_processes_and_resume_matches() {
         .args(["--epochs", "2", "--stop-after-epochs", "1"])
         .assert()
         .success();
-    let after_cut = std::fs::read_to_string(cut.join("metrics.jsonl")).unwrap();
+    assert!(!cut.exists(), "an unfinished run commits no model");
+    let run = tmp.path().join(".cut.single");
+    let after_cut = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
     assert_eq!(after_cut.lines().count(), 1, "the cut run stops after one epoch");
     assert_ne!(
-        read(&cut.join("checkpoint.safetensors")),
+        read(&run.join("checkpoint.safetensors")),
         read(&full.join("checkpoint.safetensors")),
         "one epoch is not two"
     );
+    // Resuming the cut run with another configuration is refused.
+    tt().args(["train", "--resume", "--data"])
+        .arg(&ds)
+        .arg("--out")
+        .arg(&cut)
+        .args(&SMALL[..6])
+        .args([
+            "--epochs",
+            "2",
+            "--temperature",
+            "0.3",
+            "--no-refit",
+            "--members",
+            "1",
+        ])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("configuration differs"));
     tt().args(["train", "--resume", "--data"])
         .arg(&ds)
         .arg("--out")
@@ -160,24 +180,16 @@ fn embed_is_byte_identical_across_processes_and_resume_matches() {
         read(&full.join("checkpoint.safetensors"))
     );
 
-    // Resuming with another configuration is refused.
+    // A finished run has nothing to resume: an error, not a silent retraining over it.
     tt().args(["train", "--resume", "--data"])
         .arg(&ds)
         .arg("--out")
         .arg(&cut)
-        .args(&SMALL[..6])
-        .args([
-            "--epochs",
-            "2",
-            "--temperature",
-            "0.3",
-            "--no-refit",
-            "--members",
-            "1",
-        ])
+        .args(SMALL)
+        .args(["--epochs", "2"])
         .assert()
         .failure()
-        .stderr(predicate::str::contains("configuration differs"));
+        .stderr(predicate::str::contains("nothing to resume"));
     // A finished search (or refit) has nothing to resume: an error, not a silent new search.
     tt().args(["train", "--resume", "--data"])
         .arg(&ds)
@@ -267,13 +279,29 @@ fn bad_configs_are_clear_errors_naming_the_file() {
         .stderr(predicate::str::contains("weights.safetensors"));
 }
 
-/// Starts a long training run, waits for its first committed epoch, sends `signal`, and checks that
-/// the model directory left behind loads and evaluates.
-fn killed_run_leaves_a_loadable_model(signal: libc::c_int) {
-    let tmp = tempfile::tempdir().unwrap();
-    let ds = dataset(tmp.path(), 1_000, 500, 40_000);
-    let out = tmp.path().join("m");
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("twotower"))
+/// A finished model at `out` and a long run over it, started: returns the dataset, the child and
+/// the bytes of every file of the finished model.
+fn long_run_over_a_finished_model(tmp: &Path) -> (PathBuf, std::process::Child, Vec<(PathBuf, Vec<u8>)>) {
+    let ds = dataset(tmp, 1_000, 500, 40_000);
+    let out = tmp.join("m");
+    tt().args(["train", "--data"])
+        .arg(&ds)
+        .arg("--out")
+        .arg(&out)
+        .args(SMALL)
+        .args(["--epochs", "1"])
+        .assert()
+        .success();
+    let mut files: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .map(|p| {
+            let b = read(&p);
+            (p, b)
+        })
+        .collect();
+    files.sort();
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("twotower"))
         .args(["--quiet", "--threads", "2", "train", "--data"])
         .arg(&ds)
         .arg("--out")
@@ -284,17 +312,41 @@ fn killed_run_leaves_a_loadable_model(signal: libc::c_int) {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    (ds, child, files)
+}
+
+/// Waits (generously) until `path` exists while `child` runs.
+fn wait_for(path: &Path, child: &mut std::process::Child) {
     let t0 = Instant::now();
-    let metrics = out.join("metrics.jsonl");
-    // Wait for at least one committed epoch, then a little more so the signal lands mid-epoch or
-    // mid-commit rather than right at the start.
-    while !metrics.exists() {
-        if t0.elapsed() > Duration::from_secs(120) || child.try_wait().unwrap().is_some() {
+    while !path.exists() {
+        if t0.elapsed() > Duration::from_secs(180) || child.try_wait().unwrap().is_some() {
             let _ = child.kill();
-            panic!("training wrote no epoch in time (or exited early)");
+            panic!(
+                "{} did not appear in time (or the run exited early)",
+                path.display()
+            );
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+fn assert_unchanged(files: &[(PathBuf, Vec<u8>)]) {
+    for (p, b) in files {
+        assert!(read(p) == *b, "{} changed", p.display());
+    }
+}
+
+/// Starts a long training run over a finished model, waits for its first committed epoch, sends
+/// `signal`: the finished model is untouched, byte for byte, and still evaluates; the interrupted
+/// run resumes from the epoch it left beside it.
+fn killed_run_leaves_a_loadable_model(signal: libc::c_int) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (ds, mut child, files) = long_run_over_a_finished_model(tmp.path());
+    let out = tmp.path().join("m");
+    let metrics = tmp.path().join(".m.single").join("metrics.jsonl");
+    // Wait for at least one committed epoch, then a little more so the signal lands mid-epoch or
+    // mid-commit rather than right at the start.
+    wait_for(&metrics, &mut child);
     std::thread::sleep(Duration::from_millis(150));
     let pid = child.id() as libc::pid_t;
     // SAFETY: plain kill(2) on the child this test started and still owns.
@@ -303,14 +355,15 @@ fn killed_run_leaves_a_loadable_model(signal: libc::c_int) {
     let status = child.wait().unwrap();
     assert!(!status.success(), "the run was interrupted, not finished");
 
-    let lines = std::fs::read_to_string(&metrics).unwrap();
-    assert!(!lines.is_empty());
+    assert_unchanged(&files);
     tt().args(["eval", "--model"])
         .arg(&out)
         .assert()
         .success()
         .stdout(predicate::str::contains("popularity"));
-    // The interrupted run resumes from its checkpoint.
+    let lines = std::fs::read_to_string(&metrics).unwrap();
+    assert!(!lines.is_empty());
+    // The interrupted run resumes from its checkpoint; `out` moves only when it finishes.
     let done = lines.lines().count();
     tt().args(["train", "--resume", "--data"])
         .arg(&ds)
@@ -326,6 +379,7 @@ fn killed_run_leaves_a_loadable_model(signal: libc::c_int) {
         done + 1,
         "resume continues where the kill left off"
     );
+    assert_unchanged(&files);
 }
 
 #[test]
@@ -336,4 +390,109 @@ fn sigkill_during_training_leaves_last_model_loadable() {
 #[test]
 fn sigint_during_training_leaves_last_model_loadable() {
     killed_run_leaves_a_loadable_model(libc::SIGINT);
+}
+
+/// A second training into the same output while the first runs is refused, naming the holder;
+/// the first is unaffected.
+#[test]
+fn a_second_training_of_the_same_output_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (ds, mut child, files) = long_run_over_a_finished_model(tmp.path());
+    wait_for(&tmp.path().join(".m.single"), &mut child);
+    tt().args(["train", "--data"])
+        .arg(&ds)
+        .arg("--out")
+        .arg(tmp.path().join("m"))
+        .args(SMALL)
+        .args(["--epochs", "1"])
+        .assert()
+        .failure()
+        .stderr(
+            predicate::str::contains("being trained by another process")
+                .and(predicate::str::contains(format!("pid {}", child.id()))),
+        );
+    assert!(child.try_wait().unwrap().is_none(), "the first run goes on");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_unchanged(&files);
+}
+
+/// A disk that fills up while a run writes (simulated with a file-size limit: writes past 64 KiB
+/// fail as on a full disk) fails the run with an error naming a file, and leaves the finished model
+/// in place and no staging debris.
+#[test]
+fn a_full_disk_during_training_keeps_the_finished_model() {
+    use std::os::unix::process::CommandExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let ds = dataset(tmp.path(), 300, 200, 6_000);
+    let out = tmp.path().join("m");
+    tt().args(["train", "--data"])
+        .arg(&ds)
+        .arg("--out")
+        .arg(&out)
+        .args(SMALL)
+        .args(["--epochs", "1"])
+        .assert()
+        .success();
+    let before: Vec<Vec<u8>> = ["model.json", "weights.safetensors", "manifest.json"]
+        .iter()
+        .map(|f| read(&out.join(f)))
+        .collect();
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("twotower"));
+    cmd.args(["--quiet", "--threads", "2", "train", "--data"])
+        .arg(&ds)
+        .arg("--out")
+        .arg(&out)
+        .args(SMALL)
+        .args(["--epochs", "2", "--seed", "9"]);
+    // SAFETY: only async-signal-safe calls (setrlimit, signal) between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: 64 * 1024,
+                rlim_max: 64 * 1024,
+            };
+            libc::setrlimit(libc::RLIMIT_FSIZE, &lim);
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let res = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert!(!res.status.success(), "the run cannot finish on a full disk");
+    assert!(
+        stderr.contains(".safetensors") || stderr.contains(".json"),
+        "{stderr}"
+    );
+    for (f, b) in ["model.json", "weights.safetensors", "manifest.json"]
+        .iter()
+        .zip(&before)
+    {
+        assert!(read(&out.join(f)) == *b, "{f} changed");
+    }
+    tt().args(["eval", "--model"]).arg(&out).assert().success();
+    let debris: Vec<String> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("staging") || n.contains(".tmp"))
+        .collect();
+    assert!(debris.is_empty(), "{debris:?}");
+}
+
+/// Sizes that cannot fit are refused before anything is allocated, naming the setting.
+#[test]
+fn impossible_negative_counts_are_clear_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ds = dataset(tmp.path(), 50, 40, 600);
+    tt().args(["train", "--data"])
+        .arg(&ds)
+        .arg("--out")
+        .arg(tmp.path().join("m"))
+        .args(SMALL)
+        .args(["--extra-negatives", "100000000"])
+        .timeout(Duration::from_secs(60))
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("extra-negatives").and(predicate::str::contains("at most")));
+    assert!(!tmp.path().join("m").exists());
 }

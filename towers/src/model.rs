@@ -129,9 +129,37 @@ pub struct Model {
 impl Model {
     /// Opens a model directory, verifying its manifest and every checksum first, so a truncated or
     /// foreign file is an error naming it rather than garbage embeddings.
+    ///
+    /// A model directory is replaced by one atomic swap when a training commits; a load that
+    /// raced such a swap (read part of the old version, part of the new) is retried on the new
+    /// one, so a reader sees one consistent version.
     pub fn load(dir: impl AsRef<Path>) -> Result<Model> {
         let dir = dir.as_ref();
+        let mut tries = 0;
+        loop {
+            let before = dir_identity(dir);
+            let loaded = Self::load_once(dir);
+            tries += 1;
+            // Same directory from start to end: whatever was read is one version (or truly bad).
+            if before.is_none() || dir_identity(dir) == before || tries >= 20 {
+                return loaded;
+            }
+        }
+    }
+
+    fn load_once(dir: &Path) -> Result<Model> {
         let manifest = Manifest::read(dir, MODEL_KIND, MODEL_FORMAT_VERSION)?;
+        // Every file the model is made of must be listed, so every byte is checked: a manifest
+        // with no files would otherwise verify nothing.
+        if let Some(missing) = MODEL_FILES.iter().find(|f| !manifest.files.contains_key(**f)) {
+            return Err(Error::model(
+                dir,
+                format!(
+                    "manifest.json does not list {missing}: the model is incomplete or was edited by \
+                     hand (train it again)"
+                ),
+            ));
+        }
         manifest.verify(dir)?;
         let meta_path = dir.join("model.json");
         let text = std::fs::read_to_string(&meta_path).map_err(|e| Error::io(&meta_path, e))?;
@@ -549,6 +577,27 @@ impl ModelFiles<'_> {
         cat.write(&dir.join("catalog.safetensors"))?;
         write_weights(self.nets, &dir.join("weights.safetensors"))
     }
+}
+
+/// The files every model directory holds besides `metrics.jsonl` and the manifest; each must be
+/// listed in the manifest with its checksum.
+pub(crate) const MODEL_FILES: [&str; 4] = [
+    "model.json",
+    "vocab.json",
+    "catalog.safetensors",
+    "weights.safetensors",
+];
+
+/// Which directory `dir` names now (device and inode): a commit swaps in another one.
+#[cfg(unix)]
+fn dir_identity(dir: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(dir).ok().map(|m| (m.dev(), m.ino()))
+}
+
+#[cfg(not(unix))]
+fn dir_identity(_dir: &Path) -> Option<(u64, u64)> {
+    None
 }
 
 /// Tensor-name prefix of ensemble member `k` (none for the first, so a one-member model reads and

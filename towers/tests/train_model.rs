@@ -58,7 +58,9 @@ fn read(p: PathBuf) -> Vec<u8> {
 fn hidden(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().unwrap().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| n.starts_with('.'))
         .collect();
     names.sort();
@@ -137,8 +139,12 @@ fn resume_reproduces_uninterrupted_run_and_test_part_is_never_read() {
     };
     train(&ds, &cfg, &part, &NoProgress, &stop).unwrap();
     assert!(
-        Model::load(&part).is_ok(),
-        "an interrupted run leaves a loadable model"
+        !part.exists(),
+        "nothing is committed as the model before the run finishes"
+    );
+    assert!(
+        Model::load(tmp.path().join(".part.single")).is_ok(),
+        "an interrupted run leaves its last epoch loadable beside the output"
     );
     let resume = TrainOptions {
         resume: true,
@@ -409,4 +415,77 @@ fn broken_model_dirs_are_clear_errors() {
     std::fs::remove_file(&w).unwrap();
     let e = format!("{:#}", Model::load(&out).unwrap_err());
     assert!(e.contains("weights.safetensors"), "{e}");
+}
+
+/// Every file a model is made of must be listed in its manifest: with the list emptied, damaged
+/// weights would otherwise load unchecked (and evaluate to garbage).
+#[test]
+fn a_manifest_that_lists_no_files_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ds = dataset(tmp.path());
+    let mut cfg = small_config();
+    cfg.train.epochs = 1;
+    let out = tmp.path().join("m");
+    train(&ds, &cfg, &out, &NoProgress, &TrainOptions::default()).unwrap();
+    let mpath = out.join("manifest.json");
+    let mut manifest: serde_json::Value = serde_json::from_slice(&read(mpath.clone())).unwrap();
+    manifest["files"] = serde_json::json!({});
+    std::fs::write(&mpath, serde_json::to_vec_pretty(&manifest).unwrap()).unwrap();
+    let mut w = read(out.join("weights.safetensors"));
+    let n = w.len();
+    w[n - 5] ^= 0x55;
+    std::fs::write(out.join("weights.safetensors"), w).unwrap();
+    let err = Model::load(&out).unwrap_err().to_string();
+    assert!(
+        err.contains("does not list") && err.contains("model.json"),
+        "{err}"
+    );
+}
+
+/// A model directory swapped by commits while it is being loaded: every load sees one complete
+/// version (the old or the new), never a mix that fails its checksums.
+#[test]
+fn loads_racing_commits_see_one_version() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let tmp = tempfile::tempdir().unwrap();
+    let ds = dataset(tmp.path());
+    let mut cfg = small_config();
+    cfg.train.epochs = 1;
+    let versions: Vec<PathBuf> = (0..2)
+        .map(|k| {
+            let dir = tmp.path().join(format!("v{k}"));
+            cfg.train.seed = 100 + k;
+            train(&ds, &cfg, &dir, &NoProgress, &TrainOptions::default()).unwrap();
+            dir
+        })
+        .collect();
+    let fingerprints: Vec<String> = versions
+        .iter()
+        .map(|d| Model::load(d).unwrap().fingerprint().to_string())
+        .collect();
+    let out = tmp.path().join("live");
+    let copy_in = |from: &Path| {
+        let staging = twotower_data::StagingDir::new(&out).unwrap();
+        for e in std::fs::read_dir(from).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), staging.path().join(e.file_name())).unwrap();
+        }
+        staging.commit().unwrap();
+    };
+    copy_in(&versions[0]);
+    let done = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for k in 0..60 {
+                copy_in(&versions[k % 2]);
+            }
+            done.store(true, Ordering::Release);
+        });
+        let mut loads = 0;
+        while !done.load(Ordering::Acquire) || loads < 5 {
+            let m = Model::load(&out).unwrap_or_else(|e| panic!("load {loads} saw a mixed version: {e}"));
+            assert!(fingerprints.iter().any(|f| f == m.fingerprint()));
+            loads += 1;
+        }
+    });
 }

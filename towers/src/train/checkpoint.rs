@@ -12,7 +12,7 @@ use super::EpochMetrics;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::mem::huge_copy;
-use crate::model::{Model, ModelFiles, TrainingSummary, MODEL_FORMAT_VERSION, MODEL_KIND};
+use crate::model::{Model, ModelFiles, TrainingSummary, MODEL_FILES, MODEL_FORMAT_VERSION, MODEL_KIND};
 use crate::tensor_file::{TensorReader, TensorWriter};
 use crate::tower::TwoTower;
 
@@ -181,14 +181,11 @@ pub(super) fn commit_model_dir(
     }
     twotower_data::artifact::write_file_atomic(&dir.join("metrics.jsonl"), lines.as_bytes())?;
     let mut manifest = Manifest::new(MODEL_KIND, MODEL_FORMAT_VERSION);
-    let files = [
-        "model.json",
-        "vocab.json",
-        "catalog.safetensors",
-        "weights.safetensors",
-        "metrics.jsonl",
-    ];
-    for f in files.into_iter().chain(extra_files) {
+    for f in MODEL_FILES
+        .into_iter()
+        .chain(["metrics.jsonl"])
+        .chain(extra_files)
+    {
         manifest.add_file(dir, f)?;
     }
     manifest.counts.insert("users".into(), model.users.len() as u64);

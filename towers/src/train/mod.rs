@@ -103,10 +103,11 @@ struct RunCtx<'a> {
 }
 
 /// Trains a model on `ds.training()` (the train part of a split dataset: the test part is never read)
-/// and writes the model directory `out`. A single run re-commits `out` atomically after every epoch,
-/// so an interrupted run leaves the last complete epoch loadable and resumable; a search, refit or
-/// ensemble trains in hidden directories beside `out` (each resumable the same way) and replaces
-/// `out` once, when it is complete, so until then `out` keeps the previous model.
+/// and writes the model directory `out`. Every run of the plan trains in a hidden directory beside
+/// `out`, re-committed atomically after every epoch (an interrupted run leaves its last complete
+/// epoch there, loadable and resumable with `--resume`), and `out` is replaced once, when the model
+/// is complete: until then it keeps the previous model byte for byte, whatever happens (a crash, a
+/// full disk). One training per `out` at a time: a second is refused while the first holds the lock.
 pub fn train(
     ds: &Dataset,
     config: &Config,
@@ -124,15 +125,18 @@ pub fn train(
         .num_threads(threads)
         .build()
         .map_err(|e| Error::Invalid(format!("cannot start {threads} threads: {e}")))?;
+    let dirs = RunDir::new(out);
+    let _lock = dirs.lock()?;
     pool.install(|| {
         let plan = TrainPlan::new(config);
+        plan.check_sizes(ds)?;
         let prep = Prepared::new(ds, config)?;
         let ctx = RunCtx {
             progress,
             opts,
             threads,
         };
-        plan.execute(&prep, &RunDir::new(out), &ctx)
+        plan.execute(&prep, &dirs, &ctx)
     })
 }
 

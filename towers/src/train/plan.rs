@@ -19,9 +19,14 @@ use super::prepared::Prepared;
 use super::run::run;
 use super::run_dir::{RunDir, RunName};
 use super::{EpochMetrics, RunCtx, TemperatureTrial, TrainReport};
+use twotower_data::Dataset;
+
 use crate::config::Config;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::Model;
+
+/// The most one training step's `[B, C]` buffers may take, bytes.
+const STEP_MEMORY_LIMIT: u64 = 4 << 30;
 
 /// The runs a configuration trains and their settings.
 pub(super) struct TrainPlan {
@@ -73,8 +78,8 @@ impl TrainPlan {
         }
     }
 
-    /// Runs the plan: the model lands in `dirs.out()` once, complete (a single run with nothing
-    /// searched commits it after every epoch).
+    /// Runs the plan: every run trains in its hidden directory, and the model lands in
+    /// `dirs.out()` once, complete; until then `out` keeps what it held.
     pub(super) fn execute(
         &self,
         prep: &Prepared<'_>,
@@ -91,10 +96,17 @@ impl TrainPlan {
                 .unwrap_or(self.base.loss.temperature),
         );
         if self.members == 1 {
-            if !ctx.opts.resume {
-                dirs.clear()?;
+            dirs.prepare(&[RunName::Single], ctx.opts.resume)?;
+            let single = RunSpec {
+                config: fixed,
+                name: RunName::Single,
+                label: String::new(),
+            };
+            let report = self.train(prep, &single, dirs, ctx)?;
+            if report.finished {
+                dirs.commit(single.name)?;
             }
-            return run(prep, &fixed, dirs.out(), "", ctx);
+            return Ok(report);
         }
         dirs.prepare(&self.hidden_runs(), ctx.opts.resume)?;
         let first = RunSpec {
@@ -109,6 +121,41 @@ impl TrainPlan {
         self.finish_members(prep, &first.config, (first.name, report), &[], dirs, ctx)
     }
 
+    /// Refuses settings whose per-step buffers cannot fit in memory, before anything is built: each
+    /// step allocates `[batch, batch + loss.extra_negatives]` logits and the item tower's
+    /// activations for every column, so a mistyped `--extra-negatives 100000000` would otherwise
+    /// abort on a 64 GB allocation.
+    pub(super) fn check_sizes(&self, ds: &Dataset) -> Result<()> {
+        let cfg = &self.base;
+        let b = cfg.train.batch_size as u64;
+        let m = cfg.loss.extra_negatives as u64;
+        let widest = cfg
+            .item
+            .layers
+            .iter()
+            .copied()
+            .chain([cfg.model.dim])
+            .max()
+            .unwrap_or(1) as u64;
+        let per_column = (b + 8 * widest) * 4;
+        let bytes = (b + m).saturating_mul(per_column);
+        if bytes > STEP_MEMORY_LIMIT {
+            let fits = (STEP_MEMORY_LIMIT / per_column).saturating_sub(b);
+            return Err(Error::config(
+                "model config",
+                format!(
+                    "loss.extra_negatives = {m} (--extra-negatives) with train.batch_size {b} needs \
+                     about {:.1} GB per training step for the logits and the item tower; at most \
+                     {fits} fit in {} GiB (the catalogue has {} items)",
+                    bytes as f64 / 1e9,
+                    STEP_MEMORY_LIMIT >> 30,
+                    ds.items.len()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Whether validation runs choose anything (a temperature, or the refit's epoch count).
     fn searches(&self) -> bool {
         self.candidates.len() > 1 || self.refit
@@ -116,6 +163,9 @@ impl TrainPlan {
 
     /// Every hidden run the plan may create: what `--resume` looks for.
     fn hidden_runs(&self) -> Vec<RunName> {
+        if !self.searches() && self.members == 1 {
+            return vec![RunName::Single];
+        }
         if !self.searches() {
             return (0..self.members).map(RunName::Member).collect();
         }

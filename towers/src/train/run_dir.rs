@@ -1,7 +1,10 @@
 //! The hidden directories a training plan's runs live in, beside `--out` (`.{name}.{run}`): their
 //! names, what `--resume` finds and a fresh run clears, and the swap of a finished run into place.
-//! A crash leaves them for `--resume`; `--out` keeps the previous model until the commit.
+//! A crash leaves them for `--resume`; `--out` keeps the previous model, byte for byte, until the
+//! commit. `.{name}.lock` beside them keeps a second training of the same `--out` out.
 
+use std::fs::File;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use twotower_data::StagingDir;
@@ -11,6 +14,8 @@ use crate::error::{Error, Result};
 /// A run of a plan, named as its hidden directory is.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) enum RunName {
+    /// The one run of a plan with nothing to search and one member.
+    Single,
     /// One candidate of the temperature search.
     Temperature(f32),
     /// The retraining on every training row with the chosen settings.
@@ -25,6 +30,7 @@ const TRASH: &str = "trash-";
 impl RunName {
     fn dir_name(self) -> String {
         match self {
+            RunName::Single => "single".into(),
             RunName::Temperature(t) => format!("temperature-{t}"),
             RunName::Refit => "refit".into(),
             RunName::Member(k) => format!("member-{k}"),
@@ -34,8 +40,10 @@ impl RunName {
     /// The run whose directory suffix is exactly `what`, so that another model's hidden runs (of
     /// a model named `{name}.refit`, say: `.{name}.refit.member-1`) are never taken for ours.
     fn parse(what: &str) -> Option<RunName> {
-        if what == "refit" {
-            return Some(RunName::Refit);
+        match what {
+            "single" => return Some(RunName::Single),
+            "refit" => return Some(RunName::Refit),
+            _ => {}
         }
         if let Some(k) = what.strip_prefix("member-") {
             if !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit()) {
@@ -89,6 +97,48 @@ impl RunDir {
         name.strip_prefix(prefix.as_ref()).map(str::to_string)
     }
 
+    /// Takes the output's writer lock for the life of the returned file: a second `train` into
+    /// the same `--out` (in this or another process) is refused with the holder's pid, instead of
+    /// both training and the last to commit winning. The lock is the OS's (`flock`): a crashed
+    /// holder releases it, and the lock file is reused, never stale.
+    pub(super) fn lock(&self) -> Result<File> {
+        let path = self.hidden("lock");
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+        }
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let holder = std::fs::read_to_string(&path).unwrap_or_default();
+                let holder = holder.trim();
+                return Err(Error::model(
+                    &self.out,
+                    format!(
+                        "is being trained by another process ({}; lock {}): wait for it to finish \
+                         or stop it",
+                        if holder.is_empty() {
+                            "pid unknown".to_string()
+                        } else {
+                            format!("pid {holder}")
+                        },
+                        path.display()
+                    ),
+                ));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&path, e)),
+        }
+        file.set_len(0).map_err(|e| Error::io(&path, e))?;
+        writeln!(file, "{}", std::process::id()).map_err(|e| Error::io(&path, e))?;
+        Ok(file)
+    }
+
     /// Readies the hidden runs of a search, refit or ensemble. `--resume` continues them; with none
     /// left and a model in `out` there is nothing to resume, and starting over silently would
     /// replace that model. A fresh run first removes every one left by an earlier, interrupted run
@@ -98,9 +148,9 @@ impl RunDir {
             if self.out.join("model.json").exists() && !runs.iter().any(|&r| self.path(r).exists()) {
                 return Err(Error::model(
                     &self.out,
-                    "nothing to resume: no interrupted search, refit or ensemble member is left beside \
-                     it (a single run, started with --no-refit, one --temperature and --members 1, \
-                     resumes with those flags; train without --resume to start over)",
+                    "nothing to resume: it holds a finished model and no interrupted run of this plan \
+                     (search, refit, ensemble member or single run) is left beside it; train without \
+                     --resume to replace it",
                 ));
             }
             return Ok(());
@@ -196,9 +246,32 @@ mod tests {
         assert_eq!(names(tmp.path()), others, "other models' runs stay");
     }
 
+    /// A second writer of the same output is refused with the holder's pid; once the first lets go,
+    /// the lock is free again (and `clear` never takes the lock file for a run).
+    #[test]
+    fn one_writer_per_output() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dirs = RunDir::new(&tmp.path().join("m"));
+        let held = dirs.lock().unwrap();
+        let err = dirs.lock().unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("pid {}", std::process::id())) && err.contains("another process"),
+            "{err}"
+        );
+        dirs.clear().unwrap();
+        assert!(tmp.path().join(".m.lock").exists());
+        drop(held);
+        dirs.lock().unwrap();
+    }
+
     #[test]
     fn run_names_round_trip_and_reject_lookalikes() {
-        for r in [RunName::Refit, RunName::Member(12), RunName::Temperature(0.15)] {
+        for r in [
+            RunName::Single,
+            RunName::Refit,
+            RunName::Member(12),
+            RunName::Temperature(0.15),
+        ] {
             assert_eq!(RunName::parse(&r.dir_name()), Some(r));
         }
         for bad in [
