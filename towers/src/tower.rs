@@ -1,7 +1,6 @@
 //! The two towers: embedding tables (sparse, outside candle) feeding an MLP per side (candle autograd),
 //! L2-normalised outputs. [`TwoTower`] is the network both training and inference run.
 
-use candle_core::backprop::GradStore;
 use candle_core::{Device, Tensor, Var};
 use candle_nn::Module;
 use rand::{Rng, SeedableRng};
@@ -369,29 +368,6 @@ impl TwoTower {
         let y = self.forward(side, &x, vars)?;
         Ok(y.flatten_all()?.to_vec1::<f32>()?)
     }
-
-    /// One AdamW step on the dense weights from the gradients of `vars` (those not in the graph keep
-    /// their value). `step` is 1-based.
-    pub fn adamw_step(
-        &mut self,
-        vars: &[Var],
-        grads: &GradStore,
-        lr: f32,
-        weight_decay: f32,
-        step: u64,
-    ) -> Result<()> {
-        let t = step.max(1) as i32;
-        let bc1 = 1.0 - BETA1.powi(t);
-        let bc2 = 1.0 - BETA2.powi(t);
-        for (p, var) in self.dense.iter_mut().zip(vars) {
-            let Some(g) = grads.get(var.as_tensor()) else {
-                continue;
-            };
-            let g = g.flatten_all()?.to_vec1::<f32>()?;
-            adamw_update(p, &g, lr, weight_decay, bc1, bc2);
-        }
-        Ok(())
-    }
 }
 
 /// What a training forward pass of one tower keeps for its backward pass.
@@ -411,7 +387,8 @@ pub(crate) struct TowerPass {
 impl TwoTower {
     /// The training forward pass of a tower without a candle graph: MLP (single-threaded gemms over
     /// fixed row blocks, spread over the rayon threads), then L2 normalisation. Computes what
-    /// [`TwoTower::forward`] computes, up to floating-point reassociation.
+    /// [`TwoTower::forward`] computes, up to floating-point reassociation (the test
+    /// `tower_backward_matches_candle_autograd` pins the two to the same output).
     pub(crate) fn forward_train(&self, side: Side, input: Vec<f32>, n: usize) -> TowerPass {
         let mlp = match side {
             Side::User => &self.user_mlp,
@@ -528,8 +505,7 @@ impl TwoTower {
     }
 
     /// One AdamW step on the dense weights from plain gradients (indexed like `self.dense`; `None`
-    /// leaves a weight and its moments untouched). `step` is 1-based. Same rule as
-    /// [`TwoTower::adamw_step`].
+    /// leaves a weight and its moments untouched). `step` is 1-based.
     pub(crate) fn adamw_step_plain(
         &mut self,
         grads: &[Option<Vec<f32>>],

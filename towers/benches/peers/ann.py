@@ -9,8 +9,8 @@ then for each ef: recall@10 against the exact top-10 and queries/s with ONE sear
 convention). Writes DIR/ann-NAME.json, DIR/ann-NAME.md (table) and DIR/ann-NAME.png (recall on x, queries/s on
 a log y axis).
 
-twotower's side is run through the CLI hook `twotower bench ann` (see README.md "twotower bench ann hook" for the
-expected flags and JSON); when that subcommand is missing the table says so and only hnswlib is plotted.
+twotower's side is run through the CLI hook `twotower bench ann` (`twotower bench ann --help` lists the
+flags; `--json` prints the rows this script reads); when that subcommand is missing the table says so and only hnswlib is plotted.
 """
 
 from __future__ import annotations

@@ -237,7 +237,7 @@ def _interactions_table(rows) -> pa.Table:
 def fallback_split(dir: str | Path, test_fraction: float = 0.2) -> None:
     """Per-user temporal split: each user's last max(1, floor(f * n)) interactions, ordered by (ts, item) with
     items compared by their dense index (items.parquet order; numeric order for MovieLens). This reproduces the
-    popularity row of issue 3's reference table exactly on ML-100K (0.059 / 0.196 / 0.317 / 0.111 / 0.519);
+    popularity row of the reference table exactly on ML-100K (0.059 / 0.196 / 0.317 / 0.111 / 0.519);
     rounding instead of flooring, or comparing item ids as strings, moves R@10 to 0.061-0.062."""
     d = Path(dir)
     order = {}
