@@ -453,7 +453,7 @@ fn read_part(
     let null_part = |name: &str| part_err(name, "is null (__HIVE_DEFAULT_PARTITION__)".into());
     let part_id = |s: &Source, name: &str, int: &mut Interner<'_>| -> Result<Option<u32>> {
         match s {
-            Source::Partition(Some(v)) if v.is_empty() => Err(part_err(name, "is empty".into())),
+            Source::Partition(Some("")) => Err(part_err(name, "is empty".into())),
             Source::Partition(Some(v)) => Ok(Some(int.get(v))),
             Source::Partition(None) => Err(null_part(name)),
             _ => Ok(None),
