@@ -583,3 +583,190 @@ fn push_constant_rows(
         *seq += 1;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{
+        Date32Array, Date64Array, DictionaryArray, Float32Array, Float64Array, Int16Array, Int64Array,
+        LargeStringArray, ListArray, StringArray, TimestampMicrosecondArray, TimestampMillisecondArray,
+        TimestampNanosecondArray, TimestampSecondArray, UInt64Array, UInt8Array,
+    };
+    use arrow::datatypes::{Field, Int16Type, Int32Type};
+
+    use super::*;
+
+    fn secs(a: ArrayRef, unit: TimeUnit) -> std::result::Result<Vec<i64>, (usize, String)> {
+        let mut out = Vec::new();
+        time_values(&a, unit, &mut out).map(|_| out)
+    }
+
+    #[test]
+    fn id_kinds() {
+        let dict = |v: DataType| DataType::Dictionary(Box::new(DataType::Int8), Box::new(v));
+        for dt in [
+            DataType::Int8,
+            DataType::Int32,
+            DataType::Int64,
+            DataType::UInt64,
+            dict(DataType::Int32),
+        ] {
+            assert_eq!(kind_of(Role::Id, &dt), Ok(Kind::Integer), "{dt}");
+        }
+        for dt in [
+            DataType::Utf8,
+            DataType::LargeUtf8,
+            DataType::Utf8View,
+            dict(DataType::Utf8),
+        ] {
+            assert_eq!(kind_of(Role::Id, &dt), Ok(Kind::Text), "{dt}");
+        }
+        let list = DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true)));
+        for dt in [list, DataType::Float64, DataType::Binary, DataType::Boolean] {
+            let e = kind_of(Role::Id, &dt).unwrap_err();
+            assert!(e.contains("an id column must hold integers or strings"), "{e}");
+        }
+    }
+
+    #[test]
+    fn weight_and_time_kinds() {
+        for dt in [
+            DataType::Int32,
+            DataType::Float32,
+            DataType::Float64,
+            DataType::Decimal128(10, 2),
+        ] {
+            assert_eq!(kind_of(Role::Weight, &dt), Ok(Kind::Number), "{dt}");
+        }
+        assert!(kind_of(Role::Weight, &DataType::Utf8).is_err());
+        let ts = |u| DataType::Timestamp(u, None);
+        for dt in [
+            ts(ArrowUnit::Second),
+            ts(ArrowUnit::Nanosecond),
+            DataType::Timestamp(ArrowUnit::Millisecond, Some("UTC".into())),
+            DataType::Date32,
+            DataType::Date64,
+        ] {
+            assert_eq!(kind_of(Role::Time, &dt), Ok(Kind::Temporal), "{dt}");
+        }
+        assert_eq!(kind_of(Role::Time, &DataType::Int32), Ok(Kind::Integer));
+        assert_eq!(kind_of(Role::Time, &DataType::Float64), Ok(Kind::Number));
+        assert_eq!(kind_of(Role::Time, &DataType::LargeUtf8), Ok(Kind::Text));
+        assert!(kind_of(Role::Time, &DataType::Boolean).is_err());
+    }
+
+    #[test]
+    fn ids_become_utf8_or_int32_dictionaries() {
+        let p = Path::new("f.parquet");
+        let a: ArrayRef = Arc::new(Int64Array::from(vec![-3, 42]));
+        let s = id_strings(p, &a, "u").unwrap();
+        assert_eq!(
+            s.as_string::<i32>().iter().flatten().collect::<Vec<_>>(),
+            ["-3", "42"]
+        );
+        let a: ArrayRef = Arc::new(UInt8Array::from(vec![255]));
+        assert_eq!(id_strings(p, &a, "u").unwrap().as_string::<i32>().value(0), "255");
+        let a: ArrayRef = Arc::new(LargeStringArray::from(vec!["x"]));
+        assert_eq!(id_strings(p, &a, "u").unwrap().data_type(), &DataType::Utf8);
+        let d: DictionaryArray<Int16Type> = vec!["a", "b", "a"].into_iter().collect();
+        let s = id_strings(p, &(Arc::new(d) as ArrayRef), "u").unwrap();
+        assert!(s.as_dictionary_opt::<Int32Type>().is_some());
+        let d: DictionaryArray<Int32Type> = vec!["a", ""].into_iter().collect();
+        assert_eq!(first_empty(&(Arc::new(d) as ArrayRef)), Some(1));
+        let a: ArrayRef = Arc::new(StringArray::from(vec!["a", "b", ""]));
+        assert_eq!(first_empty(&a), Some(2));
+        let l: ArrayRef = Arc::new(ListArray::from_iter_primitive::<Int32Type, _, _>(vec![Some(
+            vec![Some(1)],
+        )]));
+        let e = id_strings(p, &l, "item").unwrap_err().to_string();
+        assert!(e.starts_with("f.parquet: column \"item\" has type List("), "{e}");
+    }
+
+    #[test]
+    fn every_time_type_in_seconds() {
+        let t = 1_609_459_200i64;
+        let s = TimeUnit::S;
+        assert_eq!(
+            secs(Arc::new(TimestampSecondArray::from(vec![t, -1])), s).unwrap(),
+            [t, -1]
+        );
+        assert_eq!(
+            secs(
+                Arc::new(TimestampMillisecondArray::from(vec![t * 1000 + 999, -1])),
+                s
+            )
+            .unwrap(),
+            [t, -1]
+        );
+        assert_eq!(
+            secs(
+                Arc::new(TimestampMicrosecondArray::from(vec![t * 1_000_000]).with_timezone("+05:00")),
+                s
+            )
+            .unwrap(),
+            [t]
+        );
+        assert_eq!(
+            secs(
+                Arc::new(TimestampNanosecondArray::from(vec![t * 1_000_000_000 + 1])),
+                s
+            )
+            .unwrap(),
+            [t]
+        );
+        assert_eq!(
+            secs(Arc::new(Date32Array::from(vec![18_628, -1])), s).unwrap(),
+            [t, -86_400]
+        );
+        assert_eq!(
+            secs(Arc::new(Date64Array::from(vec![t * 1000 - 1])), s).unwrap(),
+            [t - 1]
+        );
+        assert_eq!(secs(Arc::new(Int16Array::from(vec![7])), s).unwrap(), [7]);
+        assert_eq!(
+            secs(Arc::new(Int64Array::from(vec![t * 1000])), TimeUnit::Ms).unwrap(),
+            [t]
+        );
+        assert_eq!(
+            secs(Arc::new(Float64Array::from(vec![t as f64 + 0.9])), s).unwrap(),
+            [t]
+        );
+        assert_eq!(
+            secs(Arc::new(Float32Array::from(vec![1.5e3])), TimeUnit::Ms).unwrap(),
+            [1]
+        );
+        assert_eq!(
+            secs(
+                Arc::new(StringArray::from(vec!["2021-01-01T00:00:00Z", "1609459200"])),
+                s
+            )
+            .unwrap(),
+            [t, t]
+        );
+        assert_eq!(
+            secs(Arc::new(LargeStringArray::from(vec!["2021-01-01"])), s).unwrap(),
+            [t]
+        );
+        // Errors carry the row and the cause; nothing panics.
+        let (row, m) = secs(Arc::new(Int64Array::from(vec![1, t * 1000])), s).unwrap_err();
+        assert_eq!(row, 1);
+        assert!(m.contains("--time-unit ms"), "{m}");
+        let (row, m) = secs(Arc::new(UInt64Array::from(vec![u64::MAX])), TimeUnit::Ns).unwrap_err();
+        assert_eq!(row, 0);
+        assert!(m.contains("out of range"), "{m}");
+        let (_, m) = secs(Arc::new(Float64Array::from(vec![f64::NAN])), s).unwrap_err();
+        assert!(m.contains("not a finite time"), "{m}");
+        let (row, m) = secs(Arc::new(StringArray::from(vec!["2021-01-01", "soon"])), s).unwrap_err();
+        assert_eq!(row, 1);
+        assert!(
+            m.contains("\"soon\" is neither epoch seconds nor a date-time"),
+            "{m}"
+        );
+        for v in [i64::MIN, i64::MAX] {
+            let _ = secs(Arc::new(TimestampNanosecondArray::from(vec![v])), s);
+            let _ = secs(Arc::new(Date64Array::from(vec![v])), s);
+            let _ = secs(Arc::new(Int64Array::from(vec![v])), TimeUnit::Us);
+        }
+    }
+}
