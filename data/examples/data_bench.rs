@@ -4,7 +4,10 @@
 //! cargo run --release -p twotower-data --example data_bench -- import-ml1m ../shared/data/ml-1m-partial /tmp/ml1m
 //! cargo run --release -p twotower-data --example data_bench -- load /tmp/ml1m
 //! cargo run --release -p twotower-data --example data_bench -- synth /tmp/syn 10000000 [users] [items]
+//! cargo run --release -p twotower-data --example data_bench -- import csv|parquet SRC OUT [TIME_COL]
 //! ```
+//! `import` reads columns `user`, `item`, `weight` and the time column (default `ts`), as
+//! `twotower data import --format csv|parquet SRC --weight-col weight --time-col ts` does.
 //! Prints one line: what, seconds, peak RSS (VmHWM) in MiB.
 
 use std::path::PathBuf;
@@ -29,7 +32,9 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let arg = |k: usize| -> &str {
         args.get(k).map(String::as_str).unwrap_or_else(|| {
-            eprintln!("usage: data_bench import-ml1m SRC OUT | load DIR | synth OUT N [USERS ITEMS]");
+            eprintln!(
+                "usage: data_bench import-ml1m SRC OUT | import csv|parquet SRC OUT [TIME_COL] | load DIR | synth OUT N [USERS ITEMS]"
+            );
             std::process::exit(2)
         })
     };
@@ -44,6 +49,21 @@ fn main() {
             )
             .expect("import");
             format!("import ml-1m: {} interactions", r.interactions)
+        }
+        "import" => {
+            let format = match arg(1) {
+                "csv" => ImportFormat::Csv,
+                "parquet" => ImportFormat::Parquet,
+                f => {
+                    eprintln!("unknown format {f}");
+                    std::process::exit(2)
+                }
+            };
+            let mut o = ImportOptions::new(format);
+            o.columns.weight = Some("weight".into());
+            o.columns.time = Some(args.get(4).cloned().unwrap_or_else(|| "ts".into()));
+            let r = import(&PathBuf::from(arg(2)), &PathBuf::from(arg(3)), &o, &NoProgress).expect("import");
+            format!("import {}: {} interactions", arg(1), r.interactions)
         }
         "load" => {
             let ds = Dataset::load(arg(1)).expect("load");

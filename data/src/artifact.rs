@@ -85,6 +85,89 @@ pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     result
 }
 
+/// True while process `pid` exists (on Unix; elsewhere every pid counts as alive). A pid that exists
+/// but belongs to another user counts as alive.
+pub fn pid_alive(pid: u32) -> bool {
+    #[cfg(unix)]
+    {
+        let Ok(p) = libc::pid_t::try_from(pid) else {
+            return false;
+        };
+        if p <= 0 {
+            return false;
+        }
+        // SAFETY: kill with signal 0 only checks for the process's existence.
+        let rc = unsafe { libc::kill(p, 0) };
+        rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = pid;
+        true
+    }
+}
+
+/// The pid that created a temporary name of this module (`.NAME.staging-PID-…`, `.NAME.old-PID-…`,
+/// `.NAME.tmp-PID-…`), or None for any other name.
+pub fn temp_owner(file_name: &str) -> Option<u32> {
+    let rest = file_name.strip_prefix('.')?;
+    for marker in [".staging-", ".old-", ".tmp-"] {
+        if let Some(at) = rest.rfind(marker) {
+            let tail = &rest[at + marker.len()..];
+            let mut it = tail.split('-');
+            let pid = it.next()?.parse().ok()?;
+            // pid-counter-nanos
+            if it.clone().count() == 2 && it.all(|x| x.parse::<u64>().is_ok()) {
+                return Some(pid);
+            }
+        }
+    }
+    None
+}
+
+/// True when `path` is a temporary left by this module whose writer is gone: its name carries the
+/// pid of a process that no longer exists. Such a directory or file can never be committed and may
+/// be deleted at once, whatever its age. The current process's own temporaries are never abandoned
+/// (another thread may be writing them).
+pub fn is_abandoned(path: &Path) -> bool {
+    let Some(pid) = path.file_name().and_then(|n| n.to_str()).and_then(temp_owner) else {
+        return false;
+    };
+    pid != std::process::id() && !pid_alive(pid)
+}
+
+/// Deletes the abandoned temporaries (see [`is_abandoned`]) of the artifact `final_dir`: its
+/// staging and aside directories left in its parent by killed writers. Returns what was removed.
+/// [`StagingDir::new`] calls this, so every artifact kind cleans up after a crash on its next write.
+pub fn remove_abandoned(final_dir: &Path) -> Vec<PathBuf> {
+    let Ok((parent, name)) = split_parent(final_dir) else {
+        return Vec::new();
+    };
+    let Ok(entries) = fs::read_dir(&parent) else {
+        return Vec::new();
+    };
+    let prefixes = [format!(".{name}.staging-"), format!(".{name}.old-")];
+    let mut removed = Vec::new();
+    for e in entries.flatten() {
+        let n = e.file_name();
+        let Some(n) = n.to_str() else { continue };
+        if !prefixes.iter().any(|p| n.starts_with(p.as_str())) {
+            continue;
+        }
+        let p = e.path();
+        if is_abandoned(&p) {
+            let r = match e.file_type() {
+                Ok(t) if t.is_dir() => fs::remove_dir_all(&p),
+                _ => fs::remove_file(&p),
+            };
+            if r.is_ok() {
+                removed.push(p);
+            }
+        }
+    }
+    removed
+}
+
 /// A hidden temporary directory beside the final artifact directory. Write everything into
 /// [`StagingDir::path`], then [`StagingDir::commit`] swaps it into place atomically. Dropping it
 /// without committing (an error, a panic) removes it, so a failed run leaves no output behind and the
@@ -110,6 +193,7 @@ impl StagingDir {
                 final_dir.display()
             )));
         }
+        remove_abandoned(&final_dir);
         let tmp = parent.join(format!(".{name}.staging-{}", unique_suffix()));
         fs::create_dir(&tmp).map_err(|e| Error::io(&tmp, e))?;
         Ok(StagingDir {
@@ -419,6 +503,57 @@ mod tests {
         }
         assert_eq!(fs::read_dir(d.path()).unwrap().count(), 1);
         assert!(fin.join("keep").exists());
+    }
+
+    #[test]
+    fn temp_names_carry_their_owner() {
+        assert_eq!(temp_owner(".ds.staging-1234-0-999"), Some(1234));
+        assert_eq!(temp_owner(".my.data.set.staging-77-3-5"), Some(77));
+        assert_eq!(temp_owner(".ds.old-9-1-2"), Some(9));
+        assert_eq!(temp_owner(".f.tmp-9-1-2"), Some(9));
+        assert_eq!(temp_owner("ds.staging-1-2-3"), None);
+        assert_eq!(temp_owner(".ds.staging-x-2-3"), None);
+        assert_eq!(temp_owner(".ds.staging-1-2"), None);
+        assert_eq!(temp_owner(".ds"), None);
+        assert!(pid_alive(std::process::id()));
+        assert!(!pid_alive(0));
+    }
+
+    /// A pid that is certainly not running: a child that has exited and been reaped.
+    fn dead_pid() -> u32 {
+        let mut c = std::process::Command::new("true").spawn().unwrap();
+        let pid = c.id();
+        c.wait().unwrap();
+        pid
+    }
+
+    #[test]
+    fn staging_of_dead_writers_is_removed_by_the_next_writer_at_any_age() {
+        let d = tempfile::tempdir().unwrap();
+        let fin = d.path().join("art");
+        let s = StagingDir::new(&fin).unwrap();
+        fs::write(s.path().join("x"), b"1").unwrap();
+        s.commit().unwrap();
+        let dead = dead_pid();
+        let debris = d.path().join(format!(".art.staging-{dead}-0-1"));
+        fs::create_dir(&debris).unwrap();
+        fs::write(debris.join("partial"), b"x").unwrap();
+        let aside = d.path().join(format!(".art.old-{dead}-0-2"));
+        fs::create_dir(&aside).unwrap();
+        // A live writer's staging (ours, and another live process's) and other artifacts' debris stay.
+        let mine = d.path().join(format!(".art.staging-{}-99-1", std::process::id()));
+        fs::create_dir(&mine).unwrap();
+        let other = d.path().join(format!(".other.staging-{dead}-0-1"));
+        fs::create_dir(&other).unwrap();
+        assert!(is_abandoned(&debris));
+        assert!(!is_abandoned(&mine));
+        assert!(!is_abandoned(&fin));
+
+        let s = StagingDir::new(&fin).unwrap();
+        assert!(!debris.exists() && !aside.exists());
+        assert!(mine.exists() && other.exists());
+        drop(s);
+        assert_eq!(fs::read(fin.join("x")).unwrap(), b"1");
     }
 
     #[test]

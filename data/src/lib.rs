@@ -9,8 +9,10 @@
 pub mod artifact;
 mod batches;
 mod dataset;
+#[cfg(feature = "download")]
 mod download;
 mod error;
+mod export;
 mod features;
 mod import;
 mod interactions;
@@ -25,11 +27,14 @@ mod vocab;
 pub use artifact::{FileEntry, Manifest, StagingDir};
 pub use batches::ShuffledBatches;
 pub use dataset::{Dataset, DATASET_FORMAT_VERSION, DATASET_KIND};
+#[cfg(feature = "download")]
 pub use download::{download, DownloadSource, MovieLens};
 pub use error::{Error, Result};
+pub use export::{export, ExportReport, EXPORT_MARKER};
 pub use features::{tokenize_title, Categorical, ItemTable, MultiCategorical, UserTable};
 pub use import::{
-    import, CleanStats, ColumnMap, Dedup, ImportFormat, ImportOptions, ImportReport, TextEncoding,
+    format_epoch_seconds, import, CleanStats, ColumnMap, Dedup, ImportFormat, ImportOptions, ImportReport,
+    TextEncoding, TimeUnit,
 };
 pub use interactions::{Interactions, UserHistories};
 pub use progress::{NoProgress, Progress};

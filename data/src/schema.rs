@@ -364,14 +364,14 @@ fn id_column(path: &Path, batch: &RecordBatch, name: &str) -> Result<ArrayRef> {
 
 /// Interns string ids, skipping the hash lookup when the same id repeats (rows are grouped by user),
 /// and interning a dictionary column's values once per dictionary.
-struct Interner<'v> {
+pub(crate) struct Interner<'v> {
     vocab: &'v mut Vocabulary,
     last: Option<(String, u32)>,
     dict: Option<(ArrayRef, Vec<u32>)>,
 }
 
 impl<'v> Interner<'v> {
-    fn new(vocab: &'v mut Vocabulary) -> Self {
+    pub(crate) fn new(vocab: &'v mut Vocabulary) -> Self {
         Interner {
             vocab,
             last: None,
@@ -381,7 +381,7 @@ impl<'v> Interner<'v> {
 
     /// Appends the dense index of every row of an id column (Utf8 or `Dictionary<Int32, Utf8>`, no
     /// nulls) to `out`.
-    fn extend(&mut self, col: &ArrayRef, out: &mut Vec<u32>) {
+    pub(crate) fn extend(&mut self, col: &ArrayRef, out: &mut Vec<u32>) {
         if let Some(d) = col.as_dictionary_opt::<Int32Type>() {
             let values = d.values();
             let reuse = matches!(&self.dict, Some((v, _)) if Arc::ptr_eq(v, values));
@@ -409,7 +409,7 @@ impl<'v> Interner<'v> {
         }
     }
     #[inline]
-    fn get(&mut self, s: &str) -> u32 {
+    pub(crate) fn get(&mut self, s: &str) -> u32 {
         if let Some((ls, li)) = &self.last {
             if ls == s {
                 return *li;
@@ -518,7 +518,26 @@ fn strings_opt(a: &ArrayRef) -> impl Iterator<Item = Option<String>> + '_ {
     (0..s.len()).map(move |r| (!s.is_null(r)).then(|| s.value(r).to_string()))
 }
 
+/// True for types an id column may have: integers and strings (plain or dictionary-encoded).
+pub(crate) fn is_id_type(dt: &DataType) -> bool {
+    match dt {
+        DataType::Dictionary(_, v) => is_id_type(v),
+        d => d.is_integer() || matches!(d, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View),
+    }
+}
+
 fn read_ids(path: &Path, batch: &RecordBatch, col: &str, row0: usize) -> Result<Vec<String>> {
+    if let Some(c) = batch.column_by_name(col) {
+        if !is_id_type(c.data_type()) {
+            return Err(Error::invalid(
+                path,
+                format!(
+                    "column {col:?} has type {}: an id column must hold integers or strings",
+                    c.data_type()
+                ),
+            ));
+        }
+    }
     let a = column_as(path, batch, col, &DataType::Utf8)?;
     let s = a.as_string::<i32>();
     let mut out = Vec::with_capacity(s.len());

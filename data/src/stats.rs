@@ -168,13 +168,10 @@ impl Stats {
     }
 }
 
+/// A timestamp for people: the UTC date-time for epoch seconds in years 0–9999, the bare number
+/// otherwise (a log without times holds row positions; a wrong unit gives huge values). Never panics.
 fn fmt_time(ts: i64) -> String {
-    if ts >= 0 {
-        humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(ts as u64))
-            .to_string()
-    } else {
-        ts.to_string()
-    }
+    crate::import::format_epoch_seconds(ts)
 }
 
 impl fmt::Display for Quantiles {
@@ -229,5 +226,21 @@ impl fmt::Display for Stats {
             )?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fmt_time;
+
+    #[test]
+    fn times_print_for_any_value() {
+        assert_eq!(fmt_time(978_300_760), "2000-12-31T22:12:40Z");
+        // Milliseconds taken for seconds, row positions, the extremes: printed, never a panic.
+        assert_eq!(fmt_time(1_609_459_200_000), "1609459200000 (epoch seconds)");
+        assert_eq!(fmt_time(3), "1970-01-01T00:00:03Z");
+        for v in [i64::MIN, i64::MAX, -1, 253_402_300_800] {
+            assert!(!fmt_time(v).is_empty());
+        }
     }
 }

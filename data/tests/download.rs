@@ -1,4 +1,5 @@
 //! `download` against a zip served by a loopback HTTP server started here (no internet needed).
+#![cfg(feature = "download")]
 
 use std::io::{Read, Write};
 use std::net::TcpListener;

@@ -19,6 +19,9 @@ pub enum DataCommand {
     Synth(SynthArgs),
     /// Print counts, density, per-user/item quantiles, top items and the time range of a dataset.
     Stats(StatsArgs),
+    /// Write a dataset's tables as plain Parquet (interactions, items, users) for DuckDB, Spark,
+    /// polars or pandas.
+    Export(ExportArgs),
     /// Download an official MovieLens release, verify its checksum and unpack it.
     Download(DownloadArgs),
 }
@@ -38,8 +41,21 @@ pub enum FormatArg {
     Tsv,
     /// Nested JSON object {"user": {"item": rating, ...}, ...}.
     Json,
-    /// Parquet file.
+    /// Parquet: a file, a directory of part files, or a hive-partitioned tree (key=value dirs).
     Parquet,
+}
+
+/// Units of integer time values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TimeUnitArg {
+    /// Seconds since the epoch.
+    S,
+    /// Milliseconds since the epoch.
+    Ms,
+    /// Microseconds since the epoch.
+    Us,
+    /// Nanoseconds since the epoch.
+    Ns,
 }
 
 /// Text encodings of CSV/TSV input.
@@ -70,7 +86,9 @@ pub struct ImportArgs {
     /// Input format.
     #[arg(long, value_enum)]
     pub format: FormatArg,
-    /// The log file (or the MovieLens folder).
+    /// The log file, the MovieLens folder, or for parquet a file, a directory of part files or a
+    /// hive-partitioned tree (every *.parquet beneath it; _SUCCESS, *.crc and names starting with _
+    /// or . are skipped; key=value directories are columns).
     pub src: PathBuf,
     /// Dataset directory to write (replaced atomically if it exists; nothing is written on error).
     #[arg(long)]
@@ -86,8 +104,13 @@ pub struct ImportArgs {
     pub weight_col: Option<String>,
     /// Column holding the time: epoch seconds or a date-time like 2001-02-03T04:05:06Z
     /// (default: the row's position in the file, so "latest" means "last in the file").
+    /// Parquet timestamps of any unit and dates are converted to epoch seconds.
     #[arg(long)]
     pub time_col: Option<String>,
+    /// Unit of integer times (csv/tsv/parquet). In seconds, the default, integers too large to be
+    /// seconds (like 1609459200000) are refused with a hint, never guessed.
+    #[arg(long, value_enum, default_value = "s")]
+    pub time_unit: TimeUnitArg,
     /// Item features: a CSV/TSV with the item column plus optional `title`, `genres` (A|B) and further
     /// categorical columns, or another dataset's items.parquet.
     #[arg(long)]
@@ -189,6 +212,17 @@ pub struct StatsArgs {
     pub json: bool,
 }
 
+/// `data export` flags.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Dataset directory.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Directory to write (replaced atomically if it is an earlier export).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
 /// Downloadable datasets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum DownloadWhich {
@@ -224,6 +258,7 @@ pub fn run(cmd: DataCommand, progress: &dyn Progress) -> Result<()> {
         DataCommand::Split(a) => split(a, progress),
         DataCommand::Synth(a) => synth(a, progress),
         DataCommand::Stats(a) => stats(a),
+        DataCommand::Export(a) => export(a, progress),
         DataCommand::Download(a) => download(a, progress),
     }
 }
@@ -249,6 +284,12 @@ fn import(a: ImportArgs, progress: &dyn Progress) -> Result<()> {
     o.encoding = match a.encoding {
         EncodingArg::Utf8 => data::TextEncoding::Utf8,
         EncodingArg::Latin1 => data::TextEncoding::Latin1,
+    };
+    o.time_unit = match a.time_unit {
+        TimeUnitArg::S => data::TimeUnit::S,
+        TimeUnitArg::Ms => data::TimeUnit::Ms,
+        TimeUnitArg::Us => data::TimeUnit::Us,
+        TimeUnitArg::Ns => data::TimeUnit::Ns,
     };
     o.min_rating = a.min_rating;
     o.min_user_interactions = a.min_user_interactions;
@@ -278,11 +319,8 @@ fn import(a: ImportArgs, progress: &dyn Progress) -> Result<()> {
             c.duplicates, c.below_min_rating, c.min_count, c.min_count_rounds
         );
     }
-    if r.items_without_features > 0 && o.items.is_some() {
-        println!(
-            "note: {} interacting items have no row in the item features",
-            r.items_without_features
-        );
+    for w in &r.warnings {
+        eprintln!("warning: {w}");
     }
     Ok(())
 }
@@ -343,6 +381,18 @@ fn stats(a: StatsArgs) -> Result<()> {
     } else {
         print!("{s}");
     }
+    Ok(())
+}
+
+fn export(a: ExportArgs, progress: &dyn Progress) -> Result<()> {
+    let r = data::export(&a.data, &a.out, progress)
+        .with_context(|| format!("exporting {} to {}", a.data.display(), a.out.display()))?;
+    println!(
+        "exported {} ({} interactions) to {}",
+        r.files.join(", "),
+        r.interactions,
+        a.out.display()
+    );
     Ok(())
 }
 

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::text::{self, TextEncoding};
+use super::text::{self, TextEncoding, TimeUnit};
 use super::{ColumnMap, Parsed};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
@@ -73,6 +73,7 @@ pub(crate) fn parse(
     delim: u8,
     cols: &ColumnMap,
     enc: TextEncoding,
+    unit: TimeUnit,
     mut p: Parsed,
     progress: &dyn Progress,
 ) -> Result<Parsed> {
@@ -107,7 +108,9 @@ pub(crate) fn parse(
             None => 1.0,
         };
         let ts = match ti {
-            Some(k) => text::time_field(&rec[k], cols.time.as_deref().unwrap_or("time")).map_err(err)?,
+            Some(k) => {
+                text::time_field_in(&rec[k], cols.time.as_deref().unwrap_or("time"), unit).map_err(err)?
+            }
             None => seq,
         };
         seq += 1;

@@ -7,6 +7,7 @@ mod delimited;
 mod json;
 mod movielens;
 mod parquet_log;
+mod parts;
 mod side;
 pub(crate) mod text;
 
@@ -15,7 +16,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 pub use clean::{CleanStats, Dedup};
-pub use text::TextEncoding;
+pub use text::{format_epoch_seconds, TextEncoding, TimeUnit};
 
 use crate::artifact::{Manifest, StagingDir};
 use crate::dataset::{DATASET_FORMAT_VERSION, DATASET_KIND};
@@ -105,6 +106,9 @@ pub struct ImportOptions {
     /// Encoding of csv/tsv text.
     #[serde(skip)]
     pub encoding: TextEncoding,
+    /// Unit of integer time values (csv/tsv/parquet); typed Parquet timestamps and dates carry their
+    /// own. In seconds (the default), integers too large to be seconds are refused.
+    pub time_unit: TimeUnit,
     /// Keep only interactions with weight ≥ this (applied after dedup).
     pub min_rating: Option<f32>,
     /// Drop users with fewer interactions (iterated with `min_item_interactions` until stable).
@@ -133,6 +137,7 @@ impl ImportOptions {
             items: None,
             users: None,
             encoding: TextEncoding::Utf8,
+            time_unit: TimeUnit::S,
             min_rating: None,
             min_user_interactions: 0,
             min_item_interactions: 0,
@@ -160,6 +165,11 @@ pub struct ImportReport {
     pub cleaned: CleanStats,
     /// Interacting items with no row in the item side table (no features).
     pub items_without_features: u64,
+    /// Interacting users with no row in the user side table (no features).
+    pub users_without_features: u64,
+    /// Things the user should know: ids of the log missing from the side files, with counts and a
+    /// few examples. Empty when all is well.
+    pub warnings: Vec<String>,
 }
 
 /// A source parsed into dense form; the vocabularies are seeded with the side tables' ids (in their
@@ -171,6 +181,8 @@ pub(crate) struct Parsed {
     pub x: Interactions,
     pub item_rows: Option<ItemRows>,
     pub user_rows: Option<UserRows>,
+    /// The time column's source types (e.g. "timestamp[ms, UTC]"), recorded in the manifest.
+    pub time_source: Vec<String>,
 }
 
 impl Parsed {
@@ -193,6 +205,7 @@ impl Parsed {
             x: Interactions::default(),
             item_rows: item_rows.map(|x| x.1),
             user_rows: user_rows.map(|x| x.1),
+            time_source: Vec::new(),
         })
     }
 }
@@ -210,8 +223,10 @@ fn seed_unique(v: &mut Vocabulary, ids: &[String], file: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Imports `src` (a file, or a folder for MovieLens) into the dataset directory `out`. On any error
-/// nothing is left at `out` (an existing dataset there stays as it was).
+/// Imports `src` (a file; a folder for MovieLens; a file, a folder of part files or a hive-partitioned
+/// tree for Parquet) into the dataset directory `out`. On any error nothing is left at `out` (an
+/// existing dataset there stays as it was). The staging directory is created first, so a process
+/// killed at any point leaves only staging debris, which the next writer of `out` removes.
 pub fn import(src: &Path, out: &Path, opts: &ImportOptions, progress: &dyn Progress) -> Result<ImportReport> {
     if opts.min_rating.is_some_and(|m| !m.is_finite()) {
         return Err(Error::InvalidArgument("--min-rating must be a number".into()));
@@ -223,6 +238,7 @@ pub fn import(src: &Path, out: &Path, opts: &ImportOptions, progress: &dyn Progr
             std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or directory"),
         ));
     }
+    let stage = StagingDir::new(out)?;
     let side_items = || -> Result<Option<(PathBuf, ItemRows)>> {
         opts.items
             .as_ref()
@@ -245,7 +261,15 @@ pub fn import(src: &Path, out: &Path, opts: &ImportOptions, progress: &dyn Progr
                 b'\t'
             };
             let p = Parsed::with_sides(side_items()?, side_users()?)?;
-            delimited::parse(src, delim, &opts.columns, opts.encoding, p, progress)?
+            delimited::parse(
+                src,
+                delim,
+                &opts.columns,
+                opts.encoding,
+                opts.time_unit,
+                p,
+                progress,
+            )?
         }
         ImportFormat::Json => {
             let p = Parsed::with_sides(side_items()?, side_users()?)?;
@@ -253,7 +277,7 @@ pub fn import(src: &Path, out: &Path, opts: &ImportOptions, progress: &dyn Progr
         }
         ImportFormat::Parquet => {
             let p = Parsed::with_sides(side_items()?, side_users()?)?;
-            parquet_log::parse(src, &opts.columns, p, progress)?
+            parquet_log::parse(src, &opts.columns, opts.time_unit, p, progress)?
         }
     };
     if parsed.x.is_empty() {
@@ -262,12 +286,12 @@ pub fn import(src: &Path, out: &Path, opts: &ImportOptions, progress: &dyn Progr
             what: "no interactions in the input".into(),
         });
     }
-    write_dataset(src, out, opts, parsed, progress)
+    write_dataset(src, stage, opts, parsed, progress)
 }
 
 fn write_dataset(
     src: &Path,
-    out: &Path,
+    stage: StagingDir,
     opts: &ImportOptions,
     parsed: Parsed,
     progress: &dyn Progress,
@@ -278,6 +302,7 @@ fn write_dataset(
         x,
         item_rows,
         user_rows,
+        time_source,
     } = parsed;
     progress.start("cleaning", Some(x.len() as u64));
     let (keep, cleaned) = clean::clean(
@@ -315,10 +340,15 @@ fn write_dataset(
 
     let n_item_side = item_rows.as_ref().map_or(0, |r| r.ids.len());
     let n_user_side = user_rows.as_ref().map_or(0, |r| r.ids.len());
-    let items_without_features = item_counts[n_item_side.min(items.len())..]
-        .iter()
-        .filter(|&&c| c > 0)
-        .count() as u64;
+    let items_without_features = count_beyond(&item_counts, n_item_side);
+    let users_without_features = count_beyond(&user_counts, n_user_side);
+    let mut warnings = Vec::new();
+    if item_rows.is_some() {
+        warnings.extend(missing_warning("item", &item_counts, n_item_side, &items));
+    }
+    if user_rows.is_some() {
+        warnings.extend(missing_warning("user", &user_counts, n_user_side, &users));
+    }
 
     // Side tables are written whole (cold items are part of the catalog), followed by bare rows for
     // interacting ids they lack, so items.parquet/users.parquet list every id of the dataset.
@@ -336,7 +366,6 @@ fn write_dataset(
     }
 
     progress.start("writing dataset", Some(x.len() as u64));
-    let stage = StagingDir::new(out)?;
     let dir = stage.path();
     write_interactions(&dir.join(INTERACTIONS_FILE), &users, &items, &x)?;
     write_items(&dir.join(ITEMS_FILE), &item_rows)?;
@@ -352,6 +381,8 @@ fn write_dataset(
         rows_read,
         cleaned,
         items_without_features,
+        users_without_features,
+        warnings,
     };
     let mut m = Manifest::new(DATASET_KIND, DATASET_FORMAT_VERSION);
     for f in [INTERACTIONS_FILE, ITEMS_FILE, USERS_FILE] {
@@ -371,11 +402,39 @@ fn write_dataset(
         "source": { "path": src.display().to_string(), "format": opts.format },
         "import": opts,
         "cleaned": cleaned,
+        "time_source": time_source,
+        "warnings": report.warnings,
     });
     m.write(dir)?;
     stage.commit()?;
     progress.finish();
     Ok(report)
+}
+
+/// "N of M interacting items have no row in the item side table (e.g. a, b, c)…", or nothing.
+fn missing_warning(what: &str, counts: &[u32], n_side: usize, vocab: &Vocabulary) -> Option<String> {
+    let missing: Vec<usize> = counts
+        .iter()
+        .enumerate()
+        .skip(n_side)
+        .filter(|&(_, &c)| c > 0)
+        .map(|(k, _)| k)
+        .collect();
+    if missing.is_empty() {
+        return None;
+    }
+    let interacting = counts.iter().filter(|&&c| c > 0).count();
+    let examples: Vec<String> = missing
+        .iter()
+        .take(5)
+        .map(|&k| format!("{:?}", vocab.id(k as u32)))
+        .collect();
+    Some(format!(
+        "{} of {interacting} interacting {what}s have no row in the {what} features (e.g. {}{}); they get no features beyond their id",
+        missing.len(),
+        examples.join(", "),
+        if missing.len() > examples.len() { ", …" } else { "" }
+    ))
 }
 
 fn count_beyond(counts: &[u32], n: usize) -> u64 {

@@ -105,6 +105,110 @@ fn zip_region(zip: &str) -> Option<String> {
     zip.trim().chars().next().map(|c| c.to_string())
 }
 
+/// One column (or, for genre flags, a run of columns) of a MovieLens item file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ItemField {
+    /// The movie id.
+    Id,
+    /// The title, with the year in parentheses.
+    Title,
+    /// A release date like 01-Jan-1995 (its year wins over the title's).
+    ReleaseDate,
+    /// A column that is not read (video release date, IMDb url).
+    Skip,
+    /// One 0/1 column per genre of [`GENRES_100K`].
+    GenreFlags,
+    /// Genres as `A|B`.
+    GenreList,
+}
+
+impl ItemField {
+    fn width(self) -> usize {
+        match self {
+            ItemField::GenreFlags => GENRES_100K.len(),
+            _ => 1,
+        }
+    }
+}
+
+/// One column of a MovieLens user file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum UserField {
+    /// The user id.
+    Id,
+    /// M or F.
+    Gender,
+    /// An exact age in years, bucketed into the 1M groups.
+    AgeYears,
+    /// A 1M age-group code (1, 18, 25, …).
+    AgeCode,
+    /// An occupation name.
+    OccupationName,
+    /// A 1M occupation code (0..=20, [`OCCUPATIONS_1M`]).
+    OccupationCode,
+    /// A zip code, reduced to its first character.
+    Zip,
+}
+
+/// Everything that differs between the MovieLens releases: file names, separators, columns.
+/// Text is Latin-1 in both.
+#[derive(Debug)]
+struct Layout {
+    ratings: &'static str,
+    ratings_sep: &'static [u8],
+    items: &'static str,
+    users: &'static str,
+    side_sep: &'static [u8],
+    item_fields: &'static [ItemField],
+    /// The item columns as the field-count error names them.
+    item_desc: &'static str,
+    user_fields: &'static [UserField],
+    user_desc: &'static str,
+}
+
+const ML_100K: Layout = Layout {
+    ratings: "u.data",
+    ratings_sep: b"\t",
+    items: "u.item",
+    users: "u.user",
+    side_sep: b"|",
+    item_fields: &[
+        ItemField::Id,
+        ItemField::Title,
+        ItemField::ReleaseDate,
+        ItemField::Skip,
+        ItemField::Skip,
+        ItemField::GenreFlags,
+    ],
+    item_desc: "id, title, release date, video date, url, 19 genre flags",
+    user_fields: &[
+        UserField::Id,
+        UserField::AgeYears,
+        UserField::Gender,
+        UserField::OccupationName,
+        UserField::Zip,
+    ],
+    user_desc: "id, age, gender, occupation, zip",
+};
+
+const ML_1M: Layout = Layout {
+    ratings: "ratings.dat",
+    ratings_sep: b"::",
+    items: "movies.dat",
+    users: "users.dat",
+    side_sep: b"::",
+    item_fields: &[ItemField::Id, ItemField::Title, ItemField::GenreList],
+    item_desc: "id, title, genres",
+    user_fields: &[
+        UserField::Id,
+        UserField::Gender,
+        UserField::AgeCode,
+        UserField::OccupationCode,
+        UserField::Zip,
+    ],
+    user_desc: "id, gender, age, occupation, zip",
+};
+
 fn file_in(dir: &Path, name: &str) -> Result<std::path::PathBuf> {
     let p = dir.join(name);
     if !p.is_file() {
@@ -152,173 +256,167 @@ fn non_empty(s: String) -> Option<String> {
     (!s.is_empty()).then_some(s)
 }
 
-/// Parses an ML-100K folder.
-pub(crate) fn parse_100k(dir: &Path, progress: &dyn Progress) -> Result<Parsed> {
-    let item_path = file_in(dir, "u.item")?;
-    let user_path = file_in(dir, "u.user")?;
-    let data_path = file_in(dir, "u.data")?;
-    let items = parse_100k_items(&item_path, &read_file(&item_path)?)?;
-    let users = parse_100k_users(&user_path, &read_file(&user_path)?)?;
+/// Parses a MovieLens folder of the given layout.
+fn parse_folder(layout: &Layout, dir: &Path, progress: &dyn Progress) -> Result<Parsed> {
+    let item_path = file_in(dir, layout.items)?;
+    let user_path = file_in(dir, layout.users)?;
+    let data_path = file_in(dir, layout.ratings)?;
+    let items = parse_items(layout, &item_path, &read_file(&item_path)?)?;
+    let users = parse_users(layout, &user_path, &read_file(&user_path)?)?;
     let mut p = Parsed::with_sides(Some((item_path, items)), Some((user_path, users)))?;
-    read_ratings(&data_path, b"\t", &mut p, progress)?;
+    read_ratings(&data_path, layout.ratings_sep, &mut p, progress)?;
     Ok(p)
 }
 
-pub(crate) fn parse_100k_items(path: &Path, buf: &[u8]) -> Result<ItemRows> {
-    let mut rows = ItemRows::default();
-    let mut year = Vec::new();
-    let mut f: [&[u8]; 24] = [&[]; 24];
-    for (line_no, line) in lines(buf) {
-        let n = split_fields(line, b"|", &mut f);
-        if n != 24 {
-            return Err(Error::parse(
-                path,
-                line_no,
-                format!("expected 24 '|'-separated fields (id, title, release date, video date, url, 19 genre flags), found {n}"),
-            ));
-        }
-        let id = text::id_field(f[0], "movie id").map_err(|m| Error::parse(path, line_no, m))?;
-        let title = field_str(path, line_no, f[1], TextEncoding::Latin1)?;
-        let date = field_str(path, line_no, f[2], TextEncoding::Latin1)?;
-        let mut genres = Vec::new();
-        for (k, flag) in f[5..24].iter().enumerate() {
-            match flag.trim_ascii() {
-                b"1" => genres.push(GENRES_100K[k].to_string()),
-                b"0" => {}
-                other => {
-                    return Err(Error::parse(
-                        path,
-                        line_no,
-                        format!(
-                            "genre flag {} ({}) is {:?}, expected 0 or 1",
-                            k + 1,
-                            GENRES_100K[k],
-                            String::from_utf8_lossy(other)
-                        ),
-                    ))
-                }
-            }
-        }
-        let y = date
-            .rsplit('-')
-            .next()
-            .filter(|y| y.len() == 4 && y.bytes().all(|c| c.is_ascii_digit()))
-            .map(str::to_string)
-            .or_else(|| year_in_title(&title));
-        rows.ids.push(id.to_string());
-        rows.titles.push(non_empty(title));
-        rows.genres.push(genres);
-        year.push(y);
-    }
-    rows.categorical.push(("year".into(), year));
-    Ok(rows)
-}
-
-pub(crate) fn parse_100k_users(path: &Path, buf: &[u8]) -> Result<UserRows> {
-    let mut rows = UserRows::default();
-    let (mut gender, mut age, mut occ, mut zip) = (vec![], vec![], vec![], vec![]);
-    let mut f: [&[u8]; 5] = [&[]; 5];
-    for (line_no, line) in lines(buf) {
-        let n = split_fields(line, b"|", &mut f);
-        if n != 5 {
-            return Err(Error::parse(
-                path,
-                line_no,
-                format!("expected 5 '|'-separated fields (id, age, gender, occupation, zip), found {n}"),
-            ));
-        }
-        let err = |m| Error::parse(path, line_no, m);
-        rows.ids
-            .push(text::id_field(f[0], "user id").map_err(err)?.to_string());
-        let a = text::i64_field(f[1], "age").map_err(err)?;
-        age.push(Some(age_group(a).to_string()));
-        gender.push(non_empty(field_str(path, line_no, f[2], TextEncoding::Latin1)?));
-        occ.push(non_empty(field_str(path, line_no, f[3], TextEncoding::Latin1)?));
-        zip.push(zip_region(&field_str(path, line_no, f[4], TextEncoding::Latin1)?));
-    }
-    rows.categorical = vec![
-        ("gender".into(), gender),
-        ("age".into(), age),
-        ("occupation".into(), occ),
-        ("zip_region".into(), zip),
-    ];
-    Ok(rows)
+/// Parses an ML-100K folder.
+pub(crate) fn parse_100k(dir: &Path, progress: &dyn Progress) -> Result<Parsed> {
+    parse_folder(&ML_100K, dir, progress)
 }
 
 /// Parses an ML-1M folder (or ml-1m-partial: the same files).
 pub(crate) fn parse_1m(dir: &Path, progress: &dyn Progress) -> Result<Parsed> {
-    let item_path = file_in(dir, "movies.dat")?;
-    let user_path = file_in(dir, "users.dat")?;
-    let data_path = file_in(dir, "ratings.dat")?;
-    let items = parse_1m_movies(&item_path, &read_file(&item_path)?)?;
-    let users = parse_1m_users(&user_path, &read_file(&user_path)?)?;
-    let mut p = Parsed::with_sides(Some((item_path, items)), Some((user_path, users)))?;
-    read_ratings(&data_path, b"::", &mut p, progress)?;
-    Ok(p)
+    parse_folder(&ML_1M, dir, progress)
 }
 
-pub(crate) fn parse_1m_movies(path: &Path, buf: &[u8]) -> Result<ItemRows> {
+fn field_count_error(path: &Path, line_no: u64, sep: &[u8], desc: &str, want: usize, n: usize) -> Error {
+    Error::parse(
+        path,
+        line_no,
+        format!(
+            "expected {want} '{}'-separated fields ({desc}), found {n}",
+            String::from_utf8_lossy(sep)
+        ),
+    )
+}
+
+/// Parses an item file: features title, genres and `year` (the release date's, else the title's).
+fn parse_items(layout: &Layout, path: &Path, buf: &[u8]) -> Result<ItemRows> {
+    let want: usize = layout.item_fields.iter().map(|f| f.width()).sum();
     let mut rows = ItemRows::default();
     let mut year = Vec::new();
-    let mut f: [&[u8]; 3] = [&[]; 3];
+    let mut f: Vec<&[u8]> = vec![&[]; want];
     for (line_no, line) in lines(buf) {
-        let n = split_fields(line, b"::", &mut f);
-        if n != 3 {
-            return Err(Error::parse(
+        let n = split_fields(line, layout.side_sep, &mut f);
+        if n != want {
+            return Err(field_count_error(
                 path,
                 line_no,
-                format!("expected 3 '::'-separated fields (id, title, genres), found {n}"),
+                layout.side_sep,
+                layout.item_desc,
+                want,
+                n,
             ));
         }
-        let id = text::id_field(f[0], "movie id").map_err(|m| Error::parse(path, line_no, m))?;
-        let title = field_str(path, line_no, f[1], TextEncoding::Latin1)?;
-        let genres = field_str(path, line_no, f[2], TextEncoding::Latin1)?;
-        year.push(year_in_title(&title));
-        rows.ids.push(id.to_string());
+        let err = |m| Error::parse(path, line_no, m);
+        let (mut id, mut title, mut date_year) = (None, String::new(), None);
+        let mut genres = Vec::new();
+        let mut at = 0;
+        for &field in layout.item_fields {
+            let v = f[at];
+            match field {
+                ItemField::Id => id = Some(text::id_field(v, "movie id").map_err(err)?),
+                ItemField::Title => title = field_str(path, line_no, v, TextEncoding::Latin1)?,
+                ItemField::ReleaseDate => {
+                    let date = field_str(path, line_no, v, TextEncoding::Latin1)?;
+                    date_year = date
+                        .rsplit('-')
+                        .next()
+                        .filter(|y| y.len() == 4 && y.bytes().all(|c| c.is_ascii_digit()))
+                        .map(str::to_string);
+                }
+                ItemField::Skip => {}
+                ItemField::GenreFlags => {
+                    for (k, flag) in f[at..at + GENRES_100K.len()].iter().enumerate() {
+                        match flag.trim_ascii() {
+                            b"1" => genres.push(GENRES_100K[k].to_string()),
+                            b"0" => {}
+                            other => {
+                                return Err(err(format!(
+                                    "genre flag {} ({}) is {:?}, expected 0 or 1",
+                                    k + 1,
+                                    GENRES_100K[k],
+                                    String::from_utf8_lossy(other)
+                                )))
+                            }
+                        }
+                    }
+                }
+                ItemField::GenreList => {
+                    let g = field_str(path, line_no, v, TextEncoding::Latin1)?;
+                    genres = g
+                        .split('|')
+                        .map(str::trim)
+                        .filter(|g| !g.is_empty() && *g != "(no genres listed)")
+                        .map(str::to_string)
+                        .collect();
+                }
+            }
+            at += field.width();
+        }
+        year.push(date_year.or_else(|| year_in_title(&title)));
+        rows.ids.push(id.unwrap_or_default().to_string());
         rows.titles.push(non_empty(title));
-        rows.genres.push(
-            genres
-                .split('|')
-                .map(str::trim)
-                .filter(|g| !g.is_empty() && *g != "(no genres listed)")
-                .map(str::to_string)
-                .collect(),
-        );
+        rows.genres.push(genres);
     }
     rows.categorical.push(("year".into(), year));
     Ok(rows)
 }
 
-pub(crate) fn parse_1m_users(path: &Path, buf: &[u8]) -> Result<UserRows> {
+/// Parses a user file: features `gender`, `age` (1M groups), `occupation` (names) and `zip_region`.
+fn parse_users(layout: &Layout, path: &Path, buf: &[u8]) -> Result<UserRows> {
+    let want = layout.user_fields.len();
     let mut rows = UserRows::default();
     let (mut gender, mut age, mut occ, mut zip) = (vec![], vec![], vec![], vec![]);
-    let mut f: [&[u8]; 5] = [&[]; 5];
+    let mut f: Vec<&[u8]> = vec![&[]; want];
     for (line_no, line) in lines(buf) {
-        let n = split_fields(line, b"::", &mut f);
-        if n != 5 {
-            return Err(Error::parse(
+        let n = split_fields(line, layout.side_sep, &mut f);
+        if n != want {
+            return Err(field_count_error(
                 path,
                 line_no,
-                format!("expected 5 '::'-separated fields (id, gender, age, occupation, zip), found {n}"),
+                layout.side_sep,
+                layout.user_desc,
+                want,
+                n,
             ));
         }
         let err = |m| Error::parse(path, line_no, m);
-        rows.ids
-            .push(text::id_field(f[0], "user id").map_err(err)?.to_string());
-        gender.push(non_empty(field_str(path, line_no, f[1], TextEncoding::Latin1)?));
-        let a = text::id_field(f[2], "age").map_err(err)?;
-        age.push(Some(
-            age_group_1m(a)
-                .ok_or_else(|| err(format!("age code {a:?} is not one of 1, 18, 25, 35, 45, 50, 56")))?
-                .to_string(),
-        ));
-        let o = text::i64_field(f[3], "occupation").map_err(err)?;
-        let name = usize::try_from(o)
-            .ok()
-            .and_then(|o| OCCUPATIONS_1M.get(o))
-            .ok_or_else(|| err(format!("occupation code {o} is not in 0..=20")))?;
-        occ.push(Some(name.to_string()));
-        zip.push(zip_region(&field_str(path, line_no, f[4], TextEncoding::Latin1)?));
+        for (&field, &v) in layout.user_fields.iter().zip(&f) {
+            match field {
+                UserField::Id => rows
+                    .ids
+                    .push(text::id_field(v, "user id").map_err(err)?.to_string()),
+                UserField::Gender => {
+                    gender.push(non_empty(field_str(path, line_no, v, TextEncoding::Latin1)?))
+                }
+                UserField::AgeYears => {
+                    let a = text::i64_field(v, "age").map_err(err)?;
+                    age.push(Some(age_group(a).to_string()));
+                }
+                UserField::AgeCode => {
+                    let a = text::id_field(v, "age").map_err(err)?;
+                    age.push(Some(
+                        age_group_1m(a)
+                            .ok_or_else(|| {
+                                err(format!("age code {a:?} is not one of 1, 18, 25, 35, 45, 50, 56"))
+                            })?
+                            .to_string(),
+                    ));
+                }
+                UserField::OccupationName => {
+                    occ.push(non_empty(field_str(path, line_no, v, TextEncoding::Latin1)?))
+                }
+                UserField::OccupationCode => {
+                    let o = text::i64_field(v, "occupation").map_err(err)?;
+                    let name = usize::try_from(o)
+                        .ok()
+                        .and_then(|o| OCCUPATIONS_1M.get(o))
+                        .ok_or_else(|| err(format!("occupation code {o} is not in 0..=20")))?;
+                    occ.push(Some(name.to_string()));
+                }
+                UserField::Zip => zip.push(zip_region(&field_str(path, line_no, v, TextEncoding::Latin1)?)),
+            }
+        }
     }
     rows.categorical = vec![
         ("gender".into(), gender),
@@ -327,6 +425,26 @@ pub(crate) fn parse_1m_users(path: &Path, buf: &[u8]) -> Result<UserRows> {
         ("zip_region".into(), zip),
     ];
     Ok(rows)
+}
+
+#[cfg(test)]
+fn parse_100k_items(path: &Path, buf: &[u8]) -> Result<ItemRows> {
+    parse_items(&ML_100K, path, buf)
+}
+
+#[cfg(test)]
+fn parse_100k_users(path: &Path, buf: &[u8]) -> Result<UserRows> {
+    parse_users(&ML_100K, path, buf)
+}
+
+#[cfg(test)]
+fn parse_1m_movies(path: &Path, buf: &[u8]) -> Result<ItemRows> {
+    parse_items(&ML_1M, path, buf)
+}
+
+#[cfg(test)]
+fn parse_1m_users(path: &Path, buf: &[u8]) -> Result<UserRows> {
+    parse_users(&ML_1M, path, buf)
 }
 
 #[cfg(test)]

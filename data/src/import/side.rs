@@ -5,14 +5,91 @@
 use std::path::Path;
 
 use super::delimited::{csv_error, find, header, reader};
+use super::parts::{discover, Part};
 use super::text::{self, TextEncoding};
 use crate::error::{Error, Result};
 use crate::schema::{read_items, read_users, ItemRows, UserRows};
 
+/// A Parquet side file: a `.parquet` file, or a directory of part files (hive-partitioned or not).
 fn is_parquet(path: &Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| e.eq_ignore_ascii_case("parquet"))
+    path.is_dir()
+        || path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| e.eq_ignore_ascii_case("parquet"))
+}
+
+/// The id column of a Parquet side source: the log's column name if the first part has it (as a
+/// column or a partition key), else the canonical name.
+fn parquet_id_column<'a>(parts: &[Part], log_col: &'a str, canonical: &'a str) -> Result<&'a str> {
+    let first = &parts[0];
+    let has = crate::schema::ParquetSource::open(&first.path)?
+        .require(log_col)
+        .is_ok();
+    Ok(if has { log_col } else { canonical })
+}
+
+/// Appends `more`'s categorical columns to `all` by name (a column absent in some parts is missing
+/// for their rows), for `n_before` rows already in `all` and `n_more` new ones.
+fn merge_categorical(
+    all: &mut Vec<(String, Vec<Option<String>>)>,
+    n_before: usize,
+    more: Vec<(String, Vec<Option<String>>)>,
+    n_more: usize,
+) {
+    let mut more = more;
+    for (name, vals) in all.iter_mut() {
+        match more.iter().position(|(n, _)| n == name) {
+            Some(k) => vals.extend(more.remove(k).1),
+            None => vals.resize(vals.len() + n_more, None),
+        }
+    }
+    for (name, vals) in more {
+        let mut v = vec![None; n_before];
+        v.extend(vals);
+        all.push((name, v));
+    }
+}
+
+/// Partition keys of a part as categorical columns of `n` rows (skipping the id column).
+fn partition_columns(part: &Part, n: usize, id: &str) -> Vec<(String, Vec<Option<String>>)> {
+    part.partition
+        .iter()
+        .filter(|(k, _)| k != id)
+        .map(|(k, v)| (k.clone(), vec![v.clone(); n]))
+        .collect()
+}
+
+fn read_item_parts(src: &Path, item_col: &str) -> Result<ItemRows> {
+    let parts = discover(src)?;
+    let id = parquet_id_column(&parts, item_col, "item")?;
+    let mut all = ItemRows::default();
+    for part in &parts {
+        let mut r = read_items(&part.path, id)?;
+        let n = r.ids.len();
+        r.categorical.extend(partition_columns(part, n, id));
+        let before = all.ids.len();
+        all.ids.extend(r.ids);
+        all.titles.extend(r.titles);
+        all.genres.extend(r.genres);
+        merge_categorical(&mut all.categorical, before, r.categorical, n);
+    }
+    Ok(all)
+}
+
+fn read_user_parts(src: &Path, user_col: &str) -> Result<UserRows> {
+    let parts = discover(src)?;
+    let id = parquet_id_column(&parts, user_col, "user")?;
+    let mut all = UserRows::default();
+    for part in &parts {
+        let mut r = read_users(&part.path, id)?;
+        let n = r.ids.len();
+        r.categorical.extend(partition_columns(part, n, id));
+        let before = all.ids.len();
+        all.ids.extend(r.ids);
+        merge_categorical(&mut all.categorical, before, r.categorical, n);
+    }
+    Ok(all)
 }
 
 fn delimiter(path: &Path) -> u8 {
@@ -84,15 +161,7 @@ fn read_table(path: &Path, id_col: &str, canonical: &str, enc: TextEncoding) -> 
 /// Item features: `title` and `genres` (`A|B`) columns are recognised, the rest are categorical.
 pub(crate) fn read_item_side(path: &Path, item_col: &str, enc: TextEncoding) -> Result<ItemRows> {
     if is_parquet(path) {
-        let id = if crate::schema::ParquetSource::open(path)?
-            .require(item_col)
-            .is_ok()
-        {
-            item_col
-        } else {
-            "item"
-        };
-        return read_items(path, id);
+        return read_item_parts(path, item_col);
     }
     let Table { ids, names, cols } = read_table(path, item_col, "item", enc)?;
     let mut rows = ItemRows::bare(ids);
@@ -123,15 +192,7 @@ pub(crate) fn read_item_side(path: &Path, item_col: &str, enc: TextEncoding) -> 
 /// User features: every column but the id is categorical.
 pub(crate) fn read_user_side(path: &Path, user_col: &str, enc: TextEncoding) -> Result<UserRows> {
     if is_parquet(path) {
-        let id = if crate::schema::ParquetSource::open(path)?
-            .require(user_col)
-            .is_ok()
-        {
-            user_col
-        } else {
-            "user"
-        };
-        return read_users(path, id);
+        return read_user_parts(path, user_col);
     }
     let Table { ids, names, cols } = read_table(path, user_col, "user", enc)?;
     Ok(UserRows {

@@ -97,36 +97,249 @@ pub(crate) fn i64_field(bytes: &[u8], what: &str) -> Result<i64, String> {
         .ok_or_else(|| format!("{what} {} is not an integer", show(t)))
 }
 
+/// The unit of integer time values (epoch seconds by default). Typed Parquet times (timestamps,
+/// dates) carry their own unit and ignore this.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TimeUnit {
+    /// Seconds since 1970-01-01T00:00:00Z.
+    #[default]
+    S,
+    /// Milliseconds since the epoch.
+    Ms,
+    /// Microseconds since the epoch.
+    Us,
+    /// Nanoseconds since the epoch.
+    Ns,
+}
+
+impl TimeUnit {
+    /// How many of this unit make one second.
+    pub fn per_second(self) -> i64 {
+        match self {
+            TimeUnit::S => 1,
+            TimeUnit::Ms => 1_000,
+            TimeUnit::Us => 1_000_000,
+            TimeUnit::Ns => 1_000_000_000,
+        }
+    }
+
+    /// The flag spelling: s, ms, us, ns.
+    pub fn name(self) -> &'static str {
+        match self {
+            TimeUnit::S => "s",
+            TimeUnit::Ms => "ms",
+            TimeUnit::Us => "us",
+            TimeUnit::Ns => "ns",
+        }
+    }
+}
+
+impl std::str::FromStr for TimeUnit {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "s" | "seconds" => TimeUnit::S,
+            "ms" | "milliseconds" => TimeUnit::Ms,
+            "us" | "µs" | "microseconds" => TimeUnit::Us,
+            "ns" | "nanoseconds" => TimeUnit::Ns,
+            _ => return Err(format!("unknown time unit {s:?} (expected s, ms, us or ns)")),
+        })
+    }
+}
+
+/// Integer epoch values at or beyond this many seconds (about the year 5138) cannot be seconds: no
+/// log is dated that far ahead, while milliseconds since 1973 are all larger.
+pub(crate) const MAX_EPOCH_SECONDS: i64 = 100_000_000_000;
+
+/// An integer time value in `unit` as epoch seconds (floored). In seconds, values too large to be
+/// seconds are refused with a hint naming the unit they look like, never guessed.
+pub(crate) fn int_epoch(v: i64, unit: TimeUnit) -> Result<i64, String> {
+    if unit != TimeUnit::S {
+        return Ok(v.div_euclid(unit.per_second()));
+    }
+    let a = v.unsigned_abs();
+    if a < MAX_EPOCH_SECONDS as u64 {
+        return Ok(v);
+    }
+    let looks = if a >= 100_000_000_000_000_000 {
+        "nanoseconds: pass --time-unit ns"
+    } else if a >= 100_000_000_000_000 {
+        "microseconds: pass --time-unit us"
+    } else {
+        "milliseconds: pass --time-unit ms"
+    };
+    Err(format!(
+        "{v} is too large for epoch seconds (it would be after the year 5000); it looks like {looks}"
+    ))
+}
+
+/// Epoch seconds of days since 1970-01-01 plus a time of day, from a civil date (proleptic
+/// Gregorian, any year).
+pub(crate) fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m as i64 + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The civil date (year, month, day) of a day number since 1970-01-01.
+pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// Epoch seconds as `YYYY-MM-DDTHH:MM:SSZ` for years 0..=9999, else the bare number with
+/// "(epoch seconds)": never panics, whatever the value.
+pub fn format_epoch_seconds(ts: i64) -> String {
+    let days = ts.div_euclid(86_400);
+    let secs = ts.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    if !(0..=9999).contains(&y) {
+        return format!("{ts} (epoch seconds)");
+    }
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
 /// A timestamp: integer epoch seconds, a decimal number of seconds (truncated), or an RFC 3339 /
 /// "YYYY-MM-DD HH:MM:SS" date-time (UTC).
+#[cfg(test)]
 pub(crate) fn time_field(bytes: &[u8], what: &str) -> Result<i64, String> {
+    time_field_in(bytes, what, TimeUnit::S)
+}
+
+/// [`time_field`] with integer (and decimal) values in `unit`.
+pub(crate) fn time_field_in(bytes: &[u8], what: &str, unit: TimeUnit) -> Result<i64, String> {
     let t = bytes.trim_ascii();
     let s = std::str::from_utf8(t).map_err(|_| format!("{what} {} is not valid UTF-8", show(t)))?;
+    time_str(s, unit).map_err(|m| format!("{what} {m}"))
+}
+
+/// Parses one time string (see [`time_field`]); the error starts with the shown value.
+pub(crate) fn time_str(s: &str, unit: TimeUnit) -> Result<i64, String> {
+    let t = s.as_bytes();
     if let Ok(v) = s.parse::<i64>() {
-        return Ok(v);
+        return int_epoch(v, unit).map_err(|m| format!("{}: {m}", show(t)));
     }
     if let Ok(v) = s.parse::<f64>() {
         if v.is_finite() && v.abs() < 9.0e18 {
-            return Ok(v.trunc() as i64);
+            let secs = v / unit.per_second() as f64;
+            return int_epoch(secs.floor() as i64, TimeUnit::S).map_err(|m| format!("{}: {m}", show(t)));
         }
     }
-    let parse = |x: &str| humantime::parse_rfc3339_weak(x).ok();
-    let st = parse(s).or_else(|| {
-        // A bare date: midnight UTC.
-        (s.len() == 10)
-            .then(|| format!("{s} 00:00:00"))
-            .and_then(|d| parse(&d))
-    });
-    if let Some(st) = st {
-        return Ok(match st.duration_since(std::time::UNIX_EPOCH) {
-            Ok(d) => d.as_secs() as i64,
-            Err(e) => -(e.duration().as_secs() as i64),
-        });
+    if let Some(v) = parse_datetime(s) {
+        return Ok(v);
     }
     Err(format!(
-        "{what} {} is neither epoch seconds nor a date-time like 2001-02-03T04:05:06Z",
+        "{} is neither epoch seconds nor a date-time like 2001-02-03T04:05:06Z",
         show(t)
     ))
+}
+
+/// Parses `YYYY-MM-DD`, or that followed by `T` or a space, `HH:MM[:SS[.fraction]]` and an optional
+/// `Z`, `UTC` or `±HH[:MM]` offset (RFC 3339 and what SQL engines print), as epoch seconds. No offset
+/// means UTC; fractions of a second are dropped.
+pub(crate) fn parse_datetime(s: &str) -> Option<i64> {
+    let b = s.trim().as_bytes();
+    let num = |r: &[u8]| -> Option<i64> {
+        if r.is_empty() || !r.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        std::str::from_utf8(r).ok()?.parse().ok()
+    };
+    let (neg, b) = match b.first() {
+        Some(b'-') => (true, &b[1..]),
+        Some(b'+') => (false, &b[1..]),
+        _ => (false, b),
+    };
+    let dash = b.iter().position(|&c| c == b'-')?;
+    if dash < 4 || b.len() < dash + 6 || b[dash + 3] != b'-' {
+        return None;
+    }
+    let year = num(b.get(..dash).filter(|y| y.len() <= 7)?)? * if neg { -1 } else { 1 };
+    let month = num(&b[dash + 1..dash + 3])?;
+    let day = num(&b[dash + 4..dash + 6])?;
+    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month as u32) as i64 {
+        return None;
+    }
+    let mut secs = days_from_civil(year, month as u32, day as u32).checked_mul(86_400)?;
+    let mut rest = &b[dash + 6..];
+    if rest.is_empty() {
+        return Some(secs);
+    }
+    if !matches!(rest[0], b'T' | b't' | b' ') || rest.len() < 6 {
+        return None;
+    }
+    rest = &rest[1..];
+    let h = num(&rest[..2])?;
+    if rest[2] != b':' {
+        return None;
+    }
+    let mi = num(&rest[3..5])?;
+    rest = &rest[5..];
+    let mut sec = 0;
+    if rest.first() == Some(&b':') {
+        sec = num(rest.get(1..3)?)?;
+        rest = &rest[3..];
+        if rest.first() == Some(&b'.') {
+            let n = rest[1..].iter().take_while(|c| c.is_ascii_digit()).count();
+            if n == 0 {
+                return None;
+            }
+            rest = &rest[1 + n..];
+        }
+    }
+    if h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    secs += h * 3600 + mi * 60 + sec;
+    let rest = std::str::from_utf8(rest).ok()?.trim_start();
+    let offset = match rest {
+        "" | "Z" | "z" | "UTC" => 0,
+        _ => {
+            let sign = match rest.as_bytes()[0] {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            let o = rest[1..].replace(':', "");
+            let (oh, om) = match o.len() {
+                2 => (num(o.as_bytes())?, 0),
+                4 => (num(&o.as_bytes()[..2])?, num(&o.as_bytes()[2..])?),
+                _ => return None,
+            };
+            if oh > 23 || om > 59 {
+                return None;
+            }
+            sign * (oh * 3600 + om * 60)
+        }
+    };
+    Some(secs - offset)
+}
+
+fn days_in_month(y: i64, m: u32) -> u32 {
+    match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        _ if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        _ => 28,
+    }
 }
 
 /// One `user SEP item SEP rating SEP timestamp` line (MovieLens u.data / ratings.dat).
@@ -192,6 +405,77 @@ mod tests {
     }
 
     #[test]
+    fn integer_times_in_every_unit_and_refused_when_too_large_for_seconds() {
+        assert_eq!(int_epoch(1_609_459_200, TimeUnit::S).unwrap(), 1_609_459_200);
+        assert_eq!(int_epoch(1_609_459_200_123, TimeUnit::Ms).unwrap(), 1_609_459_200);
+        assert_eq!(
+            int_epoch(1_609_459_200_123_456, TimeUnit::Us).unwrap(),
+            1_609_459_200
+        );
+        assert_eq!(
+            int_epoch(1_609_459_200_123_456_789, TimeUnit::Ns).unwrap(),
+            1_609_459_200
+        );
+        // Floored, so times before 1970 stay before the second they belong to.
+        assert_eq!(int_epoch(-1, TimeUnit::Ms).unwrap(), -1);
+        assert_eq!(int_epoch(-1_000, TimeUnit::Ms).unwrap(), -1);
+        let e = int_epoch(1_609_459_200_000, TimeUnit::S).unwrap_err();
+        assert!(e.contains("1609459200000") && e.contains("--time-unit ms"), "{e}");
+        let e = int_epoch(1_609_459_200_000_000, TimeUnit::S).unwrap_err();
+        assert!(e.contains("--time-unit us"), "{e}");
+        let e = int_epoch(-1_609_459_200_000_000_000, TimeUnit::S).unwrap_err();
+        assert!(e.contains("--time-unit ns"), "{e}");
+        assert!(int_epoch(i64::MIN, TimeUnit::S).is_err());
+        assert_eq!(
+            int_epoch(i64::MIN, TimeUnit::Ns).unwrap(),
+            i64::MIN.div_euclid(1_000_000_000)
+        );
+        let e = time_field_in(b"1609459200000", "ts", TimeUnit::S).unwrap_err();
+        assert!(e.starts_with("ts \"1609459200000\": "), "{e}");
+        assert_eq!(
+            time_field_in(b"1609459200000", "ts", TimeUnit::Ms).unwrap(),
+            1_609_459_200
+        );
+    }
+
+    #[test]
+    fn datetimes_with_offsets_fractions_and_any_year() {
+        assert_eq!(parse_datetime("2021-01-01T00:00:00Z"), Some(1_609_459_200));
+        assert_eq!(parse_datetime("2021-01-01 01:00:00+01:00"), Some(1_609_459_200));
+        assert_eq!(
+            parse_datetime("2020-12-31T19:00:00.123456-05:00"),
+            Some(1_609_459_200)
+        );
+        assert_eq!(parse_datetime("2021-01-01 00:00:00+00"), Some(1_609_459_200));
+        assert_eq!(parse_datetime("2021-01-01T00:00"), Some(1_609_459_200));
+        assert_eq!(parse_datetime("2021-01-01"), Some(1_609_459_200));
+        assert_eq!(parse_datetime("1969-12-31T23:59:59Z"), Some(-1));
+        assert_eq!(parse_datetime("2000-02-29"), Some(951_782_400));
+        assert_eq!(parse_datetime("2001-02-29"), None);
+        assert_eq!(parse_datetime("2021-13-01"), None);
+        assert_eq!(parse_datetime("2021-01-01T25:00:00Z"), None);
+        assert_eq!(parse_datetime("2021-01-01X"), None);
+        assert_eq!(parse_datetime("12345-01-01"), Some(327_403_382_400));
+    }
+
+    #[test]
+    fn epoch_formatting_never_panics() {
+        assert_eq!(format_epoch_seconds(0), "1970-01-01T00:00:00Z");
+        assert_eq!(format_epoch_seconds(1_609_459_200), "2021-01-01T00:00:00Z");
+        assert_eq!(format_epoch_seconds(-1), "1969-12-31T23:59:59Z");
+        assert_eq!(
+            format_epoch_seconds(1_609_459_200_000),
+            "1609459200000 (epoch seconds)"
+        );
+        for v in [i64::MIN, i64::MAX, -62_167_219_200, 253_402_300_799] {
+            let _ = format_epoch_seconds(v);
+        }
+        for v in [0i64, 1, -86_401, 951_782_400, 253_402_300_799, -62_167_219_200] {
+            assert_eq!(parse_datetime(&format_epoch_seconds(v)), Some(v));
+        }
+    }
+
+    #[test]
     fn times() {
         assert_eq!(time_field(b"978300760", "t").unwrap(), 978300760);
         assert_eq!(time_field(b"12.9", "t").unwrap(), 12);
@@ -216,6 +500,7 @@ mod tests {
                                            sep in prop_oneof![Just(&b"::"[..]), Just(&b"\t"[..]), Just(&b"|"[..])]) {
             let _ = parse_rating_line(&bytes, sep);
             let _ = time_field(&bytes, "t");
+            let _ = parse_datetime(&String::from_utf8_lossy(&bytes));
             let _ = decode(&bytes, TextEncoding::Utf8);
             let _ = decode(&bytes, TextEncoding::Latin1);
             for (_, l) in lines(&bytes) {
