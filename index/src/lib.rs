@@ -8,8 +8,7 @@
 //!   reference, by hnsw_rs ([`GraphBuilder`]); searched through a flat copy in both cases.
 //! - [`VectorIndex`]: the one search interface, implemented by [`ExactIndex`], [`HnswIndex`] and a
 //!   loaded [`IndexVersion`] (graph search without tombstoned rows).
-//! - [`IndexDir`]: versions on disk (`build_version`, `add_items`, `compact`, `gc`, `open_current`),
-//!   [`IndexHandle`]: a reloadable, shareable live version for servers.
+//! - [`IndexDir`]: versions on disk (`build_version`, `add_items`, `compact`, `gc`, `open_current`).
 //! - [`check()`]: recall of the graph against the exact index, queries/s, self-reachability.
 #![warn(missing_docs)]
 
@@ -33,6 +32,6 @@ pub use exact::ExactIndex;
 pub use hnsw::{GraphBuilder, HnswIndex, HnswParams};
 pub use search::{Hit, RowFilter, VectorIndex};
 pub use store::{
-    AddReport, GcReport, IndexDir, IndexHandle, IndexInfo, IndexVersion, VersionId, INDEX_FORMAT_VERSION,
+    AddReport, GcReport, IndexDir, IndexInfo, IndexVersion, VersionId, INDEX_FORMAT_VERSION,
     INDEX_KIND, METRIC,
 };

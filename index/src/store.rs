@@ -21,7 +21,6 @@ use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
@@ -708,44 +707,5 @@ impl VectorIndex for IndexVersion {
         filter: Option<RowFilter<'_>>,
     ) -> Result<Vec<Vec<Hit>>> {
         self.with_live_filter(filter, |f| self.hnsw.search_batch(queries, k, f))
-    }
-}
-
-/// A shareable handle on the live version for long-running readers (the server, the shell):
-/// searches take an `Arc` snapshot; [`Self::reload`] loads the new `CURRENT` off to the side and
-/// swaps it in, while searches already running finish on the old one.
-#[derive(Debug)]
-pub struct IndexHandle {
-    dir: IndexDir,
-    expected_model: Option<String>,
-    live: RwLock<Arc<IndexVersion>>,
-}
-
-impl IndexHandle {
-    /// Opens `CURRENT` of `dir`.
-    pub fn open(dir: IndexDir, expected_model: Option<String>) -> Result<Self> {
-        let v = dir.open_current(expected_model.as_deref())?;
-        Ok(IndexHandle {
-            dir,
-            expected_model,
-            live: RwLock::new(Arc::new(v)),
-        })
-    }
-
-    /// The version in use now.
-    pub fn get(&self) -> Arc<IndexVersion> {
-        self.live.read().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    /// Moves to the version `CURRENT` names if it changed. Returns the new version, or `None` when
-    /// already current. On error the old version stays in use.
-    pub fn reload(&self) -> Result<Option<VersionId>> {
-        let want = self.dir.current()?;
-        if self.get().version == want {
-            return Ok(None);
-        }
-        let v = Arc::new(self.dir.open_version(want, self.expected_model.as_deref())?);
-        *self.live.write().unwrap_or_else(|p| p.into_inner()) = v;
-        Ok(Some(want))
     }
 }
