@@ -192,10 +192,10 @@ pub fn check(
     }
     if self_reach.in_top_k < self_reach.checked {
         warnings.push(format!(
-            "{} of {} items do not find themselves in their own top {k} (e.g. {:?}): the graph has unreachable points; rebuild",
+            "{} of {} items do not find themselves in their own top {k} (e.g. {}): the graph has unreachable points; rebuild",
             self_reach.checked - self_reach.in_top_k,
             self_reach.checked,
-            self_reach.unreachable.first()
+            crate::error::list_ids(&self_reach.unreachable, 5)
         ));
     }
     Ok(CheckReport {
