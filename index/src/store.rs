@@ -685,7 +685,10 @@ impl IndexDir {
 
     /// Deletes all but the newest `keep_last` versions (never `CURRENT`), and staging debris older
     /// than an hour (younger staging dirs may belong to a writer still running).
+    /// Holds the writer lock throughout, so it never races a writer moving `CURRENT`.
     pub fn gc(&self, keep_last: usize) -> Result<GcReport> {
+        self.current()?;
+        let _lock = self.lock_writers()?;
         let current = self.current()?;
         let versions = self.versions()?;
         let cut = versions.len().saturating_sub(keep_last);
