@@ -83,17 +83,15 @@ pub enum Error {
     /// A rebuild of the live set with a model other than the version's, where some live items got
     /// no new vector (the index cannot reuse vectors of another model).
     #[error(
-        "{count} live item(s) of index version {version} in {dir} have no vector from model {model} (the version was built by model {built_by}, so its stored vectors cannot be kept): {ids}"
+        "{count} live item(s) of index version {version} in {dir} have no new vector, and the stored ones cannot be kept ({models}): {ids}"
     )]
     MissingVectors {
         /// The index root directory.
         dir: PathBuf,
         /// The version whose live set was being rebuilt.
         version: String,
-        /// The model the rebuild was given.
-        model: String,
-        /// The model the version was built by.
-        built_by: String,
+        /// The model given and the model the version was built by, in words.
+        models: String,
         /// How many live items lack a vector.
         count: usize,
         /// The first of them, comma-separated (", …" when there are more).

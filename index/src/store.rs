@@ -246,8 +246,10 @@ impl WriterLock<'_> {
             return Err(Error::MissingVectors {
                 dir: self.dir.root.clone(),
                 version: cur.version.to_string(),
-                model: model_fingerprint.to_string(),
-                built_by: cur.info.model_fingerprint.clone(),
+                models: format!(
+                    "model {model_fingerprint} was given, the version was built by model {}",
+                    cur.info.model_fingerprint
+                ),
                 count: missing.len(),
                 ids: crate::error::list_ids(&missing, 20),
             });

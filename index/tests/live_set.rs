@@ -203,7 +203,7 @@ fn search_batch_answers_each_query_as_search_with_ef() {
     idx.add_items(&[], &[], &ids[..40], MODEL, &NoProgress).unwrap();
     let cur = idx.open_current(Some(MODEL)).unwrap();
     let queries = clustered_unit_vectors(150, DIM, 10, 0.7, 55);
-    let keep = |r: u32| r % 3 != 0;
+    let keep = |r: u32| !r.is_multiple_of(3);
     for (k, ef, filter) in [
         (10, 32, None),
         (5, 64, Some(&keep as &(dyn Fn(u32) -> bool + Sync))),
