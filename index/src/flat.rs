@@ -310,15 +310,18 @@ impl FlatGraph {
         );
 
         // Beam search on layer 0.
-        s.begin(self.len);
-        let epoch = s.epoch;
+        s.beam.begin(self.len);
         let Scratch {
-            visited,
-            candidates,
-            top,
+            beam:
+                Beam {
+                    visited,
+                    epoch,
+                    candidates,
+                    top,
+                },
             fresh,
-            ..
         } = s;
+        let epoch = *epoch;
         let kept = |r: u32| filter.is_none_or(|f| f(r));
         visited[cur as usize] = epoch;
         let key = pack(cur_d, cur);
@@ -482,33 +485,38 @@ impl Dist for Portable {
 /// Per-thread search state, reused across queries (and across graphs: stamps only grow).
 #[derive(Default)]
 struct Scratch {
-    visited: Vec<u32>,
-    epoch: u32,
-    candidates: BinaryHeap<Reverse<u64>>,
-    top: BinaryHeap<u64>,
+    beam: Beam,
     /// The unvisited neighbours of the node being expanded.
     fresh: Vec<u32>,
 }
 
-impl Scratch {
-    fn begin(&mut self, n: usize) {
-        next_epoch(&mut self.visited, &mut self.epoch, n);
-        self.candidates.clear();
-        self.top.clear();
-    }
+/// What every beam search (the graph search's and the builder's) keeps between searches: a
+/// generation-stamped visited array and the two heaps of packed `(distance, row)` keys.
+#[derive(Default)]
+pub(crate) struct Beam {
+    pub(crate) visited: Vec<u32>,
+    pub(crate) epoch: u32,
+    /// Closest first.
+    pub(crate) candidates: BinaryHeap<Reverse<u64>>,
+    /// The best found so far, farthest on top.
+    pub(crate) top: BinaryHeap<u64>,
 }
 
-/// Starts a new search over `n` rows on a generation-stamped visited array: a row is visited when its
-/// stamp equals `epoch`, so clearing is one increment; on wrap-around the array is zeroed once.
-pub(crate) fn next_epoch(visited: &mut Vec<u32>, epoch: &mut u32, n: usize) {
-    if visited.len() < n {
-        // Read at random once per scored neighbour: on huge pages too (4 MB at 1 M rows).
-        *visited = twotower_data::mem::huge_vec(n, 0);
-    }
-    *epoch = epoch.wrapping_add(1);
-    if *epoch == 0 {
-        visited.fill(0);
-        *epoch = 1;
+impl Beam {
+    /// Starts a new search over `n` rows: a row is visited when its stamp equals `epoch`, so
+    /// clearing is one increment; on wrap-around the array is zeroed once.
+    pub(crate) fn begin(&mut self, n: usize) {
+        if self.visited.len() < n {
+            // Read at random once per scored neighbour: on huge pages too (4 MB at 1 M rows).
+            self.visited = twotower_data::mem::huge_vec(n, 0);
+        }
+        self.epoch = self.epoch.wrapping_add(1);
+        if self.epoch == 0 {
+            self.visited.fill(0);
+            self.epoch = 1;
+        }
+        self.candidates.clear();
+        self.top.clear();
     }
 }
 
@@ -542,11 +550,11 @@ mod tests {
     #[test]
     fn visited_stamps_survive_epoch_wrap() {
         let mut s = Scratch::default();
-        s.begin(4);
-        s.visited[2] = s.epoch;
-        s.epoch = u32::MAX;
-        s.begin(4);
-        assert_eq!(s.epoch, 1);
-        assert!(s.visited.iter().all(|&v| v == 0));
+        s.beam.begin(4);
+        s.beam.visited[2] = s.beam.epoch;
+        s.beam.epoch = u32::MAX;
+        s.beam.begin(4);
+        assert_eq!(s.beam.epoch, 1);
+        assert!(s.beam.visited.iter().all(|&v| v == 0));
     }
 }

@@ -21,7 +21,6 @@
 
 use std::cell::RefCell;
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering::Relaxed};
 use std::sync::Mutex;
 
@@ -32,7 +31,7 @@ use rayon::prelude::*;
 use twotower_data::mem::{huge_copy, huge_vec_from};
 use twotower_data::progress::Progress;
 
-use crate::flat::{greedy_descent, pack, prefetch_row, unpack, FlatGraph, NO_SLOT};
+use crate::flat::{greedy_descent, pack, prefetch_row, unpack, Beam, FlatGraph, NO_SLOT};
 use crate::metric::sq_l2_portable;
 
 /// Seed of the level draw: a build is reproducible in its levels.
@@ -92,10 +91,7 @@ pub(crate) struct Builder {
 /// Per-thread construction search state.
 #[derive(Default)]
 struct Scratch {
-    visited: Vec<u32>,
-    epoch: u32,
-    candidates: BinaryHeap<Reverse<u64>>,
-    top: BinaryHeap<u64>,
+    beam: Beam,
     /// The beam's result, ascending.
     found: Vec<u64>,
     /// Neighbour-list copy and selection buffers.
@@ -103,14 +99,6 @@ struct Scratch {
     selected: Vec<u64>,
     prune: Vec<u64>,
     pruned: Vec<u64>,
-}
-
-impl Scratch {
-    fn begin(&mut self, n: usize) {
-        crate::flat::next_epoch(&mut self.visited, &mut self.epoch, n);
-        self.candidates.clear();
-        self.top.clear();
-    }
 }
 
 thread_local! {
@@ -394,16 +382,20 @@ impl Builder {
     #[inline(always)]
     fn search_layer(&self, q: &[f32], ep: u32, ep_d: f32, layer: usize, s: &mut Scratch) {
         let ef = self.ef_construction;
-        s.begin(self.levels.len());
-        let epoch = s.epoch;
+        s.beam.begin(self.levels.len());
         let Scratch {
-            visited,
-            candidates,
-            top,
+            beam:
+                Beam {
+                    visited,
+                    epoch,
+                    candidates,
+                    top,
+                },
             found,
             list,
             ..
         } = s;
+        let epoch = *epoch;
         visited[ep as usize] = epoch;
         let key = pack(ep_d, ep);
         top.push(key);
