@@ -8,7 +8,7 @@ use rayon::prelude::*;
 use twotower_data::progress::Progress;
 
 use crate::error::Result;
-use crate::hnsw::normalize_batch;
+use crate::metric::normalize_queries;
 use crate::search::{Hit, VectorIndex};
 use crate::store::IndexVersion;
 
@@ -87,7 +87,7 @@ pub fn check(
     progress: &dyn Progress,
 ) -> Result<CheckReport> {
     let dim = version.dim();
-    let qs = normalize_batch(dim, queries)?;
+    let qs = normalize_queries(dim, queries)?;
     let nq = qs.len() / dim;
     let k = params.k.max(1);
     let default_ef = version.hnsw().params().ef_search;
@@ -192,10 +192,10 @@ pub fn check(
     }
     if self_reach.in_top_k < self_reach.checked {
         warnings.push(format!(
-            "{} of {} items do not find themselves in their own top {k} (e.g. {:?}): the graph has unreachable points; rebuild",
+            "{} of {} items do not find themselves in their own top {k} (e.g. {}): the graph has unreachable points; rebuild",
             self_reach.checked - self_reach.in_top_k,
             self_reach.checked,
-            self_reach.unreachable.first()
+            crate::error::list_ids(&self_reach.unreachable, 5)
         ));
     }
     Ok(CheckReport {

@@ -3,8 +3,9 @@
 //! format for other engines.
 
 use std::fs::File;
+use std::io::Write;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use arrow::array::{Array, FixedSizeListArray, Float32Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
@@ -30,12 +31,57 @@ fn schema(dim: usize) -> Schema {
     ])
 }
 
-/// Writes `ids` and row-major `rows` (ids.len() × dim) to `path`.
+/// The file under the parquet writer, keeping the first I/O error it hit, so a full disk is
+/// reported as the I/O error it is rather than as whatever the parquet writer wraps it in.
+struct Recording {
+    file: File,
+    error: Arc<Mutex<Option<std::io::Error>>>,
+}
+
+impl Recording {
+    fn note<T>(&self, r: std::io::Result<T>) -> std::io::Result<T> {
+        if let Err(e) = &r {
+            let mut slot = self.error.lock().unwrap_or_else(|p| p.into_inner());
+            if slot.is_none() {
+                *slot = Some(std::io::Error::new(e.kind(), e.to_string()));
+            }
+        }
+        r
+    }
+}
+
+impl Write for Recording {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let r = self.file.write(buf);
+        self.note(r)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        let r = self.file.flush();
+        self.note(r)
+    }
+}
+
+/// Writes `ids` and row-major `rows` (ids.len() × dim) to `path`. A failed write (a full disk, say)
+/// is an [`Error::Io`] naming `path`.
 pub fn write_embeddings(path: &Path, ids: &[String], rows: &[f32], dim: usize) -> Result<()> {
-    let pq = |e: parquet::errors::ParquetError| Error::corrupt(path, format!("writing parquet: {e}"));
-    let ar = |e: arrow::error::ArrowError| Error::corrupt(path, format!("building arrow batch: {e}"));
+    let io_error = Arc::new(Mutex::new(None::<std::io::Error>));
+    let pq =
+        |e: parquet::errors::ParquetError| match io_error.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            Some(io) => Error::io(path, io),
+            None => Error::Write {
+                path: path.to_path_buf(),
+                problem: format!("writing parquet: {e}"),
+            },
+        };
+    let ar = |e: arrow::error::ArrowError| Error::Write {
+        path: path.to_path_buf(),
+        problem: format!("building arrow batch: {e}"),
+    };
     let schema = Arc::new(schema(dim));
-    let file = File::create(path).map_err(|e| Error::io(path, e))?;
+    let file = Recording {
+        file: File::create(path).map_err(|e| Error::io(path, e))?,
+        error: io_error.clone(),
+    };
     // Float vectors do not compress or dictionary-encode usefully; plain pages load fastest.
     let props = WriterProperties::builder()
         .set_compression(Compression::UNCOMPRESSED)
@@ -54,7 +100,7 @@ pub fn write_embeddings(path: &Path, ids: &[String], rows: &[f32], dim: usize) -
         w.write(&batch).map_err(pq)?;
     }
     let file = w.into_inner().map_err(pq)?;
-    file.sync_all().map_err(|e| Error::io(path, e))?;
+    file.file.sync_all().map_err(|e| Error::io(path, e))?;
     Ok(())
 }
 
@@ -119,5 +165,28 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("dimension 3"));
+    }
+
+    /// A full disk (`/dev/full` fails every write with ENOSPC) is an I/O error naming the file, not
+    /// a "corrupt index file".
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn a_full_disk_is_an_io_error() {
+        let full = Path::new("/dev/full");
+        if !full.exists() {
+            return;
+        }
+        let ids: Vec<String> = (0..100_000).map(|i| format!("item{i}")).collect();
+        let rows = vec![0.5f32; 100_000 * 8];
+        let err = write_embeddings(full, &ids, &rows, 8).unwrap_err();
+        match &err {
+            Error::Io { path, source } => {
+                assert_eq!(path, full);
+                assert_eq!(source.kind(), std::io::ErrorKind::StorageFull, "{err}");
+            }
+            other => panic!("not an I/O error: {other}"),
+        }
+        let text = err.to_string();
+        assert!(text.contains("/dev/full") && !text.contains("corrupt"), "{text}");
     }
 }

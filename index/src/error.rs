@@ -72,8 +72,41 @@ pub enum Error {
         /// What is wrong.
         problem: String,
     },
-    /// An operating system error on a path.
-    #[error("{path}: {source}")]
+    /// A directory given as an index that holds something else (a dataset, a model, other files).
+    #[error("{dir} is not an index directory: {problem}; give a new or empty directory")]
+    NotAnIndex {
+        /// The directory.
+        dir: PathBuf,
+        /// What is there instead (the entries that do not belong to an index).
+        problem: String,
+    },
+    /// A rebuild of the live set with a model other than the version's, where some live items got
+    /// no new vector (the index cannot reuse vectors of another model).
+    #[error(
+        "{count} live item(s) of index version {version} in {dir} have no new vector, and the stored ones cannot be kept ({models}): {ids}"
+    )]
+    MissingVectors {
+        /// The index root directory.
+        dir: PathBuf,
+        /// The version whose live set was being rebuilt.
+        version: String,
+        /// The model given and the model the version was built by, in words.
+        models: String,
+        /// How many live items lack a vector.
+        count: usize,
+        /// The first of them, comma-separated (", …" when there are more).
+        ids: String,
+    },
+    /// Writing a file failed for a reason other than the operating system's (an encoder error).
+    #[error("cannot write {path}: {problem}")]
+    Write {
+        /// The file being written.
+        path: PathBuf,
+        /// What went wrong.
+        problem: String,
+    },
+    /// An operating system error on a path (a full disk, a permission, a missing file).
+    #[error("I/O error on {path}: {source}")]
     Io {
         /// The path being read or written.
         path: PathBuf,
@@ -96,6 +129,21 @@ pub enum Error {
 
 /// Result alias used across the crate.
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// At most `max` of `ids`, comma-separated, with ", …" when some are left out: how errors and
+/// reports list item ids (plainly, not quoted; give the count beside it).
+pub fn list_ids<S: AsRef<str>>(ids: &[S], max: usize) -> String {
+    let mut out = ids
+        .iter()
+        .take(max)
+        .map(AsRef::as_ref)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if ids.len() > max {
+        out.push_str(", …");
+    }
+    out
+}
 
 impl Error {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {

@@ -6,8 +6,8 @@
 
 use rayon::prelude::*;
 
-use crate::error::{Error, Result};
-use crate::metric::{self, normalize_query, normalize_rows};
+use crate::error::Result;
+use crate::metric::{self, normalize_queries, normalize_query, normalize_rows};
 use crate::search::{Hit, RowFilter, TopK, VectorIndex};
 
 /// Queries per gemm tile.
@@ -119,15 +119,7 @@ impl ExactIndex {
             for (qi, top) in tops.iter_mut().enumerate() {
                 let scores = &tile[qi * nb..(qi + 1) * nb];
                 for (j, &sc) in scores.iter().enumerate() {
-                    if sc >= top.threshold() {
-                        let row = (s + j) as u32;
-                        if filter.is_none_or(|f| f(row)) {
-                            top.push(Hit {
-                                row,
-                                score: sc.clamp(-1.0, 1.0),
-                            });
-                        }
-                    }
+                    offer(top, (s + j) as u32, sc, filter);
                 }
             }
             s += nb;
@@ -162,18 +154,21 @@ fn scan_rows(
 ) -> TopK {
     let mut top = TopK::new(k);
     for (i, v) in rows[start * dim..end * dim].chunks_exact(dim).enumerate() {
-        let sc = metric::dot_portable(q, v);
-        if sc >= top.threshold() {
-            let row = (start + i) as u32;
-            if filter.is_none_or(|f| f(row)) {
-                top.push(Hit {
-                    row,
-                    score: sc.clamp(-1.0, 1.0),
-                });
-            }
-        }
+        offer(&mut top, (start + i) as u32, metric::dot_portable(q, v), filter);
     }
     top
+}
+
+/// Pushes `row` with score `sc` into `top` when it can enter and the filter keeps it (the threshold
+/// test first: most rows stop there).
+#[inline(always)]
+fn offer(top: &mut TopK, row: u32, sc: f32, filter: Option<RowFilter<'_>>) {
+    if sc >= top.threshold() && filter.is_none_or(|f| f(row)) {
+        top.push(Hit {
+            row,
+            score: sc.clamp(-1.0, 1.0),
+        });
+    }
 }
 
 /// Splits `0..n` into `parts` contiguous ranges.
@@ -218,17 +213,7 @@ impl VectorIndex for ExactIndex {
         filter: Option<RowFilter<'_>>,
     ) -> Result<Vec<Vec<Hit>>> {
         let d = self.dim;
-        if !queries.len().is_multiple_of(d) {
-            return Err(Error::Dimension {
-                what: format!("query batch ({} floats)", queries.len()),
-                expected: d,
-                got: queries.len() % d,
-            });
-        }
-        let mut qs = Vec::with_capacity(queries.len());
-        for (i, q) in queries.chunks_exact(d).enumerate() {
-            qs.extend_from_slice(&normalize_query(d, q, i)?);
-        }
+        let qs = normalize_queries(d, queries)?;
         let nq = qs.len() / d;
         let n = self.len();
         if nq == 0 {
@@ -270,6 +255,7 @@ impl VectorIndex for ExactIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Error;
     use crate::search::better;
     use proptest::prelude::*;
 

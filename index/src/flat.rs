@@ -157,7 +157,6 @@ impl FlatGraph {
                 dst[1..=e.layer0.len()].copy_from_slice(&e.layer0);
             });
         let mut levels = Vec::with_capacity(len);
-        let mut upper_slot = vec![NO_SLOT; len];
         let mut upper_offsets = vec![0u32];
         let mut upper_links = Vec::new();
         let mut entry = 0u32;
@@ -168,19 +167,54 @@ impl FlatGraph {
                 max_level = e.level as usize;
                 entry = row as u32;
             }
-            if e.level > 0 {
-                upper_slot[row] = (upper_offsets.len() - 1) as u32;
-                for list in &e.upper {
-                    upper_links.extend_from_slice(list);
-                    let end = u32::try_from(upper_links.len())
-                        .map_err(|_| "upper layers hold more than 2^32 links".to_string())?;
-                    upper_offsets.push(end);
-                }
+            for list in &e.upper {
+                upper_links.extend_from_slice(list);
+                let end = u32::try_from(upper_links.len())
+                    .map_err(|_| "upper layers hold more than 2^32 links".to_string())?;
+                upper_offsets.push(end);
             }
         }
-        Ok(FlatGraph {
+        Ok(Self::assemble(
             dim,
-            len,
+            rows,
+            stride,
+            links0,
+            levels,
+            upper_offsets,
+            upper_links,
+            entry,
+            max_level,
+        )
+        .on_huge_pages())
+    }
+
+    /// The graph from its parts: layer-0 lists of fixed `stride`, and the upper layers as one CSR
+    /// (`upper_offsets`/`upper_links`) holding, row by row, the lists of layers `1..=levels[row]`.
+    /// Each row's slot in that CSR follows from the levels. The caller vouches for consistency
+    /// (`graph_file` checks a file before and after).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn assemble(
+        dim: usize,
+        rows: Vec<f32>,
+        stride: usize,
+        links0: Vec<u32>,
+        levels: Vec<u8>,
+        upper_offsets: Vec<u32>,
+        upper_links: Vec<u32>,
+        entry: u32,
+        max_level: usize,
+    ) -> Self {
+        let mut upper_slot = vec![NO_SLOT; levels.len()];
+        let mut slot = 0u32;
+        for (row, &l) in levels.iter().enumerate() {
+            if l > 0 {
+                upper_slot[row] = slot;
+                slot += u32::from(l);
+            }
+        }
+        FlatGraph {
+            dim,
+            len: levels.len(),
             rows,
             stride,
             links0,
@@ -191,7 +225,6 @@ impl FlatGraph {
             entry,
             max_level,
         }
-        .on_huge_pages())
     }
 
     /// Moves the two arrays a search reads at random (vectors, layer-0 lists) onto huge pages where
@@ -218,7 +251,7 @@ impl FlatGraph {
     }
 
     #[inline(always)]
-    fn neighbours_upper(&self, row: u32, level: usize) -> &[u32] {
+    pub(crate) fn neighbours_upper(&self, row: u32, level: usize) -> &[u32] {
         let r = row as usize;
         if level == 0 || level > self.levels[r] as usize {
             return &[];
@@ -269,36 +302,26 @@ impl FlatGraph {
         filter: Option<RowFilter<'_>>,
         s: &mut Scratch,
     ) -> Vec<Hit> {
-        // Greedy descent through the upper layers (hnswlib's: repeat until no neighbour is closer).
-        let mut cur = self.entry;
-        let mut cur_d = D::dist(q, self.row(cur));
-        for level in (1..=self.max_level).rev() {
-            loop {
-                let mut changed = false;
-                for &nb in self.neighbours_upper(cur, level) {
-                    let d = D::dist(q, self.row(nb));
-                    if d < cur_d {
-                        cur_d = d;
-                        cur = nb;
-                        changed = true;
-                    }
-                }
-                if !changed {
-                    break;
-                }
-            }
-        }
+        let (cur, cur_d) = greedy_descent(
+            self.entry,
+            1..=self.max_level,
+            |r| D::dist(q, self.row(r)),
+            |r, level| self.neighbours_upper(r, level).iter().copied(),
+        );
 
         // Beam search on layer 0.
-        s.begin(self.len);
-        let epoch = s.epoch;
+        s.beam.begin(self.len);
         let Scratch {
-            visited,
-            candidates,
-            top,
+            beam:
+                Beam {
+                    visited,
+                    epoch,
+                    candidates,
+                    top,
+                },
             fresh,
-            ..
         } = s;
+        let epoch = *epoch;
         let kept = |r: u32| filter.is_none_or(|f| f(r));
         visited[cur as usize] = epoch;
         let key = pack(cur_d, cur);
@@ -373,20 +396,56 @@ impl FlatGraph {
     /// Asks the cache for `row`'s layer-0 neighbour list (the next node the beam will expand).
     #[inline(always)]
     fn prefetch_links0(&self, row: u32) {
-        let start = row as usize * self.stride;
-        if let Some(v) = self.links0.get(start..start + self.stride) {
-            twotower_data::mem::prefetch(v.as_ptr(), std::mem::size_of_val(v));
-        }
+        prefetch_row(&self.links0, row, self.stride);
     }
 
     /// Asks the cache for `row`'s vector while the current distance is computed.
     #[inline(always)]
     fn prefetch(&self, row: u32) {
-        let start = row as usize * self.dim;
-        if let Some(v) = self.rows.get(start..start + self.dim) {
-            twotower_data::mem::prefetch(v.as_ptr(), std::mem::size_of_val(v));
+        prefetch_row(&self.rows, row, self.dim);
+    }
+}
+
+/// Asks the cache for row `row` of the row-major `data` (rows of `width` elements); nothing when it
+/// is out of range.
+#[inline(always)]
+pub(crate) fn prefetch_row<T>(data: &[T], row: u32, width: usize) {
+    let start = row as usize * width;
+    if let Some(v) = data.get(start..start + width) {
+        twotower_data::mem::prefetch(v.as_ptr(), std::mem::size_of_val(v));
+    }
+}
+
+/// hnswlib's greedy descent through the upper layers: from `entry`, on each layer of `layers` from
+/// the highest down, move to the closest neighbour while one is closer (`dist` to the query).
+/// Returns the row reached and its distance. The graph search, the builder's insertion and its
+/// repair pass all descend this way.
+#[inline(always)]
+pub(crate) fn greedy_descent<I: IntoIterator<Item = u32>>(
+    entry: u32,
+    layers: std::ops::RangeInclusive<usize>,
+    dist: impl Fn(u32) -> f32,
+    neighbours: impl Fn(u32, usize) -> I,
+) -> (u32, f32) {
+    let mut cur = entry;
+    let mut cur_d = dist(cur);
+    for layer in layers.rev() {
+        loop {
+            let mut changed = false;
+            for nb in neighbours(cur, layer) {
+                let d = dist(nb);
+                if d < cur_d {
+                    cur_d = d;
+                    cur = nb;
+                    changed = true;
+                }
+            }
+            if !changed {
+                break;
+            }
         }
     }
+    (cur, cur_d)
 }
 
 /// Distances are non-negative floats, whose bit patterns order like the values: `(d, row)` packs
@@ -426,33 +485,38 @@ impl Dist for Portable {
 /// Per-thread search state, reused across queries (and across graphs: stamps only grow).
 #[derive(Default)]
 struct Scratch {
-    visited: Vec<u32>,
-    epoch: u32,
-    candidates: BinaryHeap<Reverse<u64>>,
-    top: BinaryHeap<u64>,
+    beam: Beam,
     /// The unvisited neighbours of the node being expanded.
     fresh: Vec<u32>,
 }
 
-impl Scratch {
-    fn begin(&mut self, n: usize) {
-        next_epoch(&mut self.visited, &mut self.epoch, n);
-        self.candidates.clear();
-        self.top.clear();
-    }
+/// What every beam search (the graph search's and the builder's) keeps between searches: a
+/// generation-stamped visited array and the two heaps of packed `(distance, row)` keys.
+#[derive(Default)]
+pub(crate) struct Beam {
+    pub(crate) visited: Vec<u32>,
+    pub(crate) epoch: u32,
+    /// Closest first.
+    pub(crate) candidates: BinaryHeap<Reverse<u64>>,
+    /// The best found so far, farthest on top.
+    pub(crate) top: BinaryHeap<u64>,
 }
 
-/// Starts a new search over `n` rows on a generation-stamped visited array: a row is visited when its
-/// stamp equals `epoch`, so clearing is one increment; on wrap-around the array is zeroed once.
-pub(crate) fn next_epoch(visited: &mut Vec<u32>, epoch: &mut u32, n: usize) {
-    if visited.len() < n {
-        // Read at random once per scored neighbour: on huge pages too (4 MB at 1 M rows).
-        *visited = twotower_data::mem::huge_vec(n, 0);
-    }
-    *epoch = epoch.wrapping_add(1);
-    if *epoch == 0 {
-        visited.fill(0);
-        *epoch = 1;
+impl Beam {
+    /// Starts a new search over `n` rows: a row is visited when its stamp equals `epoch`, so
+    /// clearing is one increment; on wrap-around the array is zeroed once.
+    pub(crate) fn begin(&mut self, n: usize) {
+        if self.visited.len() < n {
+            // Read at random once per scored neighbour: on huge pages too (4 MB at 1 M rows).
+            self.visited = twotower_data::mem::huge_vec(n, 0);
+        }
+        self.epoch = self.epoch.wrapping_add(1);
+        if self.epoch == 0 {
+            self.visited.fill(0);
+            self.epoch = 1;
+        }
+        self.candidates.clear();
+        self.top.clear();
     }
 }
 
@@ -486,11 +550,11 @@ mod tests {
     #[test]
     fn visited_stamps_survive_epoch_wrap() {
         let mut s = Scratch::default();
-        s.begin(4);
-        s.visited[2] = s.epoch;
-        s.epoch = u32::MAX;
-        s.begin(4);
-        assert_eq!(s.epoch, 1);
-        assert!(s.visited.iter().all(|&v| v == 0));
+        s.beam.begin(4);
+        s.beam.visited[2] = s.beam.epoch;
+        s.beam.epoch = u32::MAX;
+        s.beam.begin(4);
+        assert_eq!(s.beam.epoch, 1);
+        assert!(s.beam.visited.iter().all(|&v| v == 0));
     }
 }

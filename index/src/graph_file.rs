@@ -23,7 +23,7 @@ use std::io::Write;
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::flat::{FlatGraph, NO_SLOT};
+use crate::flat::FlatGraph;
 use crate::native::MAX_LEVEL;
 
 const MAGIC: &[u8; 8] = b"TTGRAPH\0";
@@ -210,44 +210,33 @@ fn parse(bytes: &[u8], dim: usize, rows: Vec<f32>) -> std::result::Result<FlatGr
             bytes.len() - r.pos
         ));
     }
-    let mut upper_slot = vec![NO_SLOT; n];
-    let mut slot = 0usize;
-    for (row, &l) in levels.iter().enumerate() {
-        if l == 0 {
-            continue;
-        }
-        upper_slot[row] = slot as u32;
-        for layer in 1..=l as usize {
-            let s = slot + layer - 1;
-            let list = &upper_links[upper_offsets[s] as usize..upper_offsets[s + 1] as usize];
-            for &id in list {
-                if id >= n32 {
-                    return Err(format!("row {row}: layer-{layer} neighbour {id} outside 0..{n}"));
-                }
-                if (levels[id as usize] as usize) < layer {
-                    return Err(format!(
-                        "row {row}: layer-{layer} neighbour {id} only reaches layer {}",
-                        levels[id as usize]
-                    ));
-                }
-            }
-        }
-        slot += l as usize;
-    }
-    Ok(FlatGraph {
+    let g = FlatGraph::assemble(
         dim,
-        len: n,
         rows,
         stride,
         links0,
         levels,
-        upper_slot,
         upper_offsets,
         upper_links,
         entry,
         max_level,
+    );
+    for row in 0..n32 {
+        for layer in 1..=g.levels[row as usize] as usize {
+            for &id in g.neighbours_upper(row, layer) {
+                if id >= n32 {
+                    return Err(format!("row {row}: layer-{layer} neighbour {id} outside 0..{n}"));
+                }
+                if (g.levels[id as usize] as usize) < layer {
+                    return Err(format!(
+                        "row {row}: layer-{layer} neighbour {id} only reaches layer {}",
+                        g.levels[id as usize]
+                    ));
+                }
+            }
+        }
     }
-    .on_huge_pages())
+    Ok(g.on_huge_pages())
 }
 
 #[cfg(test)]

@@ -26,7 +26,7 @@ use crate::error::{Error, Result};
 use crate::flat::FlatGraph;
 use crate::{graph_file, native};
 
-use crate::metric::{normalize_query, normalize_rows, score_from_sq_l2, UnitL2};
+use crate::metric::{normalize_queries, normalize_query, normalize_rows, score_from_sq_l2, UnitL2};
 use crate::search::{better, Hit, RowFilter, VectorIndex};
 
 /// hnsw_rs's maximum number of layers.
@@ -318,7 +318,7 @@ impl HnswIndex {
         ef: usize,
         filter: Option<RowFilter<'_>>,
     ) -> Result<Vec<Vec<Hit>>> {
-        let qs = normalize_batch(self.dim, queries)?;
+        let qs = normalize_queries(self.dim, queries)?;
         Ok(qs
             .par_chunks_exact(self.dim)
             .map(|q| self.search_normalized(q, k, ef, filter))
@@ -479,21 +479,6 @@ fn flatten(graph: &Graph, dim: usize, len: usize, path: &Path) -> Result<FlatGra
             path: PathBuf::from(path),
             problem,
         })
-}
-
-pub(crate) fn normalize_batch(dim: usize, queries: &[f32]) -> Result<Vec<f32>> {
-    if !queries.len().is_multiple_of(dim) {
-        return Err(Error::Dimension {
-            what: format!("query batch ({} floats)", queries.len()),
-            expected: dim,
-            got: queries.len() % dim,
-        });
-    }
-    let mut qs = Vec::with_capacity(queries.len());
-    for (i, q) in queries.chunks_exact(dim).enumerate() {
-        qs.extend_from_slice(&normalize_query(dim, q, i)?);
-    }
-    Ok(qs)
 }
 
 impl VectorIndex for HnswIndex {

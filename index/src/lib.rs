@@ -8,8 +8,9 @@
 //!   reference, by hnsw_rs ([`GraphBuilder`]); searched through a flat copy in both cases.
 //! - [`VectorIndex`]: the one search interface, implemented by [`ExactIndex`], [`HnswIndex`] and a
 //!   loaded [`IndexVersion`] (graph search without tombstoned rows).
-//! - [`IndexDir`]: versions on disk (`build_version`, `add_items`, `compact`, `gc`, `open_current`),
-//!   [`IndexHandle`]: a reloadable, shareable live version for servers.
+//! - [`IndexDir`]: versions on disk (`build_version`, `add_items`, `rebuild_live`, `compact`, `gc`,
+//!   `open_current`). A version's live set (its ids less its tombstones) is what `add_items`
+//!   changes and `rebuild_live`/`compact` keep, exactly.
 //! - [`check()`]: recall of the graph against the exact index, queries/s, self-reachability.
 #![warn(missing_docs)]
 
@@ -28,11 +29,11 @@ pub mod synthetic;
 
 pub use check::{check, CheckParams, CheckReport, EfRow, SelfReach};
 pub use embeddings::{read_embeddings, write_embeddings, EMBEDDINGS_FILE};
-pub use error::{Error, Result};
+pub use error::{list_ids, Error, Result};
 pub use exact::ExactIndex;
 pub use hnsw::{GraphBuilder, HnswIndex, HnswParams};
 pub use search::{Hit, RowFilter, VectorIndex};
 pub use store::{
-    AddReport, GcReport, IndexDir, IndexHandle, IndexInfo, IndexVersion, VersionId, INDEX_FORMAT_VERSION,
+    AddReport, GcReport, IndexDir, IndexInfo, IndexVersion, RebuildReport, VersionId, INDEX_FORMAT_VERSION,
     INDEX_KIND, METRIC,
 };

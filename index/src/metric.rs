@@ -87,6 +87,23 @@ pub(crate) fn normalize_query(dim: usize, q: &[f32], index: usize) -> crate::Res
     }
 }
 
+/// Normalises a row-major batch of queries (`queries.len() / dim` of them) into one copy; the error
+/// names the first bad query's position.
+pub(crate) fn normalize_queries(dim: usize, queries: &[f32]) -> crate::Result<Vec<f32>> {
+    if !queries.len().is_multiple_of(dim) {
+        return Err(crate::Error::Dimension {
+            what: format!("query batch ({} floats)", queries.len()),
+            expected: dim,
+            got: queries.len() % dim,
+        });
+    }
+    let mut qs = Vec::with_capacity(queries.len());
+    for (i, q) in queries.chunks_exact(dim).enumerate() {
+        qs.extend_from_slice(&normalize_query(dim, q, i)?);
+    }
+    Ok(qs)
+}
+
 /// Converts a squared L2 distance between unit vectors to the cosine score, clamped to [-1, 1]
 /// so rounding never reports a similarity above 1.
 #[inline]

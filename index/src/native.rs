@@ -21,7 +21,6 @@
 
 use std::cell::RefCell;
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering::Relaxed};
 use std::sync::Mutex;
 
@@ -32,7 +31,7 @@ use rayon::prelude::*;
 use twotower_data::mem::{huge_copy, huge_vec_from};
 use twotower_data::progress::Progress;
 
-use crate::flat::{pack, unpack, FlatGraph, NO_SLOT};
+use crate::flat::{greedy_descent, pack, prefetch_row, unpack, Beam, FlatGraph, NO_SLOT};
 use crate::metric::sq_l2_portable;
 
 /// Seed of the level draw: a build is reproducible in its levels.
@@ -92,10 +91,7 @@ pub(crate) struct Builder {
 /// Per-thread construction search state.
 #[derive(Default)]
 struct Scratch {
-    visited: Vec<u32>,
-    epoch: u32,
-    candidates: BinaryHeap<Reverse<u64>>,
-    top: BinaryHeap<u64>,
+    beam: Beam,
     /// The beam's result, ascending.
     found: Vec<u64>,
     /// Neighbour-list copy and selection buffers.
@@ -103,14 +99,6 @@ struct Scratch {
     selected: Vec<u64>,
     prune: Vec<u64>,
     pruned: Vec<u64>,
-}
-
-impl Scratch {
-    fn begin(&mut self, n: usize) {
-        crate::flat::next_epoch(&mut self.visited, &mut self.epoch, n);
-        self.candidates.clear();
-        self.top.clear();
-    }
 }
 
 thread_local! {
@@ -231,15 +219,10 @@ impl Builder {
             self.links0.len(),
             self.links0.into_iter().map(AtomicU32::into_inner),
         );
-        let mut upper_slot = vec![NO_SLOT; n];
         let mut upper_offsets = vec![0u32];
         let mut upper_links = Vec::new();
         for r in 0..n {
             let level = self.levels[r] as usize;
-            if level == 0 {
-                continue;
-            }
-            upper_slot[r] = (upper_offsets.len() - 1) as u32;
             for l in 1..=level {
                 let start = self.upper_start[r] as usize + (l - 1) * (1 + self.cap_up);
                 let c = self.upper[start].load(Relaxed) as usize;
@@ -251,19 +234,17 @@ impl Builder {
                 upper_offsets.push(upper_links.len() as u32);
             }
         }
-        FlatGraph {
-            dim: self.dim,
-            len: n,
-            rows: self.rows,
+        FlatGraph::assemble(
+            self.dim,
+            self.rows,
             stride,
             links0,
-            levels: self.levels,
-            upper_slot,
+            self.levels,
             upper_offsets,
             upper_links,
             entry,
-            max_level: max_level as usize,
-        }
+            max_level as usize,
+        )
     }
 
     #[inline(always)]
@@ -291,11 +272,7 @@ impl Builder {
     #[inline(always)]
     fn read_list(&self, r: u32, layer: usize, out: &mut Vec<u32>) {
         out.clear();
-        let b = self.block(r, layer);
-        if let Some((c, ids)) = b.split_first() {
-            let c = (c.load(Relaxed) as usize).min(ids.len());
-            out.extend(ids[..c].iter().map(|a| a.load(Relaxed)));
-        }
+        out.extend(self.list_iter(r, layer));
     }
 
     /// Overwrites row `r`'s list on `layer` (caller holds `r`'s lock).
@@ -388,25 +365,7 @@ impl Builder {
             None
         };
         let q = self.row(r);
-        let mut cur = entry;
-        let mut cur_d = sq_l2_portable(q, self.row(cur));
-        for layer in ((level as usize + 1)..=top as usize).rev() {
-            loop {
-                let mut changed = false;
-                self.read_list(cur, layer, &mut s.list);
-                for &nb in &s.list {
-                    let d = sq_l2_portable(q, self.row(nb));
-                    if d < cur_d {
-                        cur_d = d;
-                        cur = nb;
-                        changed = true;
-                    }
-                }
-                if !changed {
-                    break;
-                }
-            }
-        }
+        let (mut cur, mut cur_d) = self.descend(q, entry, top as usize, level as usize);
         for layer in (0..=level.min(top) as usize).rev() {
             self.search_layer(q, cur, cur_d, layer, s);
             let Some(&closest) = s.found.first() else { break };
@@ -423,16 +382,20 @@ impl Builder {
     #[inline(always)]
     fn search_layer(&self, q: &[f32], ep: u32, ep_d: f32, layer: usize, s: &mut Scratch) {
         let ef = self.ef_construction;
-        s.begin(self.levels.len());
-        let epoch = s.epoch;
+        s.beam.begin(self.levels.len());
         let Scratch {
-            visited,
-            candidates,
-            top,
+            beam:
+                Beam {
+                    visited,
+                    epoch,
+                    candidates,
+                    top,
+                },
             found,
             list,
             ..
         } = s;
+        let epoch = *epoch;
         visited[ep as usize] = epoch;
         let key = pack(ep_d, ep);
         top.push(key);
@@ -555,36 +518,30 @@ impl Builder {
     /// Asks the cache for `row`'s vector ahead of its distance.
     #[inline(always)]
     fn prefetch(&self, row: u32) {
-        let start = row as usize * self.dim;
-        if let Some(v) = self.rows.get(start..start + self.dim) {
-            twotower_data::mem::prefetch(v.as_ptr(), std::mem::size_of_val(v));
-        }
+        prefetch_row(&self.rows, row, self.dim);
     }
 }
 
 impl Builder {
-    /// Greedy descent from the entry point to `layer + 1`, as in an insertion.
-    fn descend(&self, q: &[f32], entry: u32, top: usize, layer: usize, list: &mut Vec<u32>) -> (u32, f32) {
-        let mut cur = entry;
-        let mut cur_d = sq_l2_portable(q, self.row(cur));
-        for l in ((layer + 1)..=top).rev() {
-            loop {
-                let mut changed = false;
-                self.read_list(cur, l, list);
-                for &nb in list.iter() {
-                    let d = sq_l2_portable(q, self.row(nb));
-                    if d < cur_d {
-                        cur_d = d;
-                        cur = nb;
-                        changed = true;
-                    }
-                }
-                if !changed {
-                    break;
-                }
-            }
-        }
-        (cur, cur_d)
+    /// Greedy descent from the entry point (on layer `top`) down to layer `layer + 1`, as in an
+    /// insertion: the row to start `layer`'s beam search from, and its distance to `q`.
+    #[inline(always)]
+    fn descend(&self, q: &[f32], entry: u32, top: usize, layer: usize) -> (u32, f32) {
+        greedy_descent(
+            entry,
+            (layer + 1)..=top,
+            |r| sq_l2_portable(q, self.row(r)),
+            |r, l| self.list_iter(r, l),
+        )
+    }
+
+    /// Row `r`'s neighbours on `layer`, read one by one without a lock (see the module docs).
+    #[inline(always)]
+    fn list_iter(&self, r: u32, layer: usize) -> impl Iterator<Item = u32> + '_ {
+        let b = self.block(r, layer);
+        let ids = b.get(1..).unwrap_or(&[]);
+        let c = b.first().map_or(0, |c| (c.load(Relaxed) as usize).min(ids.len()));
+        ids[..c].iter().map(|a| a.load(Relaxed))
     }
 
     /// Reconnects rows that no walk over layer 0 from the entry point can reach, then those with at
@@ -640,7 +597,7 @@ impl Builder {
                 continue;
             }
             let q = self.row(x);
-            let (ep, ep_d) = self.descend(q, entry, top as usize, 0, &mut list);
+            let (ep, ep_d) = self.descend(q, entry, top as usize, 0);
             self.search_layer(q, ep, ep_d, 0, &mut s);
             // x's new list: the heuristic's pick among its old neighbours and the found ones.
             self.read_list(x, 0, &mut list);
@@ -700,7 +657,7 @@ impl Builder {
             .collect();
         for &x in &weak {
             let q = self.row(x);
-            let (ep, ep_d) = self.descend(q, entry, top as usize, 0, &mut list);
+            let (ep, ep_d) = self.descend(q, entry, top as usize, 0);
             self.search_layer(q, ep, ep_d, 0, &mut s);
             self.read_list(x, 0, &mut list);
             self.link_in(x, &s.found, WEAK_INDEGREE as usize, |y| list.contains(&y));

@@ -21,7 +21,6 @@ use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
@@ -95,16 +94,38 @@ pub struct IndexInfo {
 /// What [`IndexDir::add_items`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AddReport {
-    /// The new version (now `CURRENT`).
+    /// The new version (now `CURRENT`), or the unchanged `CURRENT` when nothing changed.
     pub version: VersionId,
+    /// Whether a new version was committed (`false`: every item was unchanged and none removed).
+    pub committed: bool,
     /// Ids that were not in the index before.
     pub added: usize,
     /// Ids whose old row was tombstoned and replaced by a new one.
     pub replaced: usize,
+    /// Ids already live with a bit-identical (normalised) vector: skipped.
+    pub unchanged: usize,
     /// Ids removed (tombstoned) without replacement.
     pub removed: usize,
     /// Ids asked to be removed that were not live in the index.
     pub not_found: Vec<String>,
+}
+
+/// What [`IndexDir::rebuild_live`] (and [`IndexDir::compact`]) did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RebuildReport {
+    /// The new version (now `CURRENT`).
+    pub version: VersionId,
+    /// The version whose live set was rebuilt.
+    pub parent: VersionId,
+    /// Rows of the new version: the parent's live items, nothing else.
+    pub rows: usize,
+    /// Live items that got the vector the caller gave.
+    pub reembedded: usize,
+    /// Live items that kept their stored vector (same model, no new vector given).
+    pub kept: usize,
+    /// Ids the caller gave a vector for that are not live in the parent (not added: a rebuild
+    /// never brings back a removed item nor adds a new one).
+    pub not_live: Vec<String>,
 }
 
 /// What [`IndexDir::gc`] removed.
@@ -166,7 +187,10 @@ impl WriterLock<'_> {
         m.counts.insert("live".into(), info.live as u64);
         m.counts.insert("tombstones".into(), tombstones.len() as u64);
         m.counts.insert("dim".into(), info.dim as u64);
-        m.extra = serde_json::to_value(&info).map_err(|e| Error::corrupt(&dir, e.to_string()))?;
+        m.extra = serde_json::to_value(&info).map_err(|e| Error::Write {
+            path: dir.join("manifest.json"),
+            problem: e.to_string(),
+        })?;
         m.write(&dir)?;
         staging.commit()?;
         write_file_atomic(
@@ -175,6 +199,86 @@ impl WriterLock<'_> {
         )?;
         progress.finish();
         Ok(version)
+    }
+
+    /// [`IndexDir::rebuild_live`] of `cur` (opened under this lock) with `given` normalised rows.
+    #[allow(clippy::too_many_arguments)]
+    fn rebuild(
+        &self,
+        cur: &IndexVersion,
+        ids: &[String],
+        given: &[f32],
+        dim: usize,
+        params: Option<HnswParams>,
+        model_fingerprint: &str,
+        progress: &dyn Progress,
+    ) -> Result<RebuildReport> {
+        let params = params.unwrap_or(cur.info.hnsw);
+        params.validate()?;
+        let by_id: HashMap<&str, usize> = ids.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
+        let keep_stored = cur.info.model_fingerprint == model_fingerprint && cur.info.dim == dim;
+        let mut report = RebuildReport {
+            version: cur.version,
+            parent: cur.version,
+            rows: 0,
+            reembedded: 0,
+            kept: 0,
+            not_live: Vec::new(),
+        };
+        let mut new_ids = Vec::with_capacity(cur.live_len());
+        let mut rows = Vec::with_capacity(cur.live_len() * dim);
+        let mut missing = Vec::new();
+        for r in (0..cur.ids.len() as u32).filter(|&r| cur.is_live(r)) {
+            let id = &cur.ids[r as usize];
+            if let Some(&i) = by_id.get(id.as_str()) {
+                rows.extend_from_slice(&given[i * dim..(i + 1) * dim]);
+                report.reembedded += 1;
+            } else if keep_stored {
+                rows.extend_from_slice(cur.exact.row(r));
+                report.kept += 1;
+            } else {
+                missing.push(id.clone());
+                continue;
+            }
+            new_ids.push(id.clone());
+        }
+        if !missing.is_empty() {
+            return Err(Error::MissingVectors {
+                dir: self.dir.root.clone(),
+                version: cur.version.to_string(),
+                models: format!(
+                    "model {model_fingerprint} was given, the version was built by model {}",
+                    cur.info.model_fingerprint
+                ),
+                count: missing.len(),
+                ids: crate::error::list_ids(&missing, 20),
+            });
+        }
+        report.not_live = ids
+            .iter()
+            .filter(|id| cur.row_of(id).is_none())
+            .cloned()
+            .collect();
+        let hnsw = HnswIndex::build_normalized(dim, &rows, params, GraphBuilder::Native, progress)?;
+        let info = IndexInfo::fresh(model_fingerprint, dim, params, new_ids.len());
+        report.rows = new_ids.len();
+        report.version = self.commit_version(&hnsw, &new_ids, &rows, &[], info, progress)?;
+        Ok(report)
+    }
+}
+
+impl IndexInfo {
+    /// A full build's description: `rows` rows, all live, no parent.
+    fn fresh(model_fingerprint: &str, dim: usize, hnsw: HnswParams, rows: usize) -> Self {
+        IndexInfo {
+            model_fingerprint: model_fingerprint.to_string(),
+            metric: METRIC.to_string(),
+            dim,
+            hnsw,
+            rows,
+            live: rows,
+            parent: None,
+        }
     }
 }
 
@@ -239,7 +343,59 @@ impl IndexDir {
         Ok(out)
     }
 
+    /// Refuses a root that exists but is not an index (a dataset, a model, any other files), so a
+    /// writer never puts versions inside someone else's directory. An index holds only `CURRENT`,
+    /// `LOCK`, `versions/` and the temp files of an interrupted `CURRENT` swap.
+    pub fn check_root(&self) -> Result<()> {
+        let not_index = |problem: String| Error::NotAnIndex {
+            dir: self.root.clone(),
+            problem,
+        };
+        let entries = match fs::read_dir(&self.root) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(_) if self.root.exists() && !self.root.is_dir() => {
+                return Err(not_index("it is a file".into()))
+            }
+            Err(e) => return Err(Error::io(&self.root, e)),
+        };
+        let mut foreign = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io(&self.root, e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            let ours = match name.as_str() {
+                CURRENT_FILE | LOCK_FILE => !is_dir,
+                VERSIONS_DIR => is_dir,
+                n => n.starts_with(&format!(".{CURRENT_FILE}.tmp-")),
+            };
+            if !ours {
+                foreign.push(if is_dir { format!("{name}/") } else { name });
+            }
+        }
+        if foreign.is_empty() {
+            return Ok(());
+        }
+        foreign.sort();
+        // Another twotower artifact says what it is.
+        let manifest = self.root.join("manifest.json");
+        let kind = fs::read(&manifest)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(str::to_string));
+        if let Some(kind) = kind {
+            return Err(not_index(format!(
+                "its manifest.json says it is a {kind} artifact, not an index"
+            )));
+        }
+        Err(not_index(format!(
+            "it holds {} (an index holds only CURRENT, LOCK and versions/)",
+            crate::error::list_ids(&foreign, 5)
+        )))
+    }
+
     fn lock_writers(&self) -> Result<WriterLock<'_>> {
+        self.check_root()?;
         fs::create_dir_all(&self.root).map_err(|e| Error::io(&self.root, e))?;
         let path = self.root.join(LOCK_FILE);
         let file = fs::OpenOptions::new()
@@ -301,53 +457,59 @@ impl IndexDir {
     ) -> Result<VersionId> {
         params.validate()?;
         check_ids(ids)?;
+        self.check_root()?;
         let rows = normalize_rows(dim, vectors, Some(ids))?;
         let hnsw = HnswIndex::build_normalized(dim, &rows, params, builder, progress)?;
-        let info = IndexInfo {
-            model_fingerprint: model_fingerprint.to_string(),
-            metric: METRIC.to_string(),
-            dim,
-            hnsw: params,
-            rows: ids.len(),
-            live: ids.len(),
-            parent: None,
-        };
+        let info = IndexInfo::fresh(model_fingerprint, dim, params, ids.len());
         let lock = self.lock_writers()?;
         lock.commit_version(&hnsw, ids, &rows, &[], info, progress)
     }
 
-    /// Rebuilds the graph over the live rows of `CURRENT` only (drops tombstones), with new
-    /// parameters if given: the compaction step after many `add`s, without needing the model.
+    /// Rebuilds the graph over the live rows of `CURRENT` only (drops tombstones), keeping their
+    /// stored vectors, with new parameters if given: the compaction step after many `add`s,
+    /// without needing the model.
     pub fn compact(&self, params: Option<HnswParams>, progress: &dyn Progress) -> Result<VersionId> {
         let lock = self.lock_writers()?;
         let cur = self.open_current(None)?;
-        let params = params.unwrap_or(cur.info.hnsw);
-        params.validate()?;
+        let fingerprint = cur.info.model_fingerprint.clone();
         let dim = cur.info.dim;
-        let mut ids = Vec::with_capacity(cur.live_len());
-        let mut rows = Vec::with_capacity(cur.live_len() * dim);
-        for r in 0..cur.ids.len() as u32 {
-            if cur.is_live(r) {
-                ids.push(cur.ids[r as usize].clone());
-                rows.extend_from_slice(cur.exact.row(r));
-            }
-        }
-        let hnsw = HnswIndex::build_normalized(dim, &rows, params, GraphBuilder::Native, progress)?;
-        let info = IndexInfo {
-            model_fingerprint: cur.info.model_fingerprint.clone(),
-            metric: METRIC.to_string(),
-            dim,
-            hnsw: params,
-            rows: ids.len(),
-            live: ids.len(),
-            parent: None,
-        };
-        lock.commit_version(&hnsw, &ids, &rows, &[], info, progress)
+        Ok(lock
+            .rebuild(&cur, &[], &[], dim, params, &fingerprint, progress)?
+            .version)
+    }
+
+    /// Rebuilds `CURRENT`'s live set, exactly: its live items and nothing else, tombstones
+    /// dropped, each with a fresh vector where the caller gives one (`ids`/`vectors`, row-major,
+    /// `dim` wide, e.g. the model's re-embedding of its catalogue) and its stored vector
+    /// otherwise. Stored vectors are only kept when `model_fingerprint` is the model the version
+    /// was built by; with another model every live item needs a vector, else
+    /// [`Error::MissingVectors`] names those without one and nothing is written. Ids given that
+    /// are not live (removed, or never added) are ignored and listed in the report. The live set
+    /// is read under the writer lock, so an `add` committed meanwhile is not lost. `params`
+    /// defaults to the version's.
+    #[allow(clippy::too_many_arguments)]
+    pub fn rebuild_live(
+        &self,
+        ids: &[String],
+        vectors: &[f32],
+        dim: usize,
+        params: Option<HnswParams>,
+        model_fingerprint: &str,
+        progress: &dyn Progress,
+    ) -> Result<RebuildReport> {
+        check_ids(ids)?;
+        let given = normalize_rows(dim, vectors, Some(ids))?;
+        let lock = self.lock_writers()?;
+        let cur = self.open_current(None)?;
+        lock.rebuild(&cur, ids, &given, dim, params, model_fingerprint, progress)
     }
 
     /// Inserts new or changed items into the graph of `CURRENT` and commits the result as a new
-    /// version: an id already live gets a new row and its old row is tombstoned; ids in `remove` are
-    /// tombstoned. Results never show tombstoned rows; [`Self::compact`] or a rebuild drops them.
+    /// version: an id already live with another vector gets a new row and its old row is
+    /// tombstoned; one whose normalised vector is bit-identical to its live row is skipped
+    /// (`unchanged`); ids in `remove` are tombstoned, and win over `ids` (an id in both is removed,
+    /// not added). When nothing changes no version is written. Results never show tombstoned rows;
+    /// [`Self::compact`] or [`Self::rebuild_live`] drops them.
     pub fn add_items(
         &self,
         ids: &[String],
@@ -360,11 +522,13 @@ impl IndexDir {
         let lock = self.lock_writers()?;
         let mut cur = self.open_current(Some(model_fingerprint))?;
         let dim = cur.info.dim;
-        let new_rows = normalize_rows(dim, vectors, Some(ids))?;
+        let given = normalize_rows(dim, vectors, Some(ids))?;
         let mut report = AddReport {
             version: cur.version,
+            committed: false,
             added: 0,
             replaced: 0,
+            unchanged: 0,
             removed: 0,
             not_found: Vec::new(),
         };
@@ -377,8 +541,27 @@ impl IndexDir {
                 None => report.not_found.push(id.clone()),
             }
         }
+        let removed: std::collections::HashSet<&str> = remove.iter().map(String::as_str).collect();
+        let mut new_ids = Vec::new();
+        let mut new_rows = Vec::new();
+        for (id, v) in ids.iter().zip(given.chunks_exact(dim)) {
+            if removed.contains(id.as_str()) {
+                continue;
+            }
+            if let Some(&old) = cur.rows_by_id.get(id.as_str()) {
+                if same_bits(cur.exact.row(old), v) {
+                    report.unchanged += 1;
+                    continue;
+                }
+            }
+            new_ids.push(id.clone());
+            new_rows.extend_from_slice(v);
+        }
+        if new_ids.is_empty() && report.removed == 0 {
+            return Ok(report);
+        }
         let first = cur.hnsw.insert_normalized(&new_rows, progress)?;
-        for (i, id) in ids.iter().enumerate() {
+        for (i, id) in new_ids.into_iter().enumerate() {
             let row = first + i as u32;
             match cur.rows_by_id.insert(id.clone(), row) {
                 Some(old) => {
@@ -387,7 +570,7 @@ impl IndexDir {
                 }
                 None => report.added += 1,
             }
-            cur.ids.push(id.clone());
+            cur.ids.push(id);
             cur.tombstones.push(false);
         }
         let mut rows = cur.exact.rows().to_vec();
@@ -402,6 +585,7 @@ impl IndexDir {
             ..cur.info.clone()
         };
         report.version = lock.commit_version(&cur.hnsw, &cur.ids, &rows, &dead, info, progress)?;
+        report.committed = true;
         Ok(report)
     }
 
@@ -503,7 +687,10 @@ impl IndexDir {
 
     /// Deletes all but the newest `keep_last` versions (never `CURRENT`), and staging debris older
     /// than an hour (younger staging dirs may belong to a writer still running).
+    /// Holds the writer lock throughout, so it never races a writer moving `CURRENT`.
     pub fn gc(&self, keep_last: usize) -> Result<GcReport> {
+        self.current()?;
+        let _lock = self.lock_writers()?;
         let current = self.current()?;
         let versions = self.versions()?;
         let cut = versions.len().saturating_sub(keep_last);
@@ -563,6 +750,11 @@ fn required_files(format: u32) -> Vec<String> {
         .collect()
 }
 
+/// Bit-for-bit equality (`==` on floats would call 0.0 and -0.0 equal).
+fn same_bits(a: &[f32], b: &[f32]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+}
+
 fn check_ids(ids: &[String]) -> Result<()> {
     let mut seen = HashMap::with_capacity(ids.len());
     for (r, id) in ids.iter().enumerate() {
@@ -577,7 +769,10 @@ fn check_ids(ids: &[String]) -> Result<()> {
 }
 
 fn write_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<()> {
-    let bytes = serde_json::to_vec(value).map_err(|e| Error::corrupt(path, e.to_string()))?;
+    let bytes = serde_json::to_vec(value).map_err(|e| Error::Write {
+        path: path.to_path_buf(),
+        problem: e.to_string(),
+    })?;
     fs::write(path, bytes).map_err(|e| Error::io(path, e))
 }
 
@@ -672,6 +867,25 @@ impl IndexVersion {
         self.with_live_filter(filter, |f| self.hnsw.search_with_ef(query, k, ef, f))
     }
 
+    /// [`Self::search_with_ef`] for each of `queries.len() / dim` row-major queries, in parallel
+    /// (rayon): result `i` is exactly what `search_with_ef` answers for query `i`.
+    pub fn search_batch(
+        &self,
+        queries: &[f32],
+        k: usize,
+        ef: usize,
+        filter: Option<RowFilter<'_>>,
+    ) -> Result<Vec<Vec<Hit>>> {
+        self.with_live_filter(filter, |f| self.hnsw.search_batch_with_ef(queries, k, ef, f))
+    }
+
+    /// Live item ids, in row order: the live set a rebuild keeps.
+    pub fn live_ids(&self) -> impl Iterator<Item = &str> + '_ {
+        (0..self.ids.len() as u32)
+            .filter(|&r| self.is_live(r))
+            .map(|r| self.id(r))
+    }
+
     /// Brute-force search, live rows only: exact answers for small catalogs and very selective filters.
     pub fn search_exact(&self, query: &[f32], k: usize, filter: Option<RowFilter<'_>>) -> Result<Vec<Hit>> {
         self.with_live_filter(filter, |f| self.exact.search(query, k, f))
@@ -708,44 +922,5 @@ impl VectorIndex for IndexVersion {
         filter: Option<RowFilter<'_>>,
     ) -> Result<Vec<Vec<Hit>>> {
         self.with_live_filter(filter, |f| self.hnsw.search_batch(queries, k, f))
-    }
-}
-
-/// A shareable handle on the live version for long-running readers (the server, the shell):
-/// searches take an `Arc` snapshot; [`Self::reload`] loads the new `CURRENT` off to the side and
-/// swaps it in, while searches already running finish on the old one.
-#[derive(Debug)]
-pub struct IndexHandle {
-    dir: IndexDir,
-    expected_model: Option<String>,
-    live: RwLock<Arc<IndexVersion>>,
-}
-
-impl IndexHandle {
-    /// Opens `CURRENT` of `dir`.
-    pub fn open(dir: IndexDir, expected_model: Option<String>) -> Result<Self> {
-        let v = dir.open_current(expected_model.as_deref())?;
-        Ok(IndexHandle {
-            dir,
-            expected_model,
-            live: RwLock::new(Arc::new(v)),
-        })
-    }
-
-    /// The version in use now.
-    pub fn get(&self) -> Arc<IndexVersion> {
-        self.live.read().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    /// Moves to the version `CURRENT` names if it changed. Returns the new version, or `None` when
-    /// already current. On error the old version stays in use.
-    pub fn reload(&self) -> Result<Option<VersionId>> {
-        let want = self.dir.current()?;
-        if self.get().version == want {
-            return Ok(None);
-        }
-        let v = Arc::new(self.dir.open_version(want, self.expected_model.as_deref())?);
-        *self.live.write().unwrap_or_else(|p| p.into_inner()) = v;
-        Ok(Some(want))
     }
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 use twotower_data::progress::NoProgress;
 use twotower_data::StagingDir;
 use twotower_index::synthetic::clustered_unit_vectors;
-use twotower_index::{check, CheckParams, Error, HnswParams, IndexDir, IndexHandle, VectorIndex, VersionId};
+use twotower_index::{check, CheckParams, Error, HnswParams, IndexDir, VectorIndex, VersionId};
 
 const DIM: usize = 16;
 const MODEL: &str = "model-a";
@@ -37,16 +37,14 @@ fn build_open_search_and_reload() {
         let hits = cur.search(&v[i * DIM..(i + 1) * DIM], 3, None).unwrap();
         assert_eq!(cur.id(hits[0].row), ids[i]);
     }
-    // A second build while a handle holds version 1: the handle keeps working, reload moves it.
-    let handle = IndexHandle::open(idx.clone(), Some(MODEL.into())).unwrap();
-    let old = handle.get();
-    assert_eq!(handle.reload().unwrap(), None);
+    // A second build while version 1 is open: the open version keeps working, CURRENT moves.
+    let old = idx.open_current(Some(MODEL)).unwrap();
     let v2 = clustered_unit_vectors(500, DIM, 5, 0.5, 9);
     idx.build_version(&ids[..500], &v2, DIM, HnswParams::default(), MODEL, &NoProgress)
         .unwrap();
     assert_eq!(old.search(&v[..DIM], 1, None).unwrap().len(), 1);
-    assert_eq!(handle.reload().unwrap(), Some(VersionId(2)));
-    assert_eq!(handle.get().len(), 500);
+    assert_eq!(idx.current().unwrap(), VersionId(2));
+    assert_eq!(idx.open_current(Some(MODEL)).unwrap().len(), 500);
     assert_eq!(old.len(), 2000);
 }
 

@@ -6,22 +6,35 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
-use std::path::PathBuf;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 use twotower_data::progress::Progress;
 use twotower_data::Dataset;
-use twotower_index::{check, CheckParams, HnswParams, IndexDir};
-use twotower_towers::Model;
+use twotower_index::{check, list_ids, CheckParams, HnswParams, IndexDir};
+use twotower_towers::{Model, NewItem};
 
 /// Index commands.
 #[derive(Debug, Subcommand)]
 pub enum IndexCommand {
     /// Embed every catalog item (cold items from their features) and write a new index version.
+    /// On an existing index this starts over from the catalog (like `rebuild --reset`).
     Build(BuildArgs),
-    /// The same as build, against an index that is being served: readers move over once CURRENT swaps.
-    Rebuild(BuildArgs),
+    /// Rebuild the index's live set and compact it: exactly the items live in CURRENT (items added
+    /// with `index add` stay, removed ones stay out), tombstones dropped; readers move over once
+    /// CURRENT swaps.
+    ///
+    /// With the model the index was built from, live items keep their stored vectors (what that
+    /// model gives them, or what `index add` gave them) and items of `--data` are re-embedded from
+    /// it. With another model every live item is re-embedded: from `--data` when it has the item,
+    /// else from the model's catalog; live items neither has are an error that names them.
+    /// `--reset` ignores the live set and rebuilds from the model's (or `--data`'s) whole catalog
+    /// instead, as `build` does.
+    Rebuild(RebuildArgs),
     /// Make new or changed items searchable without a full rebuild (changed and removed items are
-    /// tombstoned; `rebuild` compacts).
+    /// tombstoned; `rebuild` compacts). Items whose vector is unchanged are skipped; `--remove` wins
+    /// over `--data`; items the model cannot encode (an id it never saw and no genre, title word or
+    /// categorical value it knows) are not added and are listed in a warning.
     Add(AddArgs),
     /// Recall@10 of the HNSW graph against exact search on real user and item queries, by ef, with
     /// queries/s, plus the self-reachability check.
@@ -70,6 +83,17 @@ pub struct BuildArgs {
     pub graph: GraphArgs,
 }
 
+/// Arguments of `index rebuild`.
+#[derive(Debug, Args)]
+pub struct RebuildArgs {
+    #[command(flatten)]
+    pub build: BuildArgs,
+    /// Rebuild from the model's (or `--data`'s) whole catalog instead of the live set: items added
+    /// with `index add` are dropped and removed ones come back.
+    #[arg(long)]
+    pub reset: bool,
+}
+
 /// Arguments of `index add`.
 #[derive(Debug, Args)]
 pub struct AddArgs {
@@ -85,7 +109,8 @@ pub struct AddArgs {
     /// Only these item ids of `--data` (comma-separated); default: every item of it.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
-    /// Item ids to remove (tombstone), comma-separated.
+    /// Item ids to remove (tombstone), comma-separated. They win over `--data`: an id in both is
+    /// removed, not added.
     #[arg(long, value_delimiter = ',')]
     pub remove: Vec<String>,
 }
@@ -128,7 +153,8 @@ pub struct GcArgs {
 pub fn run(cmd: IndexCommand, progress: &dyn Progress) -> Result<()> {
     match cmd {
         IndexCommand::Build(a) => build(a, false, progress),
-        IndexCommand::Rebuild(a) => build(a, true, progress),
+        IndexCommand::Rebuild(a) if a.reset => build(a.build, true, progress),
+        IndexCommand::Rebuild(a) => rebuild(a.build, progress),
         IndexCommand::Add(a) => add(a, progress),
         IndexCommand::Check(a) => check_cmd(a, progress),
         IndexCommand::Gc(a) => {
@@ -160,9 +186,92 @@ fn load_model(dir: &std::path::Path) -> Result<Model> {
     Model::load(dir).with_context(|| format!("loading model {}", dir.display()))
 }
 
-fn build(a: BuildArgs, rebuild: bool, progress: &dyn Progress) -> Result<()> {
+/// Items of a dataset embedded by the model, less those it cannot encode.
+struct Embedded {
+    ids: Vec<String>,
+    vectors: Vec<f32>,
+    /// Ids the model never saw whose features it knows none of: every one of them would get the
+    /// same vector (the out-of-vocabulary id with empty feature bags).
+    unencodable: Vec<String>,
+}
+
+/// Embeds `ds`'s items (only those of `only`, when given) and sets aside those the model cannot
+/// encode: an unknown id whose vector is the one an item with no known feature gets.
+fn embed_dataset(model: &Model, ds: &Dataset, path: &Path, only: &[String]) -> Result<Embedded> {
+    let all = model.embed_items(ds)?;
+    let dim = model.dim();
+    let mut blank_id = String::from("\u{0}no such item");
+    while model.item_vocab().get(&blank_id).is_some() {
+        blank_id.push('\u{0}');
+    }
+    let blank = unit(&model.embed_new_items(&[NewItem {
+        id: blank_id,
+        ..NewItem::default()
+    }])?);
+    let rows: Vec<u32> = if only.is_empty() {
+        (0..ds.items.len() as u32).collect()
+    } else {
+        only.iter()
+            .map(|id| {
+                ds.items
+                    .get(id)
+                    .with_context(|| format!("--only: no item {id} in {}", path.display()))
+            })
+            .collect::<Result<_>>()?
+    };
+    let mut out = Embedded {
+        ids: Vec::with_capacity(rows.len()),
+        vectors: Vec::with_capacity(rows.len() * dim),
+        unencodable: Vec::new(),
+    };
+    for r in rows {
+        let id = ds.items.id(r);
+        let v = &all[r as usize * dim..(r as usize + 1) * dim];
+        let known = model.item_vocab().get(id).is_some();
+        if !known && unit(v).iter().zip(&blank).all(|(a, b)| (a - b).abs() <= 1e-6) {
+            out.unencodable.push(id.to_string());
+        } else {
+            out.ids.push(id.to_string());
+            out.vectors.extend_from_slice(v);
+        }
+    }
+    Ok(out)
+}
+
+/// `v` scaled to unit length (as the index stores it), for comparisons.
+fn unit(v: &[f32]) -> Vec<f32> {
+    let n = v
+        .iter()
+        .map(|x| f64::from(*x) * f64::from(*x))
+        .sum::<f64>()
+        .sqrt();
+    v.iter()
+        .map(|&x| if n > 0.0 { (f64::from(x) / n) as f32 } else { x })
+        .collect()
+}
+
+fn load_dataset(d: &Path) -> Result<Dataset> {
+    Dataset::load(d).with_context(|| format!("loading dataset {}", d.display()))
+}
+
+/// Warns about the items of `data` the model cannot encode (they are left out).
+fn warn_unencodable(e: &Embedded, data: &Path) {
+    if !e.unencodable.is_empty() {
+        eprintln!(
+            "warning: {} item(s) of {} cannot be encoded by the model (ids it never saw, with no genre, \
+             title word or categorical value it knows: they would all get one identical vector) and \
+             were left out: {}",
+            e.unencodable.len(),
+            data.display(),
+            list_ids(&e.unencodable, 10)
+        );
+    }
+}
+
+fn build(a: BuildArgs, reset: bool, progress: &dyn Progress) -> Result<()> {
     let dir = IndexDir::new(&a.index);
-    let base = if rebuild {
+    dir.check_root()?;
+    let base = if reset {
         // A rebuild keeps the served version's graph parameters unless told otherwise.
         let cur = dir.open_current(None).with_context(|| {
             format!(
@@ -178,20 +287,34 @@ fn build(a: BuildArgs, rebuild: bool, progress: &dyn Progress) -> Result<()> {
     let model = load_model(&a.model)?;
     let t = Instant::now();
     progress.start("embedding items", None);
-    let (ids, vectors) = match &a.data {
+    let (ids, vectors, left_out) = match &a.data {
         Some(d) => {
-            let ds = Dataset::load(d).with_context(|| format!("loading dataset {}", d.display()))?;
-            (ds.items.ids().to_vec(), model.embed_items(&ds)?)
+            let e = embed_dataset(&model, &load_dataset(d)?, d, &[])?;
+            warn_unencodable(&e, d);
+            if e.ids.is_empty() {
+                bail!(
+                    "none of the {} items of {} can be encoded by the model {}",
+                    e.unencodable.len(),
+                    d.display(),
+                    a.model.display()
+                );
+            }
+            (e.ids, e.vectors, e.unencodable.len())
         }
-        None => (model.item_vocab().ids().to_vec(), model.item_embeddings()?),
+        None => (model.item_vocab().ids().to_vec(), model.item_embeddings()?, 0),
     };
     progress.finish();
     let embed_s = t.elapsed().as_secs_f64();
     let t = Instant::now();
     let v = dir.build_version(&ids, &vectors, model.dim(), params, model.fingerprint(), progress)?;
     println!(
-        "index version {v} of {} items (d={}, m={}, ef_construction={}, ef_search={}) in {}: embedding {embed_s:.2} s, graph {:.2} s",
+        "index version {v} of {} items{} (d={}, m={}, ef_construction={}, ef_search={}) in {}: embedding {embed_s:.2} s, graph {:.2} s",
         ids.len(),
+        if left_out > 0 {
+            format!(", {left_out} not encodable left out")
+        } else {
+            String::new()
+        },
         model.dim(),
         params.m,
         params.ef_construction,
@@ -202,37 +325,127 @@ fn build(a: BuildArgs, rebuild: bool, progress: &dyn Progress) -> Result<()> {
     Ok(())
 }
 
-fn add(a: AddArgs, progress: &dyn Progress) -> Result<()> {
+fn rebuild(a: BuildArgs, progress: &dyn Progress) -> Result<()> {
+    let dir = IndexDir::new(&a.index);
+    let cur = dir.open_current(None).with_context(|| {
+        format!(
+            "{} has no index to rebuild (use `index build`)",
+            a.index.display()
+        )
+    })?;
+    let params = a.graph.resolve(cur.info().hnsw);
+    let built_by = cur.info().model_fingerprint.clone();
+    drop(cur);
     let model = load_model(&a.model)?;
+    let same_model = built_by == model.fingerprint();
+    let t = Instant::now();
+    progress.start("embedding items", None);
     let (mut ids, mut vectors) = (Vec::new(), Vec::new());
     if let Some(d) = &a.data {
-        let ds = Dataset::load(d).with_context(|| format!("loading dataset {}", d.display()))?;
-        let all = model.embed_items(&ds)?;
+        let e = embed_dataset(&model, &load_dataset(d)?, d, &[])?;
+        warn_unencodable(&e, d);
+        (ids, vectors) = (e.ids, e.vectors);
+    }
+    if !same_model {
+        // Another model: its own catalog for every item --data does not have.
+        let given: HashSet<String> = ids.iter().cloned().collect();
+        let all = model.item_embeddings()?;
         let dim = model.dim();
-        if a.only.is_empty() {
-            ids = ds.items.ids().to_vec();
-            vectors = all;
-        } else {
-            for id in &a.only {
-                let i = ds
-                    .items
-                    .get(id)
-                    .with_context(|| format!("--only: no item {id:?} in {}", d.display()))?;
+        for (r, id) in model.item_vocab().ids().iter().enumerate() {
+            if !given.contains(id) {
                 ids.push(id.clone());
-                vectors.extend_from_slice(&all[i as usize * dim..(i as usize + 1) * dim]);
+                vectors.extend_from_slice(&all[r * dim..(r + 1) * dim]);
             }
         }
+    }
+    progress.finish();
+    let embed_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let r = dir
+        .rebuild_live(
+            &ids,
+            &vectors,
+            model.dim(),
+            Some(params),
+            model.fingerprint(),
+            progress,
+        )
+        .map_err(|e| {
+            let missing = matches!(e, twotower_index::Error::MissingVectors { .. });
+            let e = anyhow::Error::new(e);
+            if missing {
+                e.context(
+                    "rebuild keeps the index's live set: pass --data with a dataset that has these \
+                     items, remove them first (`index add --remove`), or start over from the \
+                     catalog with --reset",
+                )
+            } else {
+                e
+            }
+        })?;
+    println!(
+        "index version {} of {} items, the live set of version {} ({} re-embedded, {} kept their vectors; \
+         tombstones dropped) (d={}, m={}, ef_construction={}, ef_search={}) in {}: embedding {embed_s:.2} s, graph {:.2} s",
+        r.version,
+        r.rows,
+        r.parent,
+        r.reembedded,
+        r.kept,
+        model.dim(),
+        params.m,
+        params.ef_construction,
+        params.ef_search,
+        a.index.display(),
+        t.elapsed().as_secs_f64()
+    );
+    if !r.not_live.is_empty() {
+        println!(
+            "{} item(s) given are not in the index and were not added (removed earlier or never added; \
+             `index add` adds them): {}",
+            r.not_live.len(),
+            list_ids(&r.not_live, 10)
+        );
+    }
+    Ok(())
+}
+
+fn add(a: AddArgs, progress: &dyn Progress) -> Result<()> {
+    let model = load_model(&a.model)?;
+    let (mut ids, mut vectors, mut left_out) = (Vec::new(), Vec::new(), 0);
+    if let Some(d) = &a.data {
+        let e = embed_dataset(&model, &load_dataset(d)?, d, &a.only)?;
+        warn_unencodable(&e, d);
+        if e.ids.is_empty() && a.remove.is_empty() {
+            bail!(
+                "nothing to add: none of the {} item(s) of {} can be encoded by the model {}",
+                e.unencodable.len(),
+                d.display(),
+                a.model.display()
+            );
+        }
+        (ids, vectors, left_out) = (e.ids, e.vectors, e.unencodable.len());
     }
     if ids.is_empty() && a.remove.is_empty() {
         bail!("nothing to add or remove");
     }
     let r = IndexDir::new(&a.index).add_items(&ids, &vectors, &a.remove, model.fingerprint(), progress)?;
-    println!(
-        "index version {}: {} added, {} replaced, {} removed",
-        r.version, r.added, r.replaced, r.removed
+    let mut counts = format!(
+        "{} added, {} replaced, {} unchanged, {} removed",
+        r.added, r.replaced, r.unchanged, r.removed
     );
+    if left_out > 0 {
+        counts.push_str(&format!(", {left_out} not encodable (not added)"));
+    }
+    if r.committed {
+        println!("index version {}: {counts}", r.version);
+    } else {
+        println!("index version {} unchanged (no new version): {counts}", r.version);
+    }
     if !r.not_found.is_empty() {
-        println!("not in the index (nothing removed): {}", r.not_found.join(", "));
+        println!(
+            "not in the index (nothing removed): {}",
+            list_ids(&r.not_found, 20)
+        );
     }
     Ok(())
 }
