@@ -36,17 +36,18 @@ pub enum RecError {
     #[error("backend unavailable: {0}")]
     Unavailable(String),
     /// Loading the model, dataset or index failed.
-    #[error("{what}: {source}")]
+    // The cause is part of the message and not exposed as `source()`, so a caller that prints the
+    // whole chain does not print it twice.
+    #[error("{what}: {cause}")]
     Load {
         /// What was being loaded, with its path.
         what: String,
         /// The library's error.
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
+        cause: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The model failed to embed a query.
     #[error("model: {0}")]
-    Model(#[from] twotower_towers::Error),
+    Model(twotower_towers::Error),
     /// The index failed to search or load.
     #[error(transparent)]
     Index(#[from] twotower_index::Error),
@@ -75,8 +76,14 @@ impl RecError {
     pub(crate) fn load(what: impl Into<String>, e: impl std::error::Error + Send + Sync + 'static) -> Self {
         RecError::Load {
             what: what.into(),
-            source: Box::new(e),
+            cause: Box::new(e),
         }
+    }
+}
+
+impl From<twotower_towers::Error> for RecError {
+    fn from(e: twotower_towers::Error) -> Self {
+        RecError::Model(e)
     }
 }
 
