@@ -74,8 +74,7 @@ pub fn run(a: RecommendArgs, progress: &dyn Progress) -> Result<()> {
     let mut writer = RecWriter::create(&a.out)?;
     progress.start("recommend", Some(users.len() as u64));
     let mut fallback = 0usize;
-    for block in users.chunks(BLOCK) {
-        let answers = state.recommend_users(block, &opts)?;
+    state.recommend_users_in_blocks(&users, &opts, BLOCK, |block, answers| -> Result<()> {
         fallback += answers
             .iter()
             .filter(|ans| ans.source == Source::Popularity)
@@ -90,7 +89,8 @@ pub fn run(a: RecommendArgs, progress: &dyn Progress) -> Result<()> {
             .collect();
         writer.write(&recs)?;
         progress.inc(block.len() as u64);
-    }
+        Ok(())
+    })?;
     progress.finish();
     let rows = writer.finish()?;
     let secs = started.elapsed().as_secs_f64();

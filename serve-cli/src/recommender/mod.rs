@@ -260,6 +260,18 @@ impl Recommender {
         self.snapshot().recommend_users(users, opts)
     }
 
+    /// See [`Snapshot::recommend_users_in_blocks`].
+    pub fn recommend_users_in_blocks<E: From<RecError>>(
+        &self,
+        users: &[String],
+        opts: &QueryOpts,
+        block: usize,
+        sink: impl FnMut(&[String], Vec<Answer>) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        self.snapshot()
+            .recommend_users_in_blocks(users, opts, block, sink)
+    }
+
     /// See [`Snapshot::recommend_recent`].
     pub fn recommend_recent(&self, items: &[String], opts: &QueryOpts) -> Result<Answer> {
         self.snapshot().recommend_recent(items, opts)
@@ -339,6 +351,50 @@ impl Snapshot {
     /// Top-k for many users at once: every user is resolved and embedded first, then all are searched
     /// in one [`ItemIndex::search_batch`]. Answers come in the order of `users`.
     pub fn recommend_users(&self, users: &[String], opts: &QueryOpts) -> Result<Vec<Answer>> {
+        self.recommend_users_with(users, opts, None)
+    }
+
+    /// [`Snapshot::recommend_users`] over a long list, handed to `sink` `block` users at a time (the
+    /// batch job streams them to disk). When the list covers a large share of the model's users, every
+    /// user vector is computed up front in the model's batched pass ([`Model::user_embeddings`]) and
+    /// the blocks read from that table; otherwise each block embeds its own users.
+    pub fn recommend_users_in_blocks<E: From<RecError>>(
+        &self,
+        users: &[String],
+        opts: &QueryOpts,
+        block: usize,
+        mut sink: impl FnMut(&[String], Vec<Answer>) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        let model_users = self.model.user_vocab().len();
+        let table = if model_users > 0 && users.len().saturating_mul(4) >= model_users {
+            Some(self.model.user_embeddings().map_err(RecError::from)?)
+        } else {
+            None
+        };
+        for chunk in users.chunks(block.max(1)) {
+            let answers = self.recommend_users_with(chunk, opts, table.as_deref())?;
+            sink(chunk, answers)?;
+        }
+        Ok(())
+    }
+
+    /// The vector of a known user: from `table` (every model user, in vocabulary order) when given and
+    /// the model knows the id, otherwise embedded now.
+    fn user_vector(&self, user: DataUser, table: Option<&[f32]>) -> Result<Vec<f32>> {
+        let id = self.catalog.data().users.id(user.0);
+        if let (Some(t), Some(row)) = (table, self.model.user_vocab().get(id)) {
+            let d = self.model.dim();
+            return Ok(t[row as usize * d..(row as usize + 1) * d].to_vec());
+        }
+        Ok(self.model.embed_user(id, &[])?)
+    }
+
+    fn recommend_users_with(
+        &self,
+        users: &[String],
+        opts: &QueryOpts,
+        table: Option<&[f32]>,
+    ) -> Result<Vec<Answer>> {
         opts.check()?;
         let genre = self.resolver().genre(opts.genre.as_deref())?;
         let plans: Vec<Option<UserPlan>> = users
@@ -347,11 +403,10 @@ impl Snapshot {
             .collect::<Result<_>>()?;
         let known: Vec<&UserPlan> = plans.iter().flatten().collect();
         let t = Instant::now();
-        let data = self.catalog.data();
         let vectors: Vec<Vec<f32>> = known
             .par_iter()
-            .map(|p| self.model.embed_user(data.users.id(p.user.0), &[]))
-            .collect::<std::result::Result<_, _>>()?;
+            .map(|p| self.user_vector(p.user, table))
+            .collect::<Result<_>>()?;
         let embed_ms = ms(t);
         let t = Instant::now();
         let queries: Vec<f32> = vectors.concat();
