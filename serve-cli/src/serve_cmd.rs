@@ -382,7 +382,7 @@ async fn json_errors(req: axum::extract::Request, next: axum::middleware::Next) 
 /// 414 for a request target over [`MAX_URI`] and 431 for a head over [`MAX_HEADERS_BYTES`] or
 /// [`MAX_HEADERS`] lines, with JSON bodies (the connection layer's own limits sit far above these).
 async fn reject_oversized_head(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    let uri_len = req.uri().to_string().len();
+    let uri_len = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
     if uri_len > MAX_URI {
         return ApiError(
             StatusCode::URI_TOO_LONG,
