@@ -6,7 +6,7 @@
 //!   exact search and queries/s on one search thread per `ef`. The peers script runs hnswlib on the
 //!   same file, so both engines are measured on the same vectors in the same run.
 
-use crate::engine::{Answer, EngineArgs, QueryOpts, State};
+use crate::engine_args::EngineArgs;
 use crate::progress::Bar;
 use anyhow::{bail, ensure, Context, Result};
 use arrow::array::{Array, FixedSizeListArray, Float32Array, StringArray};
@@ -18,6 +18,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+use twotower_cli::recommender::{Answer, DataItem, DataUser, QueryOpts};
 use twotower_index::{ExactIndex, GraphBuilder, HnswIndex, HnswParams, VectorIndex};
 
 /// Benchmarks.
@@ -131,7 +132,10 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.min(sorted.len()) - 1]
 }
 
-fn time(n: usize, mut f: impl FnMut(usize) -> Result<Answer>) -> Result<(Vec<f64>, Vec<f64>)> {
+fn time(
+    n: usize,
+    mut f: impl FnMut(usize) -> Result<Answer, twotower_cli::recommender::RecError>,
+) -> Result<(Vec<f64>, Vec<f64>)> {
     // Warm caches and lazily built state first, so the figures are steady-state serving.
     for i in 0..n.min(200) {
         f(i)?;
@@ -151,35 +155,41 @@ fn query(a: QueryBenchArgs) -> Result<()> {
         bail!("--queries must be at least 1");
     }
     let engine = a.engine.open()?;
-    let st: std::sync::Arc<State> = engine.state();
+    let st = engine.snapshot();
     let data = st.catalog.data();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(a.seed);
     // Users with training history: the ones a service answers for.
-    let users: Vec<u32> = (0..data.users.len() as u32)
-        .filter(|&u| !st.catalog.seen(u).is_empty())
+    let users: Vec<DataUser> = (0..data.users.len() as u32)
+        .map(DataUser)
+        .filter(|&u| st.catalog.has_history(u))
         .collect();
     if users.is_empty() {
         bail!("the dataset has no user with training interactions");
     }
-    let sample: Vec<u32> = (0..a.queries)
+    let sample: Vec<DataUser> = (0..a.queries)
         .map(|_| users[rng.gen_range(0..users.len())])
         .collect();
-    let ids: Vec<&str> = sample.iter().map(|&u| data.users.id(u)).collect();
+    let ids: Vec<&str> = sample.iter().map(|&u| data.users.id(u.0)).collect();
     let recents: Vec<Vec<String>> = sample
         .iter()
         .map(|&u| {
             let h = st.catalog.history_items(u);
             h[h.len().saturating_sub(a.recent)..]
                 .iter()
-                .map(|&i| data.items.id(i).to_string())
+                .map(|&i| st.catalog.item_id(i).to_string())
                 .collect()
         })
         .collect();
+    // Items the live index holds: the ones `similar` can be asked about.
+    let indexed: Vec<DataItem> = (0..data.items.len() as u32)
+        .map(DataItem)
+        .filter(|&i| st.index.item_vector(i).is_some())
+        .collect();
+    if indexed.is_empty() {
+        bail!("the index holds none of the dataset's items");
+    }
     let items: Vec<&str> = (0..a.queries)
-        .map(|_| {
-            let row = rng.gen_range(0..st.live.index.ids().len());
-            st.live.index.id(row as u32)
-        })
+        .map(|_| st.catalog.item_id(indexed[rng.gen_range(0..indexed.len())]))
         .collect();
     let opts = QueryOpts {
         k: a.k,
@@ -213,7 +223,7 @@ fn query(a: QueryBenchArgs) -> Result<()> {
     println!(
         "{} users, {} indexed items, d={}, k={}, ef={}, one thread, embedding + search per query",
         data.users.len(),
-        st.live.index.live_len(),
+        st.index.info().items,
         st.model.dim(),
         a.k,
         a.ef

@@ -3,7 +3,7 @@
 
 mod bench_cmd;
 mod data_cmd;
-mod engine;
+mod engine_args;
 mod index_cmd;
 mod progress;
 mod rec_writer;
@@ -65,7 +65,7 @@ enum Command {
 #[derive(Debug, clap::Args)]
 struct QueryArgs {
     #[command(flatten)]
-    engine: engine::EngineArgs,
+    engine: engine_args::EngineArgs,
     /// Output format (default: table on a terminal, jsonl on a pipe).
     #[arg(long, value_enum)]
     format: Option<shell::Format>,
@@ -143,7 +143,7 @@ fn dispatch(command: Command, bar: &progress::Bar) -> anyhow::Result<()> {
         Command::Index(cmd) => index_cmd::run(cmd, bar),
         Command::Query(a) => {
             let engine = a.engine.open()?;
-            let opts = engine::QueryOpts {
+            let opts = twotower_cli::recommender::QueryOpts {
                 k: a.k,
                 ef: a.ef,
                 ..Default::default()

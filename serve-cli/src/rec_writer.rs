@@ -1,6 +1,7 @@
 //! Output of batch recommendations: rows (user, rank, item, score) streamed to Parquet or JSON lines,
 //! written under a temporary name and renamed into place, so a crash or Ctrl-C never leaves a
-//! half-written file where a finished one is expected.
+//! half-written file where a finished one is expected. Every error names the output file and removes
+//! the temporary; temporaries of writers that died (kill -9) are removed by the next writer.
 
 use anyhow::{bail, Context, Result};
 use arrow::array::{ArrayRef, Float32Array, StringBuilder, UInt32Array};
@@ -48,8 +49,11 @@ impl RecWriter {
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
         std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-        let tmp = parent.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
-        let file = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        let prefix = format!(".{}.tmp-", name.to_string_lossy());
+        sweep_dead_temps(parent, &prefix);
+        let tmp = parent.join(format!("{prefix}{}", std::process::id()));
+        let file = File::create(&tmp)
+            .with_context(|| format!("writing {}: creating {}", path.display(), tmp.display()))?;
         let schema = Arc::new(Schema::new(vec![
             Field::new("user", DataType::Utf8, false),
             Field::new("rank", DataType::UInt32, false),
@@ -61,7 +65,13 @@ impl RecWriter {
                 let props = WriterProperties::builder()
                     .set_compression(Compression::SNAPPY)
                     .build();
-                Sink::Parquet(Box::new(ArrowWriter::try_new(file, schema.clone(), Some(props))?))
+                match ArrowWriter::try_new(file, schema.clone(), Some(props)) {
+                    Ok(w) => Sink::Parquet(Box::new(w)),
+                    Err(e) => {
+                        let _ = std::fs::remove_file(&tmp);
+                        return Err(e).with_context(|| format!("writing {}", path.display()));
+                    }
+                }
             }
             "jsonl" | "json" | "ndjson" => Sink::Jsonl(BufWriter::new(file)),
             other => {
@@ -81,8 +91,16 @@ impl RecWriter {
         })
     }
 
-    /// Appends a block of users' lists (one Parquet record batch).
+    /// Appends a block of users' lists (one Parquet record batch). On error the temporary is removed.
     pub fn write(&mut self, block: &[UserRecs<'_>]) -> Result<()> {
+        let r = self.write_block(block);
+        if r.is_err() {
+            self.discard();
+        }
+        r.with_context(|| format!("writing {}", self.path.display()))
+    }
+
+    fn write_block(&mut self, block: &[UserRecs<'_>]) -> Result<()> {
         match self.sink.as_mut().expect("writer used after finish") {
             Sink::Jsonl(w) => {
                 for u in block {
@@ -120,16 +138,31 @@ impl RecWriter {
         Ok(())
     }
 
-    /// Flushes, fsyncs and renames the file into place; returns the number of rows written.
+    /// Flushes, fsyncs and renames the file into place; returns the number of rows written. On
+    /// error (a full disk, say) the temporary is removed and the error names the output file.
     pub fn finish(mut self) -> Result<u64> {
+        let r = self.finish_inner();
+        if r.is_err() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+        r.with_context(|| format!("writing {}", self.path.display()))
+    }
+
+    fn finish_inner(&mut self) -> Result<u64> {
         let file = match self.sink.take().expect("finish called twice") {
             Sink::Parquet(w) => w.into_inner()?,
             Sink::Jsonl(w) => w.into_inner().map_err(|e| e.into_error())?,
         };
         file.sync_all()?;
         std::fs::rename(&self.tmp, &self.path)
-            .with_context(|| format!("renaming {} to {}", self.tmp.display(), self.path.display()))?;
+            .with_context(|| format!("renaming {} into place", self.tmp.display()))?;
         Ok(self.rows)
+    }
+
+    /// Drops the sink and removes the temporary.
+    fn discard(&mut self) {
+        self.sink = None;
+        let _ = std::fs::remove_file(&self.tmp);
     }
 }
 
@@ -137,9 +170,46 @@ impl Drop for RecWriter {
     fn drop(&mut self) {
         if self.sink.is_some() {
             // Not finished (an error or an interrupt): leave nothing behind.
-            let _ = std::fs::remove_file(&self.tmp);
+            self.discard();
         }
     }
+}
+
+/// Removes `PREFIX<pid>` files in `dir` whose writer process no longer exists (killed with -9, or
+/// the machine went down): they can never be finished.
+fn sweep_dead_temps(dir: &Path, prefix: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(prefix))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !process_alive(pid) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+#[cfg(unix)]
+fn process_alive(pid: u32) -> bool {
+    let Ok(pid) = i32::try_from(pid) else { return false };
+    if pid <= 0 {
+        return false;
+    }
+    // SAFETY: signal 0 only asks whether the process exists; nothing is delivered.
+    let r = unsafe { libc::kill(pid, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+#[cfg(not(unix))]
+fn process_alive(_: u32) -> bool {
+    true
 }
 
 #[cfg(test)]
@@ -203,6 +273,28 @@ mod tests {
         drop(w);
         assert!(!other.exists());
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn temporaries_of_dead_writers_are_swept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.jsonl");
+        // A process that has exited: its pid names no live process (pids are not reused this fast).
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let stale = dir.path().join(format!(".out.jsonl.tmp-{dead}"));
+        let alive = dir.path().join(format!(".out.jsonl.tmp-{}", std::process::id()));
+        let other = dir.path().join(format!(".other.jsonl.tmp-{dead}"));
+        for p in [&stale, &other] {
+            std::fs::write(p, b"half").unwrap();
+        }
+        let w = RecWriter::create(&path).unwrap();
+        assert!(!stale.exists(), "a dead writer's temporary is removed");
+        assert!(other.exists(), "another output's temporary is left alone");
+        assert!(alive.exists(), "our own temporary is the one being written");
+        w.finish().unwrap();
+        assert!(!alive.exists());
     }
 
     #[test]

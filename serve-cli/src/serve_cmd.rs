@@ -1,8 +1,9 @@
-//! `twotower serve`: recommendations over HTTP (axum). Requests read one snapshot of model and index
-//! each; a watcher thread follows the index directory's CURRENT and swaps a fully loaded new version
-//! in atomically, so a rebuild never fails a request or shows a half-loaded index.
+//! `twotower serve`: recommendations over HTTP (axum on hyper). Requests read one snapshot of model and
+//! index each; a watcher thread follows the index directory's CURRENT and swaps a fully loaded new
+//! version in atomically, so a rebuild never fails a request or shows a half-loaded index. Handlers
+//! parse and render only: the recommender's errors carry their HTTP status. Every error body is JSON.
 
-use crate::engine::{Answer, Engine, EngineArgs, QueryOpts, Source};
+use crate::engine_args::EngineArgs;
 use anyhow::{Context, Result};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path as UrlPath, Query, State};
@@ -19,6 +20,14 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use twotower_cli::recommender::{Answer, Poll, QueryOpts, RecError, Recommender, ReloadGate};
+
+/// Longest request target accepted (414 beyond).
+const MAX_URI: usize = 8 * 1024;
+/// Largest request head accepted, all header lines together (431 beyond).
+const MAX_HEADERS_BYTES: usize = 32 * 1024;
+/// Most header lines accepted (431 beyond).
+const MAX_HEADERS: usize = 100;
 
 /// Arguments of `serve`.
 #[derive(Debug, Args)]
@@ -44,6 +53,14 @@ pub struct ServeArgs {
     /// HTTP worker threads (default: all cores).
     #[arg(long)]
     pub workers: Option<usize>,
+    /// A connection that has not sent a complete request head this long after it began one is
+    /// closed (ms): a client that stalls mid-request cannot hold the server.
+    #[arg(long, default_value_t = 5000)]
+    pub header_timeout_ms: u64,
+    /// On SIGTERM or Ctrl-C, in-flight requests get this long to finish (ms); connections still open
+    /// after it are closed.
+    #[arg(long, default_value_t = 5000)]
+    pub shutdown_timeout_ms: u64,
 }
 
 /// Prometheus instruments.
@@ -55,6 +72,8 @@ struct Metrics {
     catalog_items: IntGauge,
     reloads: IntCounter,
     reload_failures: IntCounter,
+    watch_ticks: IntCounter,
+    backend: prometheus::IntGaugeVec,
 }
 
 impl Metrics {
@@ -82,8 +101,23 @@ impl Metrics {
         registry.register(Box::new(index_version.clone()))?;
         registry.register(Box::new(catalog_items.clone()))?;
         registry.register(Box::new(reloads.clone()))?;
+        let watch_ticks = IntCounter::new(
+            "twotower_index_watch_ticks_total",
+            "Times the watcher looked at the index directory",
+        )?;
+        let backend = prometheus::IntGaugeVec::new(
+            Opts::new(
+                "twotower_backend_info",
+                "The search backend being served (value 1)",
+            ),
+            &["kind", "path", "version"],
+        )?;
         registry.register(Box::new(reload_failures.clone()))?;
+        registry.register(Box::new(watch_ticks.clone()))?;
+        registry.register(Box::new(backend.clone()))?;
         Ok(Metrics {
+            watch_ticks,
+            backend,
             registry,
             requests,
             latency,
@@ -94,15 +128,19 @@ impl Metrics {
         })
     }
 
-    fn observe_index(&self, engine: &Engine) {
-        let st = engine.state();
-        self.index_version.set(st.live.index.version().0 as i64);
-        self.catalog_items.set(st.live.index.live_len() as i64);
+    fn observe_index(&self, engine: &Recommender) {
+        let b = engine.backend();
+        self.index_version.set(b.version.0 as i64);
+        self.catalog_items.set(b.items as i64);
+        self.backend.reset();
+        self.backend
+            .with_label_values(&[b.kind, b.path.as_str(), &b.version.to_string()])
+            .set(1);
     }
 }
 
 struct App {
-    engine: Engine,
+    engine: Recommender,
     metrics: Metrics,
     ef: usize,
     max_k: usize,
@@ -122,8 +160,11 @@ fn bad(msg: impl Into<String>) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, msg.into())
 }
 
-fn internal(e: anyhow::Error) -> ApiError {
-    ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}"))
+impl From<RecError> for ApiError {
+    fn from(e: RecError) -> ApiError {
+        let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        ApiError(status, e.to_string())
+    }
 }
 
 type Params = HashMap<String, String>;
@@ -153,17 +194,13 @@ impl App {
         if ef == 0 || ef > 10_000 {
             return Err(bad(format!("ef must be between 1 and 10000, not {ef}")));
         }
-        if let Some(g) = &genre {
-            if !self.engine.has_genre(g) {
-                return Err(bad(format!("unknown genre {g:?}")));
-            }
-        }
         Ok(QueryOpts {
             k,
             ef,
             exact: false,
             exclude_seen: exclude_seen.unwrap_or(true),
             genre,
+            fallback: false,
         })
     }
 
@@ -182,23 +219,8 @@ impl App {
     }
 }
 
-fn answer_json(ans: &Answer, query: serde_json::Value) -> Response {
-    let results: Vec<_> = ans
-        .results
-        .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            json!({"rank": i + 1, "item": r.info.id, "title": r.info.title, "genres": r.info.genres, "score": r.score})
-        })
-        .collect();
-    Json(json!({
-        "query": query,
-        "source": ans.source.as_str(),
-        "index_version": ans.index_version,
-        "took_ms": ans.elapsed_ms(),
-        "results": results,
-    }))
-    .into_response()
+fn answer_json(ans: &Answer) -> Response {
+    Json(ans).into_response()
 }
 
 async fn user_recs(
@@ -208,21 +230,14 @@ async fn user_recs(
 ) -> Response {
     let t = Instant::now();
     let r = (|| {
-        let opts = app.opts(
+        let mut opts = app.opts(
             param(&p, "k")?,
             param(&p, "ef")?,
             param(&p, "exclude_seen")?,
             p.get("genre").cloned(),
         )?;
-        let fallback: bool = param(&p, "fallback")?.unwrap_or(false);
-        let ans = app.engine.recommend_user(&id, &opts).map_err(internal)?;
-        if ans.source == Source::Popularity && !fallback {
-            return Err(ApiError(
-                StatusCode::NOT_FOUND,
-                format!("unknown user {id:?} (add fallback=true for popular items)"),
-            ));
-        }
-        Ok(answer_json(&ans, json!({"user": id})))
+        opts.fallback = param(&p, "fallback")?.unwrap_or(false);
+        Ok(answer_json(&app.engine.recommend_user(&id, &opts)?))
     })();
     app.finish("user_recommendations", t, r)
 }
@@ -242,25 +257,11 @@ async fn recent_recs(State(app): State<Arc<App>>, body: Bytes) -> Response {
     let r = (|| {
         let b: RecentBody =
             serde_json::from_slice(&body).map_err(|e| bad(format!("request body is not valid: {e}")))?;
-        if b.recent_items.is_empty() {
-            return Err(bad("recent_items is empty"));
-        }
         if b.recent_items.len() > 1000 {
             return Err(bad("recent_items has more than 1000 items"));
         }
-        // One snapshot validates and answers, so an index swap in between cannot turn a checked
-        // request into an internal error.
-        let st = app.engine.state();
-        let unknown = st.unknown_items(&b.recent_items);
-        if !unknown.is_empty() {
-            return Err(ApiError(
-                StatusCode::BAD_REQUEST,
-                format!("unknown item ids: {}", unknown.join(", ")),
-            ));
-        }
         let opts = app.opts(b.k, b.ef, b.exclude_seen, b.genre)?;
-        let ans = st.recommend_recent(&b.recent_items, &opts).map_err(internal)?;
-        Ok(answer_json(&ans, json!({"recent_items": b.recent_items})))
+        Ok(answer_json(&app.engine.recommend_recent(&b.recent_items, &opts)?))
     })();
     app.finish("recent_recommendations", t, r)
 }
@@ -278,22 +279,18 @@ async fn similar(
             Some(true),
             p.get("genre").cloned(),
         )?;
-        let st = app.engine.state();
-        if !st.unknown_items(std::slice::from_ref(&id)).is_empty() {
-            return Err(ApiError(StatusCode::NOT_FOUND, format!("unknown item {id:?}")));
-        }
-        let ans = st.similar(&id, &opts).map_err(internal)?;
-        Ok(answer_json(&ans, json!({"item": id})))
+        Ok(answer_json(&app.engine.similar(&id, &opts)?))
     })();
     app.finish("similar_items", t, r)
 }
 
 async fn item(State(app): State<Arc<App>>, UrlPath(id): UrlPath<String>) -> Response {
     let t = Instant::now();
-    let r = match app.engine.item(&id) {
-        Some(info) => Ok(Json(info).into_response()),
-        None => Err(ApiError(StatusCode::NOT_FOUND, format!("unknown item {id:?}"))),
-    };
+    let r = app
+        .engine
+        .item(&id)
+        .map(|info| Json(info).into_response())
+        .map_err(ApiError::from);
     app.finish("item", t, r)
 }
 
@@ -302,10 +299,15 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(app): State<Arc<App>>) -> Response {
+    let backend = app.engine.backend();
     if app.ready.load(Ordering::Acquire) {
-        "ready\n".into_response()
+        Json(json!({"status": "ready", "backend": backend})).into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "loading\n").into_response()
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "loading", "backend": backend})),
+        )
+            .into_response()
     }
 }
 
@@ -314,7 +316,7 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
     let enc = prometheus::TextEncoder::new();
     match enc.encode(&app.metrics.registry.gather(), &mut buf) {
         Ok(()) => ([(header::CONTENT_TYPE, enc.format_type().to_string())], buf).into_response(),
-        Err(e) => internal(e.into()).into_response(),
+        Err(e) => ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
 }
 
@@ -339,7 +341,68 @@ fn router(app: Arc<App>, max_body: usize) -> Router {
         .layer(axum::middleware::from_fn(move |req, next| {
             reject_declared_oversize(req, next, max_body)
         }))
+        .layer(axum::middleware::from_fn(reject_oversized_head))
+        .layer(axum::middleware::from_fn(json_errors))
         .with_state(app)
+}
+
+/// Every error answer has a JSON body: responses the framework makes itself (405, a path that is not
+/// UTF-8, a chunked body cut at the limit) come as plain text or empty, and are rewritten here as
+/// `{"error": …}` with their status kept.
+async fn json_errors(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let msg = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_lowercase()
+    } else {
+        text
+    };
+    let mut out = (status, Json(json!({ "error": msg }))).into_response();
+    for (k, v) in &parts.headers {
+        if k != header::CONTENT_TYPE && k != header::CONTENT_LENGTH {
+            out.headers_mut().insert(k.clone(), v.clone());
+        }
+    }
+    out
+}
+
+/// 414 for a request target over [`MAX_URI`] and 431 for a head over [`MAX_HEADERS_BYTES`] or
+/// [`MAX_HEADERS`] lines, with JSON bodies (the connection layer's own limits sit far above these).
+async fn reject_oversized_head(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let uri_len = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    if uri_len > MAX_URI {
+        return ApiError(
+            StatusCode::URI_TOO_LONG,
+            format!("request target is {uri_len} bytes; the limit is {MAX_URI}"),
+        )
+        .into_response();
+    }
+    let headers = req.headers();
+    let bytes: usize = headers.iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
+    if headers.len() > MAX_HEADERS || bytes > MAX_HEADERS_BYTES {
+        return ApiError(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            format!(
+                "{} header lines, {bytes} bytes; the limits are {MAX_HEADERS} lines and {MAX_HEADERS_BYTES} bytes",
+                headers.len()
+            ),
+        )
+        .into_response();
+    }
+    next.run(req).await
 }
 
 /// Answers 413 from the declared Content-Length alone, before any of the body is read, so a client
@@ -366,26 +429,30 @@ async fn reject_declared_oversize(
     }
 }
 
-/// Follows CURRENT until `stop`: a new version is loaded beside the live one and swapped in whole.
+/// Follows CURRENT until `stop`: a new version is loaded beside the live one and swapped in whole. A
+/// failed reload is retried only when the files it reads change, with backoff ([`ReloadGate`]).
 fn watch(app: Arc<App>, every: Duration, stop: Arc<AtomicBool>) {
+    let mut gate = ReloadGate::new(every, Duration::from_secs(5).max(every));
     while !stop.load(Ordering::Acquire) {
         std::thread::sleep(every);
-        match app.engine.reload_if_changed() {
-            Ok(Some(v)) => {
+        match gate.poll(&app.engine) {
+            Poll::Reloaded(v) => {
                 app.metrics.reloads.inc();
                 app.metrics.observe_index(&app.engine);
                 eprintln!("serving index version {v}");
             }
-            Ok(None) => {}
-            Err(e) => {
+            Poll::Unchanged | Poll::Waiting => {}
+            Poll::Failed(e) => {
                 app.metrics.reload_failures.inc();
-                eprintln!("index reload failed, still serving the previous version: {e:#}");
+                eprintln!("index reload failed, still serving the previous version (retried when the index changes): {e}");
             }
         }
+        app.metrics.watch_ticks.inc();
     }
 }
 
-/// Loads the engine, binds, and serves until SIGTERM or Ctrl-C (in-flight requests finish first).
+/// Loads the recommender, binds, and serves until SIGTERM or Ctrl-C: in-flight requests get
+/// `--shutdown-timeout-ms` to finish, then remaining connections are closed.
 pub fn run(a: ServeArgs) -> Result<()> {
     let engine = a.engine.open()?;
     let app = Arc::new(App {
@@ -415,16 +482,86 @@ pub fn run(a: ServeArgs) -> Result<()> {
         // The first line on stdout is the address (tests and scripts read it to find an ephemeral port).
         println!("listening on http://{local}");
         eprintln!("{}", app.engine.banner());
-        axum::serve(listener, router(app.clone(), a.max_body))
-            .with_graceful_shutdown(shutdown_signal())
-            .await
-            .context("serving")
+        let limits = ConnLimits {
+            header_timeout: Duration::from_millis(a.header_timeout_ms.max(1)),
+            shutdown_timeout: Duration::from_millis(a.shutdown_timeout_ms),
+        };
+        serve(listener, router(app.clone(), a.max_body), limits).await;
+        Ok(())
     });
     stop.store(true, Ordering::Release);
     let _ = watcher.join();
+    // Connection tasks cut at the deadline may still hold sockets; do not wait for them.
+    rt.shutdown_timeout(Duration::from_millis(100));
     result
 }
 
+/// Connection timeouts.
+#[derive(Debug, Clone, Copy)]
+struct ConnLimits {
+    header_timeout: Duration,
+    shutdown_timeout: Duration,
+}
+
+/// The accept loop: one hyper HTTP/1 connection per task, each with a header-read timeout. On a
+/// shutdown signal it stops accepting, asks every connection to finish its current request, and
+/// closes whatever is left once the deadline passes.
+async fn serve(listener: tokio::net::TcpListener, router: Router, limits: ConnLimits) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let mut conns = tokio::task::JoinSet::new();
+    let signal = shutdown_signal();
+    tokio::pin!(signal);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((s, _)) => s,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off briefly, keep serving.
+                        eprintln!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let svc = TowerToHyperService::new(router.clone());
+                let mut rx = rx.clone();
+                conns.spawn(async move {
+                    let mut b = hyper::server::conn::http1::Builder::new();
+                    b.timer(TokioTimer::new())
+                        .header_read_timeout(limits.header_timeout)
+                        .max_headers(MAX_HEADERS * 4)
+                        .max_buf_size(MAX_URI + MAX_HEADERS_BYTES * 4);
+                    let conn = b.serve_connection(TokioIo::new(stream), svc);
+                    tokio::pin!(conn);
+                    tokio::select! {
+                        _ = conn.as_mut() => {}
+                        _ = rx.changed() => {
+                            conn.as_mut().graceful_shutdown();
+                            let _ = conn.await;
+                        }
+                    }
+                });
+            }
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+            _ = &mut signal => break,
+        }
+    }
+    drop(listener);
+    let _ = tx.send(true);
+    let drain = async { while conns.join_next().await.is_some() {} };
+    if tokio::time::timeout(limits.shutdown_timeout, drain)
+        .await
+        .is_err()
+    {
+        eprintln!(
+            "shutdown deadline passed: closing {} connection(s) still open",
+            conns.len()
+        );
+        conns.abort_all();
+    }
+}
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;

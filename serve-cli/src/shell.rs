@@ -1,8 +1,7 @@
-//! `twotower query`: the interactive shell over an [`Engine`]. One grammar serves people at a terminal
+//! `twotower query`: the interactive shell over a [`Recommender`]. One grammar serves people at a terminal
 //! (rustyline: editing, history, completion, tables) and scripts on a pipe (same commands, one JSON
 //! object per answer with `--format jsonl`).
 
-use crate::engine::{Answer, Engine, ItemInfo, QueryOpts, Source};
 use anyhow::{bail, Context, Result};
 use rustyline::completion::{Completer, Pair};
 use rustyline::error::ReadlineError;
@@ -15,6 +14,7 @@ use serde_json::json;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+use twotower_cli::recommender::{Answer, ItemInfo, Poll, QueryOpts, Recommender, ReloadGate, Source};
 
 /// How answers are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -248,33 +248,71 @@ impl Latencies {
     }
 }
 
-/// The shell's state: the engine, the settings and the output format.
+/// A shell answer: the recommender's [`Answer`] with the command that asked for it.
+#[derive(serde::Serialize)]
+struct ShellAnswer<'a> {
+    cmd: &'a str,
+    #[serde(flatten)]
+    answer: &'a Answer,
+}
+
+/// The shell's state: the recommender, the settings and the output format.
 pub struct Shell<'e, W: Write> {
-    engine: &'e Engine,
+    engine: &'e Recommender,
     opts: QueryOpts,
     format: Format,
     out: W,
     latencies: Latencies,
+    gate: ReloadGate,
+    /// A note about an unreadable index was printed and nothing has loaded since.
+    broken_noted: bool,
 }
 
 impl<'e, W: Write> Shell<'e, W> {
     /// A shell writing answers to `out`.
-    pub fn new(engine: &'e Engine, opts: QueryOpts, format: Format, out: W) -> Self {
+    pub fn new(engine: &'e Recommender, opts: QueryOpts, format: Format, out: W) -> Self {
         Shell {
             engine,
             opts,
             format,
             out,
             latencies: Latencies::default(),
+            gate: ReloadGate::new(Duration::ZERO, Duration::ZERO),
+            broken_noted: false,
         }
+    }
+
+    /// Follows a rebuild that swapped CURRENT since the last line. A CURRENT that turned unreadable
+    /// (or a version that does not load) is noted once; answers keep coming from the loaded version.
+    fn follow_index(&mut self) -> Result<()> {
+        match self.gate.poll(self.engine) {
+            Poll::Reloaded(v) => {
+                self.broken_noted = false;
+                self.note(&format!("index moved to version {v}"))?;
+            }
+            Poll::Unchanged => {
+                if std::mem::take(&mut self.broken_noted) {
+                    let v = self.engine.backend().version;
+                    self.note(&format!("index readable again: still version {v}"))?;
+                }
+            }
+            Poll::Failed(e) => {
+                if !self.broken_noted {
+                    self.broken_noted = true;
+                    let v = self.engine.backend().version;
+                    self.note(&format!(
+                        "cannot follow the index ({e}); still answering from version {v}"
+                    ))?;
+                }
+            }
+            Poll::Waiting => {}
+        }
+        Ok(())
     }
 
     /// Runs one line; `Ok(false)` means quit. Errors are user mistakes to report, not fatal.
     pub fn execute(&mut self, line: &str) -> Result<bool> {
-        // A rebuild may have swapped CURRENT since the last line: follow it before answering.
-        if let Some(v) = self.engine.reload_if_changed()? {
-            self.note(&format!("index moved to version {v}"))?;
-        }
+        self.follow_index()?;
         let cmd = parse(line)?;
         match cmd {
             ShellCommand::Nothing => {}
@@ -285,27 +323,24 @@ impl<'e, W: Write> Shell<'e, W> {
                 let t = Instant::now();
                 let ans = self.engine.recommend_user(&id, &opts)?;
                 self.latencies.push(t.elapsed());
-                self.answer("user", &id, &ans)?;
+                self.answer("user", &ans)?;
             }
             ShellCommand::Recent { items } => {
                 let opts = self.opts.clone();
                 let t = Instant::now();
                 let ans = self.engine.recommend_recent(&items, &opts)?;
                 self.latencies.push(t.elapsed());
-                self.answer("recent", &items.join(" "), &ans)?;
+                self.answer("recent", &ans)?;
             }
             ShellCommand::Similar { id, k } => {
                 let opts = self.with_k(k);
                 let t = Instant::now();
                 let ans = self.engine.similar(&id, &opts)?;
                 self.latencies.push(t.elapsed());
-                self.answer("similar", &id, &ans)?;
+                self.answer("similar", &ans)?;
             }
             ShellCommand::Item { id } => {
-                let info = self
-                    .engine
-                    .item(&id)
-                    .with_context(|| format!("no item {id:?} in the catalog"))?;
+                let info = self.engine.item(&id)?;
                 self.items("item", &[info])?;
             }
             ShellCommand::Find { words } => {
@@ -338,9 +373,7 @@ impl<'e, W: Write> Shell<'e, W> {
             }
             ShellCommand::Filter(g) => {
                 if let Some(g) = &g {
-                    if !self.engine.has_genre(g) {
-                        bail!("no genre {g:?}; genres: {}", self.engine.genres().join(", "));
-                    }
+                    self.engine.check_genre(g)?;
                 }
                 self.opts.genre = g.clone();
                 self.setting("filter", json!(g))?;
@@ -379,32 +412,29 @@ impl<'e, W: Write> Shell<'e, W> {
     }
 
     fn help(&mut self) -> Result<()> {
-        for (_, line) in COMMANDS {
-            writeln!(self.out, "  {line}")?;
+        match self.format {
+            Format::Table => {
+                for (_, line) in COMMANDS {
+                    writeln!(self.out, "  {line}")?;
+                }
+            }
+            Format::Jsonl => {
+                let list: Vec<_> = COMMANDS
+                    .iter()
+                    .map(|(cmd, line)| json!({"command": cmd, "usage": line}))
+                    .collect();
+                writeln!(self.out, "{}", json!({"cmd": "help", "commands": list}))?;
+            }
         }
         Ok(())
     }
 
-    fn answer(&mut self, cmd: &str, query: &str, ans: &Answer) -> Result<()> {
+    fn answer(&mut self, cmd: &str, ans: &Answer) -> Result<()> {
+        let query = ans.query.text();
         match self.format {
             Format::Jsonl => {
-                let results: Vec<_> = ans
-                    .results
-                    .iter()
-                    .enumerate()
-                    .map(|(i, r)| {
-                        json!({"rank": i + 1, "item": r.info.id, "title": r.info.title,
-                               "genres": r.info.genres, "score": r.score})
-                    })
-                    .collect();
-                let mut obj = json!({
-                    "cmd": cmd, "query": query, "source": ans.source.as_str(),
-                    "index_version": ans.index_version, "ms": ans.elapsed_ms(), "results": results,
-                });
-                if let Some(o) = ans.exact_overlap {
-                    obj["exact_overlap"] = json!(o);
-                }
-                writeln!(self.out, "{obj}")?;
+                let line = serde_json::to_string(&ShellAnswer { cmd, answer: ans })?;
+                writeln!(self.out, "{line}")?;
             }
             Format::Table => {
                 match ans.source {
@@ -421,13 +451,12 @@ impl<'e, W: Write> Shell<'e, W> {
                 let rows: Vec<[String; 5]> = ans
                     .results
                     .iter()
-                    .enumerate()
-                    .map(|(i, r)| {
+                    .map(|r| {
                         [
-                            (i + 1).to_string(),
-                            r.info.id.clone(),
-                            r.info.title.clone().unwrap_or_default(),
-                            r.info.genres.join("|"),
+                            r.rank.to_string(),
+                            r.item.clone(),
+                            r.title.clone().unwrap_or_default(),
+                            r.genres.join("|"),
                             format!("{:.4}", r.score),
                         ]
                     })
@@ -440,7 +469,7 @@ impl<'e, W: Write> Shell<'e, W> {
                 let mut tail = format!(
                     "{} results in {:.2} ms (embed {:.2} ms, search {:.2} ms, {}, index v{})",
                     ans.results.len(),
-                    ans.elapsed_ms(),
+                    ans.took_ms,
                     ans.embed_ms,
                     ans.search_ms,
                     if self.opts.exact { "exact" } else { "hnsw" },
@@ -611,16 +640,33 @@ fn history_path() -> Option<PathBuf> {
 /// Runs the shell until `quit`, Ctrl-D or the end of piped input. A terminal gets the line editor;
 /// a pipe is read line by line and every error is printed and the next line read (exit status 1 at
 /// the end if any line failed, so scripts notice).
-pub fn run(engine: &Engine, opts: QueryOpts, format: Option<Format>) -> Result<()> {
+pub fn run(engine: &Recommender, opts: QueryOpts, format: Option<Format>) -> Result<()> {
     let interactive = std::io::stdin().is_terminal();
     let format = format.unwrap_or(if interactive { Format::Table } else { Format::Jsonl });
     let stdout = std::io::stdout();
     let mut shell = Shell::new(engine, opts, format, stdout.lock());
     if !interactive {
         let mut failed = 0usize;
-        for line in std::io::stdin().lock().lines() {
-            let line = line.context("reading commands from stdin")?;
-            match shell.execute(&line) {
+        let mut input = std::io::stdin().lock();
+        let mut buf = Vec::new();
+        let mut n = 0usize;
+        loop {
+            buf.clear();
+            // Bytes, not `lines()`: one line that is not UTF-8 is answered with an error, and the
+            // session goes on.
+            if input
+                .read_until(b'\n', &mut buf)
+                .context("reading commands from stdin")?
+                == 0
+            {
+                break;
+            }
+            n += 1;
+            let result = match std::str::from_utf8(&buf) {
+                Ok(line) => shell.execute(line),
+                Err(e) => Err(anyhow::anyhow!("line {n} is not valid UTF-8 ({e}); skipped")),
+            };
+            match result {
                 Ok(true) => {}
                 Ok(false) => break,
                 Err(e) => {

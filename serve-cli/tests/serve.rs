@@ -125,7 +125,15 @@ fn every_endpoint_and_every_error() {
     let w = world("endpoints");
     let s = Server::start(&w);
     assert_eq!(s.text("/healthz").trim(), "ok");
-    assert_eq!(s.text("/readyz").trim(), "ready");
+    let (code, ready) = s.get("/readyz");
+    assert_eq!(code, 200, "{ready}");
+    assert_eq!(ready["status"], "ready");
+    assert_eq!(ready["backend"]["kind"], "directory");
+    assert_eq!(ready["backend"]["version"], 1);
+    assert!(
+        ready["backend"]["path"].as_str().unwrap().ends_with("index"),
+        "{ready}"
+    );
 
     let (code, v) = s.get("/v1/users/u1/recommendations?k=5");
     assert_eq!(code, 200, "{v}");
@@ -205,6 +213,8 @@ fn every_endpoint_and_every_error() {
     assert!(m.contains("twotower_request_seconds_bucket"), "{m}");
     assert!(m.contains("twotower_index_version 1"), "{m}");
     assert!(m.contains("twotower_catalog_items 150"), "{m}");
+    assert!(m.contains("twotower_backend_info{kind=\"directory\""), "{m}");
+    assert!(m.contains("version=\"0001\"} 1"), "{m}");
 }
 
 #[test]

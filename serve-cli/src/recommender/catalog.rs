@@ -1,0 +1,167 @@
+//! The dataset's side of answers: titles and genres, what each user has seen, popularity, title search.
+
+use super::error::{RecError, Result};
+use super::ids::{DataItem, DataUser, Genre};
+use serde::Serialize;
+use twotower_data::{Dataset, UserHistories};
+
+/// What a person needs to recognise an item.
+#[derive(Debug, Clone, Serialize)]
+pub struct ItemInfo {
+    /// Item id.
+    pub id: String,
+    /// Title, when the catalog has one.
+    pub title: Option<String>,
+    /// Genre names.
+    pub genres: Vec<String>,
+    /// Training interactions of the item.
+    pub interactions: u64,
+}
+
+/// Titles, genres, histories and popularity of one dataset.
+pub struct Catalog {
+    data: Dataset,
+    histories: UserHistories,
+    /// Per user, training items sorted ascending (for "exclude seen").
+    seen: Vec<Vec<u32>>,
+    /// Training interactions per item.
+    counts: Vec<u64>,
+    /// Items by descending count (popularity fallback).
+    popular: Vec<u32>,
+}
+
+impl Catalog {
+    /// Indexes a dataset's training interactions for answering.
+    pub fn new(data: Dataset) -> Catalog {
+        let train = data.training();
+        let (n_users, n_items) = (data.users.len(), data.items.len());
+        let histories = UserHistories::build(train, n_users);
+        let mut seen = vec![Vec::new(); n_users];
+        let mut counts = vec![0u64; n_items];
+        for (&u, &i) in train.user.iter().zip(&train.item) {
+            seen[u as usize].push(i);
+            counts[i as usize] += 1;
+        }
+        for s in &mut seen {
+            s.sort_unstable();
+            s.dedup();
+        }
+        let mut popular: Vec<u32> = (0..n_items as u32).collect();
+        popular.sort_by_key(|&i| (std::cmp::Reverse(counts[i as usize]), i));
+        Catalog {
+            data,
+            histories,
+            seen,
+            counts,
+            popular,
+        }
+    }
+
+    /// The dataset answers are drawn from.
+    pub fn data(&self) -> &Dataset {
+        &self.data
+    }
+
+    /// Training items of a user, sorted.
+    pub fn seen(&self, user: DataUser) -> Vec<DataItem> {
+        self.seen
+            .get(user.0 as usize)
+            .map_or(&[][..], Vec::as_slice)
+            .iter()
+            .map(|&i| DataItem(i))
+            .collect()
+    }
+
+    /// Whether the user has training interactions.
+    pub fn has_history(&self, user: DataUser) -> bool {
+        !self.histories.history(user.0).1.is_empty()
+    }
+
+    /// A user's training items, oldest first.
+    pub fn history_items(&self, user: DataUser) -> Vec<DataItem> {
+        self.histories
+            .history(user.0)
+            .1
+            .iter()
+            .map(|&i| DataItem(i))
+            .collect()
+    }
+
+    /// The string id of an item.
+    pub fn item_id(&self, item: DataItem) -> &str {
+        self.data.items.id(item.0)
+    }
+
+    /// What a person needs to recognise an item.
+    pub fn info(&self, item: DataItem) -> ItemInfo {
+        let i = item.0 as usize;
+        let t = &self.data.item_table;
+        let g = &t.genres;
+        let (a, b) = (g.offsets[i] as usize, g.offsets[i + 1] as usize);
+        ItemInfo {
+            id: self.data.items.id(item.0).to_string(),
+            title: t.titles[i].clone(),
+            genres: g.values[a..b]
+                .iter()
+                .map(|&v| g.vocab.id(v).to_string())
+                .collect(),
+            interactions: self.counts[i],
+        }
+    }
+
+    /// Whether an item belongs to a genre (`None`: every item does).
+    pub fn in_genre(&self, item: DataItem, genre: Option<Genre>) -> bool {
+        let Some(Genre(g)) = genre else { return true };
+        let gs = &self.data.item_table.genres;
+        let i = item.0 as usize;
+        gs.values[gs.offsets[i] as usize..gs.offsets[i + 1] as usize].contains(&g)
+    }
+
+    /// All genre names.
+    pub fn genres(&self) -> Vec<String> {
+        self.data.item_table.genres.vocab.ids().to_vec()
+    }
+
+    /// Items by descending training interactions, with their share of all interactions.
+    pub fn popular(&self) -> impl Iterator<Item = (DataItem, f32)> + '_ {
+        let total = self.counts.iter().sum::<u64>().max(1) as f32;
+        self.popular
+            .iter()
+            .map(move |&i| (DataItem(i), self.counts[i as usize] as f32 / total))
+    }
+
+    /// Items whose title contains every word (case-insensitive), most interacted first.
+    pub fn find(&self, words: &str, limit: usize) -> Vec<ItemInfo> {
+        let words: Vec<String> = words.split_whitespace().map(|w| w.to_lowercase()).collect();
+        let mut found: Vec<u32> = (0..self.data.items.len() as u32)
+            .filter(|&i| {
+                let title = self.data.item_table.titles[i as usize]
+                    .as_deref()
+                    .unwrap_or("")
+                    .to_lowercase();
+                let id = self.data.items.id(i).to_lowercase();
+                words.iter().all(|w| title.contains(w.as_str()) || id == *w)
+            })
+            .collect();
+        found.sort_by_key(|&i| (std::cmp::Reverse(self.counts[i as usize]), i));
+        found.truncate(limit);
+        found.into_iter().map(|i| self.info(DataItem(i))).collect()
+    }
+
+    /// The user's latest `n` training interactions, newest first, with their timestamps.
+    pub fn history(&self, user: &str, n: usize) -> Result<Vec<(ItemInfo, i64)>> {
+        let u = self
+            .data
+            .users
+            .get(user)
+            .ok_or_else(|| RecError::UnknownUser(user.to_string()))?;
+        let (ts, items) = self.histories.history(u);
+        Ok(ts
+            .iter()
+            .zip(items)
+            .rev()
+            .take(n)
+            .map(|(&t, &i)| (self.info(DataItem(i)), t))
+            .collect())
+    }
+}
