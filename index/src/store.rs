@@ -685,8 +685,8 @@ impl IndexDir {
         })
     }
 
-    /// Deletes all but the newest `keep_last` versions (never `CURRENT`), and staging debris older
-    /// than an hour (younger staging dirs may belong to a writer still running).
+    /// Deletes all but the newest `keep_last` versions (never `CURRENT`), and staging debris: that
+    /// of writers no longer running at once, any other older than an hour.
     /// Holds the writer lock throughout, so it never races a writer moving `CURRENT`.
     pub fn gc(&self, keep_last: usize) -> Result<GcReport> {
         self.current()?;
@@ -715,7 +715,8 @@ impl IndexDir {
                     .ok()
                     .and_then(|t| now.duration_since(t).ok())
                     .is_some_and(|age| age > STALE_STAGING);
-                if name.starts_with('.') && old {
+                // A dead writer's staging can never be committed, whatever its age.
+                if name.starts_with('.') && (old || twotower_data::artifact::is_abandoned(&entry.path())) {
                     let p = entry.path();
                     let _ = if p.is_dir() {
                         fs::remove_dir_all(&p)

@@ -221,3 +221,23 @@ fn bad_build_inputs_are_rejected_before_anything_is_written() {
     assert!(err.to_string().contains("2 ids for 3 vectors"), "{err}");
     assert!(matches!(idx.current(), Err(Error::NoCurrent { .. })));
 }
+
+/// `gc` removes staging left by a writer that no longer runs at once, and keeps a young one whose
+/// writer may still be running.
+#[test]
+fn gc_removes_a_dead_writers_staging_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (idx, _, _) = build(tmp.path(), 200, 3);
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    let versions = tmp.path().join("versions");
+    let debris = versions.join(format!(".0009.staging-{dead}-1-2"));
+    let live = versions.join(format!(".0010.staging-{}-1-2", std::process::id()));
+    fs::create_dir_all(debris.join("x")).unwrap();
+    fs::create_dir_all(&live).unwrap();
+    let gc = idx.gc(3).unwrap();
+    assert_eq!(gc.debris, vec![debris.clone()]);
+    assert!(!debris.exists());
+    assert!(live.exists(), "a running writer's staging stays");
+}
