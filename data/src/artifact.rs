@@ -67,22 +67,75 @@ pub fn fsync_dir(dir: &Path) -> Result<()> {
 }
 
 /// Writes `bytes` to `path` so that readers see either the old file or the complete new one:
-/// temp file in the same directory, fsync, rename over `path`, fsync the directory.
+/// an [`AtomicFile`], fsync, rename over `path`, fsync the directory.
 pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let (parent, name) = split_parent(path)?;
-    let tmp = parent.join(format!(".{name}.tmp-{}", unique_suffix()));
-    let result = (|| {
-        let mut f = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        f.write_all(bytes).map_err(|e| Error::io(&tmp, e))?;
-        f.sync_all().map_err(|e| Error::io(&tmp, e))?;
-        drop(f);
-        fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
-        fsync_dir(&parent)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
+    let (out, mut f) = AtomicFile::create(path)?;
+    f.write_all(bytes).map_err(|e| Error::io(out.temp_path(), e))?;
+    f.sync_all().map_err(|e| Error::io(out.temp_path(), e))?;
+    drop(f);
+    out.commit()
+}
+
+/// One output file written under a temporary name beside it (`.NAME.tmp-PID-…`) and renamed into
+/// place by [`AtomicFile::commit`]: readers see the old file or the complete new one; an error or a
+/// drop before the commit removes the temporary; and a writer killed before its commit leaves a
+/// temporary that the next writer of the same path removes (its pid is no longer alive).
+#[derive(Debug)]
+pub struct AtomicFile {
+    tmp: PathBuf,
+    path: PathBuf,
+    parent: PathBuf,
+    committed: bool,
+}
+
+impl AtomicFile {
+    /// Creates the temporary beside `path` (its directory is created if needed), after removing
+    /// the temporaries of `path` that dead writers left.
+    pub fn create(path: &Path) -> Result<(AtomicFile, File)> {
+        let (parent, name) = split_parent(path)?;
+        fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
+        let prefix = format!(".{name}.tmp-");
+        if let Ok(entries) = fs::read_dir(&parent) {
+            for e in entries.flatten() {
+                let ours = e.file_name().to_str().is_some_and(|n| n.starts_with(&prefix));
+                if ours && is_abandoned(&e.path()) {
+                    let _ = fs::remove_file(e.path());
+                }
+            }
+        }
+        let tmp = parent.join(format!("{prefix}{}", unique_suffix()));
+        let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        Ok((
+            AtomicFile {
+                tmp,
+                path: path.to_path_buf(),
+                parent,
+                committed: false,
+            },
+            file,
+        ))
     }
-    result
+
+    /// Where the content is being written.
+    pub fn temp_path(&self) -> &Path {
+        &self.tmp
+    }
+
+    /// Renames the temporary over the final path and fsyncs the directory. The caller has written
+    /// and fsynced the file (`File::sync_all`) first.
+    pub fn commit(mut self) -> Result<()> {
+        fs::rename(&self.tmp, &self.path).map_err(|e| Error::io(&self.path, e))?;
+        self.committed = true;
+        fsync_dir(&self.parent)
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
 }
 
 /// True while process `pid` exists (on Unix; elsewhere every pid counts as alive). A pid that exists

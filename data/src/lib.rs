@@ -24,7 +24,7 @@ mod stats;
 mod synth;
 mod vocab;
 
-pub use artifact::{FileEntry, Manifest, StagingDir};
+pub use artifact::{AtomicFile, FileEntry, Manifest, StagingDir};
 pub use batches::ShuffledBatches;
 pub use dataset::{Dataset, DATASET_FORMAT_VERSION, DATASET_KIND};
 #[cfg(feature = "download")]

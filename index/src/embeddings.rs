@@ -1,13 +1,16 @@
-//! `embeddings.parquet`: the version's rows as (item: Utf8, vector: FixedSizeList<Float32, d>).
-//! It is the index's own record of its vectors (the exact index and `check` read it) and the export
-//! format for other engines.
+//! The one (id, vector) Parquet format: `id: Utf8`, `vector: FixedSizeList<Float32, d>`, and an
+//! optional `kind: Utf8` (`user` / `item`) when users and items share a file. It is an index
+//! version's `embeddings.parquet` (its own record of its vectors, which the exact index and `check`
+//! read), what `twotower embed` writes for pandas, polars and DuckDB, and what `bench ann` reads.
+//! Readers also take the id column under its older name `item` (index versions written before the
+//! rename).
 
 use std::fs::File;
 use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use arrow::array::{Array, FixedSizeListArray, Float32Array, RecordBatch, StringArray};
+use arrow::array::{Array, ArrayRef, FixedSizeListArray, Float32Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
@@ -20,15 +23,22 @@ use crate::error::{Error, Result};
 pub const EMBEDDINGS_FILE: &str = "embeddings.parquet";
 const BATCH_ROWS: usize = 64 * 1024;
 
-fn schema(dim: usize) -> Schema {
-    Schema::new(vec![
-        Field::new("item", DataType::Utf8, false),
+/// The id column, and the name older index versions gave it.
+const ID_COLUMNS: [&str; 2] = ["id", "item"];
+
+fn schema(dim: usize, with_kind: bool) -> Schema {
+    let mut fields = vec![
+        Field::new(ID_COLUMNS[0], DataType::Utf8, false),
         Field::new(
             "vector",
             DataType::FixedSizeList(Arc::new(Field::new("item", DataType::Float32, false)), dim as i32),
             false,
         ),
-    ])
+    ];
+    if with_kind {
+        fields.push(Field::new("kind", DataType::Utf8, false));
+    }
+    Schema::new(fields)
 }
 
 /// The file under the parquet writer, keeping the first I/O error it hit, so a full disk is
@@ -61,9 +71,31 @@ impl Write for Recording {
     }
 }
 
-/// Writes `ids` and row-major `rows` (ids.len() × dim) to `path`. A failed write (a full disk, say)
-/// is an [`Error::Io`] naming `path`.
+/// Writes `ids` and row-major `rows` (ids.len() × dim) to `path`, fsynced. A failed write (a full
+/// disk, say) is an [`Error::Io`] naming `path`.
 pub fn write_embeddings(path: &Path, ids: &[String], rows: &[f32], dim: usize) -> Result<()> {
+    write_embeddings_with_kinds(path, ids, None, rows, dim)
+}
+
+/// [`write_embeddings`] with a `kind` per row (users and items in one file).
+pub fn write_embeddings_with_kinds(
+    path: &Path,
+    ids: &[String],
+    kinds: Option<&[&str]>,
+    rows: &[f32],
+    dim: usize,
+) -> Result<()> {
+    if ids.len() * dim != rows.len() || kinds.is_some_and(|k| k.len() != ids.len()) {
+        return Err(Error::Write {
+            path: path.to_path_buf(),
+            problem: format!(
+                "{} ids, {} kinds and {} values do not make rows of dimension {dim}",
+                ids.len(),
+                kinds.map_or(ids.len(), <[&str]>::len),
+                rows.len()
+            ),
+        });
+    }
     let io_error = Arc::new(Mutex::new(None::<std::io::Error>));
     let pq =
         |e: parquet::errors::ParquetError| match io_error.lock().unwrap_or_else(|p| p.into_inner()).take() {
@@ -77,7 +109,7 @@ pub fn write_embeddings(path: &Path, ids: &[String], rows: &[f32], dim: usize) -
         path: path.to_path_buf(),
         problem: format!("building arrow batch: {e}"),
     };
-    let schema = Arc::new(schema(dim));
+    let schema = Arc::new(schema(dim, kinds.is_some()));
     let file = Recording {
         file: File::create(path).map_err(|e| Error::io(path, e))?,
         error: io_error.clone(),
@@ -91,12 +123,17 @@ pub fn write_embeddings(path: &Path, ids: &[String], rows: &[f32], dim: usize) -
     let elem = Arc::new(Field::new("item", DataType::Float32, false));
     for start in (0..ids.len()).step_by(BATCH_ROWS) {
         let end = (start + BATCH_ROWS).min(ids.len());
-        let items = StringArray::from_iter_values(ids[start..end].iter());
         let values = Float32Array::from(rows[start * dim..end * dim].to_vec());
         let list =
             FixedSizeListArray::try_new(elem.clone(), dim as i32, Arc::new(values), None).map_err(ar)?;
-        let batch =
-            RecordBatch::try_new(schema.clone(), vec![Arc::new(items), Arc::new(list)]).map_err(ar)?;
+        let mut cols: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from_iter_values(ids[start..end].iter())),
+            Arc::new(list),
+        ];
+        if let Some(k) = kinds {
+            cols.push(Arc::new(StringArray::from_iter_values(k[start..end].iter())));
+        }
+        let batch = RecordBatch::try_new(schema.clone(), cols).map_err(ar)?;
         w.write(&batch).map_err(pq)?;
     }
     let file = w.into_inner().map_err(pq)?;
@@ -107,6 +144,19 @@ pub fn write_embeddings(path: &Path, ids: &[String], rows: &[f32], dim: usize) -
 /// Reads a file written by [`write_embeddings`]: (ids, row-major vectors). Checks the schema and
 /// that the dimension is `dim`; the error names the file and the problem.
 pub fn read_embeddings(path: &Path, dim: usize) -> Result<(Vec<String>, Vec<f32>)> {
+    let (ids, rows, got) = read_embeddings_any(path)?;
+    if got != dim && !ids.is_empty() {
+        return Err(Error::corrupt(
+            path,
+            format!("vectors have dimension {got}, manifest says {dim}"),
+        ));
+    }
+    Ok((ids, rows))
+}
+
+/// Reads (id, vector) rows of any dimension (the file's): ids, row-major vectors and the dimension.
+/// Every row must have the same dimension; a null id or vector is an error naming its row.
+pub fn read_embeddings_any(path: &Path) -> Result<(Vec<String>, Vec<f32>, usize)> {
     let bad = |problem: String| Error::corrupt(path, problem);
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let reader = ParquetRecordBatchReaderBuilder::try_new(file)
@@ -116,24 +166,30 @@ pub fn read_embeddings(path: &Path, dim: usize) -> Result<(Vec<String>, Vec<f32>
         .map_err(|e| bad(format!("cannot read: {e}")))?;
     let mut ids = Vec::new();
     let mut rows = Vec::new();
+    let mut dim = 0usize;
     for batch in reader {
         let batch = batch.map_err(|e| bad(format!("cannot read batch: {e}")))?;
-        let items = batch
-            .column_by_name("item")
+        let seen = ids.len();
+        let items = ID_COLUMNS
+            .iter()
+            .find_map(|c| batch.column_by_name(c))
             .and_then(|c| c.as_any().downcast_ref::<StringArray>())
-            .ok_or_else(|| bad("column `item` missing or not Utf8".into()))?;
+            .ok_or_else(|| bad("no Utf8 id column (`id`, or `item` in older files)".into()))?;
         let vectors = batch
             .column_by_name("vector")
             .and_then(|c| c.as_any().downcast_ref::<FixedSizeListArray>())
             .ok_or_else(|| bad("column `vector` missing or not FixedSizeList<Float32>".into()))?;
-        if vectors.value_length() as usize != dim {
-            return Err(bad(format!(
-                "vectors have dimension {}, manifest says {dim}",
-                vectors.value_length()
-            )));
+        let d = vectors.value_length() as usize;
+        if d == 0 {
+            return Err(bad("vectors of dimension 0".into()));
         }
-        if items.null_count() > 0 || vectors.null_count() > 0 {
-            return Err(bad("null item or vector".into()));
+        if dim == 0 {
+            dim = d;
+        } else if d != dim {
+            return Err(bad(format!("row {seen}: dimension {d}, earlier rows have {dim}")));
+        }
+        if let Some(r) = (0..batch.num_rows()).find(|&r| items.is_null(r) || vectors.is_null(r)) {
+            return Err(bad(format!("row {}: null id or vector", seen + r)));
         }
         let values = vectors
             .values()
@@ -144,7 +200,7 @@ pub fn read_embeddings(path: &Path, dim: usize) -> Result<(Vec<String>, Vec<f32>
         rows.extend_from_slice(&values.values()[off..off + vectors.len() * dim]);
         ids.extend(items.iter().map(|s| s.unwrap_or_default().to_string()));
     }
-    Ok((ids, rows))
+    Ok((ids, rows, dim))
 }
 
 #[cfg(test)]
@@ -165,6 +221,48 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("dimension 3"));
+    }
+
+    /// Files with a kind column, and index versions that named the id column `item`, read back.
+    #[test]
+    fn kinds_and_the_older_column_name_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("mixed.parquet");
+        let ids: Vec<String> = ["i1", "u1"].iter().map(|s| s.to_string()).collect();
+        write_embeddings_with_kinds(&p, &ids, Some(&["item", "user"]), &[1.0, 2.0, 3.0, 4.0], 2).unwrap();
+        assert_eq!(
+            read_embeddings_any(&p).unwrap(),
+            (ids.clone(), vec![1.0, 2.0, 3.0, 4.0], 2)
+        );
+        // The older layout: `item` instead of `id`.
+        let old = dir.path().join("old.parquet");
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("item", DataType::Utf8, false),
+            Field::new(
+                "vector",
+                DataType::FixedSizeList(Arc::new(Field::new("item", DataType::Float32, false)), 2),
+                false,
+            ),
+        ]));
+        let list = FixedSizeListArray::try_new(
+            Arc::new(Field::new("item", DataType::Float32, false)),
+            2,
+            Arc::new(Float32Array::from(vec![1.0, 2.0, 3.0, 4.0])),
+            None,
+        )
+        .unwrap();
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(StringArray::from_iter_values(ids.iter())),
+                Arc::new(list),
+            ],
+        )
+        .unwrap();
+        let mut w = ArrowWriter::try_new(File::create(&old).unwrap(), schema, None).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        assert_eq!(read_embeddings(&old, 2).unwrap(), (ids, vec![1.0, 2.0, 3.0, 4.0]));
     }
 
     /// A full disk (`/dev/full` fails every write with ENOSPC) is an I/O error naming the file, not

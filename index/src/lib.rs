@@ -28,7 +28,9 @@ mod store;
 pub mod synthetic;
 
 pub use check::{check, CheckParams, CheckReport, EfRow, SelfReach};
-pub use embeddings::{read_embeddings, write_embeddings, EMBEDDINGS_FILE};
+pub use embeddings::{
+    read_embeddings, read_embeddings_any, write_embeddings, write_embeddings_with_kinds, EMBEDDINGS_FILE,
+};
 pub use error::{list_ids, Error, Result};
 pub use exact::ExactIndex;
 pub use hnsw::{GraphBuilder, HnswIndex, HnswParams};

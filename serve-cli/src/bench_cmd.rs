@@ -9,9 +9,7 @@
 use crate::engine_args::EngineArgs;
 use crate::progress::Bar;
 use anyhow::{bail, ensure, Context, Result};
-use arrow::array::{Array, FixedSizeListArray, Float32Array, StringArray};
 use clap::{Args, Subcommand};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
@@ -264,58 +262,11 @@ impl Vectors {
     }
 }
 
-/// Reads `twotower embed`'s format (also the index's `embeddings.parquet` and the peers script's files):
-/// a Utf8 id column (`id` or `item`) and `vector` as FixedSizeList<Float32, d>.
+/// Reads `twotower embed`'s format (also the index's `embeddings.parquet` and the peers script's
+/// files) through the index crate's one (id, vector) reader.
 fn read_vectors(path: &Path) -> Result<Vectors> {
-    let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-        .with_context(|| format!("{}: not a readable Parquet file", path.display()))?
-        .build()
-        .with_context(|| format!("{}: cannot read", path.display()))?;
-    let mut dim = 0usize;
-    let mut rows = Vec::new();
-    let mut seen = 0usize;
-    for batch in reader {
-        let batch = batch.with_context(|| format!("{}: cannot read a record batch", path.display()))?;
-        let has_id = ["id", "item"].iter().any(|c| {
-            batch
-                .column_by_name(c)
-                .is_some_and(|a| a.as_any().downcast_ref::<StringArray>().is_some())
-        });
-        ensure!(has_id, "{}: no Utf8 column `id` or `item`", path.display());
-        let vectors = batch
-            .column_by_name("vector")
-            .and_then(|c| c.as_any().downcast_ref::<FixedSizeListArray>())
-            .with_context(|| {
-                format!(
-                    "{}: column `vector` missing or not FixedSizeList<Float32>",
-                    path.display()
-                )
-            })?;
-        let d = vectors.value_length() as usize;
-        ensure!(d > 0, "{}: vectors of dimension 0", path.display());
-        if dim == 0 {
-            dim = d;
-        }
-        ensure!(
-            d == dim,
-            "{}: row {seen}: dimension {d}, earlier rows have {dim}",
-            path.display()
-        );
-        if vectors.null_count() > 0 {
-            let row = (0..vectors.len()).find(|&i| vectors.is_null(i)).unwrap_or(0);
-            bail!("{}: row {}: null vector", path.display(), seen + row);
-        }
-        let values = vectors
-            .values()
-            .as_any()
-            .downcast_ref::<Float32Array>()
-            .with_context(|| format!("{}: vector elements are not Float32", path.display()))?;
-        let off = vectors.offset() * dim;
-        rows.extend_from_slice(&values.values()[off..off + vectors.len() * dim]);
-        seen += batch.num_rows();
-    }
-    ensure!(seen > 0, "{}: no rows", path.display());
+    let (_, rows, dim) = twotower_index::read_embeddings_any(path)?;
+    ensure!(!rows.is_empty(), "{}: no vectors", path.display());
     Ok(Vectors { dim, rows })
 }
 

@@ -14,6 +14,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use twotower_data::AtomicFile;
 
 /// One user's ranked list, ready to write.
 pub struct UserRecs<'a> {
@@ -31,7 +32,8 @@ enum Sink {
 /// Streams recommendation rows to `path` (format from the extension: `.parquet` or `.jsonl`).
 pub struct RecWriter {
     sink: Option<Sink>,
-    tmp: PathBuf,
+    /// The temporary the sink writes, renamed into place by `finish` (removed when dropped).
+    out: Option<AtomicFile>,
     path: PathBuf,
     schema: Arc<Schema>,
     rows: u64,
@@ -41,19 +43,7 @@ impl RecWriter {
     /// Opens a temporary file beside `path`; nothing appears at `path` until [`RecWriter::finish`].
     pub fn create(path: &Path) -> Result<RecWriter> {
         let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-        let name = path
-            .file_name()
-            .with_context(|| format!("{} names no file", path.display()))?;
-        let parent = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-        let prefix = format!(".{}.tmp-", name.to_string_lossy());
-        sweep_dead_temps(parent, &prefix);
-        let tmp = parent.join(format!("{prefix}{}", std::process::id()));
-        let file = File::create(&tmp)
-            .with_context(|| format!("writing {}: creating {}", path.display(), tmp.display()))?;
+        let (out, file) = AtomicFile::create(path).with_context(|| format!("writing {}", path.display()))?;
         let schema = Arc::new(Schema::new(vec![
             Field::new("user", DataType::Utf8, false),
             Field::new("rank", DataType::UInt32, false),
@@ -65,17 +55,12 @@ impl RecWriter {
                 let props = WriterProperties::builder()
                     .set_compression(Compression::SNAPPY)
                     .build();
-                match ArrowWriter::try_new(file, schema.clone(), Some(props)) {
-                    Ok(w) => Sink::Parquet(Box::new(w)),
-                    Err(e) => {
-                        let _ = std::fs::remove_file(&tmp);
-                        return Err(e).with_context(|| format!("writing {}", path.display()));
-                    }
-                }
+                let w = ArrowWriter::try_new(file, schema.clone(), Some(props))
+                    .with_context(|| format!("writing {}", path.display()))?;
+                Sink::Parquet(Box::new(w))
             }
             "jsonl" | "json" | "ndjson" => Sink::Jsonl(BufWriter::new(file)),
             other => {
-                let _ = std::fs::remove_file(&tmp);
                 bail!(
                     "{}: unknown output format {other:?}; use .parquet or .jsonl",
                     path.display()
@@ -84,7 +69,7 @@ impl RecWriter {
         };
         Ok(RecWriter {
             sink: Some(sink),
-            tmp,
+            out: Some(out),
             path: path.to_path_buf(),
             schema,
             rows: 0,
@@ -143,7 +128,7 @@ impl RecWriter {
     pub fn finish(mut self) -> Result<u64> {
         let r = self.finish_inner();
         if r.is_err() {
-            let _ = std::fs::remove_file(&self.tmp);
+            self.discard();
         }
         r.with_context(|| format!("writing {}", self.path.display()))
     }
@@ -154,15 +139,15 @@ impl RecWriter {
             Sink::Jsonl(w) => w.into_inner().map_err(|e| e.into_error())?,
         };
         file.sync_all()?;
-        std::fs::rename(&self.tmp, &self.path)
-            .with_context(|| format!("renaming {} into place", self.tmp.display()))?;
+        drop(file);
+        self.out.take().expect("finish called twice").commit()?;
         Ok(self.rows)
     }
 
     /// Drops the sink and removes the temporary.
     fn discard(&mut self) {
         self.sink = None;
-        let _ = std::fs::remove_file(&self.tmp);
+        self.out = None;
     }
 }
 
@@ -173,43 +158,6 @@ impl Drop for RecWriter {
             self.discard();
         }
     }
-}
-
-/// Removes `PREFIX<pid>` files in `dir` whose writer process no longer exists (killed with -9, or
-/// the machine went down): they can never be finished.
-fn sweep_dead_temps(dir: &Path, prefix: &str) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let name = e.file_name();
-        let Some(pid) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix(prefix))
-            .and_then(|p| p.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if pid != std::process::id() && !process_alive(pid) {
-            let _ = std::fs::remove_file(e.path());
-        }
-    }
-}
-
-#[cfg(unix)]
-fn process_alive(pid: u32) -> bool {
-    let Ok(pid) = i32::try_from(pid) else { return false };
-    if pid <= 0 {
-        return false;
-    }
-    // SAFETY: signal 0 only asks whether the process exists; nothing is delivered.
-    let r = unsafe { libc::kill(pid, 0) };
-    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
-}
-
-#[cfg(not(unix))]
-fn process_alive(_: u32) -> bool {
-    true
 }
 
 #[cfg(test)]
@@ -283,18 +231,27 @@ mod tests {
         let mut child = std::process::Command::new("true").spawn().unwrap();
         let dead = child.id();
         child.wait().unwrap();
-        let stale = dir.path().join(format!(".out.jsonl.tmp-{dead}"));
-        let alive = dir.path().join(format!(".out.jsonl.tmp-{}", std::process::id()));
-        let other = dir.path().join(format!(".other.jsonl.tmp-{dead}"));
+        let stale = dir.path().join(format!(".out.jsonl.tmp-{dead}-1-2"));
+        let other = dir.path().join(format!(".other.jsonl.tmp-{dead}-1-2"));
         for p in [&stale, &other] {
             std::fs::write(p, b"half").unwrap();
         }
         let w = RecWriter::create(&path).unwrap();
         assert!(!stale.exists(), "a dead writer's temporary is removed");
         assert!(other.exists(), "another output's temporary is left alone");
-        assert!(alive.exists(), "our own temporary is the one being written");
+        let ours = |d: &Path| {
+            std::fs::read_dir(d)
+                .unwrap()
+                .filter(|e| {
+                    let n = e.as_ref().unwrap().file_name();
+                    n.to_string_lossy()
+                        .starts_with(&format!(".out.jsonl.tmp-{}-", std::process::id()))
+                })
+                .count()
+        };
+        assert_eq!(ours(dir.path()), 1, "our own temporary is the one being written");
         w.finish().unwrap();
-        assert!(!alive.exists());
+        assert_eq!(ours(dir.path()), 0);
     }
 
     #[test]

@@ -1,16 +1,12 @@
 //! `twotower train|eval|embed`: flags → a validated [`Config`] → the towers library; results printed here.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use arrow::array::{ArrayRef, FixedSizeListArray, Float32Array, RecordBatch, StringArray};
-use arrow::datatypes::{DataType, Field, Schema};
 use clap::Args;
-use parquet::arrow::ArrowWriter;
 use twotower_data::progress::Progress;
-use twotower_data::Dataset;
+use twotower_data::{AtomicFile, Dataset};
 use twotower_towers::{Config, EvalReport, LrDecay, Model, SparseOptimizerKind, TrainOptions};
 
 /// Arguments of `train`. Every model switch lives in the config file (`--print-config` shows the
@@ -464,46 +460,20 @@ pub fn embed(a: EmbedArgs, progress: &dyn Progress) -> anyhow::Result<()> {
         values.extend(model.user_embeddings()?);
     }
     progress.finish();
-    let bytes = embeddings_parquet(&ids, (want_users && want_items).then_some(&kinds[..]), &values, d)?;
-    twotower_data::artifact::write_file_atomic(&a.out, &bytes)
-        .with_context(|| format!("writing {}", a.out.display()))?;
+    // The one (id, vector) format, written under a temporary name and renamed into place.
+    let write = || -> anyhow::Result<()> {
+        let (out, file) = AtomicFile::create(&a.out)?;
+        drop(file);
+        let kinds = (want_users && want_items).then_some(&kinds[..]);
+        twotower_index::write_embeddings_with_kinds(out.temp_path(), &ids, kinds, &values, d)?;
+        out.commit()?;
+        Ok(())
+    };
+    write().with_context(|| format!("writing {}", a.out.display()))?;
     println!(
         "wrote {} vectors of dimension {d} to {}",
         ids.len(),
         a.out.display()
     );
     Ok(())
-}
-
-/// Encodes (id, vector) rows as Parquet: id Utf8, vector FixedSizeList<Float32, d> (and kind Utf8 when
-/// users and items share the file).
-pub fn embeddings_parquet(
-    ids: &[String],
-    kinds: Option<&[&str]>,
-    values: &[f32],
-    d: usize,
-) -> anyhow::Result<Vec<u8>> {
-    let item = Arc::new(Field::new("item", DataType::Float32, false));
-    let list = FixedSizeListArray::try_new(
-        item.clone(),
-        d as i32,
-        Arc::new(Float32Array::from(values.to_vec())),
-        None,
-    )?;
-    let mut fields = vec![
-        Field::new("id", DataType::Utf8, false),
-        Field::new("vector", DataType::FixedSizeList(item, d as i32), false),
-    ];
-    let mut cols: Vec<ArrayRef> = vec![Arc::new(StringArray::from_iter_values(ids)), Arc::new(list)];
-    if let Some(k) = kinds {
-        fields.push(Field::new("kind", DataType::Utf8, false));
-        cols.push(Arc::new(StringArray::from_iter_values(k.iter())));
-    }
-    let schema = Arc::new(Schema::new(fields));
-    let batch = RecordBatch::try_new(schema.clone(), cols)?;
-    let mut buf = Vec::new();
-    let mut w = ArrowWriter::try_new(&mut buf, schema, None)?;
-    w.write(&batch)?;
-    w.close()?;
-    Ok(buf)
 }
