@@ -22,6 +22,7 @@ mod schema;
 mod split;
 mod stats;
 mod synth;
+pub mod topk;
 mod vocab;
 
 pub use artifact::{AtomicFile, FileEntry, Manifest, StagingDir};

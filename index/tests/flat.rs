@@ -6,6 +6,12 @@ use twotower_data::progress::NoProgress;
 use twotower_index::synthetic::clustered_unit_vectors;
 use twotower_index::{ExactIndex, Hit, HnswIndex, HnswParams, IndexDir, RowFilter, VectorIndex};
 
+/// Every test here builds its graphs on one thread: a parallel graph depends on how the threads
+/// interleave, and these tests assert properties of particular graphs.
+fn one_thread() {
+    let _ = rayon::ThreadPoolBuilder::new().num_threads(1).build_global();
+}
+
 const DIM: usize = 32;
 
 fn overlap(truth: &[Hit], got: &[Hit]) -> usize {
@@ -36,6 +42,7 @@ fn recalls(h: &HnswIndex, exact: &ExactIndex, queries: &[f32], ef: usize) -> (f6
 
 #[test]
 fn flat_search_matches_or_beats_hnsw_rs_and_reaches_every_item() {
+    one_thread();
     let n = 8_000;
     let all = clustered_unit_vectors(n + 400, DIM, 150, 0.6, 11);
     let (v, queries) = all.split_at(n * DIM);
@@ -94,6 +101,7 @@ fn flat_search_matches_or_beats_hnsw_rs_and_reaches_every_item() {
 
 #[test]
 fn filters_return_only_kept_rows_and_enough_of_them() {
+    one_thread();
     let n = 6_000;
     let all = clustered_unit_vectors(n + 100, DIM, 100, 0.6, 12);
     let (v, queries) = all.split_at(n * DIM);
@@ -143,6 +151,7 @@ fn filters_return_only_kept_rows_and_enough_of_them() {
 
 #[test]
 fn inserted_rows_are_found_and_reload_gives_the_same_answers() {
+    one_thread();
     let n = 3_000;
     let extra = 600;
     let all = clustered_unit_vectors(n + extra + 50, DIM, 60, 0.6, 13);

@@ -9,6 +9,12 @@ use twotower_data::progress::NoProgress;
 use twotower_index::synthetic::clustered_unit_vectors;
 use twotower_index::{check, CheckParams, Error, HnswParams, IndexDir, VectorIndex, VersionId};
 
+/// Every test here builds its graphs on one thread: a parallel graph depends on how the threads
+/// interleave, and these tests assert properties of particular graphs.
+fn one_thread() {
+    let _ = rayon::ThreadPoolBuilder::new().num_threads(1).build_global();
+}
+
 const DIM: usize = 16;
 const MODEL: &str = "model-a";
 
@@ -42,6 +48,7 @@ fn live(idx: &IndexDir) -> Vec<String> {
 
 #[test]
 fn remove_wins_over_the_items_added_with_it() {
+    one_thread();
     let tmp = tempfile::tempdir().unwrap();
     let (idx, ids, v) = build(tmp.path(), 200, 1);
     // The whole catalogue again, with item5 changed, and item5 and item6 removed in the same call.
@@ -63,6 +70,7 @@ fn remove_wins_over_the_items_added_with_it() {
 
 #[test]
 fn an_unchanged_catalogue_adds_nothing_and_writes_no_version() {
+    one_thread();
     let tmp = tempfile::tempdir().unwrap();
     let (idx, ids, v) = build(tmp.path(), 300, 2);
     for _ in 0..3 {
@@ -85,6 +93,7 @@ fn an_unchanged_catalogue_adds_nothing_and_writes_no_version() {
 
 #[test]
 fn rebuild_keeps_exactly_the_live_set() {
+    one_thread();
     let tmp = tempfile::tempdir().unwrap();
     let (idx, ids, v) = build(tmp.path(), 400, 3);
     // Items from another catalogue are added, two of ours are removed, one is changed.
@@ -156,6 +165,7 @@ fn ids_vec(prefix: &str, n: usize) -> Vec<String> {
 
 #[test]
 fn writers_refuse_a_directory_that_is_not_an_index() {
+    one_thread();
     let tmp = tempfile::tempdir().unwrap();
     let v = clustered_unit_vectors(50, DIM, 2, 0.5, 4);
     let ids = ids(50, "i");
@@ -198,6 +208,7 @@ fn writers_refuse_a_directory_that_is_not_an_index() {
 
 #[test]
 fn search_batch_answers_each_query_as_search_with_ef() {
+    one_thread();
     let tmp = tempfile::tempdir().unwrap();
     let (idx, ids, v) = build(tmp.path(), 2000, 5);
     idx.add_items(&[], &[], &ids[..40], MODEL, &NoProgress).unwrap();
@@ -241,6 +252,7 @@ fn search_batch_answers_each_query_as_search_with_ef() {
 
 #[test]
 fn check_names_unreachable_items_plainly() {
+    one_thread();
     let tmp = tempfile::tempdir().unwrap();
     let idx = IndexDir::new(tmp.path());
     // 30 identical vectors: identical queries walk the same way and share one top 10, so at

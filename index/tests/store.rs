@@ -9,6 +9,12 @@ use twotower_data::StagingDir;
 use twotower_index::synthetic::clustered_unit_vectors;
 use twotower_index::{check, CheckParams, Error, HnswParams, IndexDir, VectorIndex, VersionId};
 
+/// Every test here builds its graphs on one thread: a parallel graph depends on how the threads
+/// interleave, and these tests assert properties of particular graphs.
+fn one_thread() {
+    let _ = rayon::ThreadPoolBuilder::new().num_threads(1).build_global();
+}
+
 const DIM: usize = 16;
 const MODEL: &str = "model-a";
 
@@ -27,6 +33,7 @@ fn build(dir: &Path, n: usize, seed: u64) -> (IndexDir, Vec<String>, Vec<f32>) {
 
 #[test]
 fn build_open_search_and_reload() {
+    one_thread();
     let tmp = tempfile::tempdir().unwrap();
     let (idx, ids, v) = build(tmp.path(), 2000, 1);
     assert_eq!(idx.current().unwrap(), VersionId(1));
@@ -50,6 +57,7 @@ fn build_open_search_and_reload() {
 
 #[test]
 fn add_tombstones_replaced_and_removed_items_then_compact() {
+    one_thread();
     let tmp = tempfile::tempdir().unwrap();
     let (idx, _ids, v) = build(tmp.path(), 1000, 2);
     // item0 moves to item1's place; item2 is removed; new0..new9 are added.
@@ -124,6 +132,7 @@ fn ids_from(prefix: &str, n: usize) -> Vec<String> {
 
 #[test]
 fn missing_foreign_and_damaged_indexes_are_clear_errors() {
+    one_thread();
     let tmp = tempfile::tempdir().unwrap();
     let none = IndexDir::new(tmp.path().join("nothing"));
     let err = none.open_current(None).unwrap_err();
@@ -164,6 +173,7 @@ fn missing_foreign_and_damaged_indexes_are_clear_errors() {
 
 #[test]
 fn a_crashed_build_leaves_the_previous_version_live() {
+    one_thread();
     let tmp = tempfile::tempdir().unwrap();
     let (idx, _, v) = build(tmp.path(), 600, 4);
     // A writer that died before commit: its staging dir is dropped (removed) ...
@@ -207,6 +217,7 @@ fn a_crashed_build_leaves_the_previous_version_live() {
 
 #[test]
 fn bad_build_inputs_are_rejected_before_anything_is_written() {
+    one_thread();
     let tmp = tempfile::tempdir().unwrap();
     let idx = IndexDir::new(tmp.path());
     let v = clustered_unit_vectors(3, DIM, 1, 0.5, 1);
@@ -226,6 +237,7 @@ fn bad_build_inputs_are_rejected_before_anything_is_written() {
 /// writer may still be running.
 #[test]
 fn gc_removes_a_dead_writers_staging_at_once() {
+    one_thread();
     let tmp = tempfile::tempdir().unwrap();
     let (idx, _, _) = build(tmp.path(), 200, 3);
     let mut child = std::process::Command::new("true").spawn().unwrap();

@@ -182,6 +182,8 @@ fn shell_follows_a_rebuild() {
     let before = read_line(&mut stdout);
     let v0 = before["index_version"].as_u64().unwrap();
     twotower(&[
+        "--threads",
+        "1",
         "index",
         "rebuild",
         "--model",
@@ -212,7 +214,7 @@ fn killed_rebuild_leaves_the_previous_version_live() {
     // Kill real rebuilds at several points (loading, embedding, graph, writing).
     for delay_ms in [5u64, 40, 120, 300] {
         let mut child = std::process::Command::new(bin())
-            .args(["index", "rebuild", "--quiet", "--model"])
+            .args(["--threads", "1", "index", "rebuild", "--quiet", "--model"])
             .arg(&model)
             .arg("--index")
             .arg(&index)

@@ -3,6 +3,8 @@
 
 use rayon::prelude::*;
 
+use twotower_data::topk::{Hit, TopK};
+
 use crate::error::Result;
 
 /// `out[m×n] = A[m×k] · B[k×n]` with explicit (row, column) strides of `a` and `b`; `out` is row-major.
@@ -109,34 +111,30 @@ pub fn top_k_exact<'a>(
     Ok(out)
 }
 
-/// The top `k` indices of `scores` outside `exclude`, best first.
+/// The top `k` indices of `scores` outside `exclude`, best first (ties by the lower index; NaN
+/// scores never ranked), through the top-k accumulator the index's exact search uses too.
 pub fn select_top(scores: &[f32], k: usize, exclude: &[u32]) -> Vec<u32> {
-    let mut cand: Vec<(f32, u32)> = scores
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| !s.is_nan())
-        .map(|(i, &s)| (s, i as u32))
-        .collect();
-    if !exclude.is_empty() {
-        let mut ex = exclude.to_vec();
-        ex.sort_unstable();
-        cand.retain(|(_, i)| ex.binary_search(i).is_err());
+    let mut ex = exclude.to_vec();
+    ex.sort_unstable();
+    let mut top = TopK::new(k);
+    for (i, &s) in scores.iter().enumerate() {
+        // Below the k-th best nothing enters (an equal score at this later index loses too).
+        if s.is_nan() || s < top.threshold() {
+            continue;
+        }
+        if !ex.is_empty() && ex.binary_search(&(i as u32)).is_ok() {
+            continue;
+        }
+        top.push(Hit {
+            row: i as u32,
+            score: s,
+        });
     }
-    let cmp = |a: &(f32, u32), b: &(f32, u32)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
-    let k = k.min(cand.len());
-    if k == 0 {
-        return Vec::new();
-    }
-    if k < cand.len() {
-        cand.select_nth_unstable_by(k - 1, cmp);
-        cand.truncate(k);
-    }
-    cand.sort_unstable_by(cmp);
-    // A fresh, exact-size vector: `into_iter().map().collect()` would reuse `cand`'s allocation
-    // (in-place collect) and every kept top-k list would pin one catalogue-sized buffer.
-    let mut top = Vec::with_capacity(k);
-    top.extend(cand.iter().map(|&(_, i)| i));
-    top
+    let hits = top.into_sorted();
+    // A fresh, exact-size vector: every kept top-k list must not pin a larger buffer.
+    let mut out = Vec::with_capacity(hits.len());
+    out.extend(hits.iter().map(|h| h.row));
+    out
 }
 
 #[cfg(test)]

@@ -15,7 +15,9 @@ pub fn quickstart(name: &str, users: u32, items: u32, interactions: u64, epochs:
     let dir = std::env::temp_dir().join(format!("twotower-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     Command::new(bin())
-        .args(["quickstart", "--no-shell", "--quiet"])
+        // One thread: the graph (and so every HNSW answer) is then a function of the vectors, not
+        // of how build threads interleave, so tests can compare answers and assert self-reachability.
+        .args(["--threads", "1", "quickstart", "--no-shell", "--quiet"])
         .args(["--users", &users.to_string(), "--items", &items.to_string()])
         .args([
             "--interactions",
