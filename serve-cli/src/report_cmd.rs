@@ -396,7 +396,7 @@ impl Page {
             t.train_examples,
             t.seconds,
             t.threads,
-            opt(t.temperature, |v| format!("{}", v as f32)),
+            opt(t.temperature, |v| format!("{v:.3}")),
         );
         let runs = match PlanHistory::read(model.dir())? {
             Some(plan) => {
