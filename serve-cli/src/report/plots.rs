@@ -54,6 +54,18 @@ pub fn lines(title: &str, x: &str, y: &str, series: &[Series], axis: XAxis) -> R
     if x1 <= x0 {
         x1 = x0 + 1.0;
     }
+    // The legend goes in the corner the lines leave free: top right when they fall.
+    let falls = series
+        .iter()
+        .filter_map(|s| Some((s.points.first()?.1, s.points.last()?.1)))
+        .map(|(a, b)| b - a)
+        .sum::<f64>()
+        < 0.0;
+    let legend = if falls {
+        SeriesLabelPosition::UpperRight
+    } else {
+        SeriesLabelPosition::LowerRight
+    };
     let pad = ((y1 - y0) * 0.08).max(1e-3);
     let (y0, y1) = (y0 - pad, y1 + pad);
     let mut svg = String::new();
@@ -104,7 +116,7 @@ pub fn lines(title: &str, x: &str, y: &str, series: &[Series], axis: XAxis) -> R
                 }
                 chart
                     .configure_series_labels()
-                    .position(SeriesLabelPosition::LowerRight)
+                    .position(legend)
                     .background_style(WHITE.mix(0.85))
                     .border_style(RGBColor(180, 180, 180))
                     .draw()
@@ -123,8 +135,8 @@ pub fn lines(title: &str, x: &str, y: &str, series: &[Series], axis: XAxis) -> R
     Ok(svg)
 }
 
-/// A histogram of positive `counts` in powers-of-two bins (1, 2–3, 4–7, …): how many users (or
-/// items) have that many interactions.
+/// A histogram of positive `counts` in powers-of-two bins (1, 2–3, 4–7, …, each labelled with its
+/// lower bound): how many users (or items) have that many interactions.
 pub fn log_histogram(title: &str, what: &str, counts: &[u32]) -> Result<String> {
     let bins = counts
         .iter()
@@ -152,18 +164,11 @@ pub fn log_histogram(title: &str, what: &str, counts: &[u32]) -> Result<String> 
             .configure_mesh()
             .disable_x_mesh()
             .light_line_style(RGBColor(235, 235, 235))
-            .x_desc(format!("interactions per {what} (log₂ bins)"))
+            .x_desc(format!("interactions per {what} (log₂ bins: 1, 2–3, 4–7, …)"))
             .y_desc(format!("{what}s"))
             .x_labels(bins.min(16))
             .x_label_formatter(&|v| match v {
-                SegmentValue::CenterOf(b) | SegmentValue::Exact(b) => {
-                    let lo = 1u64 << b;
-                    if lo == 1 {
-                        "1".into()
-                    } else {
-                        format!("{lo}–{}", 2 * lo - 1)
-                    }
-                }
+                SegmentValue::CenterOf(b) | SegmentValue::Exact(b) => (1u64 << b).to_string(),
                 SegmentValue::Last => String::new(),
             })
             .draw()
