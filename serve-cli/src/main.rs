@@ -8,6 +8,7 @@ mod index_cmd;
 mod progress;
 mod rec_writer;
 mod recommend_cmd;
+mod report_cmd;
 mod serve_cmd;
 mod shell;
 mod train_cmd;
@@ -56,6 +57,8 @@ enum Command {
     Recommend(recommend_cmd::RecommendArgs),
     /// Serve recommendations over HTTP, following index rebuilds without downtime.
     Serve(serve_cmd::ServeArgs),
+    /// One self-contained HTML page about a model: data, training runs, evaluation, index, examples.
+    Report(report_cmd::ReportArgs),
     /// Benchmarks that print a table: query latency percentiles, ANN build/recall/queries per second.
     #[command(subcommand)]
     Bench(bench_cmd::BenchCommand),
@@ -153,6 +156,7 @@ fn dispatch(command: Command, bar: &progress::Bar) -> anyhow::Result<()> {
         Command::Recommend(a) => recommend_cmd::run(a, bar),
         Command::Serve(a) => serve_cmd::run(a),
         Command::Bench(cmd) => bench_cmd::run(cmd, bar),
+        Command::Report(a) => report_cmd::run(a, bar),
     }
 }
 
@@ -218,6 +222,10 @@ fn quickstart(q: QuickstartArgs, bar: &progress::Bar) -> anyhow::Result<()> {
     steps.push(train);
     steps.push(s(&["eval", "--model", &model, "--data", &data]));
     steps.push(s(&["index", "build", "--model", &model, "--index", &index]));
+    let report = path("report.html");
+    steps.push(s(&[
+        "report", "--model", &model, "--data", &data, "--index", &index, "--out", &report,
+    ]));
     if !q.no_shell {
         steps.push(s(&["query", "--model", &model, "--index", &index]));
     }

@@ -380,6 +380,12 @@ pub fn train(a: TrainArgs, progress: &dyn Progress) -> anyhow::Result<()> {
         t0.elapsed().as_secs_f64(),
         s.threads
     );
+    if report.finished && ds.is_split() {
+        println!(
+            "report: twotower report --model {m} --out {m}-report.html",
+            m = a.out.display()
+        );
+    }
     Ok(())
 }
 
@@ -399,6 +405,40 @@ fn print_report(name: &str, r: &EvalReport) {
         "{name:<12} {}",
         cells.iter().map(|c| format!("{c:>9}")).collect::<String>()
     );
+}
+
+/// Coverage, popularity percentile and long-tail share of both methods, and the test items' percentile.
+fn print_beyond(r: &EvalReport, pop: &EvalReport) {
+    let k = r.beyond_k;
+    let header: String =
+        r.ks.iter()
+            .map(|k| format!("Cov@{k}"))
+            .chain([format!("Pop%@{k}"), format!("Tail@{k}")])
+            .map(|h| format!("{h:>9}"))
+            .collect();
+    println!("\nbeyond accuracy (popularity percentile 0-100 and long tail from the training interactions)");
+    println!("{:<12} {header}", "method");
+    for (name, m) in [("model", r), ("popularity", pop)] {
+        let cells: String = m
+            .coverage
+            .iter()
+            .map(|c| format!("{c:.4}"))
+            .chain([
+                m.popularity_percentile.map_or("-".into(), |p| format!("{p:.1}")),
+                m.long_tail_share.map_or("-".into(), |t| format!("{t:.4}")),
+            ])
+            .map(|c| format!("{c:>9}"))
+            .collect();
+        println!("{name:<12} {cells}");
+    }
+    if let Some(p) = r.test_popularity_percentile {
+        println!(
+            "{:<12} {:>w$}",
+            "test items",
+            format!("{p:.1}"),
+            w = 9 * (r.ks.len() + 1)
+        );
+    }
 }
 
 /// `twotower eval`.
@@ -437,6 +477,7 @@ pub fn eval(a: EvalArgs, progress: &dyn Progress) -> anyhow::Result<()> {
     println!("{:<12} {header}", "method");
     print_report("model", &r);
     print_report("popularity", &pop);
+    print_beyond(&r, &pop);
     Ok(())
 }
 

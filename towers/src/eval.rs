@@ -5,11 +5,12 @@ use twotower_data::{Dataset, Interactions, UserHistories};
 
 use crate::error::{Error, Result};
 use crate::kernels::{select_top, top_k_exact};
-use crate::metrics::EvalReport;
+use crate::metrics::{EvalReport, Popularity};
 use crate::model::Model;
 
 /// Evaluates a model on `ds`'s test part: every test user ranks the whole catalogue with their training
-/// items excluded; the user vector comes from id, features and the whole training history.
+/// items excluded; the user vector comes from id, features and the whole training history. Coverage,
+/// popularity percentiles and the long-tail share are measured against [`training_popularity`].
 pub fn evaluate(model: &Model, ds: &Dataset, ks: &[usize]) -> Result<EvalReport> {
     let test = test_part(ds)?;
     if model.dataset_fingerprint() != ds.fingerprint() {
@@ -33,7 +34,17 @@ pub fn evaluate(model: &Model, ds: &Dataset, ks: &[usize]) -> Result<EvalReport>
     }
     let items = model.item_embeddings()?;
     let top = top_k_exact(&q, &items, d, kmax, &|e| model.user_items(users[e]))?;
-    Ok(EvalReport::from_rankings(&top, &relevant, ks))
+    Ok(EvalReport::with_popularity(
+        &top,
+        &relevant,
+        ks,
+        &training_popularity(ds),
+    ))
+}
+
+/// Every item's training popularity in `ds` (its interaction count in the training part).
+pub fn training_popularity(ds: &Dataset) -> Popularity {
+    Popularity::from_counts(&ds.training().item_counts(ds.items.len()))
 }
 
 /// The most-popular-items baseline on the same protocol (popularity = training interaction count).
@@ -54,7 +65,12 @@ pub fn popularity_baseline(ds: &Dataset, ks: &[usize]) -> Result<EvalReport> {
         .iter()
         .map(|&u| select_top(&count, kmax, hist.history(u).1))
         .collect();
-    Ok(EvalReport::from_rankings(&top, &relevant, ks))
+    Ok(EvalReport::with_popularity(
+        &top,
+        &relevant,
+        ks,
+        &training_popularity(ds),
+    ))
 }
 
 fn test_part(ds: &Dataset) -> Result<&Interactions> {

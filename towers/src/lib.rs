@@ -30,12 +30,14 @@ pub use config::{
     UserTowerConfig, AUTO_EPOCH_PASSES, MAX_MEMBERS,
 };
 pub use error::{Error, Result};
-pub use eval::{evaluate, popularity_baseline};
+pub use eval::{evaluate, popularity_baseline, training_popularity};
 pub use features::{FeatureLayout, NewItem};
 pub use kernels::{select_top, top_k_exact};
-pub use metrics::{hit_rate_at_k, ndcg_at_k, recall_at_k, EvalReport};
+pub use metrics::{hit_rate_at_k, ndcg_at_k, recall_at_k, EvalReport, Popularity, BEYOND_K, HEAD_SHARE};
 pub use model::{Model, ModelMeta, TrainingSummary, MODEL_FORMAT_VERSION, MODEL_KIND};
-pub use train::{train, EpochMetrics, TemperatureTrial, TrainOptions, TrainReport};
+pub use train::{
+    train, EpochMetrics, PlanHistory, PlanRun, TemperatureTrial, TrainOptions, TrainReport, PLAN_FILE,
+};
 
 /// The fused loss's specification and a synthetic training step, for the step benchmarks only.
 #[doc(hidden)]

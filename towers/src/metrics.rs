@@ -2,6 +2,13 @@
 //!
 //! Recall@K = |top-K ∩ relevant| / |relevant|; NDCG@K with binary gains, ideal DCG over
 //! min(K, |relevant|) hits; HitRate@K = 1 when any relevant item is in the top K. Averaged over users.
+//!
+//! Beyond accuracy, measured against the items' training popularity ([`Popularity`]):
+//! - coverage@K: the share of the catalogue that appears in at least one user's top K;
+//! - popularity percentile: the mean mid-rank percentile (0 = least, 100 = most interacted with) of
+//!   the items in the top 10, beside the same mean over the test items;
+//! - long-tail share: the share of top-10 slots filled by long-tail items, those outside the head
+//!   (the most popular items that together hold 80 % of the training interactions).
 
 use serde::{Deserialize, Serialize};
 
@@ -44,6 +51,77 @@ fn hits(ranked: &[u32], relevant: &[u32], k: usize) -> usize {
     ranked.iter().take(k).filter(|it| relevant.contains(it)).count()
 }
 
+/// Share of the training interactions the head of the catalogue holds; the rest is the long tail.
+pub const HEAD_SHARE: f64 = 0.8;
+
+/// The cut-off of the popularity percentile and the long-tail share (or the whole ranking if shorter).
+pub const BEYOND_K: usize = 10;
+
+/// Every item's training popularity, as the beyond-accuracy metrics read it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Popularity {
+    percentile: Vec<f64>,
+    long_tail: Vec<bool>,
+}
+
+impl Popularity {
+    /// From each item's training interaction count. Percentiles are mid-rank: 100 × (items with fewer
+    /// interactions + half of those with as many) / items. The head is the shortest run of items, by
+    /// count descending (ties by index), whose counts sum to at least [`HEAD_SHARE`] of the total.
+    pub fn from_counts(counts: &[u32]) -> Popularity {
+        let n = counts.len();
+        let mut order: Vec<usize> = (0..n).collect();
+        order.sort_by_key(|&i| (counts[i], i));
+        let mut percentile = vec![0.0; n];
+        let mut start = 0;
+        while start < n {
+            let c = counts[order[start]];
+            let end = start + order[start..].iter().take_while(|&&i| counts[i] == c).count();
+            let p = 100.0 * (start as f64 + 0.5 * (end - start) as f64) / n as f64;
+            for &i in &order[start..end] {
+                percentile[i] = p;
+            }
+            start = end;
+        }
+        let total: u64 = counts.iter().map(|&c| c as u64).sum();
+        let mut long_tail = vec![true; n];
+        let mut held = 0u64;
+        let mut by_count: Vec<usize> = (0..n).collect();
+        by_count.sort_by_key(|&i| (std::cmp::Reverse(counts[i]), i));
+        for i in by_count {
+            if total == 0 || held as f64 >= HEAD_SHARE * total as f64 {
+                break;
+            }
+            long_tail[i] = false;
+            held += counts[i] as u64;
+        }
+        Popularity {
+            percentile,
+            long_tail,
+        }
+    }
+
+    /// Catalogue size.
+    pub fn items(&self) -> usize {
+        self.percentile.len()
+    }
+
+    /// Mid-rank popularity percentile of `item` (0 for an item outside the catalogue).
+    pub fn percentile(&self, item: u32) -> f64 {
+        self.percentile.get(item as usize).copied().unwrap_or(0.0)
+    }
+
+    /// Whether `item` is outside the head (an item outside the catalogue counts as long tail).
+    pub fn is_long_tail(&self, item: u32) -> bool {
+        self.long_tail.get(item as usize).copied().unwrap_or(true)
+    }
+
+    /// Items in the head.
+    pub fn head_len(&self) -> usize {
+        self.long_tail.iter().filter(|t| !**t).count()
+    }
+}
+
 /// Mean metrics over users at several cut-offs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EvalReport {
@@ -57,6 +135,23 @@ pub struct EvalReport {
     pub ndcg: Vec<f64>,
     /// Mean HitRate@k per cut-off.
     pub hit_rate: Vec<f64>,
+    /// Catalogue coverage@k per cut-off: the share of items in at least one evaluated user's top k
+    /// (empty when no [`Popularity`] was given).
+    #[serde(default)]
+    pub coverage: Vec<f64>,
+    /// The cut-off of `popularity_percentile` and `long_tail_share` ([`BEYOND_K`], or the ranking's
+    /// length when shorter).
+    #[serde(default)]
+    pub beyond_k: usize,
+    /// Mean training-popularity percentile of the recommended items (top `beyond_k` of every user).
+    #[serde(default)]
+    pub popularity_percentile: Option<f64>,
+    /// Mean training-popularity percentile of the users' relevant (test) items.
+    #[serde(default)]
+    pub test_popularity_percentile: Option<f64>,
+    /// Share of the top-`beyond_k` slots filled by long-tail items.
+    #[serde(default)]
+    pub long_tail_share: Option<f64>,
 }
 
 impl EvalReport {
@@ -71,6 +166,11 @@ impl EvalReport {
             ndcg: vec![0.0; ks.len()],
             hit_rate: vec![0.0; ks.len()],
             ks,
+            coverage: Vec::new(),
+            beyond_k: 0,
+            popularity_percentile: None,
+            test_popularity_percentile: None,
+            long_tail_share: None,
         };
         for (ranked, rel) in rankings.iter().zip(relevant) {
             if rel.is_empty() {
@@ -93,6 +193,61 @@ impl EvalReport {
             *v /= n;
         }
         r
+    }
+
+    /// [`Self::from_rankings`] plus coverage, popularity percentiles and the long-tail share against
+    /// the items' training popularity `pop`, over the same users (those with something relevant).
+    pub fn with_popularity(
+        rankings: &[Vec<u32>],
+        relevant: &[Vec<u32>],
+        ks: &[usize],
+        pop: &Popularity,
+    ) -> EvalReport {
+        let mut r = EvalReport::from_rankings(rankings, relevant, ks);
+        let users: Vec<(&Vec<u32>, &Vec<u32>)> = rankings
+            .iter()
+            .zip(relevant)
+            .filter(|(_, rel)| !rel.is_empty())
+            .collect();
+        // The best rank at which each item appears in anyone's list: coverage@k counts those < k.
+        let mut first = vec![usize::MAX; pop.items()];
+        for (ranked, _) in &users {
+            for (rank, &it) in ranked.iter().enumerate() {
+                if let Some(f) = first.get_mut(it as usize) {
+                    *f = (*f).min(rank);
+                }
+            }
+        }
+        let n = pop.items().max(1) as f64;
+        r.coverage =
+            r.ks.iter()
+                .map(|&k| first.iter().filter(|&&f| f < k).count() as f64 / n)
+                .collect();
+        let longest = users.iter().map(|(ranked, _)| ranked.len()).max().unwrap_or(0);
+        r.beyond_k = BEYOND_K.min(longest);
+        let (mut slots, mut pct, mut tail) = (0usize, 0.0, 0usize);
+        for (ranked, _) in &users {
+            for &it in ranked.iter().take(r.beyond_k) {
+                slots += 1;
+                pct += pop.percentile(it);
+                tail += usize::from(pop.is_long_tail(it));
+            }
+        }
+        let (mut tests, mut test_pct) = (0usize, 0.0);
+        for (_, rel) in &users {
+            tests += rel.len();
+            test_pct += rel.iter().map(|&it| pop.percentile(it)).sum::<f64>();
+        }
+        r.popularity_percentile = (slots > 0).then(|| pct / slots as f64);
+        r.long_tail_share = (slots > 0).then(|| tail as f64 / slots as f64);
+        r.test_popularity_percentile = (tests > 0).then(|| test_pct / tests as f64);
+        r
+    }
+
+    /// Coverage at cut-off `k`, if computed.
+    pub fn coverage_at(&self, k: usize) -> Option<f64> {
+        let j = self.ks.iter().position(|&x| x == k)?;
+        self.coverage.get(j).copied()
     }
 
     /// Recall at cut-off `k`, if computed.
@@ -129,5 +284,48 @@ mod tests {
         assert_eq!(r.users, 2);
         assert_eq!(r.recall, vec![0.5, 0.5]);
         assert_eq!(r.recall_at(2), Some(0.5));
+        assert_eq!(r.coverage, Vec::<f64>::new());
+        assert_eq!(r.long_tail_share, None);
+    }
+
+    #[test]
+    fn popularity_percentiles_and_head_by_hand() {
+        // Counts 0, 1, 1, 5 (total 7): mid-rank percentiles 12.5, 50, 50, 87.5. The head holds
+        // 80 % = 5.6 interactions: item 3 (5) is not enough, item 1 (6) is; items 0 and 2 are the tail.
+        let pop = Popularity::from_counts(&[0, 1, 1, 5]);
+        assert_eq!(pop.items(), 4);
+        let pct: Vec<f64> = (0..4).map(|i| pop.percentile(i)).collect();
+        assert_eq!(pct, vec![12.5, 50.0, 50.0, 87.5]);
+        let tail: Vec<bool> = (0..4).map(|i| pop.is_long_tail(i)).collect();
+        assert_eq!(tail, vec![true, false, true, false]);
+        assert_eq!(pop.head_len(), 2);
+        assert!(pop.is_long_tail(99), "outside the catalogue");
+        // Nothing interacted with: no head.
+        assert_eq!(Popularity::from_counts(&[0, 0]).head_len(), 0);
+    }
+
+    #[test]
+    fn beyond_accuracy_by_hand() {
+        // 5 items, counts 10, 5, 3, 1, 1 (total 20, 80 % = 16): items 0 and 1 hold 15 < 16, so the
+        // head is items 0, 1 and 2. Percentiles: item 0 90, 1 70, 2 50, 3 and 4 20.
+        let pop = Popularity::from_counts(&[10, 5, 3, 1, 1]);
+        assert_eq!(pop.head_len(), 3);
+        let r = EvalReport::with_popularity(
+            &[vec![0, 3, 1], vec![0, 1, 2], vec![4, 4, 4]],
+            &[vec![3], vec![2, 4], vec![]],
+            &[1, 2, 3],
+            &pop,
+        );
+        assert_eq!(r.users, 2, "the third user has nothing relevant and is skipped");
+        // Top 1: {0}; top 2: {0, 3, 1}; top 3: {0, 1, 2, 3} of 5 items.
+        assert_eq!(r.coverage, vec![0.2, 0.6, 0.8]);
+        assert_eq!(r.coverage_at(2), Some(0.6));
+        assert_eq!(r.beyond_k, 3);
+        // Slots: 0, 3, 1, 0, 1, 2 → (90 + 20 + 70 + 90 + 70 + 50) / 6 = 65; tail: item 3 only.
+        assert!((r.popularity_percentile.unwrap() - 65.0).abs() < 1e-12);
+        assert!((r.long_tail_share.unwrap() - 1.0 / 6.0).abs() < 1e-12);
+        // Test items 3, 2, 4 → (20 + 50 + 20) / 3 = 30.
+        assert!((r.test_popularity_percentile.unwrap() - 30.0).abs() < 1e-12);
+        assert_eq!(r.recall, vec![0.0, 0.5, 0.75]);
     }
 }

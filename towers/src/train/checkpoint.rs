@@ -162,6 +162,16 @@ pub(super) fn save_model_dir(
     })
 }
 
+/// Adds the file `name` holding `bytes` to the committed model directory `dir` (a hidden run about
+/// to be swapped in) and lists it, with its checksum, in the manifest.
+pub(super) fn add_model_file(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
+    twotower_data::artifact::write_file_atomic(&dir.join(name), bytes)?;
+    let mut manifest = Manifest::read(dir, MODEL_KIND, MODEL_FORMAT_VERSION)?;
+    manifest.add_file(dir, name)?;
+    manifest.write(dir)?;
+    Ok(())
+}
+
 /// Writes `model`, `metrics.jsonl`, whatever `extra` adds (returning the names it wrote) and the
 /// manifest over all of them into a staging directory, then swaps it in as `out`.
 pub(super) fn commit_model_dir(

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use twotower_data::{Dataset, Progress};
 
 pub use bench::StepBench;
+pub use plan::{PlanHistory, PlanRun, PLAN_FILE};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -81,7 +82,7 @@ pub struct TrainReport {
 }
 
 /// One candidate of the temperature search.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TemperatureTrial {
     /// The candidate.
     pub temperature: f32,

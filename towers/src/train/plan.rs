@@ -12,9 +12,12 @@
 //! and averaging their scores cancels part of them. On ML-100K two members gave +0.0028 Recall@10
 //! over one (every pair of four seeds better), where doubling `dim` gave nothing.
 
+use std::path::Path;
 use std::time::Instant;
 
-use super::checkpoint::commit_model_dir;
+use serde::{Deserialize, Serialize};
+
+use super::checkpoint::{add_model_file, commit_model_dir};
 use super::prepared::Prepared;
 use super::run::run;
 use super::run_dir::{RunDir, RunName};
@@ -24,6 +27,79 @@ use twotower_data::Dataset;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::model::Model;
+
+/// The model directory's record of the plan that trained it.
+pub const PLAN_FILE: &str = "plan.json";
+
+/// `plan.json`: every run of the plan that trained a model (candidates, refit, members) with its
+/// settings and epochs, and the temperature search. Written with the model and listed in its
+/// manifest; models trained before it existed have none.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PlanHistory {
+    /// The temperature search, one entry per candidate in order (empty without a search).
+    pub temperature_search: Vec<TemperatureTrial>,
+    /// Every run in the order it trained.
+    pub runs: Vec<PlanRun>,
+}
+
+/// One run of a plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanRun {
+    /// Its hidden directory's suffix: `single`, `temperature-T`, `refit` or `member-K`.
+    pub name: String,
+    /// Softmax temperature it trained at.
+    pub temperature: f32,
+    /// Its epoch limit (`train.epochs`; 0 = sized from the data).
+    pub max_epochs: usize,
+    /// Its seed.
+    pub seed: u64,
+    /// It validated on a slice of the training data (a refit trains on every row instead).
+    pub validates: bool,
+    /// Ensemble member (1-based) it became, None for a run kept out of the model (another
+    /// candidate, or the candidate a refit replaced).
+    pub member: Option<usize>,
+    /// Its kept epoch.
+    pub best_epoch: usize,
+    /// Wall-clock training seconds.
+    pub seconds: f64,
+    /// Its epochs (resumed ones included).
+    pub epochs: Vec<EpochMetrics>,
+}
+
+impl PlanHistory {
+    /// Reads `dir`'s `plan.json` (None when the model has none).
+    pub fn read(dir: &Path) -> Result<Option<PlanHistory>> {
+        let p = dir.join(PLAN_FILE);
+        let text = match std::fs::read_to_string(&p) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io(&p, e)),
+        };
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| Error::model(&p, format!("cannot parse: {e}")))
+    }
+
+    fn record(&mut self, spec: &RunSpec, report: &TrainReport, member: Option<usize>) {
+        self.runs.push(PlanRun {
+            name: spec.name.dir_name(),
+            temperature: spec.config.loss.temperature,
+            max_epochs: spec.config.train.epochs,
+            seed: spec.config.train.seed,
+            validates: spec.config.train.validation_per_user > 0,
+            member,
+            best_epoch: report.summary.best_epoch,
+            seconds: report.summary.seconds,
+            epochs: report.epochs.clone(),
+        });
+    }
+
+    fn to_json(&self, dir: &Path) -> Result<Vec<u8>> {
+        let mut bytes = serde_json::to_vec_pretty(self).map_err(|e| Error::model(dir, e.to_string()))?;
+        bytes.push(b'\n');
+        Ok(bytes)
+    }
+}
 
 /// The most one training step's `[B, C]` buffers may take, bytes.
 const STEP_MEMORY_LIMIT: u64 = 4 << 30;
@@ -104,6 +180,10 @@ impl TrainPlan {
             };
             let report = self.train(prep, &single, dirs, ctx)?;
             if report.finished {
+                let mut history = PlanHistory::default();
+                history.record(&single, &report, Some(1));
+                let dir = dirs.path(single.name);
+                add_model_file(&dir, PLAN_FILE, &history.to_json(&dir)?)?;
                 dirs.commit(single.name)?;
             }
             return Ok(report);
@@ -118,7 +198,9 @@ impl TrainPlan {
         if !report.finished {
             return Ok(report);
         }
-        self.finish_members(prep, &first.config, (first.name, report), &[], dirs, ctx)
+        let mut history = PlanHistory::default();
+        history.record(&first, &report, Some(1));
+        self.finish_members(prep, &first.config, (first.name, report), &[], history, dirs, ctx)
     }
 
     /// Refuses settings whose per-step buffers cannot fit in memory, before anything is built: each
@@ -258,6 +340,7 @@ impl TrainPlan {
     fn search(&self, prep: &Prepared<'_>, dirs: &RunDir, ctx: &RunCtx<'_>) -> Result<TrainReport> {
         dirs.prepare(&self.hidden_runs(), ctx.opts.resume)?;
         let mut runs = Vec::new();
+        let mut specs = Vec::new();
         for t in self.search_candidates() {
             let spec = self.candidate(t);
             let started = Instant::now();
@@ -268,6 +351,7 @@ impl TrainPlan {
                 report,
                 seconds: started.elapsed().as_secs_f64(),
             });
+            specs.push(spec);
         }
         let (best, trials) = pick_best(&runs);
         let chosen = &runs[best];
@@ -278,9 +362,18 @@ impl TrainPlan {
                 ..chosen.report.clone()
             });
         }
+        let mut history = PlanHistory {
+            temperature_search: trials.clone(),
+            runs: Vec::new(),
+        };
+        for (i, (spec, run)) in specs.iter().zip(&runs).enumerate() {
+            let kept = i == best && !self.refit;
+            history.record(spec, &run.report, kept.then_some(1));
+        }
         let (first_config, first) = if self.refit {
             let spec = self.refit_run(chosen.temperature, chosen.report.summary.best_epoch);
             let report = self.train(prep, &spec, dirs, ctx)?;
+            history.record(&spec, &report, Some(1));
             (spec.config, (spec.name, report))
         } else {
             (
@@ -290,7 +383,7 @@ impl TrainPlan {
         };
         let report = if first.1.finished {
             let done: Vec<RunName> = runs.iter().map(|r| r.name).filter(|&n| n != first.0).collect();
-            self.finish_members(prep, &first_config, first, &done, dirs, ctx)?
+            self.finish_members(prep, &first_config, first, &done, history, dirs, ctx)?
         } else {
             first.1
         };
@@ -308,18 +401,23 @@ impl TrainPlan {
     /// Completes the model from member 0 (trained with `first_config` as run `first`): alone, it is
     /// swapped in as `out`; otherwise the other members are trained, assembled into one ensemble
     /// model and committed as `out`. `done` are the other runs (the search's candidates) to discard
-    /// once `out` is committed.
+    /// once `out` is committed. `history` holds the runs so far; the model's `plan.json` records it
+    /// with the members'.
+    #[allow(clippy::too_many_arguments)]
     fn finish_members(
         &self,
         prep: &Prepared<'_>,
         first_config: &Config,
         first: (RunName, TrainReport),
         done: &[RunName],
+        mut history: PlanHistory,
         dirs: &RunDir,
         ctx: &RunCtx<'_>,
     ) -> Result<TrainReport> {
         let (first_name, first) = first;
         if self.members <= 1 {
+            let dir = dirs.path(first_name);
+            add_model_file(&dir, PLAN_FILE, &history.to_json(&dir)?)?;
             dirs.commit(first_name)?;
             dirs.discard(done);
             return Ok(first);
@@ -332,6 +430,7 @@ impl TrainPlan {
             if !report.finished {
                 return Ok(report);
             }
+            history.record(&spec, &report, Some(k + 1));
             names.push(spec.name);
             reports.push(report);
         }
@@ -353,7 +452,10 @@ impl TrainPlan {
             })
             .collect();
         let model = Model::ensemble(meta.clone(), models)?;
-        commit_model_dir(dirs.out(), &model.files(), &epochs, |_| Ok(Vec::new()))?;
+        commit_model_dir(dirs.out(), &model.files(), &epochs, |dir| {
+            add_plan(dir, &history)?;
+            Ok(vec![PLAN_FILE])
+        })?;
         names.extend_from_slice(done);
         dirs.discard(&names);
         Ok(TrainReport {
@@ -364,6 +466,12 @@ impl TrainPlan {
             refit_validation_recall: None,
         })
     }
+}
+
+/// Writes `plan.json` into a staging directory whose manifest is written after it.
+fn add_plan(dir: &Path, history: &PlanHistory) -> Result<()> {
+    twotower_data::artifact::write_file_atomic(&dir.join(PLAN_FILE), &history.to_json(dir)?)?;
+    Ok(())
 }
 
 /// The run with the best validation recall (the first among equals) and the search's summary.

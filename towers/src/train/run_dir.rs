@@ -28,7 +28,7 @@ pub(super) enum RunName {
 const TRASH: &str = "trash-";
 
 impl RunName {
-    fn dir_name(self) -> String {
+    pub(super) fn dir_name(self) -> String {
         match self {
             RunName::Single => "single".into(),
             RunName::Temperature(t) => format!("temperature-{t}"),
