@@ -199,23 +199,41 @@ pub fn remove_abandoned(final_dir: &Path) -> Vec<PathBuf> {
     let Ok(entries) = fs::read_dir(&parent) else {
         return Vec::new();
     };
-    let prefixes = [format!(".{name}.staging-"), format!(".{name}.old-")];
+    let old_prefix = format!(".{name}.old-");
+    let prefixes = [format!(".{name}.staging-"), old_prefix.clone()];
     let mut removed = Vec::new();
-    for e in entries.flatten() {
-        let n = e.file_name();
-        let Some(n) = n.to_str() else { continue };
-        if !prefixes.iter().any(|p| n.starts_with(p.as_str())) {
-            continue;
-        }
-        let p = e.path();
-        if is_abandoned(&p) {
-            let r = match e.file_type() {
-                Ok(t) if t.is_dir() => fs::remove_dir_all(&p),
-                _ => fs::remove_file(&p),
-            };
-            if r.is_ok() {
-                removed.push(p);
+    let mut abandoned: Vec<(PathBuf, bool)> = entries
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| prefixes.iter().any(|p| n.starts_with(p.as_str())))
+        })
+        .filter(|e| is_abandoned(&e.path()))
+        .map(|e| (e.path(), e.file_type().is_ok_and(|t| t.is_dir())))
+        .collect();
+    // Without RENAME_EXCHANGE a commit moves the old artifact aside before the new one moves in; a
+    // writer killed in between left no artifact at all, and the aside copy is the previous one.
+    if !final_dir.exists() {
+        let aside = abandoned.iter().position(|(p, _)| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(old_prefix.as_str()))
+        });
+        if let Some(i) = aside {
+            if fs::rename(&abandoned[i].0, final_dir).is_ok() {
+                abandoned.remove(i);
             }
+        }
+    }
+    for (p, is_dir) in abandoned {
+        let r = if is_dir {
+            fs::remove_dir_all(&p)
+        } else {
+            fs::remove_file(&p)
+        };
+        if r.is_ok() {
+            removed.push(p);
         }
     }
     removed
@@ -574,10 +592,8 @@ mod tests {
 
     /// A pid that is certainly not running: a child that has exited and been reaped.
     fn dead_pid() -> u32 {
-        let mut c = std::process::Command::new("true").spawn().unwrap();
-        let pid = c.id();
-        c.wait().unwrap();
-        pid
+        // Above the kernel's pid_max: no process can have it (a just-reaped pid could be reused).
+        i32::MAX as u32
     }
 
     #[test]
@@ -607,6 +623,25 @@ mod tests {
         assert!(mine.exists() && other.exists());
         drop(s);
         assert_eq!(fs::read(fin.join("x")).unwrap(), b"1");
+    }
+
+    /// A writer killed between moving the old artifact aside and moving the new one in (the
+    /// commit without RENAME_EXCHANGE) left no artifact: the next writer puts the aside copy back
+    /// instead of deleting it.
+    #[test]
+    fn a_dead_writers_aside_copy_is_restored_when_the_artifact_is_missing() {
+        let d = tempfile::tempdir().unwrap();
+        let fin = d.path().join("art");
+        let dead = dead_pid();
+        let aside = d.path().join(format!(".art.old-{dead}-0-2"));
+        fs::create_dir(&aside).unwrap();
+        fs::write(aside.join("x"), b"previous").unwrap();
+        let half = d.path().join(format!(".art.staging-{dead}-0-1"));
+        fs::create_dir(&half).unwrap();
+        let removed = remove_abandoned(&fin);
+        assert_eq!(removed, vec![half.clone()]);
+        assert_eq!(fs::read(fin.join("x")).unwrap(), b"previous");
+        assert!(!aside.exists() && !half.exists());
     }
 
     #[test]

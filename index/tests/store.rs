@@ -240,9 +240,8 @@ fn gc_removes_a_dead_writers_staging_at_once() {
     one_thread();
     let tmp = tempfile::tempdir().unwrap();
     let (idx, _, _) = build(tmp.path(), 200, 3);
-    let mut child = std::process::Command::new("true").spawn().unwrap();
-    let dead = child.id();
-    child.wait().unwrap();
+    // Above the kernel's pid_max: no process can have it (a just-reaped pid could be reused).
+    let dead = i32::MAX as u32;
     let versions = tmp.path().join("versions");
     let debris = versions.join(format!(".0009.staging-{dead}-1-2"));
     let live = versions.join(format!(".0010.staging-{}-1-2", std::process::id()));

@@ -227,10 +227,8 @@ mod tests {
     fn temporaries_of_dead_writers_are_swept() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("out.jsonl");
-        // A process that has exited: its pid names no live process (pids are not reused this fast).
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let dead = child.id();
-        child.wait().unwrap();
+        // Above the kernel's pid_max: no process can have it (a just-reaped pid could be reused).
+        let dead = i32::MAX as u32;
         let stale = dir.path().join(format!(".out.jsonl.tmp-{dead}-1-2"));
         let other = dir.path().join(format!(".other.jsonl.tmp-{dead}-1-2"));
         for p in [&stale, &other] {

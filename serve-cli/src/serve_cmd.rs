@@ -474,6 +474,9 @@ pub fn run(a: ServeArgs) -> Result<()> {
         std::thread::spawn(move || watch(app, Duration::from_millis(a.watch_ms.max(10)), stop))
     };
     let result = rt.block_on(async {
+        // Handlers first: a SIGTERM that arrives right after the address is printed must reach
+        // them, not the default action (which kills the process mid-request).
+        let signals = Signals::install()?;
         let listener = tokio::net::TcpListener::bind(a.addr)
             .await
             .with_context(|| format!("binding {}", a.addr))?;
@@ -486,7 +489,7 @@ pub fn run(a: ServeArgs) -> Result<()> {
             header_timeout: Duration::from_millis(a.header_timeout_ms.max(1)),
             shutdown_timeout: Duration::from_millis(a.shutdown_timeout_ms),
         };
-        serve(listener, router(app.clone(), a.max_body), limits).await;
+        serve(listener, router(app.clone(), a.max_body), limits, signals).await;
         Ok(())
     });
     stop.store(true, Ordering::Release);
@@ -506,12 +509,12 @@ struct ConnLimits {
 /// The accept loop: one hyper HTTP/1 connection per task, each with a header-read timeout. On a
 /// shutdown signal it stops accepting, asks every connection to finish its current request, and
 /// closes whatever is left once the deadline passes.
-async fn serve(listener: tokio::net::TcpListener, router: Router, limits: ConnLimits) {
+async fn serve(listener: tokio::net::TcpListener, router: Router, limits: ConnLimits, signals: Signals) {
     use hyper_util::rt::{TokioIo, TokioTimer};
     use hyper_util::service::TowerToHyperService;
     let (tx, rx) = tokio::sync::watch::channel(false);
     let mut conns = tokio::task::JoinSet::new();
-    let signal = shutdown_signal();
+    let signal = signals.recv();
     tokio::pin!(signal);
     loop {
         tokio::select! {
@@ -562,21 +565,36 @@ async fn serve(listener: tokio::net::TcpListener, router: Router, limits: ConnLi
         conns.abort_all();
     }
 }
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// SIGTERM and SIGINT (Ctrl-C), registered before the server announces itself.
+struct Signals {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Signals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(Signals {
+                term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+                int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+            })
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
-    eprintln!("shutting down: finishing in-flight requests");
+        #[cfg(not(unix))]
+        Ok(Signals {})
+    }
+
+    /// Waits for the first of them.
+    async fn recv(mut self) {
+        #[cfg(unix)]
+        tokio::select! { _ = self.term.recv() => {}, _ = self.int.recv() => {} }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        eprintln!("shutting down: finishing in-flight requests");
+    }
 }

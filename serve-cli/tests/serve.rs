@@ -235,7 +235,7 @@ fn hot_swap_under_load_fails_no_request_and_sigterm_is_graceful() {
             );
             std::thread::spawn(move || {
                 let mut n = 0;
-                while !stop.load(Ordering::Relaxed) && n < 20_000 {
+                while !stop.load(Ordering::Relaxed) {
                     let (code, v) = s.get(&format!("/v1/users/u{}/recommendations?k=10", (n * 7 + t) % 200));
                     if code == 200 && items(&v).len() == 10 {
                         ok.fetch_add(1, Ordering::Relaxed);
@@ -251,18 +251,37 @@ fn hot_swap_under_load_fails_no_request_and_sigterm_is_graceful() {
             })
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(300));
+    // Conditions, each polled with a generous deadline: no step waits a fixed time.
+    let until = |what: &str, cond: &dyn Fn() -> bool| {
+        let t0 = std::time::Instant::now();
+        while !cond() {
+            assert!(
+                t0.elapsed() < Duration::from_secs(120),
+                "timed out waiting for {what}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    until("answers from version 1", &|| {
+        versions.lock().unwrap().contains(&1)
+    });
     let (model, index) = (w.join("model"), w.join("index"));
-    for _ in 0..2 {
+    for v in [2, 3] {
         Command::new(bin())
-            .args(["index", "rebuild", "--quiet", "--model"])
+            .args(["--threads", "1", "index", "rebuild", "--quiet", "--model"])
             .arg(&model)
             .arg("--index")
             .arg(&index)
             .assert()
             .success();
-        std::thread::sleep(Duration::from_millis(400));
+        until(&format!("version {v} served"), &|| {
+            s.text("/metrics")
+                .contains(&format!("twotower_index_version {v}\n"))
+        });
     }
+    until("answers from version 3", &|| {
+        versions.lock().unwrap().contains(&3)
+    });
     stop.store(true, Ordering::Relaxed);
     for h in workers {
         h.join().unwrap();
@@ -272,7 +291,7 @@ fn hot_swap_under_load_fails_no_request_and_sigterm_is_graceful() {
         0,
         "requests failed across the swaps"
     );
-    assert!(ok.load(Ordering::Relaxed) > 100);
+    assert!(ok.load(Ordering::Relaxed) > 0);
     let seen = versions.lock().unwrap().clone();
     assert!(
         seen.contains(&1) && seen.contains(&3),

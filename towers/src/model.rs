@@ -141,7 +141,9 @@ impl Model {
             let loaded = Self::load_once(dir);
             tries += 1;
             // Same directory from start to end: whatever was read is one version (or truly bad).
-            if before.is_none() || dir_identity(dir) == before || tries >= 20 {
+            // A commit can swap many times during one slow load, but each swap fails at most one
+            // try; the cap only stops a directory that is swapped without end.
+            if before.is_none() || dir_identity(dir) == before || tries >= 100 {
                 return loaded;
             }
         }
@@ -588,15 +590,19 @@ pub(crate) const MODEL_FILES: [&str; 4] = [
     "weights.safetensors",
 ];
 
-/// Which directory `dir` names now (device and inode): a commit swaps in another one.
+/// Which directory `dir` names now: device, inode and change time. A commit swaps in another
+/// directory, and the rename stamps its change time, so a freed inode number reused by a later
+/// commit still reads as a different directory.
 #[cfg(unix)]
-fn dir_identity(dir: &Path) -> Option<(u64, u64)> {
+fn dir_identity(dir: &Path) -> Option<(u64, u64, i64, i64)> {
     use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(dir).ok().map(|m| (m.dev(), m.ino()))
+    std::fs::metadata(dir)
+        .ok()
+        .map(|m| (m.dev(), m.ino(), m.ctime(), m.ctime_nsec()))
 }
 
 #[cfg(not(unix))]
-fn dir_identity(_dir: &Path) -> Option<(u64, u64)> {
+fn dir_identity(_dir: &Path) -> Option<(u64, u64, i64, i64)> {
     None
 }
 
