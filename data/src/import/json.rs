@@ -81,7 +81,9 @@ pub(crate) fn parse(path: &Path, mut p: Parsed, progress: &dyn Progress) -> Resu
 }
 
 /// Parses JSON bytes into `p`; errors carry the line of the problem.
+/// A UTF-8 byte-order mark is skipped, as the CSV reader skips it.
 pub(crate) fn parse_bytes(path: &Path, buf: &[u8], p: &mut Parsed) -> Result<()> {
+    let buf = buf.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(buf);
     let mut de = serde_json::Deserializer::from_slice(buf);
     let mut users = Users { p, seq: 0 };
     let res = (&mut users).deserialize(&mut de).and_then(|_| de.end());
@@ -108,6 +110,13 @@ mod tests {
         assert_eq!(p.x.item, vec![0, 1, 0]);
         assert_eq!(p.x.weight, vec![5.0, 3.5, 1.0]);
         assert_eq!(p.x.ts, vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_skipped_as_in_csv() {
+        let p = run("\u{feff}{\"u\": {\"i\": 2}}").unwrap();
+        assert_eq!(p.users.ids(), &["u"]);
+        assert_eq!(p.x.weight, vec![2.0]);
     }
 
     #[test]
