@@ -472,3 +472,41 @@ fn recommend_killed_mid_run_leaves_a_temporary_the_next_run_removes() {
         "the next run removed the dead writer's temporary"
     );
 }
+
+/// A disk that fills while `recommend` writes (simulated with a file-size limit: writes past
+/// 16 KiB fail as on a full disk) fails the job with an error naming the output file, and leaves
+/// neither the output nor a temporary behind.
+#[test]
+fn a_full_disk_during_recommend_names_the_output_and_leaves_nothing() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("recs.jsonl");
+    let mut cmd = std::process::Command::new(bin());
+    cmd.args(["recommend", "--quiet", "--all", "--k", "100", "--model"])
+        .arg(world().join("model"))
+        .arg("--index")
+        .arg(world().join("index"))
+        .arg("--out")
+        .arg(&out);
+    // SAFETY: only async-signal-safe calls (setrlimit, signal) between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: 16 * 1024,
+                rlim_max: 16 * 1024,
+            };
+            libc::setrlimit(libc::RLIMIT_FSIZE, &lim);
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let res = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert!(!res.status.success(), "the job cannot finish on a full disk");
+    assert!(stderr.contains(&out.display().to_string()), "{stderr}");
+    let left: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
