@@ -12,7 +12,7 @@ use std::time::Instant;
 use twotower_data::progress::Progress;
 use twotower_data::Dataset;
 use twotower_index::{check, list_ids, CheckParams, HnswParams, IndexDir};
-use twotower_towers::{Model, NewItem};
+use twotower_towers::Model;
 
 /// Index commands.
 #[derive(Debug, Subcommand)]
@@ -196,18 +196,11 @@ struct Embedded {
 }
 
 /// Embeds `ds`'s items (only those of `only`, when given) and sets aside those the model cannot
-/// encode: an unknown id whose vector is the one an item with no known feature gets.
+/// encode ([`Model::encodable_items`]).
 fn embed_dataset(model: &Model, ds: &Dataset, path: &Path, only: &[String]) -> Result<Embedded> {
     let all = model.embed_items(ds)?;
+    let encodable = model.encodable_items(ds);
     let dim = model.dim();
-    let mut blank_id = String::from("\u{0}no such item");
-    while model.item_vocab().get(&blank_id).is_some() {
-        blank_id.push('\u{0}');
-    }
-    let blank = unit(&model.embed_new_items(&[NewItem {
-        id: blank_id,
-        ..NewItem::default()
-    }])?);
     let rows: Vec<u32> = if only.is_empty() {
         (0..ds.items.len() as u32).collect()
     } else {
@@ -226,28 +219,15 @@ fn embed_dataset(model: &Model, ds: &Dataset, path: &Path, only: &[String]) -> R
     };
     for r in rows {
         let id = ds.items.id(r);
-        let v = &all[r as usize * dim..(r as usize + 1) * dim];
-        let known = model.item_vocab().get(id).is_some();
-        if !known && unit(v).iter().zip(&blank).all(|(a, b)| (a - b).abs() <= 1e-6) {
-            out.unencodable.push(id.to_string());
-        } else {
+        if encodable[r as usize] {
             out.ids.push(id.to_string());
-            out.vectors.extend_from_slice(v);
+            out.vectors
+                .extend_from_slice(&all[r as usize * dim..(r as usize + 1) * dim]);
+        } else {
+            out.unencodable.push(id.to_string());
         }
     }
     Ok(out)
-}
-
-/// `v` scaled to unit length (as the index stores it), for comparisons.
-fn unit(v: &[f32]) -> Vec<f32> {
-    let n = v
-        .iter()
-        .map(|x| f64::from(*x) * f64::from(*x))
-        .sum::<f64>()
-        .sqrt();
-    v.iter()
-        .map(|&x| if n > 0.0 { (f64::from(x) / n) as f32 } else { x })
-        .collect()
 }
 
 fn load_dataset(d: &Path) -> Result<Dataset> {

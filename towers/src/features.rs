@@ -198,6 +198,23 @@ impl ItemFeatures {
         }
     }
 
+    /// Whether any feature of `it` is one this model has a row for (a known genre, title word or
+    /// categorical value). Without one, and with an id the model never saw, the item tower has
+    /// nothing to go on: every such item gets the same vector.
+    pub fn knows_a_feature_of(&self, it: &NewItem) -> bool {
+        it.genres.iter().any(|g| self.genre_vocab.get(g).is_some())
+            || it.title.as_deref().is_some_and(|t| {
+                twotower_data::tokenize_title(t)
+                    .iter()
+                    .any(|w| self.token_vocab.get(w).is_some())
+            })
+            || it.categorical.iter().any(|(k, v)| {
+                self.categorical
+                    .iter()
+                    .any(|c| c.name == *k && c.vocab.get(v).is_some())
+            })
+    }
+
     pub(crate) fn check(&self, n: usize) -> Result<()> {
         self.genres.check("item genres")?;
         self.tokens.check("item title tokens")?;
@@ -557,6 +574,37 @@ mod tests {
 
     fn empty_feats() -> (ItemFeatures, UserFeatures) {
         (ItemFeatures::default(), UserFeatures::default())
+    }
+
+    /// An item is placed by any genre, title word or categorical value the model has a row for;
+    /// unknown values of each kind, or none at all, place nothing.
+    #[test]
+    fn knows_a_feature_only_through_the_models_vocabularies() {
+        let feats = ItemFeatures {
+            genre_vocab: Vocabulary::from_ids(["Drama"]),
+            token_vocab: Vocabulary::from_ids(["wars"]),
+            categorical: vec![Categorical {
+                name: "year".into(),
+                vocab: Vocabulary::from_ids(["1977"]),
+                values: Vec::new(),
+            }],
+            ..ItemFeatures::default()
+        };
+        let item = |genres: &[&str], title: Option<&str>, cat: &[(&str, &str)]| NewItem {
+            id: "new".into(),
+            genres: genres.iter().map(|s| s.to_string()).collect(),
+            title: title.map(str::to_string),
+            categorical: cat.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        };
+        assert!(!feats.knows_a_feature_of(&item(&[], None, &[])));
+        assert!(!feats.knows_a_feature_of(&item(
+            &["Horror"],
+            Some("Alien"),
+            &[("year", "1979"), ("decade", "1977")]
+        )));
+        assert!(feats.knows_a_feature_of(&item(&["Horror", "Drama"], None, &[])));
+        assert!(feats.knows_a_feature_of(&item(&[], Some("Star Wars (1977)"), &[])));
+        assert!(feats.knows_a_feature_of(&item(&[], None, &[("year", "1977")])));
     }
 
     #[test]

@@ -431,28 +431,17 @@ impl Model {
     /// Vectors of every item of `ds`'s catalogue (in `ds.items` order), encoded through this model's
     /// vocabularies: the way to embed another dataset's items (e.g. an updated catalogue).
     pub fn embed_items(&self, ds: &Dataset) -> Result<Vec<f32>> {
-        let t = &ds.item_table;
-        let items: Vec<NewItem> = (0..ds.items.len())
-            .map(|r| NewItem {
-                id: ds.items.id(r as u32).to_string(),
-                title: t.titles.get(r).cloned().flatten(),
-                genres: if r < t.genres.rows() {
-                    t.genres
-                        .row(r)
-                        .iter()
-                        .map(|&g| t.genres.vocab.id(g).to_string())
-                        .collect()
-                } else {
-                    Vec::new()
-                },
-                categorical: t
-                    .categorical
-                    .iter()
-                    .filter_map(|c| c.get(r).map(|v| (c.name.clone(), v.to_string())))
-                    .collect(),
-            })
-            .collect();
-        self.embed_new_items(&items)
+        self.embed_new_items(&dataset_items(ds))
+    }
+
+    /// Per item of `ds` (in `ds.items` order), whether this model can place it: its id is one the
+    /// model was trained on, or it has a genre, title word or categorical value the model knows.
+    /// The others would all get one and the same vector (`index add` leaves them out).
+    pub fn encodable_items(&self, ds: &Dataset) -> Vec<bool> {
+        dataset_items(ds)
+            .iter()
+            .map(|it| self.items.get(&it.id).is_some() || self.item_feats.knows_a_feature_of(it))
+            .collect()
     }
 
     /// Vectors of every known user (`user_vocab().len() × dim`) from id, features and their whole
@@ -604,6 +593,31 @@ fn dir_identity(dir: &Path) -> Option<(u64, u64, i64, i64)> {
 #[cfg(not(unix))]
 fn dir_identity(_dir: &Path) -> Option<(u64, u64, i64, i64)> {
     None
+}
+
+/// `ds`'s items as strings, for encoding through a model's vocabularies.
+fn dataset_items(ds: &Dataset) -> Vec<NewItem> {
+    let t = &ds.item_table;
+    (0..ds.items.len())
+        .map(|r| NewItem {
+            id: ds.items.id(r as u32).to_string(),
+            title: t.titles.get(r).cloned().flatten(),
+            genres: if r < t.genres.rows() {
+                t.genres
+                    .row(r)
+                    .iter()
+                    .map(|&g| t.genres.vocab.id(g).to_string())
+                    .collect()
+            } else {
+                Vec::new()
+            },
+            categorical: t
+                .categorical
+                .iter()
+                .filter_map(|c| c.get(r).map(|v| (c.name.clone(), v.to_string())))
+                .collect(),
+        })
+        .collect()
 }
 
 /// Tensor-name prefix of ensemble member `k` (none for the first, so a one-member model reads and
