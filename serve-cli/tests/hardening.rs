@@ -61,24 +61,10 @@ struct Server {
 
 impl Server {
     fn start(index: &Path, extra: &[&str]) -> Server {
-        let mut child = std::process::Command::new(bin())
-            .args(["serve", "--addr", "127.0.0.1:0", "--model"])
-            .arg(world().join("model"))
-            .arg("--index")
-            .arg(index)
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("listening on http://")
-            .unwrap_or_else(|| panic!("{line:?}"))
+        let (child, base) = common::serve(&world().join("model"), index, extra);
+        let addr = base
+            .strip_prefix("http://")
+            .unwrap_or_else(|| panic!("{base:?}"))
             .to_string();
         Server { child, addr }
     }

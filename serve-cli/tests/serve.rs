@@ -3,9 +3,8 @@
 
 use assert_cmd::Command;
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,24 +23,7 @@ struct Server {
 
 impl Server {
     fn start(w: &Path) -> Server {
-        let mut child = std::process::Command::new(bin())
-            .args(["serve", "--addr", "127.0.0.1:0", "--watch-ms", "50", "--model"])
-            .arg(w.join("model"))
-            .arg("--index")
-            .arg(w.join("index"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let base = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("{line:?}"))
-            .to_string();
+        let (child, base) = common::serve(&w.join("model"), &w.join("index"), &["--watch-ms", "50"]);
         Server { child, base }
     }
 

@@ -4,21 +4,13 @@
 
 use std::path::Path;
 
-use twotower_data::{split, synth, Dataset, NoProgress, SplitOptions, SynthOptions};
+use twotower_data::{Dataset, NoProgress};
+
+mod common;
 use twotower_towers::{train, Config, EpochMetrics, Model, PlanHistory, TrainOptions, PLAN_FILE};
 
 fn dataset(dir: &Path) -> Dataset {
-    let d = dir.join("ds");
-    let o = SynthOptions {
-        users: 200,
-        items: 120,
-        interactions: 5_000,
-        seed: 5,
-        ..SynthOptions::default()
-    };
-    synth(&d, &o, &NoProgress).unwrap();
-    split(&d, &SplitOptions::default(), &NoProgress).unwrap();
-    Dataset::load(&d).unwrap()
+    common::split_synthetic(dir, 200, 120, 5_000, 5)
 }
 
 fn small_config() -> Config {

@@ -4,21 +4,13 @@
 
 use std::path::{Path, PathBuf};
 
-use twotower_data::{split, synth, Dataset, NoProgress, SplitOptions, SynthOptions};
+use twotower_data::{Dataset, NoProgress};
+
+mod common;
 use twotower_towers::{evaluate, popularity_baseline, train, Config, Model, NewItem, TrainOptions};
 
 fn dataset(dir: &Path) -> Dataset {
-    let d = dir.join("ds");
-    let o = SynthOptions {
-        users: 300,
-        items: 200,
-        interactions: 9_000,
-        seed: 7,
-        ..SynthOptions::default()
-    };
-    synth(&d, &o, &NoProgress).unwrap();
-    split(&d, &SplitOptions::default(), &NoProgress).unwrap();
-    Dataset::load(&d).unwrap()
+    common::split_synthetic(dir, 300, 200, 9_000, 7)
 }
 
 fn small_config() -> Config {
@@ -390,17 +382,7 @@ fn broken_model_dirs_are_clear_errors() {
     let m = Model::load(&out).unwrap();
 
     // Another dataset.
-    let other_dir = tmp.path().join("other");
-    let o = SynthOptions {
-        users: 50,
-        items: 40,
-        interactions: 800,
-        seed: 9,
-        ..SynthOptions::default()
-    };
-    synth(&other_dir, &o, &NoProgress).unwrap();
-    split(&other_dir, &SplitOptions::default(), &NoProgress).unwrap();
-    let other = Dataset::load(&other_dir).unwrap();
+    let other = common::split_synthetic(&tmp.path().join("other"), 50, 40, 800, 9);
     let e = evaluate(&m, &other, &[10]).unwrap_err().to_string();
     assert!(e.contains("trained on dataset"), "{e}");
 

@@ -1,7 +1,9 @@
 //! What the binary-level tests share: the binary and a small quickstart world.
 
 use assert_cmd::Command;
-use std::path::PathBuf;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 /// The `twotower` binary under test.
@@ -31,4 +33,31 @@ pub fn quickstart(name: &str, users: u32, items: u32, interactions: u64, epochs:
         .assert()
         .success();
     dir
+}
+
+/// Starts `twotower serve` on an ephemeral loopback port over `model` and `index` (with `extra`
+/// flags) and returns the process and its base URL (`http://127.0.0.1:PORT`), read from the first
+/// line the server prints.
+#[allow(dead_code)] // not every test binary serves
+pub fn serve(model: &Path, index: &Path, extra: &[&str]) -> (Child, String) {
+    let mut child = std::process::Command::new(bin())
+        .args(["serve", "--addr", "127.0.0.1:0", "--model"])
+        .arg(model)
+        .arg("--index")
+        .arg(index)
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("{line:?}"))
+        .to_string();
+    (child, base)
 }
