@@ -1,6 +1,7 @@
 //! `index check`: how good is the graph? Recall@k against the exact index for several `ef`, with
 //! single-thread queries/s, and self-reachability (every live item must find itself, because
-//! hnsw_rs has had insertion races that left points unreachable).
+//! hnsw_rs has had insertion races that left points unreachable). Any [`Checked`] index can be
+//! measured: a loaded [`IndexVersion`], or a Milvus collection read back beside an exact index.
 
 use std::time::Instant;
 
@@ -79,9 +80,59 @@ pub struct CheckReport {
     pub warnings: Vec<String>,
 }
 
+/// An index `check` can measure: approximate search by `ef` against exact search over the same live
+/// rows, with each row's vector and id.
+pub trait Checked: Sync {
+    /// Vector dimension.
+    fn dim(&self) -> usize;
+    /// The `ef` searches use by default.
+    fn default_ef(&self) -> usize;
+    /// Rows that searches can return.
+    fn live_rows(&self) -> Vec<u32>;
+    /// A row's (unit) vector.
+    fn row_vector(&self, row: u32) -> &[f32];
+    /// A row's item id.
+    fn row_id(&self, row: u32) -> &str;
+    /// Exact top-k over the live rows, for each row-major unit query.
+    fn exact_batch(&self, qs: &[f32], k: usize) -> Result<Vec<Vec<Hit>>>;
+    /// Exact top-k of one query.
+    fn exact_one(&self, q: &[f32], k: usize) -> Result<Vec<Hit>>;
+    /// Approximate top-k of one query with candidate list `ef`.
+    fn approx(&self, q: &[f32], k: usize, ef: usize) -> Result<Vec<Hit>>;
+}
+
+impl Checked for IndexVersion {
+    fn dim(&self) -> usize {
+        VectorIndex::dim(self)
+    }
+    fn default_ef(&self) -> usize {
+        self.hnsw().params().ef_search
+    }
+    fn live_rows(&self) -> Vec<u32> {
+        (0..VectorIndex::len(self) as u32)
+            .filter(|&r| self.is_live(r))
+            .collect()
+    }
+    fn row_vector(&self, row: u32) -> &[f32] {
+        self.vector(row)
+    }
+    fn row_id(&self, row: u32) -> &str {
+        self.id(row)
+    }
+    fn exact_batch(&self, qs: &[f32], k: usize) -> Result<Vec<Vec<Hit>>> {
+        self.with_live_filter(None, |f| self.exact().search_batch(qs, k, f))
+    }
+    fn exact_one(&self, q: &[f32], k: usize) -> Result<Vec<Hit>> {
+        self.search_exact(q, k, None)
+    }
+    fn approx(&self, q: &[f32], k: usize, ef: usize) -> Result<Vec<Hit>> {
+        self.search_with_ef(q, k, ef, None)
+    }
+}
+
 /// Measures `version` with row-major `queries` (e.g. user-tower vectors, or item vectors).
 pub fn check(
-    version: &IndexVersion,
+    version: &dyn Checked,
     queries: &[f32],
     params: &CheckParams,
     progress: &dyn Progress,
@@ -90,14 +141,14 @@ pub fn check(
     let qs = normalize_queries(dim, queries)?;
     let nq = qs.len() / dim;
     let k = params.k.max(1);
-    let default_ef = version.hnsw().params().ef_search;
+    let default_ef = version.default_ef();
     let mut efs = params.efs.clone();
     efs.push(default_ef);
     efs.sort_unstable();
     efs.dedup();
 
     progress.start("exact answers", Some(nq as u64));
-    let truth = version.exact_batch_live(&qs, k)?;
+    let truth = version.exact_batch(&qs, k)?;
     progress.finish();
     let sample = nq.min(200);
     // A one-thread pool so the exact figure is per thread like the graph's.
@@ -105,7 +156,7 @@ pub fn check(
         Ok(pool) => pool.install(|| -> Result<f64> {
             let t = Instant::now();
             for q in qs.chunks_exact(dim).take(sample) {
-                version.search_exact(q, k, None)?;
+                version.exact_one(q, k)?;
             }
             Ok(rate(sample, t))
         })?,
@@ -119,7 +170,7 @@ pub fn check(
         let mut found = 0usize;
         let mut possible = 0usize;
         for (q, want) in qs.chunks_exact(dim).zip(&truth) {
-            let got = version.search_with_ef(q, k, ef, None)?;
+            let got = version.approx(q, k, ef)?;
             found += overlap(want, &got);
             possible += want.len();
         }
@@ -136,9 +187,7 @@ pub fn check(
     }
     progress.finish();
 
-    let live: Vec<u32> = (0..version.len() as u32)
-        .filter(|&r| version.is_live(r))
-        .collect();
+    let live = version.live_rows();
     let step = match params.self_check_sample {
         Some(s) if s > 0 && s < live.len() => live.len() / s,
         _ => 1,
@@ -152,7 +201,7 @@ pub fn check(
                 .iter()
                 .map(|&row| {
                     let hits = version
-                        .search_with_ef(version.vector(row), k, default_ef, None)
+                        .approx(version.row_vector(row), k, default_ef)
                         .unwrap_or_default();
                     let in_k = hits.iter().any(|h| h.row == row);
                     // A duplicate vector may legitimately win rank 1: it scores 1 like the item itself.
@@ -177,7 +226,7 @@ pub fn check(
         self_reach.top1 += usize::from(top1);
         self_reach.in_top_k += usize::from(in_k);
         if !in_k && self_reach.unreachable.len() < 20 {
-            self_reach.unreachable.push(version.id(row).to_string());
+            self_reach.unreachable.push(version.row_id(row).to_string());
         }
     }
 
@@ -215,10 +264,4 @@ fn overlap(want: &[Hit], got: &[Hit]) -> usize {
 
 fn rate(n: usize, t: Instant) -> f64 {
     n as f64 / t.elapsed().as_secs_f64().max(1e-9)
-}
-
-impl IndexVersion {
-    fn exact_batch_live(&self, qs: &[f32], k: usize) -> Result<Vec<Vec<Hit>>> {
-        self.with_live_filter(None, |f| self.exact().search_batch(qs, k, f))
-    }
 }

@@ -117,6 +117,10 @@ pub enum Error {
     /// An artifact helper (manifest, checksum, atomic write, staging) failed.
     #[error(transparent)]
     Artifact(#[from] twotower_data::Error),
+    /// A Milvus server failed or could not be reached.
+    #[cfg(feature = "milvus")]
+    #[error(transparent)]
+    Milvus(#[from] crate::milvus::MilvusError),
     /// hnsw_rs returned an error or panicked while dumping or loading a graph.
     #[error("hnsw graph {path}: {problem}")]
     Graph {
@@ -146,6 +150,15 @@ pub fn list_ids<S: AsRef<str>>(ids: &[S], max: usize) -> String {
 }
 
 impl Error {
+    /// Whether the index's backend is unreachable or not answering (a retry later may succeed).
+    pub fn is_unavailable(&self) -> bool {
+        #[cfg(feature = "milvus")]
+        if let Error::Milvus(e) = self {
+            return e.is_unavailable();
+        }
+        false
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),

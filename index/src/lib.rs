@@ -11,6 +11,7 @@
 //! - [`IndexDir`]: versions on disk (`build_version`, `add_items`, `rebuild_live`, `compact`, `gc`,
 //!   `open_current`). A version's live set (its ids less its tombstones) is what `add_items`
 //!   changes and `rebuild_live`/`compact` keep, exactly.
+//! - [`milvus`] (feature `milvus`): the same versions as collections on a Milvus server.
 //! - [`check()`]: recall of the graph against the exact index, queries/s, self-reachability.
 #![warn(missing_docs)]
 
@@ -22,12 +23,14 @@ mod flat;
 mod graph_file;
 mod hnsw;
 pub mod metric;
+#[cfg(feature = "milvus")]
+pub mod milvus;
 mod native;
 mod search;
 mod store;
 pub mod synthetic;
 
-pub use check::{check, CheckParams, CheckReport, EfRow, SelfReach};
+pub use check::{check, CheckParams, CheckReport, Checked, EfRow, SelfReach};
 pub use embeddings::{
     read_embeddings, read_embeddings_any, write_embeddings, write_embeddings_with_kinds, EMBEDDINGS_FILE,
 };

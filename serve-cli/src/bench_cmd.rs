@@ -179,10 +179,12 @@ fn query(a: QueryBenchArgs) -> Result<()> {
         })
         .collect();
     // Items the live index holds: the ones `similar` can be asked about.
-    let indexed: Vec<DataItem> = (0..data.items.len() as u32)
-        .map(DataItem)
-        .filter(|&i| st.index.item_vector(i).is_some())
-        .collect();
+    let mut indexed: Vec<DataItem> = Vec::new();
+    for i in (0..data.items.len() as u32).map(DataItem) {
+        if st.index.item_vector(i)?.is_some() {
+            indexed.push(i);
+        }
+    }
     if indexed.is_empty() {
         bail!("the index holds none of the dataset's items");
     }

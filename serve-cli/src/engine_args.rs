@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 use std::path::PathBuf;
-use twotower_cli::recommender::{Recommender, RecommenderConfig};
+use twotower_cli::recommender::{IndexLocation, Recommender, RecommenderConfig};
 
 /// Where a recommender's parts live.
 #[derive(Debug, Clone, clap::Args)]
@@ -11,9 +11,11 @@ pub struct EngineArgs {
     /// Model directory (from `twotower train`).
     #[arg(long)]
     pub model: PathBuf,
-    /// Index directory (from `twotower index build`); rebuilds are followed while running.
-    #[arg(long)]
-    pub index: PathBuf,
+    /// Index directory (from `twotower index build`), or a Milvus index as
+    /// `milvus://HOST:PORT/NAME` (credentials from TWOTOWER_MILVUS_TOKEN); rebuilds are followed
+    /// while running.
+    #[arg(long, value_name = "DIR|milvus://HOST:PORT/NAME")]
+    pub index: IndexLocation,
     /// Dataset directory for titles, genres and histories, when not the one the model was trained on.
     #[arg(long)]
     pub data: Option<PathBuf>,

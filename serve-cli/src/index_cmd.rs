@@ -9,9 +9,10 @@ use rand::SeedableRng;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+use twotower_cli::recommender::IndexLocation;
 use twotower_data::progress::Progress;
 use twotower_data::Dataset;
-use twotower_index::{check, list_ids, CheckParams, HnswParams, IndexDir};
+use twotower_index::{check, list_ids, CheckParams, CheckReport, Checked, HnswParams, IndexDir};
 use twotower_towers::Model;
 
 /// Index commands.
@@ -58,7 +59,7 @@ pub struct GraphArgs {
 }
 
 impl GraphArgs {
-    fn resolve(&self, base: HnswParams) -> HnswParams {
+    pub(crate) fn resolve(&self, base: HnswParams) -> HnswParams {
         HnswParams {
             m: self.m.unwrap_or(base.m),
             ef_construction: self.ef_construction.unwrap_or(base.ef_construction),
@@ -73,9 +74,9 @@ pub struct BuildArgs {
     /// Model directory (its item tower embeds the catalog).
     #[arg(long)]
     pub model: PathBuf,
-    /// Index directory (created by build).
-    #[arg(long)]
-    pub index: PathBuf,
+    /// Index directory (created by build), or a Milvus index: `milvus://HOST:PORT/NAME`.
+    #[arg(long, value_name = "DIR|milvus://HOST:PORT/NAME")]
+    pub index: IndexLocation,
     /// Embed this dataset's catalog instead of the model's own (e.g. an updated items table).
     #[arg(long)]
     pub data: Option<PathBuf>,
@@ -100,9 +101,9 @@ pub struct AddArgs {
     /// Model directory (must be the one the index was built from).
     #[arg(long)]
     pub model: PathBuf,
-    /// Index directory.
-    #[arg(long)]
-    pub index: PathBuf,
+    /// Index directory, or `milvus://HOST:PORT/NAME`.
+    #[arg(long, value_name = "DIR|milvus://HOST:PORT/NAME")]
+    pub index: IndexLocation,
     /// A dataset whose items (new or changed) are added: e.g. `data import` of an updated catalog.
     #[arg(long, required_unless_present = "remove")]
     pub data: Option<PathBuf>,
@@ -121,9 +122,9 @@ pub struct CheckArgs {
     /// Model directory (its user tower makes the user queries).
     #[arg(long)]
     pub model: PathBuf,
-    /// Index directory.
-    #[arg(long)]
-    pub index: PathBuf,
+    /// Index directory, or `milvus://HOST:PORT/NAME` (its rows are read back for exact search).
+    #[arg(long, value_name = "DIR|milvus://HOST:PORT/NAME")]
+    pub index: IndexLocation,
     /// User queries to sample (plus as many item queries).
     #[arg(long, default_value_t = 1000)]
     pub queries: usize,
@@ -136,14 +137,18 @@ pub struct CheckArgs {
     /// Sample seed.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
+    /// Items to test for self-reachability (default: all of them; a Milvus index is searched once
+    /// per item over the network, so give a sample there).
+    #[arg(long, value_name = "N")]
+    pub self_check: Option<usize>,
 }
 
 /// Arguments of `index gc`.
 #[derive(Debug, Args)]
 pub struct GcArgs {
-    /// Index directory.
-    #[arg(long)]
-    pub index: PathBuf,
+    /// Index directory, or `milvus://HOST:PORT/NAME` (drops old versions' collections).
+    #[arg(long, value_name = "DIR|milvus://HOST:PORT/NAME")]
+    pub index: IndexLocation,
     /// Versions to keep (CURRENT is always kept).
     #[arg(long, default_value_t = 3)]
     pub keep: usize,
@@ -151,6 +156,41 @@ pub struct GcArgs {
 
 /// Runs an `index` subcommand.
 pub fn run(cmd: IndexCommand, progress: &dyn Progress) -> Result<()> {
+    #[cfg(feature = "milvus")]
+    {
+        use crate::index_milvus as m;
+        let milvus = |l: &IndexLocation| match l {
+            IndexLocation::Milvus(a) => Some(a.clone()),
+            IndexLocation::Dir(_) => None,
+        };
+        match &cmd {
+            IndexCommand::Build(a) => {
+                if let Some(addr) = milvus(&a.index) {
+                    return m::build(a, &addr, false, progress);
+                }
+            }
+            IndexCommand::Rebuild(a) => {
+                if let Some(addr) = milvus(&a.build.index) {
+                    return if a.reset {
+                        m::build(&a.build, &addr, true, progress)
+                    } else {
+                        m::rebuild(&a.build, &addr, progress)
+                    };
+                }
+            }
+            IndexCommand::Add(a) => {
+                if let Some(addr) = milvus(&a.index) {
+                    return m::add(a, &addr, progress);
+                }
+            }
+            IndexCommand::Gc(a) => {
+                if let Some(addr) = milvus(&a.index) {
+                    return print_gc(&m::gc(&addr, a.keep)?);
+                }
+            }
+            IndexCommand::Check(_) => {}
+        }
+    }
     match cmd {
         IndexCommand::Build(a) => build(a, false, progress),
         IndexCommand::Rebuild(a) if a.reset => build(a.build, true, progress),
@@ -158,7 +198,23 @@ pub fn run(cmd: IndexCommand, progress: &dyn Progress) -> Result<()> {
         IndexCommand::Add(a) => add(a, progress),
         IndexCommand::Check(a) => check_cmd(a, progress),
         IndexCommand::Gc(a) => {
-            let r = IndexDir::new(&a.index).gc(a.keep)?;
+            let r = IndexDir::new(dir_of(&a.index)?).gc(a.keep)?;
+            print_gc(&r)
+        }
+    }
+}
+
+/// The directory of a directory index (Milvus locations are dispatched before this is reached).
+fn dir_of(l: &IndexLocation) -> Result<&Path> {
+    match l {
+        IndexLocation::Dir(p) => Ok(p),
+        IndexLocation::Milvus(a) => bail!("{a}: this twotower was built without the `milvus` feature"),
+    }
+}
+
+fn print_gc(r: &twotower_index::GcReport) -> Result<()> {
+    {
+        {
             let names = |v: &[twotower_index::VersionId]| {
                 v.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(" ")
             };
@@ -173,8 +229,13 @@ pub fn run(cmd: IndexCommand, progress: &dyn Progress) -> Result<()> {
             );
             if !r.debris.is_empty() {
                 println!(
-                    "removed {} leftover staging dir(s) of crashed writers",
-                    r.debris.len()
+                    "removed {} leftover(s) of crashed writers: {}",
+                    r.debris.len(),
+                    r.debris
+                        .iter()
+                        .map(|d| d.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(" ")
                 );
             }
             Ok(())
@@ -182,22 +243,22 @@ pub fn run(cmd: IndexCommand, progress: &dyn Progress) -> Result<()> {
     }
 }
 
-fn load_model(dir: &std::path::Path) -> Result<Model> {
+pub(crate) fn load_model(dir: &std::path::Path) -> Result<Model> {
     Model::load(dir).with_context(|| format!("loading model {}", dir.display()))
 }
 
 /// Items of a dataset embedded by the model, less those it cannot encode.
-struct Embedded {
-    ids: Vec<String>,
-    vectors: Vec<f32>,
+pub(crate) struct Embedded {
+    pub(crate) ids: Vec<String>,
+    pub(crate) vectors: Vec<f32>,
     /// Ids the model never saw whose features it knows none of: every one of them would get the
     /// same vector (the out-of-vocabulary id with empty feature bags).
-    unencodable: Vec<String>,
+    pub(crate) unencodable: Vec<String>,
 }
 
 /// Embeds `ds`'s items (only those of `only`, when given) and sets aside those the model cannot
 /// encode ([`Model::encodable_items`]).
-fn embed_dataset(model: &Model, ds: &Dataset, path: &Path, only: &[String]) -> Result<Embedded> {
+pub(crate) fn embed_dataset(model: &Model, ds: &Dataset, path: &Path, only: &[String]) -> Result<Embedded> {
     let all = model.embed_items(ds)?;
     let encodable = model.encodable_items(ds);
     let dim = model.dim();
@@ -230,12 +291,12 @@ fn embed_dataset(model: &Model, ds: &Dataset, path: &Path, only: &[String]) -> R
     Ok(out)
 }
 
-fn load_dataset(d: &Path) -> Result<Dataset> {
+pub(crate) fn load_dataset(d: &Path) -> Result<Dataset> {
     Dataset::load(d).with_context(|| format!("loading dataset {}", d.display()))
 }
 
 /// Warns about the items of `data` the model cannot encode (they are left out).
-fn warn_unencodable(e: &Embedded, data: &Path) {
+pub(crate) fn warn_unencodable(e: &Embedded, data: &Path) {
     if !e.unencodable.is_empty() {
         eprintln!(
             "warning: {} item(s) of {} cannot be encoded by the model (ids it never saw, with no genre, \
@@ -249,16 +310,13 @@ fn warn_unencodable(e: &Embedded, data: &Path) {
 }
 
 fn build(a: BuildArgs, reset: bool, progress: &dyn Progress) -> Result<()> {
-    let dir = IndexDir::new(&a.index);
+    let dir = IndexDir::new(dir_of(&a.index)?);
     dir.check_root()?;
     let base = if reset {
         // A rebuild keeps the served version's graph parameters unless told otherwise.
-        let cur = dir.open_current(None).with_context(|| {
-            format!(
-                "{} has no index to rebuild (use `index build`)",
-                a.index.display()
-            )
-        })?;
+        let cur = dir
+            .open_current(None)
+            .with_context(|| format!("{} has no index to rebuild (use `index build`)", a.index))?;
         cur.info().hnsw
     } else {
         HnswParams::default()
@@ -299,20 +357,17 @@ fn build(a: BuildArgs, reset: bool, progress: &dyn Progress) -> Result<()> {
         params.m,
         params.ef_construction,
         params.ef_search,
-        a.index.display(),
+        a.index,
         t.elapsed().as_secs_f64()
     );
     Ok(())
 }
 
 fn rebuild(a: BuildArgs, progress: &dyn Progress) -> Result<()> {
-    let dir = IndexDir::new(&a.index);
-    let cur = dir.open_current(None).with_context(|| {
-        format!(
-            "{} has no index to rebuild (use `index build`)",
-            a.index.display()
-        )
-    })?;
+    let dir = IndexDir::new(dir_of(&a.index)?);
+    let cur = dir
+        .open_current(None)
+        .with_context(|| format!("{} has no index to rebuild (use `index build`)", a.index))?;
     let params = a.graph.resolve(cur.info().hnsw);
     let built_by = cur.info().model_fingerprint.clone();
     drop(cur);
@@ -375,7 +430,7 @@ fn rebuild(a: BuildArgs, progress: &dyn Progress) -> Result<()> {
         params.m,
         params.ef_construction,
         params.ef_search,
-        a.index.display(),
+        a.index,
         t.elapsed().as_secs_f64()
     );
     if !r.not_live.is_empty() {
@@ -408,7 +463,13 @@ fn add(a: AddArgs, progress: &dyn Progress) -> Result<()> {
     if ids.is_empty() && a.remove.is_empty() {
         bail!("nothing to add or remove");
     }
-    let r = IndexDir::new(&a.index).add_items(&ids, &vectors, &a.remove, model.fingerprint(), progress)?;
+    let r = IndexDir::new(dir_of(&a.index)?).add_items(
+        &ids,
+        &vectors,
+        &a.remove,
+        model.fingerprint(),
+        progress,
+    )?;
     let mut counts = format!(
         "{} added, {} replaced, {} unchanged, {} removed",
         r.added, r.replaced, r.unchanged, r.removed
@@ -433,8 +494,28 @@ fn add(a: AddArgs, progress: &dyn Progress) -> Result<()> {
 fn check_cmd(a: CheckArgs, progress: &dyn Progress) -> Result<()> {
     let model = load_model(&a.model)?;
     let t = Instant::now();
-    let version = IndexDir::new(&a.index).open_current(Some(model.fingerprint()))?;
-    let open_secs = t.elapsed().as_secs_f64();
+    let (target, header): (Box<dyn Checked>, String) = match &a.index {
+        IndexLocation::Dir(dir) => {
+            let version = IndexDir::new(dir).open_current(Some(model.fingerprint()))?;
+            let header = format!(
+                "index version {} of {}: {} rows ({} live), m={}, ef_construction={}, default ef={}; \
+                 opened and verified in {:.2} s",
+                version.version(),
+                dir.display(),
+                version.ids().len(),
+                version.live_len(),
+                version.info().hnsw.m,
+                version.info().hnsw.ef_construction,
+                version.info().hnsw.ef_search,
+                t.elapsed().as_secs_f64()
+            );
+            (Box::new(version), header)
+        }
+        #[cfg(feature = "milvus")]
+        IndexLocation::Milvus(addr) => crate::index_milvus::open_checked(addr, &model, progress)?,
+        #[cfg(not(feature = "milvus"))]
+        IndexLocation::Milvus(addr) => bail!("{addr}: this twotower was built without the `milvus` feature"),
+    };
     let dim = model.dim();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(a.seed);
     let sample = |rows: &[f32], n: usize, rng: &mut rand_chacha::ChaCha8Rng| -> Vec<f32> {
@@ -451,22 +532,28 @@ fn check_cmd(a: CheckArgs, progress: &dyn Progress) -> Result<()> {
     let params = CheckParams {
         efs: a.ef.clone(),
         min_recall: a.min_recall,
+        self_check_sample: a.self_check,
         ..CheckParams::default()
     };
     let mut warnings = Vec::new();
-    println!(
-        "index version {} of {}: {} rows ({} live), m={}, ef_construction={}, default ef={}; \
-         opened and verified in {open_secs:.2} s",
-        version.version(),
-        a.index.display(),
-        version.ids().len(),
-        version.live_len(),
-        version.info().hnsw.m,
-        version.info().hnsw.ef_construction,
-        version.info().hnsw.ef_search
-    );
+    println!("{header}");
     for (what, queries) in [("user queries", &users), ("item queries", &items)] {
-        let report = check(&version, queries, &params, progress)?;
+        let report = check(target.as_ref(), queries, &params, progress)?;
+        print_check(what, &report);
+        warnings.extend(report.warnings.iter().map(|w| format!("{what}: {w}")));
+    }
+    if !warnings.is_empty() {
+        for w in &warnings {
+            eprintln!("warning: {w}");
+        }
+        bail!("index check found {} problem(s)", warnings.len());
+    }
+    Ok(())
+}
+
+/// One query set's table: recall and queries/s by ef, then self-reachability.
+fn print_check(what: &str, report: &CheckReport) {
+    {
         println!(
             "\n{what}: {} (recall@{} against exact search)",
             report.queries, report.k
@@ -492,13 +579,5 @@ fn check_cmd(a: CheckArgs, progress: &dyn Progress) -> Result<()> {
             "self-reachability: {}/{} items are their own nearest neighbour, {}/{} in their top {}",
             s.top1, s.checked, s.in_top_k, s.checked, report.k
         );
-        warnings.extend(report.warnings.iter().map(|w| format!("{what}: {w}")));
     }
-    if !warnings.is_empty() {
-        for w in &warnings {
-            eprintln!("warning: {w}");
-        }
-        bail!("index check found {} problem(s)", warnings.len());
-    }
-    Ok(())
 }

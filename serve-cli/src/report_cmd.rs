@@ -7,16 +7,17 @@ mod page;
 #[path = "report/plots.rs"]
 mod plots;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
+use twotower_cli::recommender::IndexLocation;
 use twotower_data::progress::Progress;
 use twotower_data::{Dataset, UserHistories};
-use twotower_index::{check, CheckParams, CheckReport, IndexDir};
+use twotower_index::{check, CheckParams, CheckReport, Checked, IndexDir};
 use twotower_towers::{top_k_exact, EpochMetrics, Model, PlanRun};
 
 use page::Page;
@@ -30,9 +31,10 @@ pub struct ReportArgs {
     /// Split dataset (default: the one the model was trained on).
     #[arg(long)]
     pub data: Option<PathBuf>,
-    /// Index directory of this model: adds recall against exact search and queries/s by ef.
-    #[arg(long)]
-    pub index: Option<PathBuf>,
+    /// Index of this model (a directory or `milvus://HOST:PORT/NAME`): adds recall against exact
+    /// search and queries/s by ef.
+    #[arg(long, value_name = "DIR|milvus://HOST:PORT/NAME")]
+    pub index: Option<IndexLocation>,
     /// Users to show as examples, comma separated (default: a few test users drawn with --seed).
     #[arg(long, value_delimiter = ',', value_name = "IDS")]
     pub users: Option<Vec<String>>,
@@ -105,7 +107,8 @@ fn build(a: &ReportArgs, progress: &dyn Progress) -> Result<String> {
     page.training_section(&model)?;
     page.evaluation_section(&eval, &pop)?;
     page.beyond_section(&eval, &pop, &ds);
-    page.index_section(index.as_ref(), a.index.as_deref())?;
+    let where_ = a.index.as_ref().map(|l| l.to_string());
+    page.index_section(index.as_ref(), where_.as_deref())?;
     page.examples_section(&examples);
     Ok(page.finish())
 }
@@ -113,13 +116,23 @@ fn build(a: &ReportArgs, progress: &dyn Progress) -> Result<String> {
 /// `index check`'s measurement on user and item queries (sampled as `index check` samples them).
 fn index_check(
     model: &Model,
-    dir: &Path,
+    at: &IndexLocation,
     seed: u64,
     progress: &dyn Progress,
 ) -> Result<Vec<(&'static str, CheckReport)>> {
-    let version = IndexDir::new(dir)
-        .open_current(Some(model.fingerprint()))
-        .with_context(|| format!("opening index {}", dir.display()))?;
+    let version: Box<dyn Checked> = match at {
+        IndexLocation::Dir(dir) => Box::new(
+            IndexDir::new(dir)
+                .open_current(Some(model.fingerprint()))
+                .with_context(|| format!("opening index {}", dir.display()))?,
+        ),
+        #[cfg(feature = "milvus")]
+        IndexLocation::Milvus(addr) => crate::index_milvus::open_checked(addr, model, progress)?.0,
+        #[cfg(not(feature = "milvus"))]
+        IndexLocation::Milvus(addr) => {
+            anyhow::bail!("{addr}: this twotower was built without the `milvus` feature")
+        }
+    };
     let dim = model.dim();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let sample = |rows: &[f32], rng: &mut rand_chacha::ChaCha8Rng| -> Vec<f32> {
@@ -134,8 +147,14 @@ fn index_check(
     let items = sample(&model.item_embeddings()?, &mut rng);
     let params = CheckParams::default();
     Ok(vec![
-        ("user queries", check(&version, &users, &params, progress)?),
-        ("item queries", check(&version, &items, &params, progress)?),
+        (
+            "user queries",
+            check(version.as_ref(), &users, &params, progress)?,
+        ),
+        (
+            "item queries",
+            check(version.as_ref(), &items, &params, progress)?,
+        ),
     ])
 }
 

@@ -219,6 +219,12 @@ impl App {
     }
 }
 
+/// Runs a handler's work where it may block (a Milvus search waits on the network): the runtime moves
+/// its other tasks off this worker meanwhile.
+fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    tokio::task::block_in_place(f)
+}
+
 fn answer_json(ans: &Answer) -> Response {
     Json(ans).into_response()
 }
@@ -229,7 +235,7 @@ async fn user_recs(
     Query(p): Query<Params>,
 ) -> Response {
     let t = Instant::now();
-    let r = (|| {
+    let r = blocking(|| {
         let mut opts = app.opts(
             param(&p, "k")?,
             param(&p, "ef")?,
@@ -238,7 +244,7 @@ async fn user_recs(
         )?;
         opts.fallback = param(&p, "fallback")?.unwrap_or(false);
         Ok(answer_json(&app.engine.recommend_user(&id, &opts)?))
-    })();
+    });
     app.finish("user_recommendations", t, r)
 }
 
@@ -254,7 +260,7 @@ struct RecentBody {
 
 async fn recent_recs(State(app): State<Arc<App>>, body: Bytes) -> Response {
     let t = Instant::now();
-    let r = (|| {
+    let r = blocking(|| {
         let b: RecentBody =
             serde_json::from_slice(&body).map_err(|e| bad(format!("request body is not valid: {e}")))?;
         if b.recent_items.len() > 1000 {
@@ -262,7 +268,7 @@ async fn recent_recs(State(app): State<Arc<App>>, body: Bytes) -> Response {
         }
         let opts = app.opts(b.k, b.ef, b.exclude_seen, b.genre)?;
         Ok(answer_json(&app.engine.recommend_recent(&b.recent_items, &opts)?))
-    })();
+    });
     app.finish("recent_recommendations", t, r)
 }
 
@@ -272,7 +278,7 @@ async fn similar(
     Query(p): Query<Params>,
 ) -> Response {
     let t = Instant::now();
-    let r = (|| {
+    let r = blocking(|| {
         let opts = app.opts(
             param(&p, "k")?,
             param(&p, "ef")?,
@@ -280,7 +286,7 @@ async fn similar(
             p.get("genre").cloned(),
         )?;
         Ok(answer_json(&app.engine.similar(&id, &opts)?))
-    })();
+    });
     app.finish("similar_items", t, r)
 }
 
@@ -298,10 +304,19 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
+/// Ready when listening and the backend answers (a Milvus server that is down makes this 503, so a
+/// load balancer sends traffic to replicas that can answer).
 async fn readyz(State(app): State<Arc<App>>) -> Response {
     let backend = app.engine.backend();
     if app.ready.load(Ordering::Acquire) {
-        Json(json!({"status": "ready", "backend": backend})).into_response()
+        match blocking(|| app.engine.snapshot().index.check_health()) {
+            Ok(()) => Json(json!({"status": "ready", "backend": backend})).into_response(),
+            Err(e) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"status": "unavailable", "backend": backend, "error": e.to_string()})),
+            )
+                .into_response(),
+        }
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,

@@ -72,7 +72,7 @@ pub struct ItemHit {
 /// What a backend says about itself (for `/readyz`, `/metrics` and `stats`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BackendInfo {
-    /// Backend kind: `directory` for an on-disk index directory.
+    /// Backend kind: `directory` for an on-disk index directory, `milvus` for a Milvus collection.
     pub kind: &'static str,
     /// Where it lives (a directory, a URL).
     pub path: String,
@@ -91,7 +91,7 @@ pub trait ItemIndex: Send + Sync {
     /// Fingerprint of the model whose item tower built the vectors.
     fn model_fingerprint(&self) -> &str;
     /// The indexed vector of a dataset item, `None` when the index does not hold it.
-    fn item_vector(&self, item: DataItem) -> Option<Vec<f32>>;
+    fn item_vector(&self, item: DataItem) -> Result<Option<Vec<f32>>>;
     /// The best `params.k` items for one query among those `filter` keeps, best first.
     fn search(&self, query: &[f32], params: SearchParams, filter: &Filter) -> Result<Vec<ItemHit>>;
     /// [`ItemIndex::search`] for each row-major query, each with its own filter.
@@ -101,6 +101,10 @@ pub trait ItemIndex: Send + Sync {
         params: SearchParams,
         filters: &[Filter],
     ) -> Result<Vec<Vec<ItemHit>>>;
+    /// Whether the backend can answer now ([`super::RecError::Unavailable`] when not), for `/readyz`.
+    fn check_health(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// An on-disk index version (HNSW graph + exact rows) with its row ⇄ item maps.
@@ -150,8 +154,8 @@ impl ItemIndex for DirectoryIndex {
         &self.index.info().model_fingerprint
     }
 
-    fn item_vector(&self, item: DataItem) -> Option<Vec<f32>> {
-        self.rows.row_of(item).map(|r| self.index.vector(r).to_vec())
+    fn item_vector(&self, item: DataItem) -> Result<Option<Vec<f32>>> {
+        Ok(self.rows.row_of(item).map(|r| self.index.vector(r).to_vec()))
     }
 
     fn search(&self, query: &[f32], params: SearchParams, filter: &Filter) -> Result<Vec<ItemHit>> {

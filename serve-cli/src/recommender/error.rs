@@ -58,12 +58,14 @@ pub enum RecError {
 
 impl RecError {
     /// The HTTP status for this kind of error: 404 for a user or item the route names, 400 for a bad
-    /// parameter or unknown ids in a body, 503 when the backend is unavailable, 500 otherwise.
+    /// parameter or unknown ids in a body, 503 when the backend is unavailable (a Milvus server down
+    /// or slow included), 500 otherwise.
     pub fn http_status(&self) -> u16 {
         match self {
             RecError::UnknownUser(_) | RecError::UnknownItem(_) | RecError::NotIndexed { .. } => 404,
             RecError::UnknownItems(_) | RecError::UnknownGenre { .. } | RecError::BadParameter(_) => 400,
             RecError::Unavailable(_) => 503,
+            RecError::Index(e) if e.is_unavailable() => 503,
             RecError::Load { .. } | RecError::Model(_) | RecError::Index(_) | RecError::Internal(_) => 500,
         }
     }

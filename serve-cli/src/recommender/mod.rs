@@ -7,6 +7,9 @@ mod backend;
 mod catalog;
 mod error;
 mod ids;
+#[cfg(feature = "milvus")]
+mod milvus;
+mod source;
 mod watch;
 
 pub use answer::{Answer, Query, Ranked, Source};
@@ -14,7 +17,10 @@ pub use backend::{BackendInfo, DirectoryIndex, Filter, HitItem, ItemHit, ItemInd
 pub use catalog::{Catalog, ItemInfo};
 pub use error::{RecError, Result};
 pub use ids::{check_id, DataItem, DataUser, Genre, ModelItem, ModelRows, Resolver, RowMaps};
+pub use source::IndexLocation;
 pub use watch::{Poll, ReloadGate};
+
+use source::IndexSource;
 
 use arc_swap::ArcSwap;
 use rayon::prelude::*;
@@ -23,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 use twotower_data::Dataset;
-use twotower_index::{IndexDir, VersionId};
+use twotower_index::VersionId;
 use twotower_towers::Model;
 
 /// Where a recommender's parts live.
@@ -31,8 +37,8 @@ use twotower_towers::Model;
 pub struct RecommenderConfig {
     /// Model directory (from `twotower train`).
     pub model: PathBuf,
-    /// Index directory (from `twotower index build`).
-    pub index: PathBuf,
+    /// Index directory (from `twotower index build`) or Milvus address.
+    pub index: IndexLocation,
     /// Dataset for titles, genres and histories, when not the one the model was trained on.
     pub data: Option<PathBuf>,
 }
@@ -102,7 +108,7 @@ pub struct Snapshot {
 /// Model, catalog and live index behind an atomic pointer: readers take a snapshot per request.
 pub struct Recommender {
     state: ArcSwap<Snapshot>,
-    index_dir: IndexDir,
+    source: IndexSource,
     config: RecommenderConfig,
 }
 
@@ -110,18 +116,15 @@ impl Recommender {
     /// Loads the model, its dataset (from `config.data` or the path the model recorded) and the
     /// index version CURRENT names, checking that the index was built from this model.
     pub fn open(config: RecommenderConfig) -> Result<Recommender> {
-        let index_dir = IndexDir::new(&config.index);
+        let source = IndexSource::new(&config.index)?;
         let model = Arc::new(load_model(&config.model)?);
         let catalog = Arc::new(load_catalog(&model, config.data.as_deref())?);
-        let index = index_dir.open_current(Some(model.fingerprint()))?;
-        let index: Arc<dyn ItemIndex> = Arc::new(DirectoryIndex::new(
-            index_dir.root().to_path_buf(),
-            index,
-            catalog.clone(),
-        ));
+        let index = source
+            .open_current(Some(model.fingerprint()))?
+            .into_backend(catalog.clone());
         Ok(Recommender {
             state: ArcSwap::from_pointee(Snapshot::new(model, catalog, index)),
-            index_dir,
+            source,
             config,
         })
     }
@@ -146,8 +149,8 @@ impl Recommender {
     pub fn reload(&self) -> Result<VersionId> {
         let old = self.snapshot();
         // Loaded beside the live version; only a complete, verified version is ever swapped in.
-        let index = self.index_dir.open_current(None)?;
-        let wanted = index.info().model_fingerprint.clone();
+        let index = self.source.open_current(None)?;
+        let wanted = index.model_fingerprint().to_string();
         let (model, catalog) = if wanted == old.model.fingerprint() {
             (old.model.clone(), old.catalog.clone())
         } else {
@@ -156,7 +159,7 @@ impl Recommender {
                 return Err(RecError::Internal(format!(
                     "index version in {} was built from model {wanted}, but {} holds model {}; \
                      keeping the current version",
-                    self.index_dir.root().display(),
+                    self.source.describe(),
                     self.config.model.display(),
                     model.fingerprint()
                 )));
@@ -164,11 +167,7 @@ impl Recommender {
             let catalog = Arc::new(load_catalog(&model, self.config.data.as_deref())?);
             (model, catalog)
         };
-        let index: Arc<dyn ItemIndex> = Arc::new(DirectoryIndex::new(
-            self.index_dir.root().to_path_buf(),
-            index,
-            catalog.clone(),
-        ));
+        let index = index.into_backend(catalog.clone());
         let v = index.version();
         self.state.store(Arc::new(Snapshot::new(model, catalog, index)));
         Ok(v)
@@ -176,7 +175,7 @@ impl Recommender {
 
     /// Follows CURRENT when a rebuild moved it; `Some(version)` when it did.
     pub fn reload_if_changed(&self) -> Result<Option<VersionId>> {
-        let current = self.index_dir.current()?;
+        let current = self.source.current()?;
         if current == self.snapshot().index.version() {
             return Ok(None);
         }
@@ -186,7 +185,7 @@ impl Recommender {
     /// What a reload would read (CURRENT, the version it names, the model's manifest), for
     /// [`ReloadGate`]: a failed reload is retried only once this changes.
     pub fn watch_stamp(&self) -> watch::Stamp {
-        watch::Stamp::of(self.index_dir.root(), &self.config.model)
+        self.source.stamp(&self.config.model)
     }
 
     /// One line for the shell's greeting.
@@ -483,7 +482,7 @@ impl Snapshot {
         let resolver = self.resolver();
         let i = resolver.item(item)?;
         let genre = resolver.genre(opts.genre.as_deref())?;
-        let q = self.index.item_vector(i).ok_or_else(|| RecError::NotIndexed {
+        let q = self.index.item_vector(i)?.ok_or_else(|| RecError::NotIndexed {
             item: item.to_string(),
             version: self.index.version().to_string(),
         })?;

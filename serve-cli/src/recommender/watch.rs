@@ -45,6 +45,17 @@ impl Stamp {
         meta(&mut files, &model_dir.join("manifest.json"));
         Stamp { current, files }
     }
+
+    /// The stamp of an index whose current version is named by a server (a Milvus alias): that
+    /// name (`None` while the server cannot say), and the model's manifest.
+    pub fn of_pointer(current: Option<String>, model_dir: &Path) -> Stamp {
+        let mut files = Vec::new();
+        meta(&mut files, &model_dir.join("manifest.json"));
+        Stamp {
+            current: current.map(String::into_bytes),
+            files,
+        }
+    }
 }
 
 /// What one [`ReloadGate::poll`] did.

@@ -370,7 +370,7 @@ impl Page {
     pub(super) fn index_section(
         &mut self,
         checks: Option<&Vec<(&str, CheckReport)>>,
-        dir: Option<&Path>,
+        dir: Option<&str>,
     ) -> Result<()> {
         self.section("index", "Index");
         let (Some(checks), Some(dir)) = (checks, dir) else {
@@ -385,7 +385,7 @@ impl Page {
             self.html,
             "<p>Index <code>{}</code>: recall@{} of the HNSW search against exact search, one thread \
              (as <code>twotower index check</code>).</p>",
-            esc(&dir.display().to_string()),
+            esc(dir),
             checks.first().map_or(10, |(_, r)| r.k)
         );
         let mut series = Vec::new();
