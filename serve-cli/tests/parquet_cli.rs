@@ -7,9 +7,12 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+mod common;
 
 use assert_cmd::Command;
+use common::wait_for;
 use serde_json::Value;
 
 fn tt() -> Command {
@@ -253,17 +256,6 @@ fn staging_dirs(parent: &Path, name: &str) -> Vec<PathBuf> {
 }
 
 /// Polls `cond` every 20 ms until it holds or `deadline` passes.
-fn wait_for(deadline: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + deadline;
-    while Instant::now() < end {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    cond()
-}
-
 #[test]
 fn sigkill_during_import_leaves_debris_that_the_next_import_removes() {
     use std::io::Write;

@@ -4,7 +4,6 @@
 use assert_cmd::Command;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-use std::process::Child;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,63 +15,10 @@ fn world(name: &str) -> PathBuf {
     common::quickstart(&format!("serve-{name}"), 200, 150, 8000, 1, 11)
 }
 
-struct Server {
-    child: Child,
-    base: String,
-}
+use common::Server;
 
-impl Server {
-    fn start(w: &Path) -> Server {
-        let (child, base) = common::serve(&w.join("model"), &w.join("index"), &["--watch-ms", "50"]);
-        Server { child, base }
-    }
-
-    fn get(&self, path: &str) -> (u16, Value) {
-        match ureq::get(&format!("{}{path}", self.base))
-            .timeout(Duration::from_secs(10))
-            .call()
-        {
-            Ok(r) => (
-                r.status(),
-                serde_json::from_str(&r.into_string().unwrap_or_default()).unwrap_or(Value::Null),
-            ),
-            Err(ureq::Error::Status(code, r)) => (
-                code,
-                serde_json::from_str(&r.into_string().unwrap_or_default()).unwrap_or(Value::Null),
-            ),
-            Err(e) => panic!("{path}: {e}"),
-        }
-    }
-
-    fn text(&self, path: &str) -> String {
-        ureq::get(&format!("{}{path}", self.base))
-            .call()
-            .unwrap()
-            .into_string()
-            .unwrap()
-    }
-
-    fn post(&self, path: &str, body: &str) -> (u16, Value) {
-        let req = ureq::post(&format!("{}{path}", self.base)).set("content-type", "application/json");
-        match req.send_string(body) {
-            Ok(r) => (
-                r.status(),
-                serde_json::from_str(&r.into_string().unwrap_or_default()).unwrap_or(Value::Null),
-            ),
-            Err(ureq::Error::Status(code, r)) => (
-                code,
-                serde_json::from_str(&r.into_string().unwrap_or_default()).unwrap_or(Value::Null),
-            ),
-            Err(e) => panic!("{path}: {e}"),
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn start(w: &Path) -> Server {
+    Server::start(&w.join("model"), &w.join("index"), &["--watch-ms", "50"])
 }
 
 /// Sends only the request head of a POST declaring `len` body bytes and returns (status line, reply).
@@ -105,7 +51,7 @@ fn items(v: &Value) -> Vec<String> {
 #[test]
 fn every_endpoint_and_every_error() {
     let w = world("endpoints");
-    let s = Server::start(&w);
+    let s = start(&w);
     assert_eq!(s.text("/healthz").trim(), "ok");
     let (code, ready) = s.get("/readyz");
     assert_eq!(code, 200, "{ready}");
@@ -202,7 +148,7 @@ fn every_endpoint_and_every_error() {
 #[test]
 fn hot_swap_under_load_fails_no_request_and_sigterm_is_graceful() {
     let w = world("swap");
-    let s = Arc::new(Server::start(&w));
+    let s = Arc::new(start(&w));
     let stop = Arc::new(AtomicBool::new(false));
     let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let versions = Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));

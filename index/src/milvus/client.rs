@@ -202,6 +202,9 @@ impl std::fmt::Debug for Client {
     }
 }
 
+/// The least deadline of a writer's or DDL call.
+pub const ADMIN_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// Largest message either side may send: a search of many queries or a page of a query.
 const MAX_MESSAGE: usize = 512 << 20;
 
@@ -227,7 +230,6 @@ impl Client {
                 problem: e.to_string(),
             })?
             .connect_timeout(opts.connect_timeout)
-            .timeout(opts.timeout)
             .tcp_nodelay(true);
         let channel = {
             let _guard = rt.enter();
@@ -264,13 +266,33 @@ impl Client {
         &self.addr
     }
 
-    /// Calls `MilvusService/<method>` and checks the status the answer carries.
+    /// Calls `MilvusService/<method>` within the per-call timeout and checks the status the answer
+    /// carries: for the request path (search, point reads, the watcher's alias lookup).
     pub fn call<Req, Resp>(&self, method: &'static str, req: Req) -> MResult<Resp>
     where
         Req: prost::Message + Send + Sync + 'static,
         Resp: prost::Message + Default + HasStatus + Send + Sync + 'static,
     {
-        let resp: Resp = self.raw_call(method, req)?;
+        self.call_within(method, req, self.timeout)
+    }
+
+    /// [`Client::call`] for writers and DDL (create, insert, flush, index, load, alias): a busy server
+    /// takes seconds for these, which must not fail a build, so the deadline is at least
+    /// [`ADMIN_TIMEOUT`].
+    pub fn call_admin<Req, Resp>(&self, method: &'static str, req: Req) -> MResult<Resp>
+    where
+        Req: prost::Message + Send + Sync + 'static,
+        Resp: prost::Message + Default + HasStatus + Send + Sync + 'static,
+    {
+        self.call_within(method, req, self.timeout.max(ADMIN_TIMEOUT))
+    }
+
+    fn call_within<Req, Resp>(&self, method: &'static str, req: Req, deadline: Duration) -> MResult<Resp>
+    where
+        Req: prost::Message + Send + Sync + 'static,
+        Resp: prost::Message + Default + HasStatus + Send + Sync + 'static,
+    {
+        let resp: Resp = self.raw_call(method, req, deadline)?;
         match resp.status() {
             Some(s) if s.code != 0 || s.error_code != 0 => Err(MilvusError::Server {
                 op: method,
@@ -281,7 +303,7 @@ impl Client {
         }
     }
 
-    fn raw_call<Req, Resp>(&self, method: &'static str, req: Req) -> MResult<Resp>
+    fn raw_call<Req, Resp>(&self, method: &'static str, req: Req, deadline: Duration) -> MResult<Resp>
     where
         Req: prost::Message + Send + Sync + 'static,
         Resp: prost::Message + Default + Send + Sync + 'static,
@@ -295,11 +317,10 @@ impl Client {
             .map_err(|e| unavailable(e.to_string()))?;
         let mut grpc = self.grpc.clone();
         let mut request = tonic::Request::new(req);
-        request.set_timeout(self.timeout);
+        request.set_timeout(deadline);
         if let Some(a) = &self.auth {
             request.metadata_mut().insert("authorization", a.clone());
         }
-        let deadline = self.timeout;
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         // Spawned on the client's own runtime and awaited through a channel: a plain `block_on`
         // would panic when the caller is itself inside a tokio runtime (the HTTP server).

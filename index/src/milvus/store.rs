@@ -197,7 +197,7 @@ impl MilvusIndex {
     pub fn versions(&self) -> Result<Vec<VersionId>> {
         let r: proto::ShowCollectionsResponse = self
             .client
-            .call("ShowCollections", proto::ShowCollectionsRequest::default())?;
+            .call_admin("ShowCollections", proto::ShowCollectionsRequest::default())?;
         let mut v: Vec<VersionId> = r
             .collection_names
             .iter()
@@ -216,17 +216,22 @@ impl MilvusIndex {
             },
         );
         match r {
-            Ok(d) => match self.version_of(&d.collection_name) {
-                Some(v) => Ok(Some(v)),
-                None => Err(MilvusError::Malformed {
-                    op: "DescribeCollection",
-                    problem: format!(
-                        "{} names the collection {:?}, which is not a twotower index version (expected {}__vNNNN)",
-                        self.uri.name, d.collection_name, self.uri.name
-                    ),
+            Ok(d) => {
+                // The collection an alias names is the schema's name; Milvus 2.3 echoes the alias
+                // in `collection_name`, Milvus Lite gives the collection there.
+                let schema_name = d.schema.as_ref().map(|s| s.name.as_str()).unwrap_or_default();
+                match self.version_of(schema_name).or_else(|| self.version_of(&d.collection_name)) {
+                    Some(v) => Ok(Some(v)),
+                    None => Err(MilvusError::Malformed {
+                        op: "DescribeCollection",
+                        problem: format!(
+                            "{} names the collection {:?}, which is not a twotower index version (expected {}__vNNNN)",
+                            self.uri.name, schema_name, self.uri.name
+                        ),
+                    }
+                    .into()),
                 }
-                .into()),
-            },
+            }
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e.into()),
         }
@@ -256,7 +261,7 @@ impl MilvusIndex {
     /// Opens version `v`: reads its description and row count, and loads it if the server has not.
     pub fn open_version(&self, v: VersionId, expected_model: Option<&str>) -> Result<MilvusVersion> {
         let collection = self.collection(v);
-        let d: proto::DescribeCollectionResponse = self.client.call(
+        let d: proto::DescribeCollectionResponse = self.client.call_admin(
             "DescribeCollection",
             proto::DescribeCollectionRequest {
                 collection_name: collection.clone(),
@@ -400,7 +405,7 @@ impl MilvusIndex {
             ],
             enable_dynamic_field: false,
         };
-        let r: MResult<proto::Status> = self.client.call(
+        let r: MResult<proto::Status> = self.client.call_admin(
             "CreateCollection",
             proto::CreateCollectionRequest {
                 collection_name: collection.to_string(),
@@ -435,7 +440,7 @@ impl MilvusIndex {
         write_rows(&self.client, "Insert", collection, rows, dim, progress)?;
         flush(&self.client, collection)?;
         progress.start("building the Milvus HNSW index", None);
-        let r: proto::Status = self.client.call(
+        let r: proto::Status = self.client.call_admin(
             "CreateIndex",
             proto::CreateIndexRequest {
                 collection_name: collection.to_string(),
@@ -457,7 +462,7 @@ impl MilvusIndex {
         drop(r);
         let client = &self.client;
         wait_until("the HNSW index build", BUILD_WAIT, || {
-            let d: proto::DescribeIndexResponse = client.call(
+            let d: proto::DescribeIndexResponse = client.call_admin(
                 "DescribeIndex",
                 proto::DescribeIndexRequest {
                     collection_name: collection.to_string(),
@@ -502,16 +507,16 @@ impl MilvusIndex {
             alias: self.uri.name.clone(),
         };
         let r: proto::Status = if exists {
-            self.client.call("AlterAlias", req)?
+            self.client.call_admin("AlterAlias", req)?
         } else {
-            self.client.call("CreateAlias", req)?
+            self.client.call_admin("CreateAlias", req)?
         };
         drop(r);
         Ok(())
     }
 
     fn drop_collection(&self, collection: &str) -> Result<()> {
-        let r: proto::Status = self.client.call(
+        let r: proto::Status = self.client.call_admin(
             "DropCollection",
             proto::DropCollectionRequest {
                 collection_name: collection.to_string(),
@@ -596,7 +601,7 @@ impl MilvusIndex {
             write_rows(&self.client, "Upsert", &cur.collection, &changed, dim, progress)?;
         }
         for chunk in gone.chunks(1000) {
-            let r: proto::MutationResult = self.client.call(
+            let r: proto::MutationResult = self.client.call_admin(
                 "Delete",
                 proto::DeleteRequest {
                     collection_name: cur.collection.clone(),
@@ -741,7 +746,7 @@ fn write_rows(
             fields_data: fields_of(rows, start..end, dim),
             num_rows: (end - start) as u32,
         };
-        let r: proto::MutationResult = client.call(op, req)?;
+        let r: proto::MutationResult = client.call_admin(op, req)?;
         let written = r.insert_cnt.max(r.upsert_cnt) as usize;
         if written != end - start {
             return Err(MilvusError::Malformed {
@@ -761,7 +766,7 @@ fn write_rows(
 
 /// Seals and persists a collection's segments and waits until Milvus says they are flushed.
 fn flush(client: &Client, collection: &str) -> Result<()> {
-    let r: proto::FlushResponse = client.call(
+    let r: proto::FlushResponse = client.call_admin(
         "Flush",
         proto::FlushRequest {
             collection_names: vec![collection.to_string()],
@@ -774,7 +779,7 @@ fn flush(client: &Client, collection: &str) -> Result<()> {
         .unwrap_or_default();
     let flush_ts = r.coll_flush_ts.get(collection).copied().unwrap_or(0);
     wait_until("the flush", BUILD_WAIT, || {
-        let s: proto::GetFlushStateResponse = client.call(
+        let s: proto::GetFlushStateResponse = client.call_admin(
             "GetFlushState",
             proto::GetFlushStateRequest {
                 segment_ids: segments.clone(),
@@ -788,7 +793,7 @@ fn flush(client: &Client, collection: &str) -> Result<()> {
 }
 
 pub(super) fn load(client: &Client, collection: &str, limit: Duration) -> MResult<()> {
-    let r: proto::Status = client.call(
+    let r: proto::Status = client.call_admin(
         "LoadCollection",
         proto::LoadCollectionRequest {
             collection_name: collection.to_string(),
@@ -812,7 +817,7 @@ pub(super) fn load_state(client: &Client, collection: &str) -> MResult<i32> {
 }
 
 pub(super) fn count(client: &Client, collection: &str, level: i32) -> MResult<usize> {
-    let r: proto::QueryResults = client.call(
+    let r: proto::QueryResults = client.call_admin(
         "Query",
         proto::QueryRequest {
             collection_name: collection.to_string(),

@@ -110,7 +110,7 @@ impl MilvusVersion {
                 None => format!("{ID_FIELD} != \"\""),
                 Some(l) => format!("{ID_FIELD} > {}", quote(l)),
             };
-            let r: proto::QueryResults = self.client.call(
+            let r: proto::QueryResults = self.client.call_admin(
                 "Query",
                 proto::QueryRequest {
                     collection_name: self.collection.clone(),

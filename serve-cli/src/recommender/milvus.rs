@@ -15,6 +15,9 @@ use twotower_index::VersionId;
 
 /// Queries per Search call: bounds the request and answer sizes.
 const MAX_NQ: usize = 256;
+/// The least `ef` of a filtered search (genre): on a 240-item synthetic catalogue in Milvus Lite,
+/// recall@10 of a one-genre filter against exact search was 0.94 at ef 64 (the test asks for 0.95).
+const FILTERED_MIN_EF: usize = 128;
 
 /// A Milvus collection (one index version) searched for `catalog`'s items.
 pub struct MilvusBackend {
@@ -118,7 +121,12 @@ impl ItemIndex for MilvusBackend {
                     .iter()
                     .flat_map(|&i| queries[i * dim..(i + 1) * dim].iter().copied())
                     .collect();
-                let ef = params.ef.max(fetch);
+                // A filter hides part of the graph from the walk: a wider candidate list keeps recall.
+                let ef = if expr.is_empty() {
+                    params.ef.max(fetch)
+                } else {
+                    params.ef.max(2 * fetch).max(FILTERED_MIN_EF)
+                };
                 let answers = self
                     .version
                     .search_batch(&qs, fetch, ef, &expr)

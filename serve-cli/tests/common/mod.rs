@@ -1,10 +1,14 @@
 //! What the binary-level tests share: the binary and a small quickstart world.
+// Each test binary uses its own part of this module.
+#![allow(dead_code)]
 
 use assert_cmd::Command;
+use serde_json::Value;
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The `twotower` binary under test.
 pub fn bin() -> PathBuf {
@@ -39,7 +43,7 @@ pub fn quickstart(name: &str, users: u32, items: u32, interactions: u64, epochs:
 /// flags) and returns the process and its base URL (`http://127.0.0.1:PORT`), read from the first
 /// line the server prints.
 #[allow(dead_code)] // not every test binary serves
-pub fn serve(model: &Path, index: &Path, extra: &[&str]) -> (Child, String) {
+pub fn serve(model: &Path, index: impl AsRef<OsStr>, extra: &[&str]) -> (Child, String) {
     let mut child = std::process::Command::new(bin())
         .args(["serve", "--addr", "127.0.0.1:0", "--model"])
         .arg(model)
@@ -60,4 +64,86 @@ pub fn serve(model: &Path, index: &Path, extra: &[&str]) -> (Child, String) {
         .unwrap_or_else(|| panic!("{line:?}"))
         .to_string();
     (child, base)
+}
+
+#[allow(dead_code)] // not every test binary serves
+/// A running server, killed on drop.
+pub struct Server {
+    /// The process.
+    pub child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+}
+
+#[allow(dead_code)]
+impl Server {
+    /// `twotower serve` over `model` and `index` (a directory or a Milvus address), with `extra` flags.
+    pub fn start(model: &Path, index: impl AsRef<OsStr>, extra: &[&str]) -> Server {
+        let (child, base) = serve(model, index, extra);
+        Server { child, base }
+    }
+
+    /// GET: status and JSON body (`Null` when not JSON).
+    pub fn get(&self, path: &str) -> (u16, Value) {
+        match ureq::get(&format!("{}{path}", self.base))
+            .timeout(Duration::from_secs(10))
+            .call()
+        {
+            Ok(r) => (
+                r.status(),
+                serde_json::from_str(&r.into_string().unwrap_or_default()).unwrap_or(Value::Null),
+            ),
+            Err(ureq::Error::Status(code, r)) => (
+                code,
+                serde_json::from_str(&r.into_string().unwrap_or_default()).unwrap_or(Value::Null),
+            ),
+            Err(e) => panic!("{path}: {e}"),
+        }
+    }
+
+    /// GET that must succeed: the body.
+    pub fn text(&self, path: &str) -> String {
+        ureq::get(&format!("{}{path}", self.base))
+            .call()
+            .unwrap()
+            .into_string()
+            .unwrap()
+    }
+
+    /// POST of a JSON body: status and JSON body.
+    pub fn post(&self, path: &str, body: &str) -> (u16, Value) {
+        let req = ureq::post(&format!("{}{path}", self.base)).set("content-type", "application/json");
+        match req.send_string(body) {
+            Ok(r) => (
+                r.status(),
+                serde_json::from_str(&r.into_string().unwrap_or_default()).unwrap_or(Value::Null),
+            ),
+            Err(ureq::Error::Status(code, r)) => (
+                code,
+                serde_json::from_str(&r.into_string().unwrap_or_default()).unwrap_or(Value::Null),
+            ),
+            Err(e) => panic!("{path}: {e}"),
+        }
+    }
+}
+
+#[allow(dead_code)]
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `cond` every 20 ms until it holds or `deadline` passes; the last answer.
+#[allow(dead_code)]
+pub fn wait_for(deadline: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + deadline;
+    while Instant::now() < end {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    cond()
 }
