@@ -18,7 +18,7 @@ fn world(name: &str) -> PathBuf {
 use common::Server;
 
 fn start(w: &Path) -> Server {
-    Server::start(&w.join("model"), &w.join("index"), &["--watch-ms", "50"])
+    Server::start(&w.join("model"), w.join("index"), &["--watch-ms", "50"])
 }
 
 /// Sends only the request head of a POST declaring `len` body bytes and returns (status line, reply).
