@@ -468,3 +468,75 @@ fn serve_follows_the_alias_and_answers_503_while_milvus_is_down() {
     assert_eq!(body["index_version"], 2);
     assert_eq!(server.get("/readyz").0, 200);
 }
+
+#[test]
+fn a_build_killed_midway_leaves_the_alias_on_a_complete_version_and_gc_drops_its_debris() {
+    let Some(addr) = needed("TWOTOWER_MILVUS_ADDR", "host:port of a Milvus server") else {
+        return;
+    };
+    // A catalogue big enough that the build is still writing when it is killed (any moment is valid:
+    // the assertions below hold whether it died before, during or after the alias moved).
+    let w = std::env::temp_dir().join(format!("twotower-milvus-kill-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&w);
+    let (data, model) = (w.join("data"), w.join("model"));
+    let (d, m) = (data.to_str().unwrap(), model.to_str().unwrap());
+    run_ok(&[
+        "data",
+        "synth",
+        "--out",
+        d,
+        "--users",
+        "500",
+        "--items",
+        "20000",
+        "--interactions",
+        "20000",
+        "--seed",
+        "3",
+    ]);
+    run_ok(&[
+        "train",
+        "--data",
+        d,
+        "--out",
+        m,
+        "--epochs",
+        "1",
+        "--members",
+        "1",
+        "--seed",
+        "3",
+    ]);
+    let index = format!("milvus://{addr}/{}", index_name("kill"));
+    run_ok(&["index", "build", "--model", m, "--index", &index]);
+    let before = shell(&w, &index, "stats\n")[0].clone();
+    assert_eq!(
+        (before["index_version"].as_str(), before["index_rows"].as_u64()),
+        (Some("0001"), Some(20000))
+    );
+
+    let mut child = std::process::Command::new(common::bin())
+        .args(["--quiet", "index", "build", "--model", m, "--index", &index])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    let _ = child.kill(); // SIGKILL
+    let _ = child.wait();
+
+    // The alias names a complete version: the old one, or the new one if the build had finished.
+    let after = shell(&w, &index, "stats\n")[0].clone();
+    assert_eq!(after["index_rows"], 20000, "{after}");
+    let v = after["index_version"].as_str().unwrap().to_string();
+    assert!(v == "0001" || v == "0002", "{after}");
+    // gc drops the killed build's collection (or the superseded version); the next build succeeds.
+    let gc = run_ok(&["index", "gc", "--index", &index, "--keep", "1"]);
+    eprintln!("after the kill: version {v}; gc: {gc}");
+    let out = run_ok(&["index", "build", "--model", m, "--index", &index]);
+    assert!(out.contains("of 20000 items"), "{out}");
+    let last = shell(&w, &index, "stats\nuser u1\n");
+    assert_eq!(last[0]["index_rows"], 20000);
+    assert_eq!(items_of(&last[1]).len(), 10);
+    let _ = std::fs::remove_dir_all(&w);
+}
