@@ -433,6 +433,12 @@ fn rebuild(a: BuildArgs, progress: &dyn Progress) -> Result<()> {
         a.index,
         t.elapsed().as_secs_f64()
     );
+    print_not_live(&r);
+    Ok(())
+}
+
+/// The items a rebuild of the live set was given but did not add.
+pub(crate) fn print_not_live(r: &twotower_index::RebuildReport) {
     if !r.not_live.is_empty() {
         println!(
             "{} item(s) given are not in the index and were not added (removed earlier or never added; \
@@ -441,7 +447,18 @@ fn rebuild(a: BuildArgs, progress: &dyn Progress) -> Result<()> {
             list_ids(&r.not_live, 10)
         );
     }
-    Ok(())
+}
+
+/// `index add`'s counts, in one line.
+pub(crate) fn add_counts(r: &twotower_index::AddReport, left_out: usize) -> String {
+    let mut counts = format!(
+        "{} added, {} replaced, {} unchanged, {} removed",
+        r.added, r.replaced, r.unchanged, r.removed
+    );
+    if left_out > 0 {
+        counts.push_str(&format!(", {left_out} not encodable (not added)"));
+    }
+    counts
 }
 
 fn add(a: AddArgs, progress: &dyn Progress) -> Result<()> {
@@ -470,13 +487,7 @@ fn add(a: AddArgs, progress: &dyn Progress) -> Result<()> {
         model.fingerprint(),
         progress,
     )?;
-    let mut counts = format!(
-        "{} added, {} replaced, {} unchanged, {} removed",
-        r.added, r.replaced, r.unchanged, r.removed
-    );
-    if left_out > 0 {
-        counts.push_str(&format!(", {left_out} not encodable (not added)"));
-    }
+    let counts = add_counts(&r, left_out);
     if r.committed {
         println!("index version {}: {counts}", r.version);
     } else {

@@ -2,7 +2,9 @@
 //! and live-set rules as for an index directory, with the versions kept as Milvus collections
 //! (see `twotower_index::milvus`). Titles and genres go with each vector so that Milvus can filter.
 
-use crate::index_cmd::{embed_dataset, load_dataset, load_model, warn_unencodable, AddArgs, BuildArgs};
+use crate::index_cmd::{
+    add_counts, embed_dataset, load_dataset, load_model, print_not_live, warn_unencodable, AddArgs, BuildArgs,
+};
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 use std::time::Instant;
@@ -197,14 +199,7 @@ pub fn rebuild(a: &BuildArgs, addr: &str, progress: &dyn Progress) -> Result<()>
         index.collection(r.version),
         t.elapsed().as_secs_f64()
     );
-    if !r.not_live.is_empty() {
-        println!(
-            "{} item(s) given are not in the index and were not added (removed earlier or never added; \
-             `index add` adds them): {}",
-            r.not_live.len(),
-            list_ids(&r.not_live, 10)
-        );
-    }
+    print_not_live(&r);
     Ok(())
 }
 
@@ -217,13 +212,7 @@ pub fn add(a: &AddArgs, addr: &str, progress: &dyn Progress) -> Result<()> {
         bail!("nothing to add or remove (no item of --data can be encoded by the model)");
     }
     let r = index.add_items(&rows, model.dim(), &a.remove, model.fingerprint(), progress)?;
-    let mut counts = format!(
-        "{} added, {} replaced, {} unchanged, {} removed",
-        r.added, r.replaced, r.unchanged, r.removed
-    );
-    if left_out > 0 {
-        counts.push_str(&format!(", {left_out} not encodable (not added)"));
-    }
+    let counts = add_counts(&r, left_out);
     let collection = index.collection(r.version);
     if r.committed {
         println!(
