@@ -67,7 +67,13 @@ impl MilvusVersion {
     }
 
     /// The stored rows of `ids` (those present), with vectors when `vectors`.
+    /// Reads with strong consistency (a writer comparing against what it wrote); `vector` reads at the
+    /// handle's level instead, being on the request path.
     pub fn fetch(&self, ids: &[&str], vectors: bool) -> Result<ItemRows> {
+        self.fetch_at(ids, vectors, consistency::STRONG)
+    }
+
+    fn fetch_at(&self, ids: &[&str], vectors: bool, level: i32) -> Result<ItemRows> {
         let mut out = ItemRows::default();
         let mut fields = vec![ID_FIELD.to_string(), TITLE_FIELD.into(), GENRES_FIELD.into()];
         if vectors {
@@ -82,7 +88,7 @@ impl MilvusVersion {
                     expr: id_in(chunk),
                     output_fields: fields.clone(),
                     query_params: vec![kv("limit", chunk.len().to_string())],
-                    consistency_level: consistency::STRONG,
+                    consistency_level: level,
                     use_default_consistency: false,
                 },
             )?;
@@ -262,7 +268,7 @@ impl MilvusVersion {
 
     /// The stored vector of one item, `None` when the collection does not hold it.
     pub fn vector(&self, id: &str) -> Result<Option<Vec<f32>>> {
-        let r = self.fetch(&[id], true)?;
+        let r = self.fetch_at(&[id], true, self.consistency.level())?;
         Ok((!r.is_empty()).then_some(r.vectors))
     }
 }
