@@ -145,7 +145,11 @@ fn index_check(
     };
     let users = sample(&model.user_embeddings()?, &mut rng);
     let items = sample(&model.item_embeddings()?, &mut rng);
-    let params = CheckParams::default();
+    let params = CheckParams {
+        // A Milvus index is searched once per item over the network: a sample says enough.
+        self_check_sample: matches!(at, IndexLocation::Milvus(_)).then_some(500),
+        ..CheckParams::default()
+    };
     Ok(vec![
         (
             "user queries",
