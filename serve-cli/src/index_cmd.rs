@@ -137,8 +137,8 @@ pub struct CheckArgs {
     /// Sample seed.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
-    /// Items to test for self-reachability (default: all of them; a Milvus index is searched once
-    /// per item over the network, so give a sample there).
+    /// Items to test for self-reachability (default: all of them; 1000 for a Milvus index, which is
+    /// searched once per item over the network).
     #[arg(long, value_name = "N")]
     pub self_check: Option<usize>,
 }
@@ -543,7 +543,8 @@ fn check_cmd(a: CheckArgs, progress: &dyn Progress) -> Result<()> {
     let params = CheckParams {
         efs: a.ef.clone(),
         min_recall: a.min_recall,
-        self_check_sample: a.self_check,
+        // A Milvus index is searched once per item over the network: 1000 unless told otherwise.
+        self_check_sample: a.self_check.or(matches!(a.index, IndexLocation::Milvus(_)).then_some(1000)),
         ..CheckParams::default()
     };
     let mut warnings = Vec::new();
