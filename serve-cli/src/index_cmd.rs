@@ -544,7 +544,9 @@ fn check_cmd(a: CheckArgs, progress: &dyn Progress) -> Result<()> {
         efs: a.ef.clone(),
         min_recall: a.min_recall,
         // A Milvus index is searched once per item over the network: 1000 unless told otherwise.
-        self_check_sample: a.self_check.or(matches!(a.index, IndexLocation::Milvus(_)).then_some(1000)),
+        self_check_sample: a
+            .self_check
+            .or(matches!(a.index, IndexLocation::Milvus(_)).then_some(1000)),
         ..CheckParams::default()
     };
     let mut warnings = Vec::new();
