@@ -110,6 +110,21 @@ pub struct AddReport {
     pub not_found: Vec<String>,
 }
 
+impl AddReport {
+    /// Nothing changed yet in `version`.
+    pub(crate) fn none(version: VersionId) -> AddReport {
+        AddReport {
+            version,
+            committed: false,
+            added: 0,
+            replaced: 0,
+            unchanged: 0,
+            removed: 0,
+            not_found: Vec::new(),
+        }
+    }
+}
+
 /// What [`IndexDir::rebuild_live`] (and [`IndexDir::compact`]) did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RebuildReport {
@@ -523,15 +538,7 @@ impl IndexDir {
         let mut cur = self.open_current(Some(model_fingerprint))?;
         let dim = cur.info.dim;
         let given = normalize_rows(dim, vectors, Some(ids))?;
-        let mut report = AddReport {
-            version: cur.version,
-            committed: false,
-            added: 0,
-            replaced: 0,
-            unchanged: 0,
-            removed: 0,
-            not_found: Vec::new(),
-        };
+        let mut report = AddReport::none(cur.version);
         for id in remove {
             match cur.rows_by_id.remove(id.as_str()) {
                 Some(r) => {
@@ -752,7 +759,7 @@ fn required_files(format: u32) -> Vec<String> {
 }
 
 /// Bit-for-bit equality (`==` on floats would call 0.0 and -0.0 equal).
-fn same_bits(a: &[f32], b: &[f32]) -> bool {
+pub(crate) fn same_bits(a: &[f32], b: &[f32]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
 }
 

@@ -154,42 +154,26 @@ pub struct GcArgs {
     pub keep: usize,
 }
 
-/// Runs an `index` subcommand.
+#[cfg(feature = "milvus")]
+impl IndexCommand {
+    /// The index the command works on.
+    fn location(&self) -> &IndexLocation {
+        match self {
+            IndexCommand::Build(a) => &a.index,
+            IndexCommand::Rebuild(a) => &a.build.index,
+            IndexCommand::Add(a) => &a.index,
+            IndexCommand::Check(a) => &a.index,
+            IndexCommand::Gc(a) => &a.index,
+        }
+    }
+}
+
+/// Runs an `index` subcommand (on a Milvus location, through `index_milvus`).
 pub fn run(cmd: IndexCommand, progress: &dyn Progress) -> Result<()> {
     #[cfg(feature = "milvus")]
-    {
-        use crate::index_milvus as m;
-        let milvus = |l: &IndexLocation| match l {
-            IndexLocation::Milvus(a) => Some(a.clone()),
-            IndexLocation::Dir(_) => None,
-        };
-        match &cmd {
-            IndexCommand::Build(a) => {
-                if let Some(addr) = milvus(&a.index) {
-                    return m::build(a, &addr, false, progress);
-                }
-            }
-            IndexCommand::Rebuild(a) => {
-                if let Some(addr) = milvus(&a.build.index) {
-                    return if a.reset {
-                        m::build(&a.build, &addr, true, progress)
-                    } else {
-                        m::rebuild(&a.build, &addr, progress)
-                    };
-                }
-            }
-            IndexCommand::Add(a) => {
-                if let Some(addr) = milvus(&a.index) {
-                    return m::add(a, &addr, progress);
-                }
-            }
-            IndexCommand::Gc(a) => {
-                if let Some(addr) = milvus(&a.index) {
-                    return print_gc(&m::gc(&addr, a.keep)?);
-                }
-            }
-            IndexCommand::Check(_) => {}
-        }
+    if let IndexLocation::Milvus(addr) = cmd.location() {
+        let addr = addr.clone();
+        return crate::index_milvus::run(cmd, &addr, progress);
     }
     match cmd {
         IndexCommand::Build(a) => build(a, false, progress),
@@ -197,10 +181,7 @@ pub fn run(cmd: IndexCommand, progress: &dyn Progress) -> Result<()> {
         IndexCommand::Rebuild(a) => rebuild(a.build, progress),
         IndexCommand::Add(a) => add(a, progress),
         IndexCommand::Check(a) => check_cmd(a, progress),
-        IndexCommand::Gc(a) => {
-            let r = IndexDir::new(dir_of(&a.index)?).gc(a.keep)?;
-            print_gc(&r)
-        }
+        IndexCommand::Gc(a) => print_gc(&IndexDir::new(dir_of(&a.index)?).gc(a.keep)?),
     }
 }
 
@@ -212,7 +193,7 @@ fn dir_of(l: &IndexLocation) -> Result<&Path> {
     }
 }
 
-fn print_gc(r: &twotower_index::GcReport) -> Result<()> {
+pub(crate) fn print_gc(r: &twotower_index::GcReport) -> Result<()> {
     {
         {
             let names = |v: &[twotower_index::VersionId]| {
@@ -346,7 +327,7 @@ fn build(a: BuildArgs, reset: bool, progress: &dyn Progress) -> Result<()> {
     let t = Instant::now();
     let v = dir.build_version(&ids, &vectors, model.dim(), params, model.fingerprint(), progress)?;
     println!(
-        "index version {v} of {} items{} (d={}, m={}, ef_construction={}, ef_search={}) in {}: embedding {embed_s:.2} s, graph {:.2} s",
+        "index version {v} of {} items{} (d={}, {}) in {}: embedding {embed_s:.2} s, graph {:.2} s",
         ids.len(),
         if left_out > 0 {
             format!(", {left_out} not encodable left out")
@@ -354,9 +335,7 @@ fn build(a: BuildArgs, reset: bool, progress: &dyn Progress) -> Result<()> {
             String::new()
         },
         model.dim(),
-        params.m,
-        params.ef_construction,
-        params.ef_search,
+        params_line(params),
         a.index,
         t.elapsed().as_secs_f64()
     );
@@ -405,36 +384,60 @@ fn rebuild(a: BuildArgs, progress: &dyn Progress) -> Result<()> {
             model.fingerprint(),
             progress,
         )
-        .map_err(|e| {
-            let missing = matches!(e, twotower_index::Error::MissingVectors { .. });
-            let e = anyhow::Error::new(e);
-            if missing {
-                e.context(
-                    "rebuild keeps the index's live set: pass --data with a dataset that has these \
-                     items, remove them first (`index add --remove`), or start over from the \
-                     catalog with --reset",
-                )
-            } else {
-                e
-            }
-        })?;
+        .map_err(rebuild_hint)?;
     println!(
         "index version {} of {} items, the live set of version {} ({} re-embedded, {} kept their vectors; \
-         tombstones dropped) (d={}, m={}, ef_construction={}, ef_search={}) in {}: embedding {embed_s:.2} s, graph {:.2} s",
+         tombstones dropped) (d={}, {}) in {}: embedding {embed_s:.2} s, graph {:.2} s",
         r.version,
         r.rows,
         r.parent,
         r.reembedded,
         r.kept,
         model.dim(),
-        params.m,
-        params.ef_construction,
-        params.ef_search,
+        params_line(params),
         a.index,
         t.elapsed().as_secs_f64()
     );
     print_not_live(&r);
     Ok(())
+}
+
+/// A rebuild that lacks vectors for live items says what to do about it.
+pub(crate) fn rebuild_hint(e: twotower_index::Error) -> anyhow::Error {
+    let missing = matches!(e, twotower_index::Error::MissingVectors { .. });
+    let e = anyhow::Error::new(e);
+    if missing {
+        e.context(
+            "rebuild keeps the index's live set: pass --data with a dataset that has these items, \
+             remove them first (`index add --remove`), or start over from the catalog with --reset",
+        )
+    } else {
+        e
+    }
+}
+
+/// Graph parameters as the index commands print them.
+pub(crate) fn params_line(p: HnswParams) -> String {
+    format!(
+        "m={}, ef_construction={}, ef_search={}",
+        p.m, p.ef_construction, p.ef_search
+    )
+}
+
+/// `index add`'s result: the counts after `committed` or `unchanged`, then the ids it could not remove.
+pub(crate) fn print_add(r: &twotower_index::AddReport, left_out: usize, committed: &str, unchanged: &str) {
+    let counts = add_counts(r, left_out);
+    if r.committed {
+        println!("index version {}{committed}: {counts}", r.version);
+    } else {
+        println!("index version {}{unchanged}: {counts}", r.version);
+    }
+    if !r.not_found.is_empty() {
+        println!(
+            "not in the index (nothing removed): {}",
+            list_ids(&r.not_found, 20)
+        );
+    }
 }
 
 /// The items a rebuild of the live set was given but did not add.
@@ -450,7 +453,7 @@ pub(crate) fn print_not_live(r: &twotower_index::RebuildReport) {
 }
 
 /// `index add`'s counts, in one line.
-pub(crate) fn add_counts(r: &twotower_index::AddReport, left_out: usize) -> String {
+fn add_counts(r: &twotower_index::AddReport, left_out: usize) -> String {
     let mut counts = format!(
         "{} added, {} replaced, {} unchanged, {} removed",
         r.added, r.replaced, r.unchanged, r.removed
@@ -487,22 +490,11 @@ fn add(a: AddArgs, progress: &dyn Progress) -> Result<()> {
         model.fingerprint(),
         progress,
     )?;
-    let counts = add_counts(&r, left_out);
-    if r.committed {
-        println!("index version {}: {counts}", r.version);
-    } else {
-        println!("index version {} unchanged (no new version): {counts}", r.version);
-    }
-    if !r.not_found.is_empty() {
-        println!(
-            "not in the index (nothing removed): {}",
-            list_ids(&r.not_found, 20)
-        );
-    }
+    print_add(&r, left_out, "", " unchanged (no new version)");
     Ok(())
 }
 
-fn check_cmd(a: CheckArgs, progress: &dyn Progress) -> Result<()> {
+pub(crate) fn check_cmd(a: CheckArgs, progress: &dyn Progress) -> Result<()> {
     let model = load_model(&a.model)?;
     let t = Instant::now();
     let (target, header): (Box<dyn Checked>, String) = match &a.index {

@@ -3,7 +3,8 @@
 //! (see `twotower_index::milvus`). Titles and genres go with each vector so that Milvus can filter.
 
 use crate::index_cmd::{
-    add_counts, embed_dataset, load_dataset, load_model, print_not_live, warn_unencodable, AddArgs, BuildArgs,
+    check_cmd, embed_dataset, load_dataset, load_model, params_line, print_add, print_gc, print_not_live,
+    rebuild_hint, warn_unencodable, AddArgs, BuildArgs, IndexCommand,
 };
 use anyhow::{bail, Context, Result};
 use std::path::Path;
@@ -11,7 +12,7 @@ use std::time::Instant;
 use twotower_data::progress::Progress;
 use twotower_data::Dataset;
 use twotower_index::milvus::{ItemRows, MilvusChecked, MilvusIndex};
-use twotower_index::{list_ids, Checked, GcReport, HnswParams};
+use twotower_index::{Checked, HnswParams};
 use twotower_towers::Model;
 
 fn open(addr: &str) -> Result<MilvusIndex> {
@@ -80,15 +81,8 @@ fn embed_data(model: &Model, data: Option<&Path>, only: &[String]) -> Result<Opt
     Ok(Some((with_attrs(&ds, e.ids, e.vectors), left_out)))
 }
 
-fn params_line(p: HnswParams) -> String {
-    format!(
-        "m={}, ef_construction={}, ef_search={}",
-        p.m, p.ef_construction, p.ef_search
-    )
-}
-
 /// `index build` (and `rebuild --reset`): the whole catalogue into a new collection.
-pub fn build(a: &BuildArgs, addr: &str, reset: bool, progress: &dyn Progress) -> Result<()> {
+fn build(a: &BuildArgs, addr: &str, reset: bool, progress: &dyn Progress) -> Result<()> {
     let index = open(addr)?;
     let base = if reset {
         index
@@ -139,7 +133,7 @@ pub fn build(a: &BuildArgs, addr: &str, reset: bool, progress: &dyn Progress) ->
 }
 
 /// `index rebuild`: the live set of the served collection into a new one.
-pub fn rebuild(a: &BuildArgs, addr: &str, progress: &dyn Progress) -> Result<()> {
+fn rebuild(a: &BuildArgs, addr: &str, progress: &dyn Progress) -> Result<()> {
     let index = open(addr)?;
     let cur = index
         .open_current(None)
@@ -173,18 +167,7 @@ pub fn rebuild(a: &BuildArgs, addr: &str, progress: &dyn Progress) -> Result<()>
     let t = Instant::now();
     let r = index
         .rebuild_live(&rows, model.dim(), Some(params), model.fingerprint(), progress)
-        .map_err(|e| {
-            let missing = matches!(e, twotower_index::Error::MissingVectors { .. });
-            let e = anyhow::Error::new(e);
-            if missing {
-                e.context(
-                    "rebuild keeps the index's live set: pass --data with a dataset that has these items, \
-                     remove them first (`index add --remove`), or start over with --reset",
-                )
-            } else {
-                e
-            }
-        })?;
+        .map_err(rebuild_hint)?;
     println!(
         "index version {} of {} items, the live set of version {} ({} re-embedded, {} kept their vectors) \
          (d={}, {}) in {} (collection {}, alias moved): embedding {embed_s:.2} s, Milvus {:.2} s",
@@ -204,7 +187,7 @@ pub fn rebuild(a: &BuildArgs, addr: &str, progress: &dyn Progress) -> Result<()>
 }
 
 /// `index add`: upserts and deletes in the served collection.
-pub fn add(a: &AddArgs, addr: &str, progress: &dyn Progress) -> Result<()> {
+fn add(a: &AddArgs, addr: &str, progress: &dyn Progress) -> Result<()> {
     let index = open(addr)?;
     let model = load_model(&a.model)?;
     let (rows, left_out) = embed_data(&model, a.data.as_deref(), &a.only)?.unwrap_or_default();
@@ -212,28 +195,27 @@ pub fn add(a: &AddArgs, addr: &str, progress: &dyn Progress) -> Result<()> {
         bail!("nothing to add or remove (no item of --data can be encoded by the model)");
     }
     let r = index.add_items(&rows, model.dim(), &a.remove, model.fingerprint(), progress)?;
-    let counts = add_counts(&r, left_out);
     let collection = index.collection(r.version);
-    if r.committed {
-        println!(
-            "index version {} ({collection}, upserted in place): {counts}",
-            r.version
-        );
-    } else {
-        println!("index version {} ({collection}) unchanged: {counts}", r.version);
-    }
-    if !r.not_found.is_empty() {
-        println!(
-            "not in the index (nothing removed): {}",
-            list_ids(&r.not_found, 20)
-        );
-    }
+    print_add(
+        &r,
+        left_out,
+        &format!(" ({collection}, upserted in place)"),
+        &format!(" ({collection}) unchanged"),
+    );
     Ok(())
 }
 
-/// `index gc`.
-pub fn gc(addr: &str, keep: usize) -> Result<GcReport> {
-    Ok(open(addr)?.gc(keep)?)
+/// An `index` subcommand on the Milvus index at `addr`.
+pub fn run(cmd: IndexCommand, addr: &str, progress: &dyn Progress) -> Result<()> {
+    match cmd {
+        IndexCommand::Build(a) => build(&a, addr, false, progress),
+        IndexCommand::Rebuild(a) if a.reset => build(&a.build, addr, true, progress),
+        IndexCommand::Rebuild(a) => rebuild(&a.build, addr, progress),
+        IndexCommand::Add(a) => add(&a, addr, progress),
+        // check reads the collection back through `open_checked`, beside the directory case.
+        IndexCommand::Check(a) => check_cmd(a, progress),
+        IndexCommand::Gc(a) => print_gc(&open(addr)?.gc(a.keep)?),
+    }
 }
 
 /// `index check`: the served collection, read back beside an exact index of its rows.

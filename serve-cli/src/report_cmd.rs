@@ -76,18 +76,11 @@ pub fn run(a: ReportArgs, progress: &dyn Progress) -> Result<()> {
 
 /// The page as a string.
 fn build(a: &ReportArgs, progress: &dyn Progress) -> Result<String> {
-    let model = Model::load(&a.model).with_context(|| format!("loading model {}", a.model.display()))?;
-    let data = a
-        .data
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(&model.meta().dataset_dir));
-    progress.start("loading dataset", None);
-    let ds = Dataset::load(&data).with_context(|| format!("loading dataset {}", data.display()))?;
-    progress.finish();
+    let (model, ds) = crate::train_cmd::load_model_and_data(&a.model, a.data.as_deref(), progress)?;
     if ds.test.is_none() {
         bail!(
             "{} has no test part: run `twotower data split` first",
-            data.display()
+            ds.dir.display()
         );
     }
     let ks: Vec<usize> = (1..=CURVE_K).collect();

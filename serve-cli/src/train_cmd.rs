@@ -1,6 +1,6 @@
 //! `twotower train|eval|embed`: flags → a validated [`Config`] → the towers library; results printed here.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context};
@@ -442,18 +442,25 @@ fn print_beyond(r: &EvalReport, pop: &EvalReport) {
 }
 
 /// `twotower eval`.
+/// A model and the dataset to judge it on: `data`, or the one it was trained on.
+pub(crate) fn load_model_and_data(
+    model_dir: &Path,
+    data: Option<&Path>,
+    progress: &dyn Progress,
+) -> anyhow::Result<(Model, Dataset)> {
+    let model = Model::load(model_dir).with_context(|| format!("loading model {}", model_dir.display()))?;
+    let data = data.map_or_else(|| PathBuf::from(&model.meta().dataset_dir), Path::to_path_buf);
+    progress.start("loading dataset", None);
+    let ds = Dataset::load(&data).with_context(|| format!("loading dataset {}", data.display()))?;
+    progress.finish();
+    Ok((model, ds))
+}
+
 pub fn eval(a: EvalArgs, progress: &dyn Progress) -> anyhow::Result<()> {
     if a.k.is_empty() || a.k.contains(&0) {
         bail!("--k needs positive cut-offs, e.g. 10,50,100");
     }
-    let model = Model::load(&a.model).with_context(|| format!("loading model {}", a.model.display()))?;
-    let data = a
-        .data
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(&model.meta().dataset_dir));
-    progress.start("loading dataset", None);
-    let ds = Dataset::load(&data).with_context(|| format!("loading dataset {}", data.display()))?;
-    progress.finish();
+    let (model, ds) = load_model_and_data(&a.model, a.data.as_deref(), progress)?;
     let t0 = Instant::now();
     let r = twotower_towers::evaluate(&model, &ds, &a.k)?;
     let secs = t0.elapsed().as_secs_f64();

@@ -40,6 +40,16 @@ fn duckdb_python() -> Option<PathBuf> {
     }
 }
 
+/// `twotower data export --data DS --out OUT`, which must succeed.
+fn export_dataset(ds: &Path, out: &Path) {
+    tt().args(["data", "export", "--data"])
+        .arg(ds)
+        .arg("--out")
+        .arg(out)
+        .assert()
+        .success();
+}
+
 /// Runs `script` with DuckDB imported as `duckdb`, a connection `con` in UTC, and `args` as
 /// `sys.argv[1:]`; returns the JSON it prints last.
 fn duck(py: &Path, script: &str, args: &[&Path]) -> Value {
@@ -162,12 +172,7 @@ fn duckdb_hive_partitioned_log_imports_with_duckdb_counts_ids_and_seconds() {
     // Row by row: export the µs import and join it with DuckDB's source on (user, item, seconds).
     let ds = tmp.path().join("ds-ts_us");
     let export = tmp.path().join("export");
-    tt().args(["data", "export", "--data"])
-        .arg(&ds)
-        .arg("--out")
-        .arg(&export)
-        .assert()
-        .success();
+    export_dataset(&ds, &export);
     let j = duck(
         &py,
         r#"
@@ -218,12 +223,7 @@ fn duckdb_reads_an_exported_movielens_style_dataset() {
     .success();
     let s = stats_json(&ds);
     let export = tmp.path().join("export");
-    tt().args(["data", "export", "--data"])
-        .arg(&ds)
-        .arg("--out")
-        .arg(&export)
-        .assert()
-        .success();
+    export_dataset(&ds, &export);
     let j = duck(
         &py,
         r#"

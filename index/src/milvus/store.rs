@@ -16,7 +16,7 @@ use super::version::MilvusVersion;
 use crate::error::{Error, Result};
 use crate::hnsw::HnswParams;
 use crate::metric::normalize_rows;
-use crate::store::{AddReport, GcReport, RebuildReport, VersionId, METRIC};
+use crate::store::{same_bits, AddReport, GcReport, RebuildReport, VersionId, METRIC};
 use prost::Message;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
@@ -96,10 +96,6 @@ pub fn quote(s: &str) -> String {
 pub(super) fn id_in(ids: &[&str]) -> String {
     let list: Vec<String> = ids.iter().map(|i| quote(i)).collect();
     format!("{ID_FIELD} in [{}]", list.join(", "))
-}
-
-fn same_bits(a: &[f32], b: &[f32]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
 }
 
 /// Polls `done` every `every` until it says yes or `limit` passes.
@@ -540,15 +536,7 @@ impl MilvusIndex {
         let cur = self.open_current(Some(model_fingerprint))?;
         let mut given = rows.clone();
         given.vectors = normalize_rows(dim, &rows.vectors, Some(&rows.ids))?;
-        let mut report = AddReport {
-            version: cur.version,
-            committed: false,
-            added: 0,
-            replaced: 0,
-            unchanged: 0,
-            removed: 0,
-            not_found: Vec::new(),
-        };
+        let mut report = AddReport::none(cur.version);
         let remove_refs: Vec<&str> = remove.iter().map(String::as_str).collect();
         let present = cur.fetch(&remove_refs, false)?;
         let present: HashSet<&str> = present.ids.iter().map(String::as_str).collect();

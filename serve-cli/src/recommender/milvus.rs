@@ -7,7 +7,7 @@
 use super::backend::{BackendInfo, Filter, HitItem, ItemHit, ItemIndex, SearchParams};
 use super::catalog::Catalog;
 use super::error::{RecError, Result};
-use super::ids::DataItem;
+use super::ids::{DataItem, Genre};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use twotower_index::milvus::{quote, MilvusVersion, GENRES_FIELD, MAX_TOPK};
@@ -33,8 +33,8 @@ impl MilvusBackend {
         MilvusBackend { version, catalog }
     }
 
-    fn expr(&self, filter: &Filter) -> String {
-        match filter.genre {
+    fn expr(&self, genre: Option<Genre>) -> String {
+        match genre {
             None => String::new(),
             Some(g) => {
                 let name = self.catalog.data().item_table.genres.vocab.id(g.0);
@@ -110,14 +110,16 @@ impl ItemIndex for MilvusBackend {
                 filters.len()
             )));
         }
-        // One call per (expression, fetch size rounded up to a power of two), at most MAX_NQ queries.
-        let mut groups: BTreeMap<(String, usize), Vec<usize>> = BTreeMap::new();
+        // One call per (genre, fetch size rounded up to a power of two), at most MAX_NQ queries; the
+        // expression is written once per group, not per query.
+        let mut groups: BTreeMap<(Option<u32>, usize), Vec<usize>> = BTreeMap::new();
         for (i, f) in filters.iter().enumerate() {
             let fetch = (params.k + f.exclude.len()).next_power_of_two().min(MAX_TOPK);
-            groups.entry((self.expr(f), fetch)).or_default().push(i);
+            groups.entry((f.genre.map(|g| g.0), fetch)).or_default().push(i);
         }
         let mut out: Vec<Vec<ItemHit>> = vec![Vec::new(); filters.len()];
-        for ((expr, fetch), members) in groups {
+        for ((genre, fetch), members) in groups {
+            let expr = self.expr(genre.map(Genre));
             // At most MAX_RESULTS hits per call, so one answer stays a few MiB and within the deadline.
             let per_call = (MAX_RESULTS / fetch).clamp(1, MAX_NQ);
             for chunk in members.chunks(per_call) {

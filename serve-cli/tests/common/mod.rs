@@ -85,20 +85,10 @@ impl Server {
 
     /// GET: status and JSON body (`Null` when not JSON).
     pub fn get(&self, path: &str) -> (u16, Value) {
-        match ureq::get(&format!("{}{path}", self.base))
+        let r = ureq::get(&format!("{}{path}", self.base))
             .timeout(Duration::from_secs(10))
-            .call()
-        {
-            Ok(r) => (
-                r.status(),
-                serde_json::from_str(&r.into_string().unwrap_or_default()).unwrap_or(Value::Null),
-            ),
-            Err(ureq::Error::Status(code, r)) => (
-                code,
-                serde_json::from_str(&r.into_string().unwrap_or_default()).unwrap_or(Value::Null),
-            ),
-            Err(e) => panic!("{path}: {e}"),
-        }
+            .call();
+        reply(path, r)
     }
 
     /// GET that must succeed: the body.
@@ -113,18 +103,19 @@ impl Server {
     /// POST of a JSON body: status and JSON body.
     pub fn post(&self, path: &str, body: &str) -> (u16, Value) {
         let req = ureq::post(&format!("{}{path}", self.base)).set("content-type", "application/json");
-        match req.send_string(body) {
-            Ok(r) => (
-                r.status(),
-                serde_json::from_str(&r.into_string().unwrap_or_default()).unwrap_or(Value::Null),
-            ),
-            Err(ureq::Error::Status(code, r)) => (
-                code,
-                serde_json::from_str(&r.into_string().unwrap_or_default()).unwrap_or(Value::Null),
-            ),
-            Err(e) => panic!("{path}: {e}"),
-        }
+        reply(path, req.send_string(body))
     }
+}
+
+/// Status and JSON body of an answer, error statuses included; a transport error fails the test.
+fn reply(path: &str, r: Result<ureq::Response, ureq::Error>) -> (u16, Value) {
+    let (code, resp) = match r {
+        Ok(resp) => (resp.status(), resp),
+        Err(ureq::Error::Status(code, resp)) => (code, resp),
+        Err(e) => panic!("{path}: {e}"),
+    };
+    let body = resp.into_string().unwrap_or_default();
+    (code, serde_json::from_str(&body).unwrap_or(Value::Null))
 }
 
 #[allow(dead_code)]
