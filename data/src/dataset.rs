@@ -100,6 +100,16 @@ impl Dataset {
         self.train.as_ref().unwrap_or(&self.interactions)
     }
 
+    /// Frees what training never reads: the whole log and the test part of a split dataset (its
+    /// training part stays, as [`Dataset::training`] returns it). At 10 M interactions that is a
+    /// quarter of a gigabyte a training run no longer holds beside its tables.
+    pub fn keep_only_training(&mut self) {
+        if self.train.is_some() {
+            self.interactions = Interactions::default();
+            self.test = None;
+        }
+    }
+
     /// True after `data split`.
     pub fn is_split(&self) -> bool {
         self.train.is_some()

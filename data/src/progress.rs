@@ -11,6 +11,9 @@ pub trait Progress: Sync {
     fn set_message(&self, msg: &str);
     /// Ends the current phase.
     fn finish(&self);
+    /// A line for the person running the job, outside any phase (e.g. the training plan chosen and
+    /// its expected duration). Ignored unless the binary shows it.
+    fn note(&self, _msg: &str) {}
 }
 
 /// A [`Progress`] that ignores everything, for tests and library callers that do not care.

@@ -31,6 +31,32 @@ pub enum BenchCommand {
     /// are normalised (the index ranks by cosine). Recall counts a returned row when its score is at
     /// least the exact k-th best score minus 1e-5 (ann-benchmarks' rule: ties are not misses).
     Ann(AnnBenchArgs),
+    /// Training steps per second of the default model (or `--config`) on a real dataset: the step
+    /// `train` runs, timed after a warm-up, with the floating-point rate of its dense products.
+    Train(TrainBenchArgs),
+}
+
+/// Arguments of `bench train`.
+#[derive(Debug, Args)]
+pub struct TrainBenchArgs {
+    /// Dataset directory (its training part).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// TOML config (default: the default model).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Start from the id-only model instead (user and item id embeddings only).
+    #[arg(long)]
+    pub id_only: bool,
+    /// Output dimension (and, with --id-only, the id embeddings' width).
+    #[arg(long)]
+    pub dim: Option<usize>,
+    /// Timed steps.
+    #[arg(long, default_value_t = 200)]
+    pub steps: usize,
+    /// Untimed steps first (page faults, caches).
+    #[arg(long, default_value_t = 20)]
+    pub warmup: usize,
 }
 
 /// Arguments of `bench ann`.
@@ -116,6 +142,7 @@ pub fn run(cmd: BenchCommand, bar: &Bar) -> Result<()> {
     match cmd {
         BenchCommand::Query(a) => query(a),
         BenchCommand::Ann(a) => ann(a, bar),
+        BenchCommand::Train(a) => train_steps(a, bar),
     }
 }
 
@@ -438,6 +465,63 @@ fn ann(a: AnnBenchArgs, bar: &Bar) -> Result<()> {
     for p in &report.points {
         println!("{:>6} {:>10.4} {:>12.0}", p.ef, p.recall, p.qps);
     }
+    Ok(())
+}
+
+/// `bench train`.
+fn train_steps(a: TrainBenchArgs, bar: &Bar) -> Result<()> {
+    use twotower_data::progress::Progress;
+    crate::train_cmd::quiet_candle_pool();
+    let mut config = match &a.config {
+        Some(p) => twotower_towers::Config::from_toml_file(p)?,
+        None if a.id_only => twotower_towers::Config::id_only(),
+        None => twotower_towers::Config::default(),
+    };
+    if let Some(d) = a.dim {
+        config.model.dim = d;
+        if a.id_only {
+            config.item.id_dim = d;
+            config.user.id_dim = d;
+        }
+    }
+    ensure!(a.steps > 0, "--steps must be at least 1");
+    bar.start("loading dataset", None);
+    let ds =
+        twotower_data::Dataset::load(&a.data).with_context(|| format!("loading {}", a.data.display()))?;
+    bar.finish();
+    bar.start("building tables", None);
+    let t0 = Instant::now();
+    let mut bench = twotower_towers::StepBench::from_dataset(&ds, &config)?;
+    let setup = t0.elapsed().as_secs_f64();
+    bar.finish();
+    bar.start("warm-up", Some(a.warmup as u64));
+    for _ in 0..a.warmup {
+        bench.step()?;
+        bar.inc(1);
+    }
+    bar.finish();
+    bar.start("timed steps", Some(a.steps as u64));
+    let t = Instant::now();
+    for _ in 0..a.steps {
+        bench.step()?;
+        bar.inc(1);
+    }
+    let secs = t.elapsed().as_secs_f64();
+    bar.finish();
+    let per_step = secs / a.steps as f64;
+    let examples = (config.train.batch_size * a.steps) as f64;
+    println!(
+        "{} users × {} items, dim {}, batch {}, {} threads: {:.2} ms/step, {:.0} examples/s, \
+         dense products {:.1} GFLOP/s; setup {setup:.1}s",
+        ds.users.len(),
+        ds.items.len(),
+        config.model.dim,
+        config.train.batch_size,
+        rayon::current_num_threads(),
+        per_step * 1e3,
+        examples / secs,
+        bench.step_flops() / per_step / 1e9,
+    );
     Ok(())
 }
 

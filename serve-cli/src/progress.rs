@@ -69,4 +69,13 @@ impl Progress for Bar {
             b.finish_and_clear();
         }
     }
+
+    /// Notes go to stderr, above a live bar, also with `--quiet` (they are few and say what a long
+    /// job is about to do).
+    fn note(&self, msg: &str) {
+        match self.bar.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            Some(b) if self.visible => b.suspend(|| eprintln!("{msg}")),
+            _ => eprintln!("{msg}"),
+        }
+    }
 }

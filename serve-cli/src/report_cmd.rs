@@ -85,8 +85,13 @@ fn build(a: &ReportArgs, progress: &dyn Progress) -> Result<String> {
     }
     let ks: Vec<usize> = (1..=CURVE_K).collect();
     progress.start("evaluating", None);
-    let eval = twotower_towers::evaluate(&model, &ds, &ks)?;
-    let pop = twotower_towers::popularity_baseline(&ds, &ks)?;
+    // The same user sample as `eval` by default, so a 1 M-item catalogue reports in a minute.
+    let sample = twotower_towers::EvalSample {
+        max_users: crate::train_cmd::DEFAULT_EVAL_USERS,
+        seed: a.seed,
+    };
+    let eval = twotower_towers::evaluate_sample(&model, &ds, &ks, sample)?;
+    let pop = twotower_towers::popularity_baseline_sample(&ds, &ks, sample)?;
     progress.finish();
     let index = match &a.index {
         Some(dir) => Some(index_check(&model, dir, a.seed, progress)?),

@@ -7,7 +7,9 @@ use anyhow::{bail, Context};
 use clap::Args;
 use twotower_data::progress::Progress;
 use twotower_data::{AtomicFile, Dataset};
-use twotower_towers::{Config, EvalReport, LrDecay, Model, SparseOptimizerKind, TrainOptions};
+use twotower_towers::{
+    Config, EvalReport, EvalSample, LrDecay, Model, PlanMode, PlanShape, SparseOptimizerKind, TrainOptions,
+};
 
 /// Arguments of `train`. Every model switch lives in the config file (`--print-config` shows the
 /// defaults); the flags below override it.
@@ -123,10 +125,51 @@ pub struct TrainArgs {
     /// (the validation slice included) with the temperature and epochs validation chose.
     #[arg(long)]
     pub no_refit: bool,
+    /// The training plan's shape. auto: the full plan (every temperature candidate to its end, a
+    /// refit, every member) while it costs at most 30 M example passes (MovieLens-sized data), the
+    /// scaled plan above (candidates by successive halving on their first epoch, no refit, one
+    /// member, at most 4 epochs). `train` prints the plan it chose and why before it starts.
+    #[arg(long, value_enum, default_value_t = PlanArg::Auto)]
+    pub plan: PlanArg,
+    /// Bound the whole plan's wall time, e.g. 20m or 1h30m: an epoch or a run that would end past
+    /// it at the measured speed is not started, and the model keeps the best epoch so far. Makes the
+    /// result depend on the machine's speed (the same seed no longer fixes the model).
+    #[arg(long, value_name = "DURATION", value_parser = parse_budget)]
+    pub budget: Option<std::time::Duration>,
     /// Stop after this many epochs of this invocation, as if interrupted, leaving the checkpoint for
     /// `--resume` (the resumed run then matches an uninterrupted one). For tests and time-boxed jobs.
     #[arg(long, hide = true)]
     pub stop_after_epochs: Option<usize>,
+}
+
+/// `--plan`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PlanArg {
+    /// Decided from the data's size.
+    Auto,
+    /// The full plan at any size.
+    Full,
+    /// The scaled plan at any size.
+    Scaled,
+}
+
+impl From<PlanArg> for PlanMode {
+    fn from(p: PlanArg) -> PlanMode {
+        match p {
+            PlanArg::Auto => PlanMode::Auto,
+            PlanArg::Full => PlanMode::Full,
+            PlanArg::Scaled => PlanMode::Scaled,
+        }
+    }
+}
+
+/// A `--budget` of at least a second, in humantime's syntax.
+fn parse_budget(s: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{e} (e.g. 45m, 1h30m)"))?;
+    if d < std::time::Duration::from_secs(1) {
+        return Err("must be at least 1s".into());
+    }
+    Ok(d)
 }
 
 /// Arguments of `eval`.
@@ -144,7 +187,18 @@ pub struct EvalArgs {
     /// Print the report as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Rank for at most this many test users, a seeded uniform sample, and print each mean with
+    /// its standard error (0 = every test user). Exact scoring costs users × items: at 1 M items,
+    /// 10,000 users take well under a minute where 200,000 take a quarter of an hour.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_EVAL_USERS)]
+    pub sample_users: usize,
+    /// Seed of the user sample.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
 }
+
+/// `eval --sample-users` by default.
+pub const DEFAULT_EVAL_USERS: usize = 10_000;
 
 /// Arguments of `embed`.
 #[derive(Debug, Args)]
@@ -302,13 +356,15 @@ pub fn train(a: TrainArgs, progress: &dyn Progress) -> anyhow::Result<()> {
         print!("{}", config.to_toml());
         return Ok(());
     }
-    let ds = Dataset::load(&a.data).with_context(|| format!("loading dataset {}", a.data.display()))?;
-    if ds.test.is_none() {
+    let mut ds = Dataset::load(&a.data).with_context(|| format!("loading dataset {}", a.data.display()))?;
+    let split = ds.is_split();
+    if !split {
         eprintln!(
             "note: {} is not split; training on all interactions (run `twotower data split` to evaluate)",
             a.data.display()
         );
     }
+    ds.keep_only_training();
     let t0 = Instant::now();
     let report = twotower_towers::train(
         &ds,
@@ -318,6 +374,8 @@ pub fn train(a: TrainArgs, progress: &dyn Progress) -> anyhow::Result<()> {
         &TrainOptions {
             resume: a.resume,
             stop_after_epochs: a.stop_after_epochs,
+            plan: a.plan.into(),
+            budget: a.budget,
         },
     )
     .with_context(|| format!("training on {}", a.data.display()))?;
@@ -350,6 +408,21 @@ pub fn train(a: TrainArgs, progress: &dyn Progress) -> anyhow::Result<()> {
             );
         }
     }
+    if let Some(p) = &report.plan {
+        println!(
+            "plan: {} ({}); {:.1} M example passes planned, {:.2}× the kept run",
+            match p.shape {
+                PlanShape::Full => "full",
+                PlanShape::Scaled => "scaled",
+            },
+            p.reason,
+            p.planned_examples as f64 / 1e6,
+            p.cost_in_runs()
+        );
+    }
+    if report.stopped_by_budget {
+        println!("the budget ran out: the kept run stopped before its last epoch, with its best epoch");
+    }
     if !report.finished {
         println!(
             "stopped before training finished: {} is unchanged; the run waits beside it for \
@@ -367,7 +440,14 @@ pub fn train(a: TrainArgs, progress: &dyn Progress) -> anyhow::Result<()> {
         );
     }
     let s = &report.summary;
-    let members = match config.model.members {
+    // The members the plan trained (the scaled plan trains one; a budget may stop an ensemble short).
+    let trained = twotower_towers::PlanHistory::read(&a.out)
+        .ok()
+        .flatten()
+        .map(|p| p.runs.iter().filter(|r| r.member.is_some()).count())
+        .filter(|&n| n > 0)
+        .unwrap_or(config.model.members);
+    let members = match trained {
         1 => String::new(),
         k => format!("{k} members of dim {}, ", config.model.dim),
     };
@@ -380,7 +460,7 @@ pub fn train(a: TrainArgs, progress: &dyn Progress) -> anyhow::Result<()> {
         t0.elapsed().as_secs_f64(),
         s.threads
     );
-    if report.finished && ds.is_split() {
+    if report.finished && split {
         println!(
             "report: twotower report --model {m} --out {m}-report.html",
             m = a.out.display()
@@ -405,6 +485,18 @@ fn print_report(name: &str, r: &EvalReport) {
         "{name:<12} {}",
         cells.iter().map(|c| format!("{c:>9}")).collect::<String>()
     );
+}
+
+/// The standard error of every mean of a sampled evaluation, in the table's layout.
+fn print_standard_errors(r: &EvalReport, pop: &EvalReport) {
+    println!("standard error (± one SE of each mean above, from the user sample)");
+    for (name, m) in [("model", r), ("popularity", pop)] {
+        let cells: String = (0..m.ks.len())
+            .flat_map(|j| [m.recall_se.get(j), m.ndcg_se.get(j), m.hit_rate_se.get(j)])
+            .map(|v| format!("{:>9}", v.map_or("-".to_string(), |v| format!("±{v:.4}"))))
+            .collect();
+        println!("{name:<12} {cells}");
+    }
 }
 
 /// Coverage, popularity percentile and long-tail share of both methods, and the test items' percentile.
@@ -462,9 +554,13 @@ pub fn eval(a: EvalArgs, progress: &dyn Progress) -> anyhow::Result<()> {
     }
     let (model, ds) = load_model_and_data(&a.model, a.data.as_deref(), progress)?;
     let t0 = Instant::now();
-    let r = twotower_towers::evaluate(&model, &ds, &a.k)?;
+    let sample = EvalSample {
+        max_users: a.sample_users,
+        seed: a.seed,
+    };
+    let r = twotower_towers::evaluate_sample(&model, &ds, &a.k, sample)?;
     let secs = t0.elapsed().as_secs_f64();
-    let pop = twotower_towers::popularity_baseline(&ds, &a.k)?;
+    let pop = twotower_towers::popularity_baseline_sample(&ds, &a.k, sample)?;
     if a.json {
         let v = serde_json::json!({ "model": r, "popularity": pop, "seconds": secs });
         println!("{}", serde_json::to_string_pretty(&v)?);
@@ -475,15 +571,28 @@ pub fn eval(a: EvalArgs, progress: &dyn Progress) -> anyhow::Result<()> {
             .flat_map(|k| [format!("R@{k}"), format!("NDCG@{k}"), format!("HR@{k}")])
             .map(|h| format!("{h:>9}"))
             .collect();
-    println!(
-        "{} test users, {} items, exact scoring in {:.2}s",
-        r.users,
-        model.item_vocab().len(),
-        secs
-    );
+    match r.sampled_from {
+        Some(all) => println!(
+            "{} of {all} test users (a sample, seed {}; --sample-users 0 ranks every one), {} items, \
+             exact scoring in {:.2}s",
+            r.users,
+            a.seed,
+            model.item_vocab().len(),
+            secs
+        ),
+        None => println!(
+            "{} test users, {} items, exact scoring in {:.2}s",
+            r.users,
+            model.item_vocab().len(),
+            secs
+        ),
+    }
     println!("{:<12} {header}", "method");
     print_report("model", &r);
     print_report("popularity", &pop);
+    if r.sampled_from.is_some() {
+        print_standard_errors(&r, &pop);
+    }
     print_beyond(&r, &pop);
     Ok(())
 }

@@ -496,3 +496,158 @@ fn impossible_negative_counts_are_clear_errors() {
         .stderr(predicate::str::contains("extra-negatives").and(predicate::str::contains("at most")));
     assert!(!tmp.path().join("m").exists());
 }
+
+/// The plan rule through the binary: small data gets the full plan, `--plan scaled` the scaled one
+/// (successive halving over the candidates on their first epoch, no refit, one member). `train`
+/// prints the plan before it starts and after it ends, and plan.json records the decision and
+/// every candidate's runs. The same seed gives the same scaled model twice (one thread).
+#[test]
+fn the_plan_rule_is_printed_and_recorded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ds = dataset(tmp.path(), 200, 150, 6_000);
+    let train = |out: &Path, extra: &[&str]| {
+        let o = Command::cargo_bin("twotower")
+            .unwrap()
+            .args(["--quiet", "--threads", "1", "train", "--data"])
+            .arg(&ds)
+            .arg("--out")
+            .arg(out)
+            .args(["--dim", "16", "--batch-size", "256", "--epochs", "3"])
+            .args(extra)
+            .output()
+            .unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&o.stdout).to_string(),
+            String::from_utf8_lossy(&o.stderr).to_string(),
+        );
+        assert!(o.status.success(), "{stdout}\n{stderr}");
+        (stdout, stderr)
+    };
+    let plan =
+        |out: &Path| -> serde_json::Value { serde_json::from_slice(&read(&out.join("plan.json"))).unwrap() };
+
+    let full = tmp.path().join("full");
+    let (stdout, stderr) = train(&full, &["--members", "1", "--no-refit"]);
+    assert!(
+        stderr.contains("plan: full ("),
+        "the plan is announced before training: {stderr}"
+    );
+    assert!(stdout.contains("plan: full ("), "{stdout}");
+    let p = plan(&full);
+    assert_eq!(p["decision"]["shape"], "full");
+    assert_eq!(p["decision"]["candidates"], 3);
+
+    let scaled = tmp.path().join("scaled");
+    let (stdout, stderr) = train(&scaled, &["--plan", "scaled"]);
+    assert!(
+        stderr.contains("plan: scaled (asked for (--plan scaled))"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("3 temperature candidates train their first"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("plan: scaled"), "{stdout}");
+    let p = plan(&scaled);
+    let d = &p["decision"];
+    assert_eq!(d["shape"], "scaled");
+    assert_eq!(
+        (d["refit"].as_bool(), d["members"].as_u64()),
+        (Some(false), Some(1))
+    );
+    assert_eq!(d["epochs"], 3);
+    let runs = p["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 4, "one run per candidate, then the final run: {p}");
+    let kept: Vec<&serde_json::Value> = runs.iter().filter(|r| !r["member"].is_null()).collect();
+    assert_eq!(kept.len(), 1, "{p}");
+    assert_eq!(kept[0]["name"], "final", "the final run is the model: {p}");
+    for r in &runs[..3] {
+        assert_eq!(
+            r["epochs"].as_array().unwrap().len(),
+            1,
+            "a candidate is judged once: {r}"
+        );
+    }
+    let search = p["temperature_search"].as_array().unwrap();
+    assert_eq!(search.len(), 3);
+    let chosen: Vec<_> = search.iter().filter(|t| t["chosen"] == true).collect();
+    assert_eq!(chosen.len(), 1);
+    assert_eq!(
+        chosen[0]["temperature"], kept[0]["temperature"],
+        "the final run has the chosen one"
+    );
+    // The best candidate on validation is chosen.
+    let best = search
+        .iter()
+        .map(|t| t["validation_recall"].as_f64().unwrap())
+        .fold(f64::MIN, f64::max);
+    assert_eq!(chosen[0]["validation_recall"].as_f64().unwrap(), best);
+    let meta: serde_json::Value = serde_json::from_slice(&read(&scaled.join("model.json"))).unwrap();
+    assert_eq!(meta["config"]["model"]["members"], 1);
+    // Nothing left beside the model.
+    let debris: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| n.starts_with(".scaled"))
+        .collect();
+    assert!(debris.is_empty(), "{debris:?}");
+
+    // Same seed, same thread count: the same model.
+    let again = tmp.path().join("again");
+    train(&again, &["--plan", "scaled"]);
+    assert_eq!(
+        read(&scaled.join("weights.safetensors")),
+        read(&again.join("weights.safetensors"))
+    );
+}
+
+/// `--budget` is parsed, refused when meaningless, and recorded; a budget too small for anything
+/// past the first epoch leaves a complete model whose plan.json lists what was left out.
+#[test]
+fn a_budget_bounds_the_plan() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ds = dataset(tmp.path(), 200, 150, 6_000);
+    let out = tmp.path().join("m");
+    tt().args(["train", "--data"])
+        .arg(&ds)
+        .arg("--out")
+        .arg(&out)
+        .args(["--budget", "0s"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("--budget").and(predicate::str::contains("at least 1s")));
+    tt().args(["train", "--data"])
+        .arg(&ds)
+        .arg("--out")
+        .arg(&out)
+        .args(["--budget", "soon"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("--budget"));
+    // One second: the first epoch always trains; whatever else fits in the second on this machine
+    // may train too, so only what holds either way is asserted.
+    let o = tt()
+        .args(["train", "--data"])
+        .arg(&ds)
+        .arg("--out")
+        .arg(&out)
+        .args([
+            "--dim",
+            "16",
+            "--batch-size",
+            "256",
+            "--epochs",
+            "3",
+            "--budget",
+            "1s",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert!(stderr.contains("budget 1s"), "{stderr}");
+    let p: serde_json::Value = serde_json::from_slice(&read(&out.join("plan.json"))).unwrap();
+    assert!(!p["runs"].as_array().unwrap().is_empty());
+    twotower_towers::Model::load(&out).expect("a complete model");
+}

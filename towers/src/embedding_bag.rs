@@ -180,7 +180,14 @@ impl EmbeddingTable {
                 let dst = &mut dst[col..col + dim];
                 dst.fill(0.0);
                 let (rows, ws) = bags.bag(e);
-                for (&r, &w) in rows.iter().zip(ws) {
+                for (i, (&r, &w)) in rows.iter().zip(ws).enumerate() {
+                    // Long bags (histories) reach past the rows prefetched for them above.
+                    if let Some(&ahead) = rows.get(i + 4) {
+                        let o = ahead as usize * dim;
+                        if o + dim <= self.weights.len() {
+                            prefetch(self.weights[o..].as_ptr(), dim * 4);
+                        }
+                    }
                     let src = self.row(r);
                     if w == 1.0 {
                         for (d, s) in dst.iter_mut().zip(src) {

@@ -111,6 +111,80 @@ pub fn top_k_exact<'a>(
     Ok(out)
 }
 
+/// [`top_k_exact`] over a catalogue of `n_items` that `items(start, end)` makes a chunk of `chunk`
+/// rows at a time (row-major vectors of rows `start..end`): the same lists, bit for bit (gemm never
+/// splits a sum, and rows are offered in the same order), with one chunk of vectors in memory
+/// instead of the whole catalogue's (512 MB at 1 M items × 128).
+pub fn top_k_exact_chunked<'a>(
+    queries: &[f32],
+    n_items: usize,
+    dim: usize,
+    k: usize,
+    chunk: usize,
+    items: &mut dyn FnMut(usize, usize) -> Result<Vec<f32>>,
+    exclude: &(dyn Fn(usize) -> &'a [u32] + Sync),
+) -> Result<Vec<Vec<u32>>> {
+    let nq = queries.len().checked_div(dim).unwrap_or(0);
+    if nq == 0 || n_items == 0 {
+        return Ok(vec![Vec::new(); nq]);
+    }
+    let chunk = chunk.max(1).min(n_items);
+    let block = (32_000_000 / chunk).clamp(1, 1024);
+    let threads = rayon::current_num_threads();
+    let mut tops: Vec<TopK> = (0..nq).map(|_| TopK::new(k)).collect();
+    // Each query's exclusions, sorted once.
+    let excluded: Vec<Vec<u32>> = (0..nq)
+        .into_par_iter()
+        .map(|q| {
+            let mut ex = exclude(q).to_vec();
+            ex.sort_unstable();
+            ex
+        })
+        .collect();
+    let mut scores = vec![0f32; block.min(nq) * chunk];
+    for s in (0..n_items).step_by(chunk) {
+        let e = (s + chunk).min(n_items);
+        let n = e - s;
+        let vecs = items(s, e)?;
+        for start in (0..nq).step_by(block) {
+            let end = (start + block).min(nq);
+            let m = end - start;
+            let buf = &mut scores[..m * n];
+            matmul(
+                m,
+                n,
+                dim,
+                &queries[start * dim..end * dim],
+                (dim, 1),
+                &vecs,
+                (1, dim),
+                buf,
+                threads,
+            );
+            tops[start..end]
+                .par_iter_mut()
+                .zip(buf.par_chunks(n))
+                .zip(&excluded[start..end])
+                .for_each(|((top, row), ex)| {
+                    for (i, &sc) in row.iter().enumerate() {
+                        if sc.is_nan() || sc < top.threshold() {
+                            continue;
+                        }
+                        let r = (s + i) as u32;
+                        if !ex.is_empty() && ex.binary_search(&r).is_ok() {
+                            continue;
+                        }
+                        top.push(Hit { row: r, score: sc });
+                    }
+                });
+        }
+    }
+    Ok(tops
+        .into_iter()
+        .map(|t| t.into_sorted().iter().map(|h| h.row).collect())
+        .collect())
+}
+
 /// The top `k` indices of `scores` outside `exclude`, best first (ties by the lower index; NaN
 /// scores never ranked), through the top-k accumulator the index's exact search uses too.
 pub fn select_top(scores: &[f32], k: usize, exclude: &[u32]) -> Vec<u32> {
@@ -199,6 +273,39 @@ mod tests {
             matmul(n, k, m, &o, (1, n), &u, (k, 1), &mut g, threads);
             let want = naive(n, k, m, |j, i| o[i * n + j], |i, t| u[i * k + t]);
             assert!(g.iter().zip(&want).all(|(x, y)| (x - y).abs() < 1e-4));
+        }
+    }
+
+    #[test]
+    fn chunked_top_k_is_the_whole_matrix_top_k() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+        let (nq, ni, d, k) = (37, 1_000, 8, 25);
+        // Coarse values: many exact ties, which both must break by the lower row.
+        let q: Vec<f32> = (0..nq * d).map(|_| rng.gen_range(-2..=2) as f32).collect();
+        let items: Vec<f32> = (0..ni * d).map(|_| rng.gen_range(-2..=2) as f32).collect();
+        let ex: Vec<Vec<u32>> = (0..nq)
+            .map(|i| vec![(i * 7) as u32, 3, (i * 13 % ni) as u32])
+            .collect();
+        let exclude = |i: usize| ex[i].as_slice();
+        let want = top_k_exact(&q, &items, d, k, &exclude).unwrap();
+        for chunk in [1, 7, 64, 333, 1_000, 5_000] {
+            let mut calls = 0;
+            let got = top_k_exact_chunked(
+                &q,
+                ni,
+                d,
+                k,
+                chunk,
+                &mut |s, e| {
+                    calls += 1;
+                    Ok(items[s * d..e * d].to_vec())
+                },
+                &exclude,
+            )
+            .unwrap();
+            assert_eq!(got, want, "chunk {chunk}");
+            assert_eq!(calls, ni.div_ceil(chunk.min(ni)));
         }
     }
 }

@@ -30,13 +30,17 @@ pub use config::{
     UserTowerConfig, AUTO_EPOCH_PASSES, MAX_MEMBERS,
 };
 pub use error::{Error, Result};
-pub use eval::{evaluate, popularity_baseline, training_popularity};
+pub use eval::{
+    evaluate, evaluate_sample, popularity_baseline, popularity_baseline_sample, training_popularity,
+    EvalSample,
+};
 pub use features::{FeatureLayout, NewItem};
 pub use kernels::{select_top, top_k_exact};
 pub use metrics::{hit_rate_at_k, ndcg_at_k, recall_at_k, EvalReport, Popularity, BEYOND_K, HEAD_SHARE};
 pub use model::{Model, ModelMeta, TrainingSummary, MODEL_FORMAT_VERSION, MODEL_KIND};
 pub use train::{
-    train, EpochMetrics, PlanHistory, PlanRun, TemperatureTrial, TrainOptions, TrainReport, PLAN_FILE,
+    decide_plan, train, EpochMetrics, PlanDecision, PlanHistory, PlanInputs, PlanMode, PlanRun, PlanShape,
+    TemperatureTrial, TrainOptions, TrainReport, FULL_PLAN_WORK, PLAN_FILE, SCALED_RUN_WORK, SEARCH_ROWS,
 };
 
 /// The fused loss's specification and a synthetic training step, for the step benchmarks only.

@@ -152,6 +152,23 @@ pub struct EvalReport {
     /// Share of the top-`beyond_k` slots filled by long-tail items.
     #[serde(default)]
     pub long_tail_share: Option<f64>,
+    /// When the users were a sample: how many test users there are in all (`users` of them were
+    /// ranked). Absent for an evaluation of every user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sampled_from: Option<usize>,
+    /// With a sample: the standard error of each mean Recall@k (finite-population corrected).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recall_se: Vec<f64>,
+    /// With a sample: the standard error of each mean NDCG@k.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ndcg_se: Vec<f64>,
+    /// With a sample: the standard error of each mean HitRate@k.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hit_rate_se: Vec<f64>,
+    /// The standard errors of recall, NDCG and hit rate (in that order, per cut-off) over these
+    /// users as a sample, before the population is known ([`EvalReport::set_population`]).
+    #[serde(skip)]
+    sample_se: Vec<f64>,
 }
 
 impl EvalReport {
@@ -171,16 +188,32 @@ impl EvalReport {
             popularity_percentile: None,
             test_popularity_percentile: None,
             long_tail_share: None,
+            sampled_from: None,
+            recall_se: Vec::new(),
+            ndcg_se: Vec::new(),
+            hit_rate_se: Vec::new(),
+            sample_se: Vec::new(),
         };
+        // Sums of squares beside the sums, for the standard errors of a sample.
+        let nk = r.ks.len();
+        let mut sq = vec![0f64; 3 * nk];
         for (ranked, rel) in rankings.iter().zip(relevant) {
             if rel.is_empty() {
                 continue;
             }
             r.users += 1;
             for (j, &k) in r.ks.iter().enumerate() {
-                r.recall[j] += recall_at_k(ranked, rel, k);
-                r.ndcg[j] += ndcg_at_k(ranked, rel, k);
-                r.hit_rate[j] += hit_rate_at_k(ranked, rel, k);
+                let (a, b, c) = (
+                    recall_at_k(ranked, rel, k),
+                    ndcg_at_k(ranked, rel, k),
+                    hit_rate_at_k(ranked, rel, k),
+                );
+                r.recall[j] += a;
+                r.ndcg[j] += b;
+                r.hit_rate[j] += c;
+                sq[j] += a * a;
+                sq[nk + j] += b * b;
+                sq[2 * nk + j] += c * c;
             }
         }
         let n = r.users.max(1) as f64;
@@ -192,7 +225,46 @@ impl EvalReport {
         {
             *v /= n;
         }
+        // The standard error of each mean over these users as a sample (population correction in
+        // `set_population`): sqrt(sample variance / n).
+        let se = |mean: f64, sumsq: f64| {
+            if r.users < 2 {
+                return 0.0;
+            }
+            let var = (sumsq - n * mean * mean).max(0.0) / (n - 1.0);
+            (var / n).sqrt()
+        };
+        let means: Vec<f64> = r
+            .recall
+            .iter()
+            .chain(&r.ndcg)
+            .chain(&r.hit_rate)
+            .copied()
+            .collect();
+        r.sample_se = means.iter().zip(&sq).map(|(&m, &q)| se(m, q)).collect();
         r
+    }
+
+    /// Says how many users the evaluated ones were drawn from. Equal to `users`: every user was
+    /// ranked, and the report has no standard errors. More: the report is a sample, and each
+    /// standard error is scaled by the finite-population correction sqrt((N − n) / (N − 1)).
+    pub fn set_population(&mut self, population: usize) {
+        if population <= self.users {
+            self.sampled_from = None;
+            self.recall_se.clear();
+            self.ndcg_se.clear();
+            self.hit_rate_se.clear();
+            return;
+        }
+        let fpc = ((population - self.users) as f64 / (population - 1).max(1) as f64).sqrt();
+        let nk = self.ks.len();
+        let se: Vec<f64> = self.sample_se.iter().map(|v| v * fpc).collect();
+        if se.len() == 3 * nk {
+            self.recall_se = se[..nk].to_vec();
+            self.ndcg_se = se[nk..2 * nk].to_vec();
+            self.hit_rate_se = se[2 * nk..].to_vec();
+        }
+        self.sampled_from = Some(population);
     }
 
     /// [`Self::from_rankings`] plus coverage, popularity percentiles and the long-tail share against
@@ -327,5 +399,31 @@ mod tests {
         // Test items 3, 2, 4 → (20 + 50 + 20) / 3 = 30.
         assert!((r.test_popularity_percentile.unwrap() - 30.0).abs() < 1e-12);
         assert_eq!(r.recall, vec![0.0, 0.5, 0.75]);
+    }
+
+    #[test]
+    fn standard_errors_only_for_a_sample() {
+        // Recall@1 per user: 1, 0, 1, 0 → mean 0.5, sample variance 1/3, SE sqrt(1/12).
+        let rankings = vec![vec![1], vec![9], vec![3], vec![9]];
+        let relevant = vec![vec![1], vec![2], vec![3], vec![4]];
+        let mut r = EvalReport::from_rankings(&rankings, &relevant, &[1]);
+        assert_eq!(r.recall, vec![0.5]);
+        assert!(
+            r.recall_se.is_empty() && r.sampled_from.is_none(),
+            "not yet a sample"
+        );
+        r.set_population(4);
+        assert!(r.recall_se.is_empty(), "every user ranked: no sampling error");
+        let json = serde_json::to_string(&r).unwrap();
+        assert!(!json.contains("_se") && !json.contains("sampled_from"), "{json}");
+        // Drawn from 9 users: SE = sqrt(1/12) * sqrt((9 - 4) / 8).
+        r.set_population(9);
+        let want = (1.0f64 / 12.0).sqrt() * (5.0f64 / 8.0).sqrt();
+        assert!((r.recall_se[0] - want).abs() < 1e-12, "{:?}", r.recall_se);
+        assert!((r.hit_rate_se[0] - want).abs() < 1e-12);
+        assert_eq!(r.sampled_from, Some(9));
+        // Setting it twice does not compound the correction.
+        r.set_population(9);
+        assert!((r.recall_se[0] - want).abs() < 1e-12);
     }
 }

@@ -99,6 +99,19 @@ fn backfill_config(raw: &serde_json::Value, meta: &mut ModelMeta) {
     }
 }
 
+/// Reads `dir`'s `model.json` (no other file, no checksum: the caller verifies what it needs).
+pub(crate) fn read_meta(dir: &Path) -> Result<ModelMeta> {
+    let meta_path = dir.join("model.json");
+    let text = std::fs::read_to_string(&meta_path).map_err(|e| Error::io(&meta_path, e))?;
+    // Typed first, so a bad value is reported with its line and column.
+    let mut meta: ModelMeta =
+        serde_json::from_str(&text).map_err(|e| Error::model(&meta_path, format!("cannot parse: {e}")))?;
+    let raw: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| Error::model(&meta_path, format!("cannot parse: {e}")))?;
+    backfill_config(&raw, &mut meta);
+    Ok(meta)
+}
+
 #[derive(Serialize, Deserialize)]
 struct VocabFile {
     users: Vocabulary,
@@ -163,14 +176,7 @@ impl Model {
             ));
         }
         manifest.verify(dir)?;
-        let meta_path = dir.join("model.json");
-        let text = std::fs::read_to_string(&meta_path).map_err(|e| Error::io(&meta_path, e))?;
-        // Typed first, so a bad value is reported with its line and column.
-        let mut meta: ModelMeta = serde_json::from_str(&text)
-            .map_err(|e| Error::model(&meta_path, format!("cannot parse: {e}")))?;
-        let raw: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| Error::model(&meta_path, format!("cannot parse: {e}")))?;
-        backfill_config(&raw, &mut meta);
+        let meta = read_meta(dir)?;
         let vpath = dir.join("vocab.json");
         let text = std::fs::read_to_string(&vpath).map_err(|e| Error::io(&vpath, e))?;
         let v: VocabFile =
@@ -275,6 +281,7 @@ impl Model {
             item_feats: &self.item_feats,
             user_feats: &self.user_feats,
             user_items: &self.user_items,
+            keep_weights_from: None,
         }
     }
 
@@ -447,16 +454,22 @@ impl Model {
     /// Vectors of every known user (`user_vocab().len() × dim`) from id, features and their whole
     /// training history.
     pub fn user_embeddings(&self) -> Result<Vec<f32>> {
-        let n = self.users.len();
-        let mut out = Vec::with_capacity(n * self.dim());
-        for start in (0..n).step_by(EMBED_CHUNK) {
-            let m = EMBED_CHUNK.min(n - start);
+        let rows: Vec<u32> = (0..self.users.len() as u32).collect();
+        self.embed_user_rows(&rows)
+    }
+
+    /// Vectors of the known users `rows` (model rows, `rows.len() × dim`), as
+    /// [`Model::user_embeddings`] gives them: what a sampled evaluation needs without embedding
+    /// every user.
+    pub fn embed_user_rows(&self, rows: &[u32]) -> Result<Vec<f32>> {
+        let mut out = Vec::with_capacity(rows.len() * self.dim());
+        for chunk in rows.chunks(EMBED_CHUNK) {
             let bags = self.layout().user_bags(
                 &self.user_feats,
-                m,
-                |e| (start + e) as u32,
-                |e| Some((start + e) as u32),
-                |e| self.user_items.row(start + e),
+                chunk.len(),
+                |e| chunk[e],
+                |e| Some(chunk[e]),
+                |e| self.user_items.row(chunk[e] as usize),
             );
             out.extend(self.embed(Side::User, &bags)?);
         }
@@ -517,6 +530,11 @@ pub(crate) struct ModelFiles<'a> {
     pub(crate) user_feats: &'a UserFeatures,
     /// Each user's training items, oldest first.
     pub(crate) user_items: &'a Csr,
+    /// Take `weights.safetensors` from this model directory (hard-linked, or copied where links
+    /// fail) instead of writing `nets`' tables: training re-commits its model after every epoch, and
+    /// after an epoch that did not improve, the best weights are the ones already on disk (so no
+    /// copy of the best tables is kept in memory).
+    pub(crate) keep_weights_from: Option<&'a Path>,
 }
 
 impl ModelFiles<'_> {
@@ -566,7 +584,11 @@ impl ModelFiles<'_> {
             cat.u32(&format!("user.cat.{}", c.name), &c.values);
         }
         cat.write(&dir.join("catalog.safetensors"))?;
-        write_weights(self.nets, &dir.join("weights.safetensors"))
+        let weights = dir.join("weights.safetensors");
+        match self.keep_weights_from {
+            Some(prev) => link_or_copy(&prev.join("weights.safetensors"), &weights),
+            None => write_weights(self.nets, &weights),
+        }
     }
 }
 
@@ -628,6 +650,18 @@ fn member_prefix(k: usize) -> String {
     } else {
         format!("member{k}.")
     }
+}
+
+/// Puts `from` at `to` (a new name in a staging directory): a hard link where the file system
+/// allows one (files of a model are never modified in place), a synced copy otherwise.
+fn link_or_copy(from: &Path, to: &Path) -> Result<()> {
+    if std::fs::hard_link(from, to).is_ok() {
+        return Ok(());
+    }
+    std::fs::copy(from, to).map_err(|e| Error::io(from, e))?;
+    std::fs::File::open(to)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| Error::io(to, e))
 }
 
 /// Writes the members' tables and dense weights.

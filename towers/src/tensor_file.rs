@@ -1,6 +1,7 @@
 //! Reading and writing tensors (weights, optimizer state, integer feature tables) as safetensors files
 //! whose bytes depend only on their content (tensors sorted by name).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -8,45 +9,60 @@ use safetensors::{Dtype, SafeTensors};
 
 use crate::error::{Error, Result};
 
-/// A named tensor ready to be written: dtype, shape and little-endian bytes.
-pub(crate) struct RawTensor {
+/// A named tensor ready to be written: dtype, shape and little-endian bytes, borrowed from the
+/// caller's buffer where the machine is little-endian (a checkpoint of a 1 M-item model is
+/// gigabytes: copying it to bytes, then again into one serialised buffer, tripled its memory).
+pub(crate) struct RawTensor<'a> {
     dtype: Dtype,
     shape: Vec<usize>,
-    bytes: Vec<u8>,
+    bytes: Cow<'a, [u8]>,
+}
+
+/// The little-endian bytes of `v` (4-byte values), borrowed when the machine's order is already that.
+fn le_bytes<T: Copy>(v: &[T], to_le: impl Fn(T) -> [u8; 4]) -> Cow<'_, [u8]> {
+    debug_assert_eq!(std::mem::size_of::<T>(), 4);
+    if cfg!(target_endian = "little") {
+        // SAFETY: `T` is a plain 4-byte number (f32 or u32): every byte of `v` is initialised, u8 has
+        // alignment 1, and the slice borrows `v` for its lifetime.
+        Cow::Borrowed(unsafe {
+            std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), std::mem::size_of_val(v))
+        })
+    } else {
+        Cow::Owned(v.iter().flat_map(|&x| to_le(x)).collect())
+    }
 }
 
 /// Tensors to write, by name (sorted, so files are byte-identical for identical content).
 #[derive(Default)]
-pub(crate) struct TensorWriter {
-    tensors: BTreeMap<String, RawTensor>,
+pub(crate) struct TensorWriter<'a> {
+    tensors: BTreeMap<String, RawTensor<'a>>,
 }
 
-impl TensorWriter {
-    pub(crate) fn f32(&mut self, name: &str, shape: &[usize], v: &[f32]) {
-        let bytes = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+impl<'a> TensorWriter<'a> {
+    pub(crate) fn f32(&mut self, name: &str, shape: &[usize], v: &'a [f32]) {
         self.tensors.insert(
             name.to_string(),
             RawTensor {
                 dtype: Dtype::F32,
                 shape: shape.to_vec(),
-                bytes,
+                bytes: le_bytes(v, f32::to_le_bytes),
             },
         );
     }
 
-    pub(crate) fn u32(&mut self, name: &str, v: &[u32]) {
-        let bytes = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+    pub(crate) fn u32(&mut self, name: &str, v: &'a [u32]) {
         self.tensors.insert(
             name.to_string(),
             RawTensor {
                 dtype: Dtype::U32,
                 shape: vec![v.len()],
-                bytes,
+                bytes: le_bytes(v, u32::to_le_bytes),
             },
         );
     }
 
-    /// Serialises and writes atomically.
+    /// Streams the tensors to a temporary beside `path`, syncs it and renames it into place: no
+    /// copy of the tensors is made in memory.
     pub(crate) fn write(&self, path: &Path) -> Result<()> {
         let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = self
             .tensors
@@ -57,32 +73,41 @@ impl TensorWriter {
                     .map_err(|e| Error::model(path, format!("cannot encode tensor {k}: {e}")))
             })
             .collect::<Result<_>>()?;
-        let bytes = safetensors::serialize(views, None)
-            .map_err(|e| Error::model(path, format!("cannot serialise tensors: {e}")))?;
-        twotower_data::artifact::write_file_atomic(path, &bytes)?;
+        let (out, file) = twotower_data::AtomicFile::create(path)?;
+        safetensors::serialize_to_file(views, None, out.temp_path()).map_err(|e| match e {
+            safetensors::SafeTensorError::IoError(io) => Error::io(path, io),
+            e => Error::model(path, format!("cannot serialise tensors: {e}")),
+        })?;
+        file.sync_all().map_err(|e| Error::io(out.temp_path(), e))?;
+        drop(file);
+        out.commit()?;
         Ok(())
     }
 }
 
-/// A loaded safetensors file with typed, shape-checked accessors whose errors name the file.
+/// A loaded safetensors file with typed, shape-checked accessors whose errors name the file. The
+/// file is memory-mapped: a tensor is read once, straight into the vector it is returned in.
 pub(crate) struct TensorReader {
     path: std::path::PathBuf,
-    bytes: Vec<u8>,
+    map: memmap2::Mmap,
 }
 
 impl TensorReader {
     pub(crate) fn open(path: &Path) -> Result<TensorReader> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        SafeTensors::deserialize(&bytes)
+        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        // SAFETY: model and checkpoint files are written under a temporary name and renamed into
+        // place, never modified in place, so the mapped bytes do not change under the reader.
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
+        SafeTensors::deserialize(&map)
             .map_err(|e| Error::model(path, format!("not a valid safetensors file: {e}")))?;
         Ok(TensorReader {
             path: path.to_path_buf(),
-            bytes,
+            map,
         })
     }
 
-    fn view(&self, name: &str, dtype: Dtype) -> Result<(Vec<usize>, Vec<u8>)> {
-        let st = SafeTensors::deserialize(&self.bytes)
+    fn view(&self, name: &str, dtype: Dtype) -> Result<(Vec<usize>, &[u8])> {
+        let st = SafeTensors::deserialize(&self.map)
             .map_err(|e| Error::model(&self.path, format!("not a valid safetensors file: {e}")))?;
         let t = st
             .tensor(name)
@@ -93,7 +118,11 @@ impl TensorReader {
                 format!("tensor {name} has dtype {:?}, expected {dtype:?}", t.dtype()),
             ));
         }
-        Ok((t.shape().to_vec(), t.data().to_vec()))
+        let shape = t.shape().to_vec();
+        // The tensor's bytes, as a slice of the map rather than of the short-lived view.
+        let data = t.data();
+        let start = data.as_ptr() as usize - self.map.as_ptr() as usize;
+        Ok((shape, &self.map[start..start + data.len()]))
     }
 
     pub(crate) fn f32(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {

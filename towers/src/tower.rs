@@ -238,7 +238,11 @@ impl TwoTower {
         bag.par_reweight(|rows, ws| {
             let n = rows.len();
             let mut max = f32::NEG_INFINITY;
+            prefetch_rows(table, &rows[..rows.len().min(ROW_PREFETCH)]);
             for (i, (&r, w)) in rows.iter().zip(ws.iter_mut()).enumerate() {
+                if let Some(&ahead) = rows.get(i + ROW_PREFETCH) {
+                    prefetch_rows(table, &[ahead]);
+                }
                 let k = (n - 1 - i).min(pos.len() - 1);
                 let dot: f32 = table.row(r).iter().zip(q).map(|(x, y)| x * y).sum();
                 *w = dot + pos[k];
@@ -282,11 +286,16 @@ impl TwoTower {
             .map(|e| {
                 let (rows, ws) = bag.bag(e);
                 let g = &grad_in[e * width + col..e * width + col + dim];
-                // <g, e_k>, then in place d loss / d logit_k.
-                let mut ds: Vec<f32> = rows
-                    .iter()
-                    .map(|&r| table.row(r).iter().zip(g).map(|(x, y)| x * y).sum())
-                    .collect();
+                // <g, e_k>, then in place d loss / d logit_k. The rows are scattered over a table of
+                // up to millions of rows: each is asked for a few rows ahead of its use.
+                prefetch_rows(table, &rows[..rows.len().min(ROW_PREFETCH)]);
+                let mut ds: Vec<f32> = Vec::with_capacity(rows.len());
+                for (i, &r) in rows.iter().enumerate() {
+                    if let Some(&ahead) = rows.get(i + ROW_PREFETCH) {
+                        prefetch_rows(table, &[ahead]);
+                    }
+                    ds.push(table.row(r).iter().zip(g).map(|(x, y)| x * y).sum());
+                }
                 let gp: f32 = ds.iter().zip(ws).map(|(x, w)| x * w).sum();
                 ds.iter_mut().zip(ws).for_each(|(x, w)| *x = w * (*x - gp));
                 let mut dq = vec![0f32; if rows.is_empty() { 0 } else { dim }];
@@ -521,6 +530,19 @@ impl TwoTower {
                 continue;
             };
             adamw_update(p, g, lr, weight_decay, bc1, bc2);
+        }
+    }
+}
+
+/// How many rows ahead the attention passes ask for the history rows they will read.
+const ROW_PREFETCH: usize = 4;
+
+/// Prefetches the rows `rows` of `table` (a hint: rows outside the table are skipped).
+fn prefetch_rows(table: &EmbeddingTable, rows: &[u32]) {
+    for &r in rows {
+        let o = r as usize * table.dim;
+        if o + table.dim <= table.weights.len() {
+            crate::mem::prefetch(table.weights[o..].as_ptr(), table.dim * 4);
         }
     }
 }

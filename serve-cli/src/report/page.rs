@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::Result;
 use twotower_data::{Dataset, Stats};
 use twotower_index::CheckReport;
-use twotower_towers::{EpochMetrics, EvalReport, Model, PlanHistory, BEYOND_K, HEAD_SHARE};
+use twotower_towers::{EpochMetrics, EvalReport, Model, PlanHistory, PlanShape, BEYOND_K, HEAD_SHARE};
 
 use super::plots::{self, Series, XAxis};
 use super::{runs_from_metrics, Example, HEADLINE_KS};
@@ -170,6 +170,25 @@ impl Page {
         );
         let runs = match PlanHistory::read(model.dir())? {
             Some(plan) => {
+                if let Some(d) = &plan.decision {
+                    let shape = match d.shape {
+                        PlanShape::Full => "full",
+                        PlanShape::Scaled => "scaled",
+                    };
+                    let _ = write!(
+                        self.html,
+                        "<p>Plan: <b>{shape}</b> ({}): {} epochs of {} rows per run, {:.1} M example \
+                         passes planned, {:.2}× the run it keeps.</p>",
+                        esc(&d.reason),
+                        d.epochs,
+                        d.fit_rows,
+                        d.planned_examples as f64 / 1e6,
+                        d.cost_in_runs()
+                    );
+                }
+                for skipped in &plan.skipped {
+                    let _ = write!(self.html, "<p>Left out by the budget: {}.</p>", esc(skipped));
+                }
                 if !plan.temperature_search.is_empty() {
                     self.html.push_str("<h3>Temperature search</h3>");
                     let rows: Vec<Vec<String>> = plan
@@ -293,11 +312,18 @@ impl Page {
 
     pub(super) fn evaluation_section(&mut self, eval: &EvalReport, pop: &EvalReport) -> Result<()> {
         self.section("evaluation", "Evaluation");
+        let who = match eval.sampled_from {
+            Some(all) => format!(
+                "{} of {all} test users (a seeded sample; R@10 ± {})",
+                eval.users,
+                eval.recall_se.first().map_or("-".into(), |v| format!("{v:.4}"))
+            ),
+            None => format!("{} test users", eval.users),
+        };
         let _ = write!(
             self.html,
-            "<p>{} test users; every one ranks the whole catalogue exactly, training items excluded \
-             (as <code>twotower eval</code>).</p>",
-            eval.users
+            "<p>{who}; every one ranks the whole catalogue exactly, training items excluded \
+             (as <code>twotower eval</code>).</p>"
         );
         let mut header = vec!["method"];
         let names: Vec<String> = HEADLINE_KS

@@ -71,6 +71,58 @@ impl StepBench {
         })
     }
 
+    /// The training step of `config` (one member) on a real dataset: its features, the fit rows of
+    /// its validation split and their histories, as `train` builds them. What the scale benchmark
+    /// (`twotower bench train`) times.
+    pub fn from_dataset(ds: &twotower_data::Dataset, config: &Config) -> Result<StepBench> {
+        let mut config = config.clone();
+        config.model.members = 1;
+        config.validate("bench config")?;
+        let tc = &config.train;
+        let n_users = ds.users.len();
+        let split = super::validation::split_validation(
+            ds.training(),
+            n_users,
+            tc.validation_per_user,
+            tc.validation_max_users,
+            tc.seed,
+        );
+        let fit = split.fit;
+        let hist = UserHistories::build(&fit, n_users);
+        let item_feats = ItemFeatures::from_dataset(ds, &config)?;
+        let user_feats = UserFeatures::from_dataset(ds, &config)?;
+        let layout = FeatureLayout::new(&config, n_users, ds.items.len(), &item_feats, &user_feats);
+        let net = TwoTower::new(layout, &config, tc.seed)?;
+        Ok(StepBench {
+            batch: tc.batch_size,
+            rng: ChaCha8Rng::seed_from_u64(tc.seed),
+            config,
+            item_feats,
+            user_feats,
+            fit,
+            hist,
+            net: Some(net),
+            sparse: None,
+        })
+    }
+
+    /// Multiply-adds of one step's `[B, C]` products (logits, `dL/dU`, `dL/dV`) and its towers'
+    /// dense layers, times two: the floating-point work that a step's time is compared against.
+    pub fn step_flops(&self) -> f64 {
+        let b = self.batch as f64;
+        let c = b + self.config.loss.extra_negatives as f64;
+        let Some(net) = &self.net else { return 0.0 };
+        let d = net.dim as f64;
+        // Forward and the two backward products of every dense weight: 3 × rows × weights.
+        let dense: f64 = net
+            .dense
+            .iter()
+            .filter(|p| p.shape.len() == 2)
+            .map(|p| (p.shape[0] * p.shape[1]) as f64)
+            .sum();
+        2.0 * (3.0 * b * c * d + 3.0 * (b + c) / 2.0 * dense)
+    }
+
     /// Runs one step on a random batch; returns the loss. The optimizer state, row gradients and item
     /// frequencies persist across steps (as in a real run), so nothing table-sized is allocated here.
     pub fn step(&mut self) -> Result<f32> {

@@ -12,9 +12,8 @@ use super::EpochMetrics;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::mem::huge_copy;
-use crate::model::{Model, ModelFiles, TrainingSummary, MODEL_FILES, MODEL_FORMAT_VERSION, MODEL_KIND};
+use crate::model::{read_meta, ModelFiles, TrainingSummary, MODEL_FILES, MODEL_FORMAT_VERSION, MODEL_KIND};
 use crate::tensor_file::{TensorReader, TensorWriter};
-use crate::tower::TwoTower;
 
 /// Where training stands after a completed epoch (`checkpoint.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -87,10 +86,10 @@ impl Trainer<'_> {
     }
 }
 
-/// What `--resume` continues from: the checkpoint's progress and the best epoch's model so far.
+/// What `--resume` continues from: the checkpoint's progress (the best epoch's weights stay in the
+/// directory's `weights.safetensors`).
 pub(super) struct Resumed {
     pub(super) state: TrainState,
-    pub(super) best_net: TwoTower,
     pub(super) training: TrainingSummary,
     pub(super) epochs: Vec<EpochMetrics>,
 }
@@ -114,14 +113,17 @@ pub(super) fn load_resume_state(
         }
         return Ok(None);
     }
-    let mut prev = Model::load(out)?;
-    if prev.meta().config != *config {
+    // The directory's files are checked against its manifest, as a load would, without building
+    // a second copy of the model's tables beside the trainer's.
+    Manifest::read(out, MODEL_KIND, MODEL_FORMAT_VERSION)?.verify(out)?;
+    let prev = read_meta(out)?;
+    if prev.config != *config {
         return Err(Error::model(
             out,
             "cannot resume: the configuration differs from the checkpoint's",
         ));
     }
-    if prev.dataset_fingerprint() != dataset_fingerprint {
+    if prev.dataset_fingerprint != dataset_fingerprint {
         return Err(Error::model(
             out,
             "cannot resume: the checkpoint was trained on another dataset",
@@ -131,7 +133,7 @@ pub(super) fn load_resume_state(
     let state: TrainState =
         serde_json::from_str(&text).map_err(|e| Error::model(&sp, format!("cannot parse: {e}")))?;
     trainer.load_checkpoint(&out.join("checkpoint.safetensors"))?;
-    let training = prev.meta().training.clone();
+    let training = prev.training;
     let mp = out.join("metrics.jsonl");
     let text = std::fs::read_to_string(&mp).map_err(|e| Error::io(&mp, e))?;
     let mut epochs = Vec::new();
@@ -140,7 +142,6 @@ pub(super) fn load_resume_state(
     }
     Ok(Some(Resumed {
         state,
-        best_net: prev.nets.swap_remove(0),
         training,
         epochs,
     }))

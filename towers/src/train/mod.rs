@@ -5,8 +5,10 @@
 
 mod bench;
 mod checkpoint;
+mod clock;
 mod plan;
 mod prepared;
+mod rule;
 mod run;
 mod run_dir;
 mod step;
@@ -19,6 +21,10 @@ use twotower_data::{Dataset, Progress};
 
 pub use bench::StepBench;
 pub use plan::{PlanHistory, PlanRun, PLAN_FILE};
+pub use rule::{
+    decide as decide_plan, PlanDecision, PlanInputs, PlanMode, PlanShape, FULL_PLAN_WORK, SCALED_RUN_WORK,
+    SEARCH_ROWS,
+};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -37,6 +43,10 @@ pub struct TrainOptions {
     /// Stop (as if interrupted) after this many epochs of this invocation, leaving the checkpoint
     /// behind; used to test that `--resume` reproduces an uninterrupted run.
     pub stop_after_epochs: Option<usize>,
+    /// The plan's shape: decided from the data's size ([`PlanMode::Auto`]) or forced.
+    pub plan: PlanMode,
+    /// A deadline for the whole plan (see `clock.rs`): work that would end past it is not started.
+    pub budget: Option<std::time::Duration>,
 }
 
 /// One line of `metrics.jsonl`.
@@ -79,6 +89,10 @@ pub struct TrainReport {
     /// With `train.refit`, the validation recall of the run that chose the settings (the refit run
     /// itself has no validation slice); None otherwise.
     pub refit_validation_recall: Option<f64>,
+    /// The kept run ended before its last epoch because `--budget` ran out.
+    pub stopped_by_budget: bool,
+    /// The plan the rule chose (None for a single run's own report).
+    pub plan: Option<PlanDecision>,
 }
 
 /// One candidate of the temperature search.
@@ -96,11 +110,12 @@ pub struct TemperatureTrial {
     pub chosen: bool,
 }
 
-/// What every run of a plan shares: progress, options and threads.
+/// What every run of a plan shares: progress, options, threads and the plan's clock.
 struct RunCtx<'a> {
     progress: &'a dyn Progress,
     opts: &'a TrainOptions,
     threads: usize,
+    clock: &'a clock::PlanClock,
 }
 
 /// Trains a model on `ds.training()` (the train part of a split dataset: the test part is never read)
@@ -132,10 +147,12 @@ pub fn train(
         let plan = TrainPlan::new(config);
         plan.check_sizes(ds)?;
         let prep = Prepared::new(ds, config)?;
+        let clock = clock::PlanClock::new(opts.budget);
         let ctx = RunCtx {
             progress,
             opts,
             threads,
+            clock: &clock,
         };
         plan.execute(&prep, &dirs, &ctx)
     })

@@ -18,8 +18,10 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use super::checkpoint::{add_model_file, commit_model_dir};
+use super::clock::human_secs;
 use super::prepared::Prepared;
-use super::run::run;
+use super::rule::{decide, PlanDecision, PlanInputs, PlanMode, PlanShape};
+use super::run::{resolve_epochs, run};
 use super::run_dir::{RunDir, RunName};
 use super::{EpochMetrics, RunCtx, TemperatureTrial, TrainReport};
 use twotower_data::Dataset;
@@ -36,10 +38,21 @@ pub const PLAN_FILE: &str = "plan.json";
 /// manifest; models trained before it existed have none.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PlanHistory {
-    /// The temperature search, one entry per candidate in order (empty without a search).
+    /// The plan the rule chose and why (absent in models trained before the rule existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<PlanDecision>,
+    /// The temperature search, one entry per candidate in order (empty without a search). In the
+    /// scaled plan each candidate's validation recall is measured after its search steps
+    /// (`decision.search_rows` examples), the point where the candidates are compared.
     pub temperature_search: Vec<TemperatureTrial>,
     /// Every run in the order it trained.
     pub runs: Vec<PlanRun>,
+    /// Stages the plan left out because `--budget` would have run out, one sentence each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<String>,
+    /// The kept run ended before its last epoch because `--budget` ran out.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stopped_by_budget: bool,
 }
 
 /// One run of a plan.
@@ -67,6 +80,14 @@ pub struct PlanRun {
 }
 
 impl PlanHistory {
+    /// An empty history of the plan `decision`.
+    fn started(decision: &PlanDecision) -> PlanHistory {
+        PlanHistory {
+            decision: Some(decision.clone()),
+            ..PlanHistory::default()
+        }
+    }
+
     /// Reads `dir`'s `plan.json` (None when the model has none).
     pub fn read(dir: &Path) -> Result<Option<PlanHistory>> {
         let p = dir.join(PLAN_FILE);
@@ -154,6 +175,19 @@ impl TrainPlan {
         }
     }
 
+    /// What the plan rule decides for this dataset (see `rule.rs`).
+    pub(super) fn decide(&self, prep: &Prepared<'_>, mode: PlanMode) -> PlanDecision {
+        let fit = prep.fit(&self.base.train);
+        let inputs = PlanInputs {
+            fit_rows: fit.split.fit.len(),
+            epochs: resolve_epochs(&self.base.train, &fit.split.fit),
+            candidates: self.candidates.len(),
+            refit: self.refit,
+            members: self.members,
+        };
+        decide(mode, &inputs)
+    }
+
     /// Runs the plan: every run trains in its hidden directory, and the model lands in
     /// `dirs.out()` once, complete; until then `out` keeps what it held.
     pub(super) fn execute(
@@ -162,8 +196,27 @@ impl TrainPlan {
         dirs: &RunDir,
         ctx: &RunCtx<'_>,
     ) -> Result<TrainReport> {
+        let decision = self.decide(prep, ctx.opts.plan);
+        ctx.clock.plan(decision.planned_examples);
+        ctx.progress.note(&describe(&decision, ctx.clock.budget()));
+        let mut report = match decision.shape {
+            PlanShape::Scaled => self.scaled(prep, dirs, ctx, &decision)?,
+            PlanShape::Full => self.full(prep, dirs, ctx, &decision)?,
+        };
+        report.plan = Some(decision);
+        Ok(report)
+    }
+
+    /// The full plan: every candidate to its end, the refit, every member.
+    fn full(
+        &self,
+        prep: &Prepared<'_>,
+        dirs: &RunDir,
+        ctx: &RunCtx<'_>,
+        decision: &PlanDecision,
+    ) -> Result<TrainReport> {
         if self.searches() {
-            return self.search(prep, dirs, ctx);
+            return self.search(prep, dirs, ctx, decision);
         }
         let fixed = self.at_temperature(
             self.candidates
@@ -180,7 +233,7 @@ impl TrainPlan {
             };
             let report = self.train(prep, &single, dirs, ctx)?;
             if report.finished {
-                let mut history = PlanHistory::default();
+                let mut history = PlanHistory::started(decision);
                 history.record(&single, &report, Some(1));
                 let dir = dirs.path(single.name);
                 add_model_file(&dir, PLAN_FILE, &history.to_json(&dir)?)?;
@@ -198,9 +251,100 @@ impl TrainPlan {
         if !report.finished {
             return Ok(report);
         }
-        let mut history = PlanHistory::default();
+        let mut history = PlanHistory::started(decision);
         history.record(&first, &report, Some(1));
         self.finish_members(prep, &first.config, (first.name, report), &[], history, dirs, ctx)
+    }
+
+    /// The scaled plan (see `rule.rs`): every candidate trains the first `decision.search_rows`
+    /// examples of its run and is validated there; the best trains its whole run (at most
+    /// `decision.epochs`), with no refit and one member. Resumable: a candidate or a final run
+    /// found finished in its checkpoint is not trained again.
+    fn scaled(
+        &self,
+        prep: &Prepared<'_>,
+        dirs: &RunDir,
+        ctx: &RunCtx<'_>,
+        decision: &PlanDecision,
+    ) -> Result<TrainReport> {
+        let temps = if decision.search_rows > 0 {
+            self.search_candidates()
+        } else {
+            Vec::new()
+        };
+        let mut names: Vec<RunName> = temps.iter().map(|&t| RunName::Temperature(t)).collect();
+        names.push(RunName::Final);
+        dirs.prepare(&names, ctx.opts.resume)?;
+        let mut history = PlanHistory::started(decision);
+        let at = |t: f32| {
+            let mut c = self.at_temperature(t);
+            c.train.epochs = decision.epochs;
+            c
+        };
+        let steps = decision.search_rows.div_ceil(self.base.train.batch_size.max(1)) as u64;
+        let mut specs = Vec::new();
+        let mut runs = Vec::new();
+        for (i, &t) in temps.iter().enumerate() {
+            if i > 0 && !ctx.clock.fits(decision.search_rows as u64) {
+                history.skipped.push(format!(
+                    "temperature {t}: its search steps would end past the budget"
+                ));
+                continue;
+            }
+            let spec = RunSpec {
+                config: at(t),
+                ..self.candidate(t)
+            };
+            let started = Instant::now();
+            let report = run(
+                prep,
+                &spec.config,
+                &dirs.path(spec.name),
+                &spec.label,
+                ctx,
+                Some(steps),
+            )?;
+            if !report.finished {
+                return Ok(report);
+            }
+            runs.push(CandidateRun {
+                temperature: t,
+                name: spec.name,
+                seconds: started.elapsed().as_secs_f64(),
+                report,
+            });
+            specs.push(spec);
+        }
+        let (chosen_t, trials) = if runs.is_empty() {
+            (self.search_candidates()[0], Vec::new())
+        } else {
+            let (best, trials) = pick_best(&runs);
+            (runs[best].temperature, trials)
+        };
+        let spec = RunSpec {
+            config: at(chosen_t),
+            name: RunName::Final,
+            label: "final: ".into(),
+        };
+        let report = self.train(prep, &spec, dirs, ctx)?;
+        if !report.finished {
+            return Ok(report);
+        }
+        history.temperature_search = trials.clone();
+        for (spec, r) in specs.iter().zip(&runs) {
+            history.record(spec, &r.report, None);
+        }
+        history.record(&spec, &report, Some(1));
+        history.stopped_by_budget = report.stopped_by_budget;
+        let dir = dirs.path(spec.name);
+        add_model_file(&dir, PLAN_FILE, &history.to_json(&dir)?)?;
+        dirs.commit(spec.name)?;
+        let others: Vec<RunName> = names.into_iter().filter(|&n| n != RunName::Final).collect();
+        dirs.discard(&others);
+        Ok(TrainReport {
+            temperature_search: trials,
+            ..report
+        })
     }
 
     /// Refuses settings whose per-step buffers cannot fit in memory, before anything is built: each
@@ -331,17 +475,29 @@ impl TrainPlan {
         dirs: &RunDir,
         ctx: &RunCtx<'_>,
     ) -> Result<TrainReport> {
-        run(prep, &spec.config, &dirs.path(spec.name), &spec.label, ctx)
+        run(prep, &spec.config, &dirs.path(spec.name), &spec.label, ctx, None)
     }
 
     /// Trains one run per candidate temperature, keeps the one with the best validation recall
     /// (the first among equals), then refits with its settings when asked, then completes the
     /// members. Every stage is resumable.
-    fn search(&self, prep: &Prepared<'_>, dirs: &RunDir, ctx: &RunCtx<'_>) -> Result<TrainReport> {
+    fn search(
+        &self,
+        prep: &Prepared<'_>,
+        dirs: &RunDir,
+        ctx: &RunCtx<'_>,
+        decision: &PlanDecision,
+    ) -> Result<TrainReport> {
         dirs.prepare(&self.hidden_runs(), ctx.opts.resume)?;
         let mut runs = Vec::new();
         let mut specs = Vec::new();
+        let mut skipped = Vec::new();
+        let run_examples = decision.kept_run_examples;
         for t in self.search_candidates() {
+            if !runs.is_empty() && !ctx.clock.fits(run_examples) {
+                skipped.push(format!("temperature {t}: its run would end past the budget"));
+                continue;
+            }
             let spec = self.candidate(t);
             let started = Instant::now();
             let report = self.train(prep, &spec, dirs, ctx)?;
@@ -362,15 +518,22 @@ impl TrainPlan {
                 ..chosen.report.clone()
             });
         }
-        let mut history = PlanHistory {
-            temperature_search: trials.clone(),
-            runs: Vec::new(),
-        };
+        let mut history = PlanHistory::started(decision);
+        history.temperature_search = trials.clone();
+        history.skipped = skipped;
+        let refit_examples =
+            (decision.fit_rows as u64).saturating_mul(chosen.report.summary.best_epoch as u64);
+        let refit = self.refit && ctx.clock.fits(refit_examples);
+        if self.refit && !refit {
+            history
+                .skipped
+                .push("the refit: it would end past the budget (the chosen candidate is kept)".into());
+        }
         for (i, (spec, run)) in specs.iter().zip(&runs).enumerate() {
-            let kept = i == best && !self.refit;
+            let kept = i == best && !refit;
             history.record(spec, &run.report, kept.then_some(1));
         }
-        let (first_config, first) = if self.refit {
+        let (first_config, first) = if refit {
             let spec = self.refit_run(chosen.temperature, chosen.report.summary.best_epoch);
             let report = self.train(prep, &spec, dirs, ctx)?;
             history.record(&spec, &report, Some(1));
@@ -389,7 +552,7 @@ impl TrainPlan {
         };
         Ok(TrainReport {
             temperature_search: trials,
-            refit_validation_recall: if self.refit {
+            refit_validation_recall: if refit {
                 chosen.report.summary.validation_recall
             } else {
                 None
@@ -415,16 +578,18 @@ impl TrainPlan {
         ctx: &RunCtx<'_>,
     ) -> Result<TrainReport> {
         let (first_name, first) = first;
-        if self.members <= 1 {
-            let dir = dirs.path(first_name);
-            add_model_file(&dir, PLAN_FILE, &history.to_json(&dir)?)?;
-            dirs.commit(first_name)?;
-            dirs.discard(done);
-            return Ok(first);
-        }
         let mut names = vec![first_name];
         let mut reports = vec![first];
         for k in 1..self.members {
+            let examples = history.decision.as_ref().map_or(0, |d| d.kept_run_examples);
+            if !ctx.clock.fits(examples) {
+                history.skipped.push(format!(
+                    "ensemble members {} to {}: they would end past the budget",
+                    k + 1,
+                    self.members
+                ));
+                break;
+            }
             let spec = self.member(first_config, k);
             let report = self.train(prep, &spec, dirs, ctx)?;
             if !report.finished {
@@ -434,12 +599,21 @@ impl TrainPlan {
             names.push(spec.name);
             reports.push(report);
         }
+        if names.len() == 1 {
+            let first = reports.remove(0);
+            let dir = dirs.path(first_name);
+            add_model_file(&dir, PLAN_FILE, &history.to_json(&dir)?)?;
+            dirs.commit(first_name)?;
+            dirs.discard(done);
+            return Ok(first);
+        }
+        let members = names.len();
         let models = names
             .iter()
             .map(|&n| Model::load(dirs.path(n)))
             .collect::<Result<Vec<_>>>()?;
         let mut meta = models[0].meta().clone();
-        meta.config.model.members = self.members;
+        meta.config.model.members = members;
         meta.training.seconds = reports.iter().map(|r| r.summary.seconds).sum();
         let epochs: Vec<EpochMetrics> = reports
             .iter()
@@ -464,8 +638,60 @@ impl TrainPlan {
             temperature_search: Vec::new(),
             finished: true,
             refit_validation_recall: None,
+            stopped_by_budget: false,
+            plan: None,
         })
     }
+}
+
+/// The lines `train` prints before it starts: the plan, why, and what it will train.
+fn describe(d: &PlanDecision, budget: Option<std::time::Duration>) -> String {
+    let stages = match d.shape {
+        PlanShape::Full => {
+            let mut s = vec![];
+            if d.candidates > 1 {
+                s.push(format!(
+                    "{} temperature candidates, each to its end",
+                    d.candidates
+                ));
+            }
+            if d.refit {
+                s.push("a refit on every training row".to_string());
+            }
+            if d.members > 1 {
+                s.push(format!("{} ensemble members", d.members));
+            }
+            if s.is_empty() {
+                s.push("one run".to_string());
+            }
+            s.join(", ")
+        }
+        PlanShape::Scaled if d.search_rows > 0 => format!(
+            "{} temperature candidates train their first {} examples each, the best on validation \
+             trains in full; no refit; one member",
+            d.candidates, d.search_rows
+        ),
+        PlanShape::Scaled => "one run; no refit; one member".to_string(),
+    };
+    let budget = budget.map_or(String::new(), |b| {
+        format!(
+            "\n  budget {}: work that would end past it is not started",
+            human_secs(b.as_secs_f64())
+        )
+    });
+    format!(
+        "plan: {shape} ({reason})\n  {stages}\n  {epochs} epochs of {rows} rows per run; {passes:.1} M example \
+         passes in all, {ratio:.2}× the run it keeps; the time estimate follows the first steps{budget}",
+        shape = match d.shape {
+            PlanShape::Full => "full",
+            PlanShape::Scaled => "scaled",
+        },
+        reason = d.reason,
+        epochs = d.epochs,
+        rows = d.fit_rows,
+        passes = d.planned_examples as f64 / 1e6,
+        ratio = d.cost_in_runs(),
+    )
 }
 
 /// Writes `plan.json` into a staging directory whose manifest is written after it.

@@ -8,6 +8,7 @@ use std::time::Instant;
 use twotower_data::{Interactions, ShuffledBatches};
 
 use super::checkpoint::{load_resume_state, save_model_dir, TrainState};
+use super::clock::{human_secs, CALIBRATION_STEPS};
 use super::prepared::Prepared;
 use super::step::Trainer;
 use super::validation::validate;
@@ -20,7 +21,7 @@ use crate::tower::TwoTower;
 
 /// `train.epochs`, or with 0 the epochs that give each user and item row about
 /// [`AUTO_EPOCH_PASSES`] training examples over the run.
-fn resolve_epochs(tc: &TrainConfig, fit: &Interactions) -> usize {
+pub(super) fn resolve_epochs(tc: &TrainConfig, fit: &Interactions) -> usize {
     if tc.epochs > 0 {
         return tc.epochs;
     }
@@ -31,13 +32,16 @@ fn resolve_epochs(tc: &TrainConfig, fit: &Interactions) -> usize {
 }
 
 /// Trains one model with `config` (one member, fixed temperature) into the model directory `out`,
-/// continuing its checkpoint with `--resume`.
+/// continuing its checkpoint with `--resume`. With `first_steps`, the run is the first that many
+/// steps of the run `config` describes (same order, same schedule), validated and ended there: a
+/// search candidate of the scaled plan.
 pub(super) fn run(
     prep: &Prepared<'_>,
     config: &Config,
     out: &Path,
     label: &str,
     ctx: &RunCtx<'_>,
+    first_steps: Option<u64>,
 ) -> Result<TrainReport> {
     let started = Instant::now();
     let (ds, progress, opts) = (prep.ds, ctx.progress, ctx.opts);
@@ -81,13 +85,11 @@ pub(super) fn run(
         seconds: 0.0,
     };
     let mut epochs: Vec<EpochMetrics> = Vec::new();
-    let mut best_net = trainer.net.clone();
     let mut best_temperature = config.loss.temperature as f64;
     if opts.resume {
         if let Some(r) = load_resume_state(out, config, &meta.dataset_fingerprint, &mut trainer)? {
             state = r.state;
             trainer.step = state.step;
-            best_net = r.best_net;
             best_temperature = r.training.temperature.unwrap_or(best_temperature);
             meta.training = r.training;
             epochs = r.epochs;
@@ -95,20 +97,37 @@ pub(super) fn run(
     }
     let seconds_before = state.seconds;
     let mut epochs_this_run = 0usize;
+    let mut budget_stop = false;
     while !state.finished && state.epochs_done < n_epochs {
         if opts.stop_after_epochs.is_some_and(|n| epochs_this_run >= n) {
+            break;
+        }
+        // `--budget`: an epoch that would end past the deadline is not started, and the run ends
+        // with its best epoch so far (a run with none yet trains its first).
+        if state.epochs_done > 0 && !ctx.clock.fits(split.fit.len() as u64) {
+            state.finished = true;
+            budget_stop = true;
             break;
         }
         epochs_this_run += 1;
         let epoch = state.epochs_done;
         let t0 = Instant::now();
         let mut batches = ShuffledBatches::new(split.fit.len(), tc.batch_size, tc.seed, epoch as u64);
-        progress.start(
-            &format!("{label}epoch {}/{n_epochs}", epoch + 1),
-            Some(batches.num_batches() as u64),
-        );
+        match first_steps {
+            Some(k) => progress.start(
+                &format!("{label}first {} steps", k.min(batches.num_batches() as u64)),
+                Some(k.min(batches.num_batches() as u64)),
+            ),
+            None => progress.start(
+                &format!("{label}epoch {}/{n_epochs}", epoch + 1),
+                Some(batches.num_batches() as u64),
+            ),
+        }
         let (mut loss_sum, mut n_steps, mut examples) = (0f64, 0usize, 0usize);
         while let Some(batch) = batches.next_batch() {
+            if first_steps.is_some_and(|k| n_steps as u64 >= k) {
+                break;
+            }
             let loss = trainer.step(batch)?;
             if !loss.is_finite() {
                 return Err(Error::Diverged {
@@ -121,10 +140,23 @@ pub(super) fn run(
             n_steps += 1;
             examples += batch.len();
             progress.inc(1);
+            if ctx.clock.step(batch.len()) {
+                if let (Some(rate), Some(left)) = (ctx.clock.rate(), ctx.clock.remaining_secs()) {
+                    progress.note(&format!(
+                        "plan: about {} at {rate:.0} examples/s (measured over the first {} steps)",
+                        human_secs(left),
+                        CALIBRATION_STEPS
+                    ));
+                }
+            }
             if n_steps % 10 == 0 {
                 let rate = examples as f64 / t0.elapsed().as_secs_f64().max(1e-9);
+                let plan_left = ctx
+                    .clock
+                    .remaining_secs()
+                    .map_or(String::new(), |s| format!("  plan {} left", human_secs(s)));
                 progress.set_message(&format!(
-                    "loss {:.4}  {:.0} ex/s",
+                    "loss {:.4}  {:.0} ex/s{plan_left}",
                     loss_sum / n_steps as f64,
                     rate
                 ));
@@ -155,13 +187,12 @@ pub(super) fn run(
             state.best_metric = val;
             state.best_epoch = state.epochs_done;
             state.bad_epochs = 0;
-            best_net = trainer.net.clone();
             best_temperature = trainer.temperature() as f64;
         } else {
             state.bad_epochs += 1;
         }
         let stop_early = tc.patience > 0 && state.bad_epochs >= tc.patience;
-        state.finished = stop_early || state.epochs_done >= n_epochs;
+        state.finished = stop_early || state.epochs_done >= n_epochs || first_steps.is_some();
         state.seconds = seconds_before + started.elapsed().as_secs_f64();
         epochs.push(EpochMetrics {
             epoch: state.epochs_done,
@@ -183,22 +214,29 @@ pub(super) fn run(
             temperature: Some(best_temperature),
             ..meta.training.clone()
         };
+        // The best epoch's weights: this epoch's, or (after an epoch that did not improve) the
+        // ones the directory already holds.
         let model = ModelFiles {
             meta: &meta,
-            nets: std::slice::from_ref(&best_net),
+            nets: std::slice::from_ref(&trainer.net),
             users: &ds.users,
             items: &ds.items,
             item_feats,
             user_feats,
             user_items: &prep.user_items,
+            keep_weights_from: (!improved).then_some(out),
         };
         save_model_dir(out, &model, &trainer, &state, &epochs)?;
     }
+    // A budget stop is not written back: the checkpoint on disk already holds the best epoch's
+    // model, and the plan commits it as it is (plan.json records the stop).
     Ok(TrainReport {
         epochs,
         summary: meta.training,
         temperature_search: Vec::new(),
         finished: state.finished,
         refit_validation_recall: None,
+        stopped_by_budget: budget_stop,
+        plan: None,
     })
 }

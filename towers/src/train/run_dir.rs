@@ -22,6 +22,8 @@ pub(super) enum RunName {
     Refit,
     /// Ensemble member `k` (0-based).
     Member(usize),
+    /// The scaled plan's one full run, at the temperature its search chose.
+    Final,
 }
 
 /// Prefix of runs renamed out of the way before they are deleted.
@@ -34,6 +36,7 @@ impl RunName {
             RunName::Temperature(t) => format!("temperature-{t}"),
             RunName::Refit => "refit".into(),
             RunName::Member(k) => format!("member-{k}"),
+            RunName::Final => "final".into(),
         }
     }
 
@@ -43,6 +46,7 @@ impl RunName {
         match what {
             "single" => return Some(RunName::Single),
             "refit" => return Some(RunName::Refit),
+            "final" => return Some(RunName::Final),
             _ => {}
         }
         if let Some(k) = what.strip_prefix("member-") {
@@ -271,6 +275,7 @@ mod tests {
             RunName::Refit,
             RunName::Member(12),
             RunName::Temperature(0.15),
+            RunName::Final,
         ] {
             assert_eq!(RunName::parse(&r.dir_name()), Some(r));
         }

@@ -7,7 +7,7 @@ use twotower_data::{Interactions, UserHistories};
 
 use crate::error::Result;
 use crate::features::{ItemFeatures, UserFeatures};
-use crate::kernels::top_k_exact;
+use crate::kernels::top_k_exact_chunked;
 use crate::metrics::EvalReport;
 use crate::tower::{Side, TwoTower};
 
@@ -82,6 +82,10 @@ pub(super) fn split_validation(
     }
 }
 
+/// Items embedded and ranked at a time by [`validate`] (a multiple of the 16,384 of one embedding
+/// pass, so the vectors are those of one whole-catalogue pass).
+const VALIDATION_ITEM_CHUNK: usize = 4 * 16_384;
+
 /// Validation Recall@k: each validation user embedded from what preceded the held-out interactions,
 /// ranked against the whole catalogue, their fit items excluded.
 pub(super) fn validate(
@@ -93,11 +97,6 @@ pub(super) fn validate(
     k: usize,
 ) -> Result<f64> {
     let layout = &net.layout;
-    let rows: Vec<u32> = (0..layout.n_items as u32).collect();
-    let mut items = Vec::with_capacity(rows.len() * net.dim);
-    for chunk in rows.chunks(16_384) {
-        items.extend(net.embed(Side::Item, &layout.item_bags(item_feats, chunk, chunk))?);
-    }
     let vu = &split.val_users;
     let bags = layout.user_bags(
         user_feats,
@@ -107,7 +106,26 @@ pub(super) fn validate(
         |e| fit_hist.before(vu[e], split.val_ts[e]),
     );
     let users = net.embed(Side::User, &bags)?;
-    let top = top_k_exact(&users, &items, net.dim, k, &|e| fit_hist.history(vu[e]).1)?;
+    // The catalogue is embedded and ranked a chunk at a time (embedded 16,384 items per pass, as
+    // `Model::item_embeddings` does): a 1 M-item catalogue's vectors are never all in memory
+    // beside the training state.
+    let mut embed = |s: usize, e: usize| -> Result<Vec<f32>> {
+        let rows: Vec<u32> = (s as u32..e as u32).collect();
+        let mut out = Vec::with_capacity(rows.len() * net.dim);
+        for chunk in rows.chunks(16_384) {
+            out.extend(net.embed(Side::Item, &layout.item_bags(item_feats, chunk, chunk))?);
+        }
+        Ok(out)
+    };
+    let top = top_k_exact_chunked(
+        &users,
+        layout.n_items,
+        net.dim,
+        k,
+        VALIDATION_ITEM_CHUNK,
+        &mut embed,
+        &|e| fit_hist.history(vu[e]).1,
+    )?;
     let report = EvalReport::from_rankings(&top, &split.val_items, &[k]);
     Ok(report.recall[0])
 }
