@@ -3,7 +3,7 @@
 //! baseline.
 //!
 //! Why a sample: exact scoring costs test users × items × d. At 200 k test users and 1 M items
-//! that is about 15 minutes on two cores, where 10,000 sampled users take well under a minute and
+//! that is about 15 minutes on two cores, where 5,000 sampled users take about 30 seconds and
 //! give each mean with a standard error of a few thousandths (printed beside it).
 
 use rand::{seq::index::sample as draw, SeedableRng};

@@ -53,12 +53,24 @@ impl StepBench {
                 k as i64,
             );
         }
+        let (items, users) = (ItemFeatures::default(), UserFeatures::default());
+        Self::with_data(config, (n_users, n_items), (items, users), fit, 1, rng)
+    }
+
+    /// The bench over `fit` rows of `n_users × n_items` with these features, tables seeded by `seed`.
+    fn with_data(
+        config: Config,
+        (n_users, n_items): (usize, usize),
+        (item_feats, user_feats): (ItemFeatures, UserFeatures),
+        fit: Interactions,
+        seed: u64,
+        rng: ChaCha8Rng,
+    ) -> Result<StepBench> {
         let hist = UserHistories::build(&fit, n_users);
-        let item_feats = ItemFeatures::default();
-        let user_feats = UserFeatures::default();
         let layout = FeatureLayout::new(&config, n_users, n_items, &item_feats, &user_feats);
-        let net = TwoTower::new(layout, &config, 1)?;
+        let net = TwoTower::new(layout, &config, seed)?;
         Ok(StepBench {
+            batch: config.train.batch_size,
             config,
             item_feats,
             user_feats,
@@ -66,7 +78,6 @@ impl StepBench {
             hist,
             net: Some(net),
             sparse: None,
-            batch,
             rng,
         })
     }
@@ -87,23 +98,13 @@ impl StepBench {
             tc.validation_max_users,
             tc.seed,
         );
-        let fit = split.fit;
-        let hist = UserHistories::build(&fit, n_users);
-        let item_feats = ItemFeatures::from_dataset(ds, &config)?;
-        let user_feats = UserFeatures::from_dataset(ds, &config)?;
-        let layout = FeatureLayout::new(&config, n_users, ds.items.len(), &item_feats, &user_feats);
-        let net = TwoTower::new(layout, &config, tc.seed)?;
-        Ok(StepBench {
-            batch: tc.batch_size,
-            rng: ChaCha8Rng::seed_from_u64(tc.seed),
-            config,
-            item_feats,
-            user_feats,
-            fit,
-            hist,
-            net: Some(net),
-            sparse: None,
-        })
+        let feats = (
+            ItemFeatures::from_dataset(ds, &config)?,
+            UserFeatures::from_dataset(ds, &config)?,
+        );
+        let seed = tc.seed;
+        let sizes = (n_users, ds.items.len());
+        Self::with_data(config, sizes, feats, split.fit, seed, ChaCha8Rng::seed_from_u64(seed))
     }
 
     /// Multiply-adds of one step's `[B, C]` products (logits, `dL/dU`, `dL/dV`) and its towers'
