@@ -320,7 +320,7 @@ fn import(a: ImportArgs, progress: &dyn Progress) -> Result<()> {
         );
     }
     for w in &r.warnings {
-        eprintln!("warning: {w}");
+        eprintln!("warning: {}", crate::term::text(w));
     }
     Ok(())
 }

@@ -13,6 +13,7 @@ mod recommend_cmd;
 mod report_cmd;
 mod serve_cmd;
 mod shell;
+mod term;
 mod train_cmd;
 
 use clap::{Parser, Subcommand};
@@ -114,11 +115,21 @@ struct QuickstartArgs {
 fn main() -> ExitCode {
     // `twotower recommend … | head` must end quietly, as Unix tools do, not panic on a closed pipe.
     reset_sigpipe();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // clap echoes the offending value: redacted (a password in a milvus:// address) and with
+        // control characters shown, like every other error.
+        Err(e) if e.use_stderr() => {
+            eprint!("{}", term::text(&e.render().to_string()));
+            std::process::exit(e.exit_code());
+        }
+        Err(e) => e.exit(),
+    };
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Errors echo data (ids, titles, addresses): no control character or secret reaches the terminal.
+            eprintln!("error: {}", term::text(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }

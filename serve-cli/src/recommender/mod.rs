@@ -637,5 +637,8 @@ fn load_catalog(model: &Model, data: Option<&Path>) -> Result<Catalog> {
             e,
         )
     })?;
+    // Users, histories and titles must be the model's own: another dataset would answer its users
+    // from the wrong rows without an error.
+    model.check_dataset(&data, "--data")?;
     Ok(Catalog::new(data))
 }
