@@ -149,12 +149,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     dispatch(cli.command, &bar)
 }
 
+/// The largest `eval --k` cut-off.
+const MAX_EVAL_K: usize = 1_000_000;
+
 fn dispatch(command: Command, bar: &progress::Bar) -> anyhow::Result<()> {
     match command {
         Command::Quickstart(a) => quickstart(a, bar),
         Command::Data(cmd) => data_cmd::run(cmd, bar),
         Command::Train(a) => train_cmd::train(*a, bar),
-        Command::Eval(a) => train_cmd::eval(a, bar),
+        Command::Eval(a) => {
+            // Each cut-off sizes per-user top-k buffers: refused before they are allocated.
+            if let Some(k) = a.k.iter().find(|&&k| k > MAX_EVAL_K) {
+                anyhow::bail!("--k {k} is over the largest cut-off eval ranks to ({MAX_EVAL_K})");
+            }
+            train_cmd::eval(a, bar)
+        }
         Command::Embed(a) => train_cmd::embed(a, bar),
         Command::Index(cmd) => index_cmd::run(cmd, bar),
         Command::Query(a) => {

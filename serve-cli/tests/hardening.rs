@@ -632,6 +632,12 @@ fn catalogue_control_characters_never_reach_the_terminal_from_the_shell() {
         !has_raw_control(&stderr),
         "raw control characters on stderr: {stderr:?}"
     );
+    // `data stats` lists the top items with their titles.
+    let o = tt(&["data", "stats", "--top", "40", "--data", s(&w.join("data"))]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", stderr_of(&o));
+    assert!(stdout.contains("PWNED"), "{stdout}");
+    assert!(!has_raw_control(&stdout), "{stdout:?}");
 }
 
 #[test]
@@ -893,6 +899,46 @@ fn sizes_that_cannot_be_allocated_are_refused_before_training() {
         assert!(!stderr.contains("memory allocation"), "{flags:?}: {stderr}");
     }
     assert!(!out.exists());
+    // Other sizes from flags: eval's cut-offs, synth's counts.
+    let model = world().join("model");
+    let syn = scratch("alloc-synth").join("syn");
+    for (args, want) in [
+        (vec!["eval", "--model", s(&model), "--k", "1000000000000"], "--k"),
+        (
+            vec![
+                "data",
+                "synth",
+                "--users",
+                "10",
+                "--items",
+                "10",
+                "--interactions",
+                "100000000000000",
+                "--clusters",
+                "2",
+                "--out",
+                s(&syn),
+            ],
+            "--interactions",
+        ),
+    ] {
+        let o = tt(&args);
+        let stderr = stderr_of(&o);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains(want), "{args:?}: {stderr}");
+    }
+    // A query's k and search breadth, however high the front end's own limit.
+    let (out, _) = shell(
+        &world().join("index"),
+        b"k 1000000000000\nuser u1\nef 1000000000000\nk 5\nuser u1\n",
+    );
+    assert!(out[1]["error"].as_str().unwrap().contains("at most"), "{out:?}");
+    assert!(out[4]["error"].as_str().unwrap().contains("at most"), "{out:?}");
+    let index = copy_index("absurd-k");
+    let srv = Server::start(&index, &["--max-k", "1000000000000000"]);
+    let (code, v) = srv.get("/v1/users/u1/recommendations?k=1000000000000");
+    assert_eq!(code, 400, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("at most"), "{v}");
 }
 
 fn import(format: &str, src: &Path, out: &Path) -> std::process::Output {
