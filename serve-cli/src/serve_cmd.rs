@@ -1,7 +1,10 @@
 //! `twotower serve`: recommendations over HTTP (axum on hyper). Requests read one snapshot of model and
 //! index each; a watcher thread follows the index directory's CURRENT and swaps a fully loaded new
 //! version in atomically, so a rebuild never fails a request or shows a half-loaded index. Handlers
-//! parse and render only: the recommender's errors carry their HTTP status. Every error body is JSON.
+//! parse and render only: the recommender's errors carry their HTTP status. Every error body the
+//! routes and middleware make is JSON; the HTTP layer's own answers to requests that are not valid
+//! HTTP (400, 414, 431 before any route sees them) have none, as the README lists. A request's body
+//! is read within `--body-timeout-ms`, and at most `--max-connections` connections are served.
 
 use crate::engine_args::EngineArgs;
 use anyhow::{Context, Result};

@@ -759,6 +759,15 @@ fn a_stalled_body_is_answered_408_and_closed_after_the_body_timeout() {
         let v: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {reply:?}"));
         assert!(v["error"].as_str().unwrap().contains("--body-timeout-ms"), "{v}");
     }
+    // A chunked body that stalls is bounded the same way.
+    let mut c = TcpStream::connect(&s.addr).unwrap();
+    c.write_all(
+        b"POST /v1/recommendations HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+          transfer-encoding: chunked\r\n\r\n5\r\n{\"rec\r\n",
+    )
+    .unwrap();
+    let (code, reply) = read_reply(&mut c);
+    assert_eq!(code, 408, "chunked: {reply}");
     // A whole body is still read and answered.
     let (code, v) = s.post("/v1/recommendations", r#"{"recent_items": ["i1"], "k": 3}"#);
     assert_eq!(code, 200, "{v}");
@@ -1064,10 +1073,12 @@ fn ambiguous_columns_are_refused_naming_them() {
     assert!(!out.exists());
 }
 
-#[test]
-fn a_source_that_changes_during_import_is_refused() {
-    let dir = scratch("changing");
-    let src = dir.join("log.csv");
+/// Imports a log of `format` written by `write(path, rows)` (which returns where to cut it) while
+/// the test cuts it there; see
+/// [`a_source_that_changes_during_import_is_refused`].
+fn cut_during_import(format: &str, name: &str, write: impl Fn(&Path, usize) -> u64) {
+    let dir = scratch(&format!("changing-{format}"));
+    let src = dir.join(name);
     let out = dir.join("ds");
     let staging = |dir: &Path| {
         std::fs::read_dir(dir)
@@ -1081,17 +1092,10 @@ fn a_source_that_changes_during_import_is_refused() {
     let mut rows = 200_000usize;
     let mut refused = false;
     for _ in 0..5 {
-        // (rows stay under lcm(5000, 997) = 4,985,000, so no pair repeats)
-        let mut text = String::with_capacity(rows * 16);
-        text.push_str("user,item\n");
-        for r in 0..rows {
-            text.push_str(&format!("u{},i{}\n", r % 5000, r % 997));
-        }
-        std::fs::write(&src, &text).unwrap();
-        let cut = text[..text.len() / 3].rfind('\n').unwrap() + 1;
+        let cut = write(&src, rows);
         let _ = std::fs::remove_dir_all(&out);
         let mut child = std::process::Command::new(bin())
-            .args(["--quiet", "data", "import", "--format", "csv"])
+            .args(["--quiet", "data", "import", "--format", format])
             .arg(&src)
             .arg("--out")
             .arg(&out)
@@ -1108,7 +1112,7 @@ fn a_source_that_changes_during_import_is_refused() {
         });
         if started {
             let f = std::fs::OpenOptions::new().write(true).open(&src).unwrap();
-            f.set_len(cut as u64).unwrap();
+            f.set_len(cut).unwrap();
         }
         let res = child.wait_with_output().unwrap();
         let stderr = stderr_of(&res);
@@ -1117,19 +1121,51 @@ fn a_source_that_changes_during_import_is_refused() {
             let o = tt(&["data", "stats", "--json", "--data", s(&out)]);
             let v: Value = serde_json::from_slice(&o.stdout).unwrap();
             // Every (user, item) pair of the log is distinct at these sizes.
-            assert_eq!(v["interactions"].as_u64(), Some(rows as u64), "{v}");
+            assert_eq!(v["interactions"].as_u64(), Some(rows as u64), "{format}: {v}");
         } else {
             assert!(
-                stderr.contains("log.csv") && stderr.contains("changed while it was being imported"),
-                "{stderr}"
+                stderr.contains(name) && stderr.contains("changed while it was being imported"),
+                "{format}: {stderr}"
             );
-            assert!(!out.exists(), "nothing is written");
+            assert!(!out.exists(), "{format}: nothing is written");
             refused = true;
             break;
         }
         rows *= 2;
     }
-    assert!(refused, "the import always finished before the log could be cut");
+    assert!(
+        refused,
+        "{format}: the import always finished before the log could be cut"
+    );
+}
+
+/// The pairs of a test log: (rows stay under lcm(5000, 997) = 4,985,000, so no pair repeats).
+fn pair(r: usize) -> (String, String) {
+    (format!("u{}", r % 5000), format!("i{}", r % 997))
+}
+
+#[test]
+fn a_source_that_changes_during_import_is_refused() {
+    // CSV cut at a line boundary (it used to import the first part and exit 0).
+    cut_during_import("csv", "log.csv", |path, rows| {
+        let mut text = String::with_capacity(rows * 16);
+        text.push_str("user,item\n");
+        for r in 0..rows {
+            let (u, i) = pair(r);
+            text.push_str(&format!("{u},{i}\n"));
+        }
+        std::fs::write(path, &text).unwrap();
+        // At a line boundary: what is left is a valid, shorter log.
+        (text[..text.len() / 3].rfind('\n').unwrap() + 1) as u64
+    });
+    // Parquet cut anywhere (it used to fail with a decoding error that did not say why).
+    cut_during_import("parquet", "log.parquet", |path, rows| {
+        let (users, items): (Vec<String>, Vec<String>) = (0..rows).map(pair).unzip();
+        let users: Vec<&str> = users.iter().map(String::as_str).collect();
+        let items: Vec<&str> = items.iter().map(String::as_str).collect();
+        write_parquet(path, &users, &items);
+        std::fs::metadata(path).unwrap().len() / 3
+    });
 }
 
 /// Another dataset (another synthetic draw) than the world's model was trained on.
@@ -1258,6 +1294,7 @@ fn out_follows_symlinks_keeps_modes_and_refuses_read_only_and_special_targets() 
         ])
     };
     let embed = |out: &Path| tt(&["embed", "--model", s(&model), "--out", s(out)]);
+    let report = |out: &Path| tt(&["report", "--model", s(&model), "--out", s(out)]);
     let export = |out: &Path| tt(&["data", "export", "--data", s(&w.join("data")), "--out", s(out)]);
     let is_link = |p: &Path| std::fs::symlink_metadata(p).unwrap().file_type().is_symlink();
 
@@ -1265,6 +1302,7 @@ fn out_follows_symlinks_keeps_modes_and_refuses_read_only_and_special_targets() 
     for (name, run) in [
         ("recs.jsonl", &recommend as &dyn Fn(&Path) -> std::process::Output),
         ("items.parquet", &embed),
+        ("report.html", &report),
     ] {
         let real = dir.join(format!("real-{name}"));
         std::fs::write(&real, "old").unwrap();
