@@ -137,7 +137,10 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(n) = cli.threads {
-        anyhow::ensure!(n > 0, "--threads must be at least 1");
+        anyhow::ensure!(
+            (1..=MAX_THREADS).contains(&n),
+            "--threads must be between 1 and {MAX_THREADS}, not {n}"
+        );
         // candle's CPU kernels size their pools from RAYON_NUM_THREADS; rayon's global pool from the builder.
         std::env::set_var("RAYON_NUM_THREADS", n.to_string());
         rayon::ThreadPoolBuilder::new()
@@ -148,6 +151,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let bar = progress::Bar::new(cli.quiet);
     dispatch(cli.command, &bar)
 }
+
+/// The most worker threads `--threads` (and `serve --workers`) may ask for: each has its own stack.
+pub(crate) const MAX_THREADS: usize = 4096;
 
 /// The largest `eval --k` cut-off.
 const MAX_EVAL_K: usize = 1_000_000;

@@ -592,6 +592,9 @@ pub fn run(a: ServeArgs) -> Result<()> {
     });
     app.metrics.observe_index(&app.engine);
     let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if let Some(w) = a.workers.filter(|&w| w > crate::MAX_THREADS) {
+        anyhow::bail!("--workers must be at most {}, not {w}", crate::MAX_THREADS);
+    }
     if let Some(w) = a.workers {
         rt.worker_threads(w.max(1));
     }

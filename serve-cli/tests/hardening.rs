@@ -895,6 +895,10 @@ fn sizes_that_cannot_be_allocated_are_refused_before_training() {
         ),
         (vec!["--layers", "100000,100000"], "item.layers (--layers)"),
         (vec!["--dim", "2000000000"], "model.dim (--dim)"),
+        (
+            vec!["--batch-size", "100000000000"],
+            "train.batch_size (--batch-size)",
+        ),
     ] {
         let mut args = vec!["train", "--data", s(&data), "--out", s(&out), "--epochs", "1"];
         args.extend(&flags);
@@ -908,7 +912,7 @@ fn sizes_that_cannot_be_allocated_are_refused_before_training() {
         assert!(!stderr.contains("memory allocation"), "{flags:?}: {stderr}");
     }
     assert!(!out.exists());
-    // Other sizes from flags: eval's cut-offs, synth's counts.
+    // Other sizes from flags: eval's cut-offs, synth's counts, thread counts.
     let model = world().join("model");
     let syn = scratch("alloc-synth").join("syn");
     for (args, want) in [
@@ -929,6 +933,22 @@ fn sizes_that_cannot_be_allocated_are_refused_before_training() {
                 s(&syn),
             ],
             "--interactions",
+        ),
+        (
+            vec!["--threads", "100000000", "data", "stats", "--data", s(&data)],
+            "--threads",
+        ),
+        (
+            vec![
+                "serve",
+                "--workers",
+                "100000000",
+                "--model",
+                s(&model),
+                "--index",
+                s(&world().join("index")),
+            ],
+            "--workers",
         ),
     ] {
         let o = tt(&args);

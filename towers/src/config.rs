@@ -458,6 +458,16 @@ impl Config {
                 ),
             ))
         };
+        // The in-batch logits: batch × batch scores and their gradient.
+        let logits = b.saturating_mul(b).saturating_mul(8);
+        if logits > CONFIG_MEMORY_LIMIT {
+            return refuse(
+                "train.batch_size (--batch-size)",
+                b.to_string(),
+                logits,
+                "one training step's in-batch logits and their gradient",
+            );
+        }
         // Per-row widths: every example's row and its gradient, a few times over (pooling, MLP input).
         for (setting, on, w) in [
             ("model.dim (--dim)", true, self.model.dim),
