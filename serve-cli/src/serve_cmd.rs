@@ -79,6 +79,14 @@ pub struct ServeArgs {
 /// unanswered.
 const OVERFLOW_CONNECTIONS: usize = 64;
 
+/// An over-the-bound connection must send its request head within this long, and gets as long
+/// again to take its answer and hang up: a flood cannot hold the answers' places (`/healthz`'s).
+const OVERFLOW_DEADLINE: Duration = Duration::from_secs(2);
+
+/// How long a closing connection waits for the client to stop sending (see `linger_close`); the
+/// connection keeps its place in `--max-connections` meanwhile.
+const LINGER: Duration = Duration::from_secs(10);
+
 /// `--max-connections` by default: the soft open-file limit less a reserve for the process's other
 /// files and the overflow answers, at least 16.
 fn default_max_connections() -> usize {
@@ -667,9 +675,10 @@ fn overflow_router(max: usize) -> Router {
 }
 
 /// Closes a connection the way HTTP servers must to deliver an error answer sent before the request
-/// was read to its end: send FIN, then read and discard what the client still sends (for a bounded
-/// time and size) so that closing does not reset the connection and destroy the answer in flight.
-async fn linger_close(mut stream: tokio::net::TcpStream) {
+/// was read to its end: send FIN, then read and discard what the client still sends (for at most
+/// `linger` and 16 MiB) so that closing does not reset the connection and destroy the answer in
+/// flight.
+async fn linger_close(mut stream: tokio::net::TcpStream, linger: Duration) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let _ = stream.shutdown().await;
     let mut buf = vec![0u8; 16 * 1024];
@@ -682,7 +691,7 @@ async fn linger_close(mut stream: tokio::net::TcpStream) {
             }
         }
     };
-    let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
+    let _ = tokio::time::timeout(linger, drain).await;
 }
 
 /// The accept loop: one hyper HTTP/1 connection per task, each with a header-read timeout. On a
@@ -722,11 +731,11 @@ async fn serve(listener: tokio::net::TcpListener, router: Router, limits: ConnLi
                                 let mut stream = stream;
                                 let mut b = hyper::server::conn::http1::Builder::new();
                                 b.timer(TokioTimer::new())
-                                    .header_read_timeout(limits.header_timeout)
+                                    .header_read_timeout(limits.header_timeout.min(OVERFLOW_DEADLINE))
                                     .keep_alive(false);
                                 let conn = b.serve_connection(TokioIo::new(&mut stream), svc);
-                                let _ = tokio::time::timeout(limits.header_timeout + Duration::from_secs(1), conn).await;
-                                linger_close(stream).await;
+                                let _ = tokio::time::timeout(OVERFLOW_DEADLINE * 2, conn).await;
+                                linger_close(stream, OVERFLOW_DEADLINE).await;
                             });
                         }
                         continue;
@@ -753,7 +762,7 @@ async fn serve(listener: tokio::net::TcpListener, router: Router, limits: ConnLi
                             }
                         }
                     }
-                    linger_close(stream).await;
+                    linger_close(stream, LINGER).await;
                 });
             }
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
