@@ -638,6 +638,64 @@ impl Manifest {
 mod tests {
     use super::*;
 
+    #[cfg(unix)]
+    #[test]
+    fn output_paths_follow_symlinks_keep_modes_and_refuse_read_only_and_special_targets() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let real = d.path().join("real.txt");
+        fs::write(&real, "old").unwrap();
+        fs::set_permissions(&real, fs::Permissions::from_mode(0o640)).unwrap();
+        // A chain of two relative links.
+        std::os::unix::fs::symlink("real.txt", d.path().join("a")).unwrap();
+        std::os::unix::fs::symlink("a", d.path().join("b")).unwrap();
+        write_file_atomic(&d.path().join("b"), b"new").unwrap();
+        assert!(fs::symlink_metadata(d.path().join("b"))
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(fs::read(&real).unwrap(), b"new");
+        assert_eq!(fs::metadata(&real).unwrap().permissions().mode() & 0o777, 0o640);
+        // A dangling link: its target is created.
+        std::os::unix::fs::symlink("fresh.txt", d.path().join("c")).unwrap();
+        write_file_atomic(&d.path().join("c"), b"x").unwrap();
+        assert_eq!(fs::read(d.path().join("fresh.txt")).unwrap(), b"x");
+        // Read-only: refused, untouched.
+        fs::set_permissions(&real, fs::Permissions::from_mode(0o444)).unwrap();
+        let e = write_file_atomic(&d.path().join("b"), b"newer")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("read-only") && e.contains("mode 444") && e.contains("symlink"),
+            "{e}"
+        );
+        assert_eq!(fs::read(&real).unwrap(), b"new");
+        // Not a regular file.
+        let e = write_file_atomic(d.path(), b"x").unwrap_err().to_string();
+        assert!(e.contains("not a regular file"), "{e}");
+        // A loop.
+        std::os::unix::fs::symlink("loop2", d.path().join("loop1")).unwrap();
+        std::os::unix::fs::symlink("loop1", d.path().join("loop2")).unwrap();
+        let e = write_file_atomic(&d.path().join("loop1"), b"x")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("symbolic links"), "{e}");
+        // An artifact directory reached through a link is replaced in place, the link kept.
+        let art = d.path().join("art");
+        fs::create_dir(&art).unwrap();
+        std::os::unix::fs::symlink("art", d.path().join("art-link")).unwrap();
+        let s = StagingDir::new(d.path().join("art-link")).unwrap();
+        fs::write(s.path().join("f"), "1").unwrap();
+        s.commit().unwrap();
+        assert!(fs::symlink_metadata(d.path().join("art-link"))
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(fs::read(art.join("f")).unwrap(), b"1");
+        let e = StagingDir::new(&real).unwrap_err().to_string();
+        assert!(e.contains("not a directory"), "{e}");
+    }
+
     #[test]
     fn atomic_write_replaces_content_and_leaves_no_temp() {
         let d = tempfile::tempdir().unwrap();
