@@ -441,11 +441,13 @@ impl<'e, W: Write> Shell<'e, W> {
                     Source::Known | Source::Items => {}
                     Source::Features => writeln!(
                         self.out,
-                        "(user {query:?} had no interactions in training: embedded from their features)"
+                        "(user {} had no interactions in training: embedded from their features)",
+                        crate::term::cell(&format!("{query:?}"))
                     )?,
                     Source::Popularity => writeln!(
                         self.out,
-                        "(unknown user {query:?}: showing the most popular items instead)"
+                        "(unknown user {}: showing the most popular items instead)",
+                        crate::term::cell(&format!("{query:?}"))
                     )?,
                 }
                 let rows: Vec<[String; 5]> = ans

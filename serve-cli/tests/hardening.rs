@@ -613,7 +613,8 @@ fn catalogue_control_characters_never_reach_the_terminal_from_the_shell() {
         .arg(w.join("index"))
         .write_stdin(
             "item i0\nitem i1\nitem i2\nfind pwned\nfind cleared\nhistory u0\nuser u0 40\n\
-             similar i0 40\nuser \u{1b}[2Jx 3\nitem \u{1b}]0;x\u{7}\nfilter genre=Drama\nuser u1 40\n",
+             similar i0 40\nuser \u{1b}[2Jx 3\nitem \u{1b}]0;x\u{7}\nfilter genre=Drama\nuser u1 40\n\
+             user \u{202e}evil 3\n",
         )
         .timeout(Duration::from_secs(120))
         .output()
@@ -624,6 +625,9 @@ fn catalogue_control_characters_never_reach_the_terminal_from_the_shell() {
     assert!(stdout.contains("\\u{1b}]0;PWNED\\u{7}"), "{stdout}");
     assert!(stdout.contains("\\u{1b}[2J cleared"), "{stdout}");
     assert!(stdout.contains("X\\nY"), "{stdout}");
+    // A bidirectional override (it reorders what the terminal shows after it) is escaped too.
+    assert!(stdout.contains("\\u{202e}evil"), "{stdout}");
+    assert!(!stdout.contains('\u{202e}'), "{stdout:?}");
     assert!(
         !has_raw_control(&stdout),
         "raw control characters on stdout: {stdout:?}"
