@@ -76,6 +76,104 @@ pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     out.commit()
 }
 
+/// What an output path must be when it already exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    File,
+    Dir,
+}
+
+/// The rule for every output path (`--out`, artifacts): a symlink is followed to the path it names
+/// (the new content replaces the link's target, and the link stays a link); an existing target
+/// that is not a regular file (a directory, FIFO, device, socket — or, for an artifact, not a
+/// directory) is refused, and so is a read-only one (no write permission bit set). Returns the
+/// real path and the existing file's permissions, which the new file keeps.
+fn output_target(path: &Path, kind: Kind) -> Result<(PathBuf, Option<fs::Permissions>)> {
+    let mut real = path.to_path_buf();
+    let mut hops = 0;
+    while let Ok(m) = fs::symlink_metadata(&real) {
+        if !m.file_type().is_symlink() {
+            break;
+        }
+        hops += 1;
+        if hops > 40 {
+            return Err(Error::InvalidArgument(format!(
+                "{}: too many levels of symbolic links",
+                path.display()
+            )));
+        }
+        let target = fs::read_link(&real).map_err(|e| Error::io(&real, e))?;
+        real = if target.is_absolute() {
+            target
+        } else {
+            real.parent().map_or_else(|| target.clone(), |p| p.join(&target))
+        };
+    }
+    let shown = || {
+        if real == path {
+            path.display().to_string()
+        } else {
+            format!("{} (a symlink to {})", path.display(), real.display())
+        }
+    };
+    let Ok(m) = fs::metadata(&real) else {
+        return Ok((real, None));
+    };
+    let ft = m.file_type();
+    let ok = match kind {
+        Kind::File => ft.is_file(),
+        Kind::Dir => ft.is_dir(),
+    };
+    if !ok {
+        let what = file_kind(&ft);
+        let want = match kind {
+            Kind::File => "a regular file",
+            Kind::Dir => "a directory",
+        };
+        return Err(Error::InvalidArgument(format!(
+            "{} exists and is {what}, not {want}: refusing to replace it (choose another path)",
+            shown()
+        )));
+    }
+    if m.permissions().readonly() {
+        #[cfg(unix)]
+        let mode = {
+            use std::os::unix::fs::PermissionsExt;
+            format!(" (mode {:o})", m.permissions().mode() & 0o7777)
+        };
+        #[cfg(not(unix))]
+        let mode = String::new();
+        return Err(Error::InvalidArgument(format!(
+            "{} is read-only{mode}: refusing to replace it (make it writable, e.g. chmod u+w, or choose another path)",
+            shown()
+        )));
+    }
+    Ok((real, Some(m.permissions())))
+}
+
+fn file_kind(ft: &fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if ft.is_fifo() {
+            return "a FIFO";
+        }
+        if ft.is_socket() {
+            return "a socket";
+        }
+        if ft.is_block_device() || ft.is_char_device() {
+            return "a device";
+        }
+    }
+    if ft.is_dir() {
+        "a directory"
+    } else if ft.is_file() {
+        "a regular file"
+    } else {
+        "a special file"
+    }
+}
+
 /// One output file written under a temporary name beside it (`.NAME.tmp-PID-…`) and renamed into
 /// place by [`AtomicFile::commit`]: readers see the old file or the complete new one; an error or a
 /// drop before the commit removes the temporary; and a writer killed before its commit leaves a
@@ -92,6 +190,8 @@ impl AtomicFile {
     /// Creates the temporary beside `path` (its directory is created if needed), after removing
     /// the temporaries of `path` that dead writers left.
     pub fn create(path: &Path) -> Result<(AtomicFile, File)> {
+        let (path, keep) = output_target(path, Kind::File)?;
+        let path = path.as_path();
         let (parent, name) = split_parent(path)?;
         fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
         let prefix = format!(".{name}.tmp-");
@@ -105,6 +205,10 @@ impl AtomicFile {
         }
         let tmp = parent.join(format!("{prefix}{}", unique_suffix()));
         let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        if let Some(perm) = keep {
+            // The replaced file's mode is kept (a 600 file stays 600).
+            let _ = file.set_permissions(perm);
+        }
         Ok((
             AtomicFile {
                 tmp,
@@ -255,7 +359,7 @@ impl StagingDir {
     /// Creates the staging directory next to `final_dir` (same filesystem, so the swap is a rename).
     /// The parent of `final_dir` is created if needed.
     pub fn new(final_dir: impl AsRef<Path>) -> Result<StagingDir> {
-        let final_dir = final_dir.as_ref().to_path_buf();
+        let (final_dir, _) = output_target(final_dir.as_ref(), Kind::Dir)?;
         let (parent, name) = split_parent(&final_dir)?;
         fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
         if final_dir.exists() && !final_dir.is_dir() {
@@ -533,6 +637,64 @@ impl Manifest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn output_paths_follow_symlinks_keep_modes_and_refuse_read_only_and_special_targets() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let real = d.path().join("real.txt");
+        fs::write(&real, "old").unwrap();
+        fs::set_permissions(&real, fs::Permissions::from_mode(0o640)).unwrap();
+        // A chain of two relative links.
+        std::os::unix::fs::symlink("real.txt", d.path().join("a")).unwrap();
+        std::os::unix::fs::symlink("a", d.path().join("b")).unwrap();
+        write_file_atomic(&d.path().join("b"), b"new").unwrap();
+        assert!(fs::symlink_metadata(d.path().join("b"))
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(fs::read(&real).unwrap(), b"new");
+        assert_eq!(fs::metadata(&real).unwrap().permissions().mode() & 0o777, 0o640);
+        // A dangling link: its target is created.
+        std::os::unix::fs::symlink("fresh.txt", d.path().join("c")).unwrap();
+        write_file_atomic(&d.path().join("c"), b"x").unwrap();
+        assert_eq!(fs::read(d.path().join("fresh.txt")).unwrap(), b"x");
+        // Read-only: refused, untouched.
+        fs::set_permissions(&real, fs::Permissions::from_mode(0o444)).unwrap();
+        let e = write_file_atomic(&d.path().join("b"), b"newer")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("read-only") && e.contains("mode 444") && e.contains("symlink"),
+            "{e}"
+        );
+        assert_eq!(fs::read(&real).unwrap(), b"new");
+        // Not a regular file.
+        let e = write_file_atomic(d.path(), b"x").unwrap_err().to_string();
+        assert!(e.contains("not a regular file"), "{e}");
+        // A loop.
+        std::os::unix::fs::symlink("loop2", d.path().join("loop1")).unwrap();
+        std::os::unix::fs::symlink("loop1", d.path().join("loop2")).unwrap();
+        let e = write_file_atomic(&d.path().join("loop1"), b"x")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("symbolic links"), "{e}");
+        // An artifact directory reached through a link is replaced in place, the link kept.
+        let art = d.path().join("art");
+        fs::create_dir(&art).unwrap();
+        std::os::unix::fs::symlink("art", d.path().join("art-link")).unwrap();
+        let s = StagingDir::new(d.path().join("art-link")).unwrap();
+        fs::write(s.path().join("f"), "1").unwrap();
+        s.commit().unwrap();
+        assert!(fs::symlink_metadata(d.path().join("art-link"))
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(fs::read(art.join("f")).unwrap(), b"1");
+        let e = StagingDir::new(&real).unwrap_err().to_string();
+        assert!(e.contains("not a directory"), "{e}");
+    }
 
     #[test]
     fn atomic_write_replaces_content_and_leaves_no_temp() {

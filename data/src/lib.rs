@@ -14,6 +14,7 @@ mod download;
 mod error;
 mod export;
 mod features;
+mod ids;
 mod import;
 mod interactions;
 pub mod mem;
@@ -33,6 +34,7 @@ pub use download::{download, DownloadSource, MovieLens};
 pub use error::{Error, Result};
 pub use export::{export, ExportReport, EXPORT_MARKER};
 pub use features::{tokenize_title, Categorical, ItemTable, MultiCategorical, UserTable};
+pub use ids::id_problem;
 pub use import::{
     format_epoch_seconds, import, CleanStats, ColumnMap, Dedup, ImportFormat, ImportOptions, ImportReport,
     TextEncoding, TimeUnit,

@@ -175,6 +175,27 @@ fn validate(o: &SynthOptions) -> Result<()> {
     if o.span_secs <= 0 {
         return bad("the time span must be positive");
     }
+    // Refused before anything is allocated: each interaction takes about 24 bytes while it is
+    // generated and written, each user and item a few dozen (counts, clusters, vocabulary).
+    const LIMIT: u128 = 16 << 30;
+    for (flag, n, per) in [
+        ("--interactions", o.interactions as u128, 24u128),
+        ("--users", o.users as u128, 64),
+        ("--items", o.items as u128, 64),
+    ] {
+        let bytes = n * per;
+        if bytes > LIMIT {
+            return Err(Error::InvalidArgument(format!(
+                "{flag} {n} needs about {:.1} GiB to generate, over the {} GiB a setting may ask for; choose a smaller value",
+                bytes as f64 / (1u64 << 30) as f64,
+                LIMIT >> 30
+            )));
+        }
+    }
+    // A per-user count is a u32.
+    if o.interactions / u64::from(o.users) >= u64::from(u32::MAX) {
+        return bad("--interactions per user must be below 4294967295");
+    }
     Ok(())
 }
 

@@ -137,10 +137,19 @@ pub type Result<T> = std::result::Result<T, Error>;
 /// At most `max` of `ids`, comma-separated, with ", …" when some are left out: how errors and
 /// reports list item ids (plainly, not quoted; give the count beside it).
 pub fn list_ids<S: AsRef<str>>(ids: &[S], max: usize) -> String {
+    // Ids come from data: a control character in one (an escape sequence, a newline) is shown
+    // escaped, never printed raw to a terminal or a log line.
     let mut out = ids
         .iter()
         .take(max)
-        .map(AsRef::as_ref)
+        .map(|id| {
+            let id = id.as_ref();
+            if id.chars().any(char::is_control) {
+                id.chars().flat_map(char::escape_debug).collect::<String>()
+            } else {
+                id.to_string()
+            }
+        })
         .collect::<Vec<_>>()
         .join(", ");
     if ids.len() > max {

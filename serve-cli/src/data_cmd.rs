@@ -320,7 +320,7 @@ fn import(a: ImportArgs, progress: &dyn Progress) -> Result<()> {
         );
     }
     for w in &r.warnings {
-        eprintln!("warning: {w}");
+        eprintln!("warning: {}", crate::term::text(w));
     }
     Ok(())
 }
@@ -379,7 +379,8 @@ fn stats(a: StatsArgs) -> Result<()> {
     if a.json {
         println!("{}", serde_json::to_string_pretty(&s)?);
     } else {
-        print!("{s}");
+        // Top items' titles come from the catalogue: shown escaped, never raw.
+        print!("{}", crate::term::text(&s.to_string()));
     }
     Ok(())
 }

@@ -550,7 +550,7 @@ pub(crate) fn check_cmd(a: CheckArgs, progress: &dyn Progress) -> Result<()> {
     }
     if !warnings.is_empty() {
         for w in &warnings {
-            eprintln!("warning: {w}");
+            eprintln!("warning: {}", crate::term::text(w));
         }
         bail!("index check found {} problem(s)", warnings.len());
     }

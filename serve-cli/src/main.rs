@@ -13,6 +13,7 @@ mod recommend_cmd;
 mod report_cmd;
 mod serve_cmd;
 mod shell;
+mod term;
 mod train_cmd;
 
 use clap::{Parser, Subcommand};
@@ -114,11 +115,21 @@ struct QuickstartArgs {
 fn main() -> ExitCode {
     // `twotower recommend … | head` must end quietly, as Unix tools do, not panic on a closed pipe.
     reset_sigpipe();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // clap echoes the offending value: redacted (a password in a milvus:// address) and with
+        // control characters shown, like every other error.
+        Err(e) if e.use_stderr() => {
+            eprint!("{}", term::text(&e.render().to_string()));
+            std::process::exit(e.exit_code());
+        }
+        Err(e) => e.exit(),
+    };
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Errors echo data (ids, titles, addresses): no control character or secret reaches the terminal.
+            eprintln!("error: {}", term::text(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }
@@ -126,7 +137,10 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(n) = cli.threads {
-        anyhow::ensure!(n > 0, "--threads must be at least 1");
+        anyhow::ensure!(
+            (1..=MAX_THREADS).contains(&n),
+            "--threads must be between 1 and {MAX_THREADS}, not {n}"
+        );
         // candle's CPU kernels size their pools from RAYON_NUM_THREADS; rayon's global pool from the builder.
         std::env::set_var("RAYON_NUM_THREADS", n.to_string());
         rayon::ThreadPoolBuilder::new()
@@ -138,12 +152,24 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     dispatch(cli.command, &bar)
 }
 
+/// The most worker threads `--threads` (and `serve --workers`) may ask for: each has its own stack.
+pub(crate) const MAX_THREADS: usize = 4096;
+
+/// The largest `eval --k` cut-off.
+const MAX_EVAL_K: usize = 1_000_000;
+
 fn dispatch(command: Command, bar: &progress::Bar) -> anyhow::Result<()> {
     match command {
         Command::Quickstart(a) => quickstart(a, bar),
         Command::Data(cmd) => data_cmd::run(cmd, bar),
         Command::Train(a) => train_cmd::train(*a, bar),
-        Command::Eval(a) => train_cmd::eval(a, bar),
+        Command::Eval(a) => {
+            // Each cut-off sizes per-user top-k buffers: refused before they are allocated.
+            if let Some(k) = a.k.iter().find(|&&k| k > MAX_EVAL_K) {
+                anyhow::bail!("--k {k} is over the largest cut-off eval ranks to ({MAX_EVAL_K})");
+            }
+            train_cmd::eval(a, bar)
+        }
         Command::Embed(a) => train_cmd::embed(a, bar),
         Command::Index(cmd) => index_cmd::run(cmd, bar),
         Command::Query(a) => {

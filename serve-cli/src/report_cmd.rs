@@ -77,6 +77,8 @@ pub fn run(a: ReportArgs, progress: &dyn Progress) -> Result<()> {
 /// The page as a string.
 fn build(a: &ReportArgs, progress: &dyn Progress) -> Result<String> {
     let (model, ds) = crate::train_cmd::load_model_and_data(&a.model, a.data.as_deref(), progress)?;
+    // Refused before any work, with the same rule and advice as every command pairing the two.
+    model.check_dataset(&ds, "--data")?;
     if ds.test.is_none() {
         bail!(
             "{} has no test part: run `twotower data split` first",

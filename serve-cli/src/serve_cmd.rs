@@ -1,7 +1,10 @@
 //! `twotower serve`: recommendations over HTTP (axum on hyper). Requests read one snapshot of model and
 //! index each; a watcher thread follows the index directory's CURRENT and swaps a fully loaded new
 //! version in atomically, so a rebuild never fails a request or shows a half-loaded index. Handlers
-//! parse and render only: the recommender's errors carry their HTTP status. Every error body is JSON.
+//! parse and render only: the recommender's errors carry their HTTP status. Every error body the
+//! routes and middleware make is JSON; the HTTP layer's own answers to requests that are not valid
+//! HTTP (400, 414, 431 before any route sees them) have none, as the README lists. A request's body
+//! is read within `--body-timeout-ms`, and at most `--max-connections` connections are served.
 
 use crate::engine_args::EngineArgs;
 use anyhow::{Context, Result};
@@ -61,6 +64,47 @@ pub struct ServeArgs {
     /// after it are closed.
     #[arg(long, default_value_t = 5000)]
     pub shutdown_timeout_ms: u64,
+    /// A request body must arrive whole within this long of its head (ms), or the request is
+    /// answered 408 and its connection closed: a client that stalls mid-body cannot hold the server.
+    #[arg(long, default_value_t = 10_000)]
+    pub body_timeout_ms: u64,
+    /// Most connections served at once. Beyond it a connection gets 503 (`/healthz` still answers
+    /// 200) and is closed. Default: the open-file limit (`ulimit -n`) less a reserve for the index's
+    /// files and those 503 answers, so the server never runs out of file descriptors.
+    #[arg(long)]
+    pub max_connections: Option<usize>,
+}
+
+/// Connections answered 503 (or `/healthz`) at once beyond `--max-connections`; more are closed
+/// unanswered.
+const OVERFLOW_CONNECTIONS: usize = 64;
+
+/// An over-the-bound connection must send its request head within this long, and gets as long
+/// again to take its answer and hang up: a flood cannot hold the answers' places (`/healthz`'s).
+const OVERFLOW_DEADLINE: Duration = Duration::from_secs(2);
+
+/// How long a closing connection waits for the client to stop sending (see `linger_close`); the
+/// connection keeps its place in `--max-connections` meanwhile.
+const LINGER: Duration = Duration::from_secs(10);
+
+/// `--max-connections` by default: the soft open-file limit less a reserve for the process's other
+/// files and the overflow answers, at least 16.
+fn default_max_connections() -> usize {
+    #[cfg(unix)]
+    {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes into the struct we pass.
+        if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0
+            && lim.rlim_cur != libc::RLIM_INFINITY
+        {
+            let n = usize::try_from(lim.rlim_cur).unwrap_or(usize::MAX);
+            return n.saturating_sub(128 + OVERFLOW_CONNECTIONS).clamp(16, 1 << 16);
+        }
+    }
+    1 << 16
 }
 
 /// Prometheus instruments.
@@ -342,7 +386,7 @@ async fn not_found() -> ApiError {
     )
 }
 
-fn router(app: Arc<App>, max_body: usize) -> Router {
+fn router(app: Arc<App>, max_body: usize, body_timeout: Duration) -> Router {
     Router::new()
         .route("/v1/users/{id}/recommendations", get(user_recs))
         .route("/v1/recommendations", post(recent_recs))
@@ -353,6 +397,9 @@ fn router(app: Arc<App>, max_body: usize) -> Router {
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn(move |req, next| {
+            read_body_in_time(req, next, max_body, body_timeout)
+        }))
         .layer(axum::middleware::from_fn(move |req, next| {
             reject_declared_oversize(req, next, max_body)
         }))
@@ -420,6 +467,77 @@ async fn reject_oversized_head(req: axum::extract::Request, next: axum::middlewa
     next.run(req).await
 }
 
+/// An error answer after which the connection is closed (the rest of the request was not read).
+fn closing(status: StatusCode, msg: String) -> Response {
+    let mut r = ApiError(status, msg).into_response();
+    r.headers_mut()
+        .insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+    r
+}
+
+/// Reads the whole request body (of every route) before the handler runs, within `timeout` of the
+/// head: a body that does not arrive in time is answered 408, one over `max_body` 413, and the
+/// connection is closed either way. (The head itself is bounded by `--header-timeout-ms`.)
+async fn read_body_in_time(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+    max_body: usize,
+    timeout: Duration,
+) -> Response {
+    use axum::body::HttpBody;
+    let has_body = req.headers().contains_key(header::TRANSFER_ENCODING)
+        || req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() != b"0");
+    if !has_body {
+        return next.run(req).await;
+    }
+    let (parts, mut body) = req.into_parts();
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut buf: Vec<u8> = Vec::new();
+    loop {
+        let frame = std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx));
+        match tokio::time::timeout_at(deadline, frame).await {
+            Err(_) => {
+                return closing(
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!(
+                        "the request body did not arrive within {} ms ({} bytes received; raise the limit with --body-timeout-ms)",
+                        timeout.as_millis(),
+                        buf.len()
+                    ),
+                )
+            }
+            Ok(None) => break,
+            Ok(Some(Err(e))) => {
+                return closing(
+                    StatusCode::BAD_REQUEST,
+                    format!("the request body could not be read: {e}"),
+                )
+            }
+            Ok(Some(Ok(frame))) => {
+                if let Ok(data) = frame.into_data() {
+                    if buf.len() + data.len() > max_body {
+                        return closing(
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                            format!(
+                                "request body is over {max_body} bytes; the limit is {max_body} (raise it with --max-body)"
+                            ),
+                        );
+                    }
+                    buf.extend_from_slice(&data);
+                }
+            }
+        }
+    }
+    next.run(axum::extract::Request::from_parts(
+        parts,
+        axum::body::Body::from(buf),
+    ))
+    .await
+}
+
 /// Answers 413 from the declared Content-Length alone, before any of the body is read, so a client
 /// that waits for the verdict (or sends `Expect: 100-continue`) gets it without uploading megabytes
 /// and without racing the connection close. Chunked bodies are still cut at the limit by
@@ -459,7 +577,10 @@ fn watch(app: Arc<App>, every: Duration, stop: Arc<AtomicBool>) {
             Poll::Unchanged | Poll::Waiting => {}
             Poll::Failed(e) => {
                 app.metrics.reload_failures.inc();
-                eprintln!("index reload failed, still serving the previous version (retried when the index changes): {e}");
+                eprintln!(
+                    "index reload failed, still serving the previous version (retried when the index changes): {}",
+                    crate::term::text(&e.to_string())
+                );
             }
         }
         app.metrics.watch_ticks.inc();
@@ -479,6 +600,9 @@ pub fn run(a: ServeArgs) -> Result<()> {
     });
     app.metrics.observe_index(&app.engine);
     let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if let Some(w) = a.workers.filter(|&w| w > crate::MAX_THREADS) {
+        anyhow::bail!("--workers must be at most {}, not {w}", crate::MAX_THREADS);
+    }
     if let Some(w) = a.workers {
         rt.worker_threads(w.max(1));
     }
@@ -503,8 +627,16 @@ pub fn run(a: ServeArgs) -> Result<()> {
         let limits = ConnLimits {
             header_timeout: Duration::from_millis(a.header_timeout_ms.max(1)),
             shutdown_timeout: Duration::from_millis(a.shutdown_timeout_ms),
+            max_connections: a.max_connections.unwrap_or_else(default_max_connections).max(1),
         };
-        serve(listener, router(app.clone(), a.max_body), limits, signals).await;
+        let body_timeout = Duration::from_millis(a.body_timeout_ms.max(1));
+        serve(
+            listener,
+            router(app.clone(), a.max_body, body_timeout),
+            limits,
+            signals,
+        )
+        .await;
         Ok(())
     });
     stop.store(true, Ordering::Release);
@@ -519,6 +651,47 @@ pub fn run(a: ServeArgs) -> Result<()> {
 struct ConnLimits {
     header_timeout: Duration,
     shutdown_timeout: Duration,
+    max_connections: usize,
+}
+
+/// What a connection beyond `--max-connections` is answered: `/healthz` as usual (a load balancer's
+/// probe must not fail because of a flood), everything else 503; the connection is closed after.
+fn overflow_router(max: usize) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .fallback(move || async move {
+            ApiError(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("the server is at its connection limit ({max}, --max-connections); try again later"),
+            )
+        })
+        .layer(axum::middleware::map_response(|mut r: Response| async move {
+            r.headers_mut()
+                .insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+            r
+        }))
+}
+
+/// Closes a connection the way HTTP servers must to deliver an error answer sent before the request
+/// was read to its end: send FIN, then read and discard what the client still sends (for at most
+/// `linger` and 16 MiB) so that closing does not reset the connection and destroy the answer in
+/// flight.
+async fn linger_close(mut stream: tokio::net::TcpStream, linger: Duration) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _ = stream.shutdown().await;
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut left: usize = 16 << 20;
+    let drain = async {
+        while left > 0 {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(linger, drain).await;
 }
 
 /// The accept loop: one hyper HTTP/1 connection per task, each with a header-read timeout. On a
@@ -529,6 +702,9 @@ async fn serve(listener: tokio::net::TcpListener, router: Router, limits: ConnLi
     use hyper_util::service::TowerToHyperService;
     let (tx, rx) = tokio::sync::watch::channel(false);
     let mut conns = tokio::task::JoinSet::new();
+    let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let overflow_permits = Arc::new(tokio::sync::Semaphore::new(OVERFLOW_CONNECTIONS));
+    let overflow = overflow_router(limits.max_connections);
     let signal = signals.recv();
     tokio::pin!(signal);
     loop {
@@ -543,23 +719,50 @@ async fn serve(listener: tokio::net::TcpListener, router: Router, limits: ConnLi
                         continue;
                     }
                 };
+                let permit = match permits.clone().try_acquire_owned() {
+                    Ok(p) => p,
+                    Err(_) => {
+                        // Over the bound: a short answer (503, or /healthz) if there is room for
+                        // one, else closed at once. Never an accept that fails for want of files.
+                        if let Ok(p) = overflow_permits.clone().try_acquire_owned() {
+                            let svc = TowerToHyperService::new(overflow.clone());
+                            conns.spawn(async move {
+                                let _p = p;
+                                let mut stream = stream;
+                                let mut b = hyper::server::conn::http1::Builder::new();
+                                b.timer(TokioTimer::new())
+                                    .header_read_timeout(limits.header_timeout.min(OVERFLOW_DEADLINE))
+                                    .keep_alive(false);
+                                let conn = b.serve_connection(TokioIo::new(&mut stream), svc);
+                                let _ = tokio::time::timeout(OVERFLOW_DEADLINE * 2, conn).await;
+                                linger_close(stream, OVERFLOW_DEADLINE).await;
+                            });
+                        }
+                        continue;
+                    }
+                };
                 let svc = TowerToHyperService::new(router.clone());
                 let mut rx = rx.clone();
                 conns.spawn(async move {
+                    let _permit = permit;
+                    let mut stream = stream;
                     let mut b = hyper::server::conn::http1::Builder::new();
                     b.timer(TokioTimer::new())
                         .header_read_timeout(limits.header_timeout)
                         .max_headers(MAX_HEADERS * 4)
                         .max_buf_size(MAX_URI + MAX_HEADERS_BYTES * 4);
-                    let conn = b.serve_connection(TokioIo::new(stream), svc);
-                    tokio::pin!(conn);
-                    tokio::select! {
-                        _ = conn.as_mut() => {}
-                        _ = rx.changed() => {
-                            conn.as_mut().graceful_shutdown();
-                            let _ = conn.await;
+                    {
+                        let conn = b.serve_connection(TokioIo::new(&mut stream), svc);
+                        tokio::pin!(conn);
+                        tokio::select! {
+                            _ = conn.as_mut() => {}
+                            _ = rx.changed() => {
+                                conn.as_mut().graceful_shutdown();
+                                let _ = conn.await;
+                            }
                         }
                     }
+                    linger_close(stream, LINGER).await;
                 });
             }
             Some(_) = conns.join_next(), if !conns.is_empty() => {}

@@ -397,8 +397,8 @@ impl<'e, W: Write> Shell<'e, W> {
 
     fn note(&mut self, msg: &str) -> Result<()> {
         match self.format {
-            Format::Table => writeln!(self.out, "{msg}")?,
-            Format::Jsonl => writeln!(self.out, "{}", json!({ "note": msg }))?,
+            Format::Table => writeln!(self.out, "{}", crate::term::text(msg))?,
+            Format::Jsonl => writeln!(self.out, "{}", json!({ "note": crate::term::redact(msg) }))?,
         }
         Ok(())
     }
@@ -441,11 +441,13 @@ impl<'e, W: Write> Shell<'e, W> {
                     Source::Known | Source::Items => {}
                     Source::Features => writeln!(
                         self.out,
-                        "(user {query:?} had no interactions in training: embedded from their features)"
+                        "(user {} had no interactions in training: embedded from their features)",
+                        crate::term::cell(&format!("{query:?}"))
                     )?,
                     Source::Popularity => writeln!(
                         self.out,
-                        "(unknown user {query:?}: showing the most popular items instead)"
+                        "(unknown user {}: showing the most popular items instead)",
+                        crate::term::cell(&format!("{query:?}"))
                     )?,
                 }
                 let rows: Vec<[String; 5]> = ans
@@ -575,8 +577,13 @@ fn table<W: Write, const N: usize>(
     header: &[&str; N],
     rows: &[[String; N]],
 ) -> std::io::Result<()> {
+    // Cells come from the catalogue: control characters are shown, never sent to the terminal.
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| crate::term::cell(c).into_owned()).collect())
+        .collect();
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for r in rows {
+    for r in &rows {
         for (w, c) in widths.iter_mut().zip(r) {
             *w = (*w).max(c.chars().count().min(60));
         }
@@ -594,7 +601,7 @@ fn table<W: Write, const N: usize>(
         writeln!(out, "{}", s.trim_end())
     };
     line(out, header.to_vec())?;
-    for r in rows {
+    for r in &rows {
         line(out, r.iter().map(String::as_str).collect())?;
     }
     Ok(())
@@ -711,8 +718,12 @@ pub fn run(engine: &Recommender, opts: QueryOpts, format: Option<Format>) -> Res
 
 fn report<W: Write>(shell: &mut Shell<'_, W>, e: &anyhow::Error) -> Result<()> {
     match shell.format {
-        Format::Table => writeln!(shell.out, "error: {e:#}")?,
-        Format::Jsonl => writeln!(shell.out, "{}", json!({ "error": format!("{e:#}") }))?,
+        Format::Table => writeln!(shell.out, "error: {}", crate::term::text(&format!("{e:#}")))?,
+        Format::Jsonl => writeln!(
+            shell.out,
+            "{}",
+            json!({ "error": crate::term::redact(&format!("{e:#}")) })
+        )?,
     }
     Ok(())
 }

@@ -540,3 +540,86 @@ fn a_build_killed_midway_leaves_the_alias_on_a_complete_version_and_gc_drops_its
     assert_eq!(items_of(&last[1]).len(), 10);
     let _ = std::fs::remove_dir_all(&w);
 }
+
+/// Strings Milvus's expression grammar needs escaped (a genre with a newline, ids with a quote, a
+/// backslash, a newline) filter and remove as they do on the directory index: no 503, no raw
+/// expression in an error.
+#[test]
+fn genres_and_ids_with_characters_the_expression_grammar_escapes() {
+    let Some(addr) = needed("TWOTOWER_MILVUS_ADDR", "host:port of a Milvus server") else {
+        return;
+    };
+    let w = std::env::temp_dir().join(format!("twotower-milvus-quoting-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&w);
+    std::fs::create_dir_all(&w).unwrap();
+    // Item 5's id holds a quote and a backslash (CSV-quoted: the quote doubled).
+    let id = |i: usize| {
+        if i == 5 {
+            "\"i\"\"5\\\"".to_string()
+        } else {
+            format!("i{i}")
+        }
+    };
+    let mut log = String::from("user,item,ts\n");
+    for u in 0..60 {
+        for k in 0..8 {
+            log.push_str(&format!("u{u},{},{}\n", id((u * 3 + k * 7) % 40), 1000 + k));
+        }
+    }
+    std::fs::write(w.join("log.csv"), log).unwrap();
+    let mut items = String::from("item,title,genres\n");
+    for i in 0..40 {
+        let genres = if i % 2 == 0 { "X\nY|Drama" } else { "Drama" };
+        items.push_str(&format!("{},Film {i},\"{genres}\"\n", id(i)));
+    }
+    std::fs::write(w.join("items.csv"), items).unwrap();
+    let p = |x: &str| w.join(x).to_str().unwrap().to_string();
+    run_ok(&[
+        "data",
+        "import",
+        "--format",
+        "csv",
+        &p("log.csv"),
+        "--time-col",
+        "ts",
+        "--items",
+        &p("items.csv"),
+        "--out",
+        &p("data"),
+    ]);
+    run_ok(&[
+        "train",
+        "--data",
+        &p("data"),
+        "--out",
+        &p("model"),
+        "--epochs",
+        "1",
+        "--dim",
+        "8",
+        "--batch-size",
+        "64",
+    ]);
+    let index = format!("milvus://{addr}/{}", index_name("quoting"));
+    run_ok(&["index", "build", "--model", &p("model"), "--index", &index]);
+    let server = Server::start(&w.join("model"), &index, &[]);
+    let (status, body) = server.get("/v1/users/u1/recommendations?k=5&genre=X%0AY");
+    assert_eq!(status, 200, "{body}");
+    for r in body["results"].as_array().unwrap() {
+        assert!(r["genres"].as_array().unwrap().iter().any(|g| g == "X\nY"), "{r}");
+    }
+    drop(server);
+    // An id with a quote and a backslash is removed; one with a newline is simply not there.
+    let out = run_ok(&[
+        "index",
+        "add",
+        "--model",
+        &p("model"),
+        "--index",
+        &index,
+        "--remove",
+        "i\"5\\,a\nb",
+    ]);
+    assert!(out.contains("1 removed"), "{out}");
+    assert!(out.contains("not in the index") && out.contains("a\\nb"), "{out}");
+}

@@ -434,7 +434,166 @@ impl Config {
         {
             return err(format!("loss.temperature_candidates must all be > 0, got {t}"));
         }
+        self.check_memory(origin)?;
         Ok(())
+    }
+
+    /// Refuses sizes whose buffers cannot be allocated, before anything is: a mistyped
+    /// `--history-len 4294967296` or `--layers 100000,100000` would otherwise abort the process on
+    /// a failed allocation. The catalogue's size is not known here, so each estimate counts what
+    /// the setting alone makes the trainer allocate: dense weights with their gradient and two Adam
+    /// moments (16 bytes a parameter), and one training step's activations and their gradients for
+    /// `train.batch_size` examples. (The logits of `train.batch_size` × `loss.extra_negatives` are
+    /// checked with the catalogue when training starts.)
+    fn check_memory(&self, origin: &str) -> Result<()> {
+        let b = self.train.batch_size as u128;
+        let refuse = |setting: &str, value: String, bytes: u128, what: &str| {
+            Err(Error::config(
+                origin,
+                format!(
+                    "{setting} = {value} needs about {} for {what}, over the {} GiB a setting may ask \
+                     for; choose a smaller value",
+                    human_bytes(bytes),
+                    CONFIG_MEMORY_LIMIT >> 30
+                ),
+            ))
+        };
+        // The in-batch logits: batch × batch scores and their gradient.
+        let logits = b.saturating_mul(b).saturating_mul(8);
+        if logits > CONFIG_MEMORY_LIMIT {
+            return refuse(
+                "train.batch_size (--batch-size)",
+                b.to_string(),
+                logits,
+                "one training step's in-batch logits and their gradient",
+            );
+        }
+        // Per-row widths: every example's row and its gradient, a few times over (pooling, MLP input).
+        for (setting, on, w) in [
+            ("model.dim (--dim)", true, self.model.dim),
+            ("item.id_dim", self.item.id, self.item.id_dim),
+            ("item.genre_dim", self.item.genres, self.item.genre_dim),
+            ("item.title_dim", self.item.title, self.item.title_dim),
+            (
+                "item.categorical_dim",
+                self.item.categorical,
+                self.item.categorical_dim,
+            ),
+            ("user.id_dim", self.user.id, self.user.id_dim),
+            (
+                "user.categorical_dim",
+                self.user.categorical,
+                self.user.categorical_dim,
+            ),
+            ("user.history_dim", self.user.history, self.user.history_dim),
+        ] {
+            let bytes = (b + 1).saturating_mul(w as u128).saturating_mul(32);
+            if on && bytes > CONFIG_MEMORY_LIMIT {
+                return refuse(
+                    setting,
+                    w.to_string(),
+                    bytes,
+                    &format!("one training step's rows of {b} examples and their gradients"),
+                );
+            }
+        }
+        // The learned attention keeps one weight per history position.
+        if self.user.history && self.user.history_attention {
+            let bytes = (self.user.history_len as u128).saturating_mul(16);
+            if bytes > CONFIG_MEMORY_LIMIT {
+                return refuse(
+                    "user.history_len (--history-len)",
+                    self.user.history_len.to_string(),
+                    bytes,
+                    "the attention's per-position weights and their optimiser state",
+                );
+            }
+        }
+        // MLP weight matrices (and their optimiser state) and a step's activations.
+        let cats = |on: bool, cols: &[String], dim: usize| {
+            if on {
+                cols.len().max(1) as u128 * dim as u128
+            } else {
+                0
+            }
+        };
+        let item_in = [
+            (self.item.id, self.item.id_dim),
+            (self.item.genres, self.item.genre_dim),
+            (self.item.title, self.item.title_dim),
+        ]
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|&(_, d)| d as u128)
+        .sum::<u128>()
+            + cats(
+                self.item.categorical,
+                &self.item.categorical_columns,
+                self.item.categorical_dim,
+            );
+        let user_in = [
+            (self.user.id, self.user.id_dim),
+            (self.user.history, self.user.history_dim),
+        ]
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|&(_, d)| d as u128)
+        .sum::<u128>()
+            + cats(
+                self.user.categorical,
+                &self.user.categorical_columns,
+                self.user.categorical_dim,
+            );
+        for (setting, layers, input) in [
+            ("item.layers (--layers)", &self.item.layers, item_in),
+            ("user.layers (--layers)", &self.user.layers, user_in),
+        ] {
+            if layers.is_empty() {
+                continue;
+            }
+            let mut widths: Vec<u128> = vec![input.max(1)];
+            widths.extend(layers.iter().map(|&w| w as u128));
+            widths.push(self.model.dim as u128);
+            let params = widths.windows(2).fold(0u128, |acc, w| {
+                acc.saturating_add(w[0].saturating_mul(w[1]) + w[1])
+            });
+            let acts = widths.iter().fold(0u128, |acc, &w| acc.saturating_add(w));
+            let bytes = params
+                .saturating_mul(16)
+                .saturating_add(b.saturating_mul(acts).saturating_mul(12));
+            if bytes > CONFIG_MEMORY_LIMIT {
+                let list: Vec<String> = layers.iter().map(usize::to_string).collect();
+                return refuse(
+                    setting,
+                    format!("[{}]", list.join(", ")),
+                    bytes,
+                    &format!(
+                        "the MLP's weight matrices ({params} parameters with gradients and optimiser \
+                         state) and one step's activations"
+                    ),
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The most memory one size setting may ask for (see [`Config::check_memory`]).
+pub const CONFIG_MEMORY_LIMIT: u128 = 16 << 30;
+
+/// `1.5 GiB`, `40.0 TiB`.
+fn human_bytes(n: u128) -> String {
+    let units = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < units.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} bytes")
+    } else {
+        format!("{v:.1} {}", units[u])
     }
 }
 
@@ -533,6 +692,28 @@ mod tests {
         assert_eq!(back, Config::default());
         let e = Config::from_toml_str("[loss]\ntemperature_candidates = [0.1, 0.0]\n", "t").unwrap_err();
         assert!(e.to_string().contains("temperature_candidates"), "{e}");
+    }
+
+    #[test]
+    fn sizes_that_cannot_be_allocated_are_refused_naming_the_setting() {
+        let e = Config::from_toml_str("[user]\nhistory_len = 4294967296\n", "h.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("user.history_len") && e.contains("GiB"), "{e}");
+        let e = Config::from_toml_str("[item]\nlayers = [100000, 100000]\n", "l.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("item.layers") && e.contains("GiB"), "{e}");
+        let e = Config::from_toml_str("[model]\ndim = 1000000000\n", "d.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("model.dim"), "{e}");
+        // Generous sizes still pass.
+        Config::from_toml_str(
+            "[model]\ndim = 512\n[item]\nlayers = [4096, 4096]\n[user]\nhistory_len = 100000\n",
+            "ok.toml",
+        )
+        .unwrap();
     }
 
     #[test]

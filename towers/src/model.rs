@@ -405,6 +405,29 @@ impl Model {
         &self.meta.dataset_fingerprint
     }
 
+    /// Refuses a dataset the model was not trained on (by fingerprint, as `eval` does): its users
+    /// and items are not the model's, so answers for them would be wrong without any error. `flag`
+    /// names the command's dataset flag, for the advice. A copy of the training dataset passes.
+    pub fn check_dataset(&self, ds: &Dataset, flag: &str) -> Result<()> {
+        if self.dataset_fingerprint() == ds.fingerprint() {
+            return Ok(());
+        }
+        Err(Error::model(
+            self.dir(),
+            format!(
+                "was trained on dataset {} (fingerprint {}), but {} has fingerprint {}: its users and \
+                 items are not the model's. Pass the dataset the model was trained on (or a copy of it) \
+                 with {flag}, or leave {flag} out to use it; to answer from this dataset, train a model \
+                 on it (twotower train --data {})",
+                self.meta().dataset_dir,
+                self.dataset_fingerprint(),
+                ds.dir.display(),
+                ds.fingerprint(),
+                ds.dir.display()
+            ),
+        ))
+    }
+
     /// A known user's training items, oldest first (what `recommend` excludes as already seen).
     pub fn user_items(&self, user: u32) -> &[u32] {
         self.user_items.row(user as usize)

@@ -47,13 +47,29 @@ pub(crate) fn header(
             what: "empty file (expected a header row naming the columns)".into(),
         });
     }
-    h.iter()
+    let names: Vec<String> = h
+        .iter()
         .map(|f| {
             text::decode(f, enc)
                 .map(|s| s.trim_start_matches('\u{feff}').trim().to_string())
                 .map_err(|m| Error::parse(path, 1, m))
         })
-        .collect()
+        .collect::<Result<_>>()?;
+    // A name given twice is ambiguous (which `item` is the item?): refused, not resolved silently.
+    for (j, n) in names.iter().enumerate() {
+        if let Some(i) = names[..j].iter().position(|m| m == n && !m.is_empty()) {
+            return Err(Error::parse(
+                path,
+                1,
+                format!(
+                    "columns {} and {} of the header are both named {n:?}; each column must have its own name",
+                    i + 1,
+                    j + 1
+                ),
+            ));
+        }
+    }
+    Ok(names)
 }
 
 /// Position of `name` in `header`, or a MissingColumn error listing the header.
@@ -102,6 +118,11 @@ pub(crate) fn parse(
         }
         if item.is_empty() {
             return Err(err(format!("{} (item id) is empty", cols.item)));
+        }
+        for (id, col, what) in [(&user, &cols.user, "user id"), (&item, &cols.item, "item id")] {
+            if let Some(m) = crate::id_problem(id) {
+                return Err(err(format!("{col} ({what}): {m}")));
+            }
         }
         let w = match wi {
             Some(k) => text::f32_field(&rec[k], cols.weight.as_deref().unwrap_or("weight")).map_err(err)?,

@@ -30,6 +30,9 @@ impl<'de> Visitor<'de> for &mut Users<'_> {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<(), A::Error> {
         while let Some(user) = map.next_key::<String>()? {
+            if let Some(m) = crate::id_problem(&user) {
+                return Err(serde::de::Error::custom(format!("user id: {m}")));
+            }
             let u = self.p.users.insert(&user);
             map.next_value_seed(Ratings { users: &mut *self, u })?;
         }
@@ -56,6 +59,9 @@ impl<'de> Visitor<'de> for Ratings<'_, '_> {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<(), A::Error> {
         while let Some(item) = map.next_key::<String>()? {
+            if let Some(m) = crate::id_problem(&item) {
+                return Err(serde::de::Error::custom(format!("item id: {m}")));
+            }
             let r: f64 = map.next_value()?;
             let i = self.users.p.items.insert(&item);
             self.users.p.x.push(self.u, i, r as f32, self.users.seq);

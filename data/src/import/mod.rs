@@ -238,6 +238,9 @@ pub fn import(src: &Path, out: &Path, opts: &ImportOptions, progress: &dyn Progr
             std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or directory"),
         ));
     }
+    // Before anything is read (and before the staging directory appears): a source that changes
+    // while it is read (a log still being written, rotated or truncated) is refused at the end.
+    let stamps = SourceStamps::take(src, [opts.items.as_deref(), opts.users.as_deref()])?;
     let stage = StagingDir::new(out)?;
     let side_items = || -> Result<Option<(PathBuf, ItemRows)>> {
         opts.items
@@ -251,35 +254,47 @@ pub fn import(src: &Path, out: &Path, opts: &ImportOptions, progress: &dyn Progr
             .map(|p| side::read_user_side(p, &opts.columns.user, opts.encoding).map(|r| (p.clone(), r)))
             .transpose()
     };
-    let parsed = match opts.format {
-        ImportFormat::Movielens100k => movielens::parse_100k(src, progress)?,
-        ImportFormat::Movielens1m => movielens::parse_1m(src, progress)?,
-        ImportFormat::Csv | ImportFormat::Tsv => {
-            let delim = if opts.format == ImportFormat::Csv {
-                b','
-            } else {
-                b'\t'
-            };
-            let p = Parsed::with_sides(side_items()?, side_users()?)?;
-            delimited::parse(
-                src,
-                delim,
-                &opts.columns,
-                opts.encoding,
-                opts.time_unit,
-                p,
-                progress,
-            )?
-        }
-        ImportFormat::Json => {
-            let p = Parsed::with_sides(side_items()?, side_users()?)?;
-            json::parse(src, p, progress)?
-        }
-        ImportFormat::Parquet => {
-            let p = Parsed::with_sides(side_items()?, side_users()?)?;
-            parquet_log::parse(src, &opts.columns, opts.time_unit, p, progress)?
+    let parse = || -> Result<Parsed> {
+        Ok(match opts.format {
+            ImportFormat::Movielens100k => movielens::parse_100k(src, progress)?,
+            ImportFormat::Movielens1m => movielens::parse_1m(src, progress)?,
+            ImportFormat::Csv | ImportFormat::Tsv => {
+                let delim = if opts.format == ImportFormat::Csv {
+                    b','
+                } else {
+                    b'\t'
+                };
+                let p = Parsed::with_sides(side_items()?, side_users()?)?;
+                delimited::parse(
+                    src,
+                    delim,
+                    &opts.columns,
+                    opts.encoding,
+                    opts.time_unit,
+                    p,
+                    progress,
+                )?
+            }
+            ImportFormat::Json => {
+                let p = Parsed::with_sides(side_items()?, side_users()?)?;
+                json::parse(src, p, progress)?
+            }
+            ImportFormat::Parquet => {
+                let p = Parsed::with_sides(side_items()?, side_users()?)?;
+                parquet_log::parse(src, &opts.columns, opts.time_unit, p, progress)?
+            }
+        })
+    };
+    // A source cut while it was read may also fail to parse (a last line cut short): the change,
+    // not the symptom, is reported.
+    let parsed = match parse() {
+        Ok(p) => p,
+        Err(e) => {
+            stamps.check()?;
+            return Err(e);
         }
     };
+    stamps.check()?;
     if parsed.x.is_empty() {
         return Err(Error::Empty {
             file: src.to_path_buf(),
@@ -441,6 +456,109 @@ fn count_beyond(counts: &[u32], n: usize) -> u64 {
     counts
         .get(n..)
         .map_or(0, |c| c.iter().filter(|&&c| c > 0).count() as u64)
+}
+
+/// What identifies a file's content without reading it: size, modification time, and (on Unix) the
+/// device and inode, so a file replaced by a rename counts as changed too.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Stamp {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+    id: (u64, u64),
+}
+
+impl Stamp {
+    fn of(path: &Path) -> Result<Stamp> {
+        let m = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+        #[cfg(unix)]
+        let id = {
+            use std::os::unix::fs::MetadataExt;
+            (m.dev(), m.ino())
+        };
+        #[cfg(not(unix))]
+        let id = (0, 0);
+        Ok(Stamp {
+            len: m.len(),
+            modified: m.modified().ok(),
+            id,
+        })
+    }
+}
+
+/// The stamps of every file an import reads (the source file, or every file under the source
+/// folder, and the side tables), taken before reading and checked after.
+struct SourceStamps(Vec<(PathBuf, Stamp)>);
+
+impl SourceStamps {
+    fn take<'a>(src: &Path, sides: impl IntoIterator<Item = Option<&'a Path>>) -> Result<SourceStamps> {
+        let mut files = Vec::new();
+        collect_files(src, &mut files, 0);
+        files.extend(sides.into_iter().flatten().map(Path::to_path_buf));
+        let mut out = Vec::with_capacity(files.len());
+        for f in files {
+            // A file that cannot be stat'ed here is reported by the reader that opens it.
+            if let Ok(s) = Stamp::of(&f) {
+                out.push((f, s));
+            }
+        }
+        Ok(SourceStamps(out))
+    }
+
+    /// An error naming the first file whose size, modification time or identity changed since
+    /// [`take`](Self::take): what was read may be a mix of two versions, or cut short.
+    fn check(&self) -> Result<()> {
+        for (path, before) in &self.0 {
+            let now = match Stamp::of(path) {
+                Ok(s) => s,
+                Err(_) => {
+                    return Err(Error::invalid(
+                        path,
+                        "was removed while it was being imported; nothing was written (import again once the source is complete)",
+                    ))
+                }
+            };
+            if &now != before {
+                let what = if now.len != before.len {
+                    format!("its size went from {} to {} bytes", before.len, now.len)
+                } else if now.id != before.id {
+                    "it was replaced by another file".to_string()
+                } else {
+                    "its modification time changed".to_string()
+                };
+                return Err(Error::invalid(
+                    path,
+                    format!(
+                        "changed while it was being imported ({what}); nothing was written \
+                         (import again once the source is complete and no longer being written)"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Regular files at or under `path` (directory symlinks are not followed; the depth is bounded).
+fn collect_files(path: &Path, out: &mut Vec<PathBuf>, depth: usize) {
+    let m = if depth == 0 {
+        std::fs::metadata(path)
+    } else {
+        std::fs::symlink_metadata(path)
+    };
+    let Ok(m) = m else {
+        return;
+    };
+    if m.is_dir() && depth < 64 {
+        if let Ok(entries) = std::fs::read_dir(path) {
+            let mut names: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+            names.sort();
+            for p in names {
+                collect_files(&p, out, depth + 1);
+            }
+        }
+    } else if m.is_file() || (m.file_type().is_symlink() && path.is_file()) {
+        out.push(path.to_path_buf());
+    }
 }
 
 /// Reads a whole input file, with the path in the error.

@@ -262,6 +262,27 @@ fn first_empty(a: &ArrayRef) -> Option<usize> {
         .position(|&k| empty.get(k as usize).copied().unwrap_or(false))
 }
 
+/// The first row of an id column (Utf8 or dictionary) whose id breaks [`crate::id_problem`]'s rule,
+/// with the problem. Dictionary values are checked once each.
+fn first_bad_id(a: &ArrayRef) -> Option<(usize, String)> {
+    if let Some(s) = a.as_string_opt::<i32>() {
+        return s
+            .iter()
+            .enumerate()
+            .find_map(|(r, v)| v.and_then(crate::id_problem).map(|m| (r, m)));
+    }
+    let d = a.as_dictionary_opt::<arrow::datatypes::Int32Type>()?;
+    let s = d.values().as_string_opt::<i32>()?;
+    let bad: Vec<Option<String>> = s.iter().map(|v| v.and_then(crate::id_problem)).collect();
+    if bad.iter().all(Option::is_none) {
+        return None;
+    }
+    d.keys().iter().enumerate().find_map(|(r, k)| {
+        let k = k? as usize;
+        bad.get(k).cloned().flatten().map(|m| (r, m))
+    })
+}
+
 /// Appends the epoch seconds of a time column to `out`; `Err((row, problem))` on a bad value
 /// (0-based row within the batch).
 pub(crate) fn time_values(
@@ -425,6 +446,25 @@ fn read_part(
 ) -> Result<()> {
     let path = part.path.as_path();
     let file_cols = ParquetSource::open(path)?.column_names();
+    // A partition directory `item=zzz/` over a file that has an `item` column: which one holds the
+    // item is ambiguous, so it is refused rather than resolved silently.
+    if let Some((key, value)) = part
+        .partition
+        .iter()
+        .find(|(k, _)| file_cols.iter().any(|c| c == k))
+    {
+        return Err(Error::invalid(
+            path,
+            format!(
+                "the partition key {key:?} (directory {key}={}) is also a column of the file: \
+                 which one holds {key:?} is ambiguous; rename the partition directory or the column",
+                value
+                    .as_deref()
+                    .unwrap_or("__HIVE_DEFAULT_PARTITION__")
+                    .escape_debug()
+            ),
+        ));
+    }
     let user = source(&cols.user, &file_cols, part);
     let item = source(&cols.item, &file_cols, part);
     let weight = cols.weight.as_deref().map(|w| source(w, &file_cols, part));
@@ -454,6 +494,9 @@ fn read_part(
     let part_id = |s: &Source, name: &str, int: &mut Interner<'_>| -> Result<Option<u32>> {
         match s {
             Source::Partition(Some("")) => Err(part_err(name, "is empty".into())),
+            Source::Partition(Some(v)) if crate::id_problem(v).is_some() => {
+                Err(part_err(name, crate::id_problem(v).unwrap_or_default()))
+            }
             Source::Partition(Some(v)) => Ok(Some(int.get(v))),
             Source::Partition(None) => Err(null_part(name)),
             _ => Ok(None),
@@ -558,6 +601,9 @@ fn read_ids(
             }
             if let Some(r) = first_empty(&a) {
                 return Err(at(path, row0 + r + 1, name, "the id is empty"));
+            }
+            if let Some((r, m)) = first_bad_id(&a) {
+                return Err(at(path, row0 + r + 1, name, m));
             }
             int.extend(&a, out);
         }

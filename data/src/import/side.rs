@@ -127,6 +127,9 @@ fn read_table(path: &Path, id_col: &str, canonical: &str, enc: TextEncoding) -> 
                 if s.is_empty() {
                     return Err(Error::parse(path, line, format!("{} (id) is empty", header[k])));
                 }
+                if let Some(m) = crate::id_problem(&s) {
+                    return Err(Error::parse(path, line, format!("{} (id): {m}", header[k])));
+                }
                 ids.push(s.into_owned());
             } else {
                 col.push((!s.is_empty()).then(|| s.into_owned()));

@@ -75,7 +75,11 @@ pub(crate) fn id_field<'a>(bytes: &'a [u8], what: &str) -> Result<&'a str, Strin
     if t.is_empty() {
         return Err(format!("{what} is empty"));
     }
-    std::str::from_utf8(t).map_err(|_| format!("{what} {} is not valid UTF-8", show(t)))
+    let s = std::str::from_utf8(t).map_err(|_| format!("{what} {} is not valid UTF-8", show(t)))?;
+    match crate::id_problem(s) {
+        Some(m) => Err(format!("{what}: {m}")),
+        None => Ok(s),
+    }
 }
 
 /// A numeric field parsed as f32 (finite).

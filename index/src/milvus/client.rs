@@ -84,6 +84,24 @@ impl MilvusError {
 /// Result of a Milvus call.
 pub type MResult<T> = std::result::Result<T, MilvusError>;
 
+/// `s` with the credentials of its authority replaced (`milvus://admin:***@host/name`, or
+/// `milvus://***@host/name` for a bare token): what an error may print of an address.
+pub fn redact_uri(s: &str) -> String {
+    let Some(rest) = s.strip_prefix(MilvusUri::SCHEME) else {
+        return s.to_string();
+    };
+    match rest.rfind('@') {
+        Some(at) => {
+            let user = match rest[..at].split_once(':') {
+                Some((user, _)) => format!("{user}:***"),
+                None => "***".to_string(),
+            };
+            format!("{}{user}{}", MilvusUri::SCHEME, &rest[at..])
+        }
+        None => s.to_string(),
+    }
+}
+
 /// Where a Milvus-backed index lives: `milvus://HOST:PORT/NAME`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MilvusUri {
@@ -108,7 +126,7 @@ impl MilvusUri {
     /// or `_` (Milvus's rule for collection names), without the `__v` version separator.
     pub fn parse(s: &str) -> MResult<MilvusUri> {
         let bad = |problem: &str| MilvusError::BadUri {
-            uri: s.to_string(),
+            uri: redact_uri(s),
             problem: problem.to_string(),
         };
         let rest = s

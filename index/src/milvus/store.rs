@@ -78,15 +78,26 @@ pub struct MilvusIndex {
     consistency: Consistency,
 }
 
-/// Escapes a string for a Milvus expression's double-quoted literal.
+/// Quotes a string as a Milvus expression's double-quoted literal, completely. Milvus's grammar
+/// (`internal/parser/planparserv2/Plan.g4`: `DoubleSChar: ~["\\\r\n] | EscapeSequence`) takes any
+/// character but the quote, the backslash, CR and LF raw, and C-style escapes (`\"`, `\\`, `\n`,
+/// `\r`, `\t`, `\uXXXX`), which the server decodes as Go's `strconv.Unquote` does. So the quote and
+/// the backslash are escaped, newline, CR and tab get their short escapes, and every other control
+/// character (C0, DEL, C1) a `\uXXXX` escape: any string round-trips, and none can end the literal
+/// or break the expression.
 pub fn quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {
-        if c == '"' || c == '\\' {
-            out.push('\\');
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
         }
-        out.push(c);
     }
     out.push('"');
     out
@@ -839,5 +850,23 @@ mod tests {
     fn expressions_quote_ids() {
         assert_eq!(quote(r#"a"b\c"#), r#""a\"b\\c""#);
         assert_eq!(id_in(&["1", "x\"y"]), r#"id in ["1", "x\"y"]"#);
+    }
+    #[test]
+    fn expressions_quote_every_character_the_grammar_needs_escaped() {
+        assert_eq!(quote("X\nY"), r#""X\nY""#);
+        assert_eq!(quote("a\r\nb\tc"), r#""a\r\nb\tc""#);
+        assert_eq!(
+            quote("nul\0 esc\u{1b} del\u{7f} c1\u{85}"),
+            r#""nul\u0000 esc\u001b del\u007f c1\u0085""#
+        );
+        // A trailing backslash cannot escape the closing quote.
+        assert_eq!(quote("x\\"), r#""x\\""#);
+        assert_eq!(quote(r#"" || id != ""#), r#""\" || id != \"""#);
+        assert_eq!(quote("Amélie 東京 🎬"), "\"Amélie 東京 🎬\"");
+        // What the grammar forbids raw never appears raw between the quotes.
+        for s in ["a\nb", "\r", "\0", "x\u{1b}"] {
+            let q = quote(s);
+            assert!(!q.chars().any(char::is_control), "{q:?}");
+        }
     }
 }

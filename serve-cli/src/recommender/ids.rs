@@ -28,7 +28,8 @@ pub fn check_id(what: &str, id: &str) -> Result<()> {
     if id.is_empty() {
         return Err(RecError::BadParameter(format!("{what} id is empty")));
     }
-    if id.chars().any(char::is_control) {
+    // The import's rule ([`twotower_data::id_problem`]): what a dataset cannot hold, no client sends.
+    if twotower_data::id_problem(id).is_some() {
         return Err(RecError::BadParameter(format!(
             "{what} id {id:?} contains a control character (tab, newline, NUL…)"
         )));

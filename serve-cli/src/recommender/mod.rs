@@ -73,6 +73,9 @@ impl Default for QueryOpts {
     }
 }
 
+/// The largest k (and search breadth) a query may ask for, whatever the front end's own limit.
+pub const MAX_K: usize = 100_000;
+
 impl QueryOpts {
     fn params(&self) -> SearchParams {
         SearchParams {
@@ -88,6 +91,14 @@ impl QueryOpts {
         }
         if self.ef == 0 {
             return Err(RecError::BadParameter("ef must be at least 1".into()));
+        }
+        // Both size per-query buffers: bounded before anything is allocated.
+        for (name, v) in [("k", self.k), ("ef", self.ef)] {
+            if v > MAX_K {
+                return Err(RecError::BadParameter(format!(
+                    "{name} must be at most {MAX_K}, not {v}"
+                )));
+            }
         }
         Ok(())
     }
@@ -637,5 +648,8 @@ fn load_catalog(model: &Model, data: Option<&Path>) -> Result<Catalog> {
             e,
         )
     })?;
+    // Users, histories and titles must be the model's own: another dataset would answer its users
+    // from the wrong rows without an error.
+    model.check_dataset(&data, "--data")?;
     Ok(Catalog::new(data))
 }
