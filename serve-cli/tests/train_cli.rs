@@ -589,7 +589,7 @@ fn the_plan_rule_is_printed_and_recorded() {
         .unwrap()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().to_string())
-        .filter(|n| n.starts_with(".scaled"))
+        .filter(|n| n.starts_with(".scaled") && n != ".scaled.lock")
         .collect();
     assert!(debris.is_empty(), "{debris:?}");
 

@@ -129,7 +129,8 @@ pub fn top_k_exact_chunked<'a>(
         return Ok(vec![Vec::new(); nq]);
     }
     let chunk = chunk.max(1).min(n_items);
-    let block = (32_000_000 / chunk).clamp(1, 1024);
+    // A 32 MB score buffer: this runs beside a training run's tables, where every buffer counts.
+    let block = (8_000_000 / chunk).clamp(1, 1024);
     let threads = rayon::current_num_threads();
     let mut tops: Vec<TopK> = (0..nq).map(|_| TopK::new(k)).collect();
     // Each query's exclusions, sorted once.

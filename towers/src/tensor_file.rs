@@ -74,12 +74,23 @@ impl<'a> TensorWriter<'a> {
             })
             .collect::<Result<_>>()?;
         let (out, file) = twotower_data::AtomicFile::create(path)?;
-        safetensors::serialize_to_file(views, None, out.temp_path()).map_err(|e| match e {
+        let tmp = out.temp_path();
+        // The mode the temporary was given (the replaced file's, or the default).
+        let mode = file.metadata().map_err(|e| Error::io(tmp, e))?.permissions();
+        drop(file);
+        // safetensors streams into a temporary of its own (mode 600, unsynced) and renames it over
+        // ours: the file at `tmp` is then that one, given our mode and synced before the commit.
+        safetensors::serialize_to_file(views, None, tmp).map_err(|e| match e {
             safetensors::SafeTensorError::IoError(io) => Error::io(path, io),
             e => Error::model(path, format!("cannot serialise tensors: {e}")),
         })?;
-        file.sync_all().map_err(|e| Error::io(out.temp_path(), e))?;
-        drop(file);
+        let written = std::fs::OpenOptions::new()
+            .write(true)
+            .open(tmp)
+            .map_err(|e| Error::io(tmp, e))?;
+        written.set_permissions(mode).map_err(|e| Error::io(tmp, e))?;
+        written.sync_all().map_err(|e| Error::io(tmp, e))?;
+        drop(written);
         out.commit()?;
         Ok(())
     }
@@ -145,5 +156,46 @@ impl TensorReader {
             .chunks_exact(4)
             .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Written tensors read back the same, the file has the usual mode (not the 600 of a temporary),
+    /// and no temporary is left beside it.
+    #[test]
+    fn tensors_round_trip_with_a_normal_mode_and_no_debris() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.safetensors");
+        let (a, b) = (vec![1.5f32, -2.0, 3.25], vec![7u32, 8, 9, 10]);
+        let mut w = TensorWriter::default();
+        w.f32("a", &[3], &a);
+        w.u32("b", &b);
+        w.write(&path).unwrap();
+        let r = TensorReader::open(&path).unwrap();
+        assert_eq!(r.f32("a", &[3]).unwrap(), a);
+        assert_eq!(r.u32("b").unwrap(), b);
+        assert!(r.f32("a", &[4]).is_err(), "a wrong shape is an error");
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect();
+        assert_eq!(names, vec!["t.safetensors".to_string()]);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            let umask_default = {
+                let probe = dir.path().join("probe");
+                std::fs::File::create(&probe).unwrap();
+                std::fs::metadata(&probe).unwrap().permissions().mode() & 0o777
+            };
+            assert_eq!(
+                mode, umask_default,
+                "the mode of any new file, not a temporary's 600"
+            );
+        }
     }
 }

@@ -104,7 +104,14 @@ impl StepBench {
         );
         let seed = tc.seed;
         let sizes = (n_users, ds.items.len());
-        Self::with_data(config, sizes, feats, split.fit, seed, ChaCha8Rng::seed_from_u64(seed))
+        Self::with_data(
+            config,
+            sizes,
+            feats,
+            split.fit,
+            seed,
+            ChaCha8Rng::seed_from_u64(seed),
+        )
     }
 
     /// Multiply-adds of one step's `[B, C]` products (logits, `dL/dU`, `dL/dV`) and its towers'

@@ -181,6 +181,7 @@ impl TrainPlan {
         let inputs = PlanInputs {
             fit_rows: fit.split.fit.len(),
             epochs: resolve_epochs(&self.base.train, &fit.split.fit),
+            epochs_fixed: self.base.train.epochs > 0,
             candidates: self.candidates.len(),
             refit: self.refit,
             members: self.members,
@@ -272,8 +273,14 @@ impl TrainPlan {
         } else {
             Vec::new()
         };
+        // With nothing to search, the one run is a plain single run.
+        let last = if temps.is_empty() {
+            RunName::Single
+        } else {
+            RunName::Final
+        };
         let mut names: Vec<RunName> = temps.iter().map(|&t| RunName::Temperature(t)).collect();
-        names.push(RunName::Final);
+        names.push(last);
         dirs.prepare(&names, ctx.opts.resume)?;
         let mut history = PlanHistory::started(decision);
         let at = |t: f32| {
@@ -323,8 +330,12 @@ impl TrainPlan {
         };
         let spec = RunSpec {
             config: at(chosen_t),
-            name: RunName::Final,
-            label: "final: ".into(),
+            name: last,
+            label: if temps.is_empty() {
+                String::new()
+            } else {
+                "final: ".into()
+            },
         };
         let report = self.train(prep, &spec, dirs, ctx)?;
         if !report.finished {
@@ -339,7 +350,7 @@ impl TrainPlan {
         let dir = dirs.path(spec.name);
         add_model_file(&dir, PLAN_FILE, &history.to_json(&dir)?)?;
         dirs.commit(spec.name)?;
-        let others: Vec<RunName> = names.into_iter().filter(|&n| n != RunName::Final).collect();
+        let others: Vec<RunName> = names.into_iter().filter(|&n| n != last).collect();
         dirs.discard(&others);
         Ok(TrainReport {
             temperature_search: trials,

@@ -12,7 +12,7 @@
 //!   is trained in full. A search costs `candidates × SEARCH_ROWS` examples, a small share of one
 //!   run at this size, where successive halving on whole epochs cost two more epochs;
 //! - **a bounded run**: at most [`SCALED_RUN_WORK`] example passes (3 epochs of 8 M rows), where
-//!   the rows-based epoch sizing asks for 10 at this size;
+//!   the rows-based epoch sizing asks for 10 at this size (epochs set with `--epochs` are kept);
 //! - **no refit**: at this size the validation slice (at most `validation_max_users` rows) is a
 //!   negligible share of the training rows, so retraining to include it buys nothing for one more run;
 //! - **one member**: a second member costs a whole run and doubles the index width and its memory.
@@ -63,6 +63,8 @@ pub struct PlanInputs {
     pub fit_rows: usize,
     /// Epochs one run trains (`train.epochs`, or sized from the data).
     pub epochs: usize,
+    /// The epochs were set (`--epochs N`), not sized from the data: the scaled plan keeps them.
+    pub epochs_fixed: bool,
     /// Temperature candidates searched (0 or 1: no search).
     pub candidates: usize,
     /// A refit is configured (and possible: a validation slice and a fixed temperature).
@@ -147,7 +149,11 @@ pub fn decide(mode: PlanMode, inp: &PlanInputs) -> PlanDecision {
         };
     }
     let fit = inp.fit_rows.max(1) as u64;
-    let epochs = inp.epochs.min((SCALED_RUN_WORK / fit).max(1) as usize);
+    let epochs = if inp.epochs_fixed {
+        inp.epochs
+    } else {
+        inp.epochs.min((SCALED_RUN_WORK / fit).max(1) as usize)
+    };
     let search_rows = if inp.candidates > 1 {
         SEARCH_ROWS.min(inp.fit_rows)
     } else {
@@ -188,6 +194,7 @@ mod tests {
         PlanInputs {
             fit_rows,
             epochs,
+            epochs_fixed: false,
             candidates: 3,
             refit: true,
             members: 2,
@@ -222,6 +229,12 @@ mod tests {
         // Larger still: one epoch, never none.
         let d = decide(PlanMode::Auto, &inputs(50_000_000, 10));
         assert_eq!(d.epochs, 1);
+        // Epochs the user set are kept.
+        let set = PlanInputs {
+            epochs_fixed: true,
+            ..inputs(7_960_000, 10)
+        };
+        assert_eq!(decide(PlanMode::Auto, &set).epochs, 10);
     }
 
     #[test]

@@ -82,9 +82,9 @@ pub(super) fn split_validation(
     }
 }
 
-/// Items embedded and ranked at a time by [`validate`] (a multiple of the 16,384 of one embedding
-/// pass, so the vectors are those of one whole-catalogue pass).
-const VALIDATION_ITEM_CHUNK: usize = 4 * 16_384;
+/// Items embedded and ranked at a time by [`validate`]: one embedding pass of 16,384 items, as a
+/// whole-catalogue pass makes them (the same vectors), about 8 MB of vectors at d = 128.
+const VALIDATION_ITEM_CHUNK: usize = 16_384;
 
 /// Validation Recall@k: each validation user embedded from what preceded the held-out interactions,
 /// ranked against the whole catalogue, their fit items excluded.
@@ -106,16 +106,11 @@ pub(super) fn validate(
         |e| fit_hist.before(vu[e], split.val_ts[e]),
     );
     let users = net.embed(Side::User, &bags)?;
-    // The catalogue is embedded and ranked a chunk at a time (embedded 16,384 items per pass, as
-    // `Model::item_embeddings` does): a 1 M-item catalogue's vectors are never all in memory
-    // beside the training state.
+    // The catalogue is embedded and ranked a chunk at a time: a 1 M-item catalogue's vectors are
+    // never all in memory beside the training state.
     let mut embed = |s: usize, e: usize| -> Result<Vec<f32>> {
         let rows: Vec<u32> = (s as u32..e as u32).collect();
-        let mut out = Vec::with_capacity(rows.len() * net.dim);
-        for chunk in rows.chunks(16_384) {
-            out.extend(net.embed(Side::Item, &layout.item_bags(item_feats, chunk, chunk))?);
-        }
-        Ok(out)
+        net.embed(Side::Item, &layout.item_bags(item_feats, &rows, &rows))
     };
     let top = top_k_exact_chunked(
         &users,
