@@ -122,6 +122,18 @@ struct VocabFile {
     user_categorical: Vec<(String, Vocabulary)>,
 }
 
+/// [`VocabFile`] by reference, for writing: the same JSON without cloning the vocabularies (1.2 M
+/// ids at 1 M items, about 150 MB a copy, made again at every epoch's commit).
+#[derive(Serialize)]
+struct VocabFileOut<'a> {
+    users: &'a Vocabulary,
+    items: &'a Vocabulary,
+    genres: &'a Vocabulary,
+    title_tokens: &'a Vocabulary,
+    item_categorical: Vec<(&'a str, &'a Vocabulary)>,
+    user_categorical: Vec<(&'a str, &'a Vocabulary)>,
+}
+
 /// A trained two-tower model.
 #[derive(Debug, Clone)]
 pub struct Model {
@@ -571,22 +583,22 @@ impl ModelFiles<'_> {
     pub(crate) fn write(&self, dir: &Path) -> Result<()> {
         let json = serde_json::to_vec_pretty(self.meta).map_err(|e| Error::model(dir, e.to_string()))?;
         twotower_data::artifact::write_file_atomic(&dir.join("model.json"), &json)?;
-        let vf = VocabFile {
-            users: self.users.clone(),
-            items: self.items.clone(),
-            genres: self.item_feats.genre_vocab.clone(),
-            title_tokens: self.item_feats.token_vocab.clone(),
+        let vf = VocabFileOut {
+            users: self.users,
+            items: self.items,
+            genres: &self.item_feats.genre_vocab,
+            title_tokens: &self.item_feats.token_vocab,
             item_categorical: self
                 .item_feats
                 .categorical
                 .iter()
-                .map(|c| (c.name.clone(), c.vocab.clone()))
+                .map(|c| (c.name.as_str(), &c.vocab))
                 .collect(),
             user_categorical: self
                 .user_feats
                 .categorical
                 .iter()
-                .map(|c| (c.name.clone(), c.vocab.clone()))
+                .map(|c| (c.name.as_str(), &c.vocab))
                 .collect(),
         };
         let json = serde_json::to_vec(&vf).map_err(|e| Error::model(dir, e.to_string()))?;
