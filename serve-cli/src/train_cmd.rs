@@ -553,7 +553,6 @@ pub fn eval(a: EvalArgs, progress: &dyn Progress) -> anyhow::Result<()> {
         bail!("--k needs positive cut-offs, e.g. 10,50,100");
     }
     let (model, ds) = load_model_and_data(&a.model, a.data.as_deref(), progress)?;
-    model.check_dataset(&ds, "--data")?;
     let t0 = Instant::now();
     let sample = EvalSample {
         max_users: a.sample_users,

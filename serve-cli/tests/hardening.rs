@@ -497,7 +497,8 @@ fn a_full_disk_during_recommend_names_the_output_and_leaves_nothing() {
     assert!(left.is_empty(), "{left:?}");
 }
 
-// ---- Round two: what a hostile user still broke (issue 21). ----
+// ---- Terminal injection, secrets, stalled bodies, sizes, ids, ambiguous and changing sources,
+// model/data pairing, Milvus quoting, bodiless HTTP errors, output paths. ----
 
 /// `twotower ARGS` (with `--quiet`), its output whatever the status.
 fn tt(args: &[&str]) -> std::process::Output {

@@ -43,17 +43,7 @@ pub fn evaluate(model: &Model, ds: &Dataset, ks: &[usize]) -> Result<EvalReport>
 /// `sample.max_users`); a sampled report carries each mean's standard error.
 pub fn evaluate_sample(model: &Model, ds: &Dataset, ks: &[usize], sample: EvalSample) -> Result<EvalReport> {
     let test = test_part(ds)?;
-    if model.dataset_fingerprint() != ds.fingerprint() {
-        return Err(Error::model(
-            model.dir(),
-            format!(
-                "was trained on dataset {} but {} has fingerprint {}; evaluate on the dataset it was trained on",
-                model.meta().dataset_dir,
-                ds.dir.display(),
-                ds.fingerprint()
-            ),
-        ));
-    }
+    model.check_dataset(ds, "--data")?;
     let kmax = ks.iter().copied().max().unwrap_or(10);
     let (users, relevant, population) = sampled_test_users(test, ds.users.len(), sample);
     let q = model.embed_user_rows(&users)?;

@@ -289,38 +289,17 @@ impl TrainPlan {
             c
         };
         let steps = decision.search_rows.div_ceil(self.base.train.batch_size.max(1)) as u64;
-        let mut specs = Vec::new();
-        let mut runs = Vec::new();
-        for (i, &t) in temps.iter().enumerate() {
-            if i > 0 && !ctx.clock.fits(decision.search_rows as u64) {
-                history.skipped.push(format!(
-                    "temperature {t}: its search steps would end past the budget"
-                ));
-                continue;
-            }
-            let spec = RunSpec {
-                config: at(t),
-                ..self.candidate(t)
-            };
-            let started = Instant::now();
-            let report = run(
-                prep,
-                &spec.config,
-                &dirs.path(spec.name),
-                &spec.label,
-                ctx,
-                Some(steps),
-            )?;
-            if !report.finished {
-                return Ok(report);
-            }
-            runs.push(CandidateRun {
-                temperature: t,
-                name: spec.name,
-                seconds: started.elapsed().as_secs_f64(),
-                report,
-            });
-            specs.push(spec);
+        let (specs, runs) = self.candidates(
+            prep,
+            dirs,
+            ctx,
+            &temps,
+            (at, Some(steps)),
+            (decision.search_rows as u64, "its search steps"),
+            &mut history.skipped,
+        )?;
+        if let Some(r) = runs.iter().find(|r| !r.report.finished) {
+            return Ok(r.report.clone());
         }
         let (chosen_t, trials) = if runs.is_empty() {
             (self.search_candidates()[0], Vec::new())
@@ -436,14 +415,6 @@ impl TrainPlan {
         c
     }
 
-    fn candidate(&self, t: f32) -> RunSpec {
-        RunSpec {
-            config: self.at_temperature(t),
-            name: RunName::Temperature(t),
-            label: format!("T {t}: "),
-        }
-    }
-
     /// The refit: the chosen temperature and epoch count on every training row.
     fn refit_run(&self, t: f32, best_epoch: usize) -> RunSpec {
         let mut config = self.at_temperature(t);
@@ -489,6 +460,44 @@ impl TrainPlan {
         run(prep, &spec.config, &dirs.path(spec.name), &spec.label, ctx, None)
     }
 
+    /// Trains one run per temperature of `temps`, in order, with the settings `config(t)` (only
+    /// their first `steps` steps when given). A candidate after the first whose `cost` example passes
+    /// would end past `--budget` is left out, with a line in `skipped` naming `what` would not fit.
+    #[allow(clippy::too_many_arguments)]
+    fn candidates(
+        &self,
+        prep: &Prepared<'_>,
+        dirs: &RunDir,
+        ctx: &RunCtx<'_>,
+        temps: &[f32],
+        (config, steps): (impl Fn(f32) -> Config, Option<u64>),
+        (cost, what): (u64, &str),
+        skipped: &mut Vec<String>,
+    ) -> Result<(Vec<RunSpec>, Vec<CandidateRun>)> {
+        let (mut specs, mut runs) = (Vec::new(), Vec::new());
+        for &t in temps {
+            if !runs.is_empty() && !ctx.clock.fits(cost) {
+                skipped.push(format!("temperature {t}: {what} would end past the budget"));
+                continue;
+            }
+            let spec = RunSpec {
+                config: config(t),
+                name: RunName::Temperature(t),
+                label: format!("T {t}: "),
+            };
+            let started = Instant::now();
+            let report = run(prep, &spec.config, &dirs.path(spec.name), &spec.label, ctx, steps)?;
+            runs.push(CandidateRun {
+                temperature: t,
+                name: spec.name,
+                report,
+                seconds: started.elapsed().as_secs_f64(),
+            });
+            specs.push(spec);
+        }
+        Ok((specs, runs))
+    }
+
     /// Trains one run per candidate temperature, keeps the one with the best validation recall
     /// (the first among equals), then refits with its settings when asked, then completes the
     /// members. Every stage is resumable.
@@ -500,26 +509,16 @@ impl TrainPlan {
         decision: &PlanDecision,
     ) -> Result<TrainReport> {
         dirs.prepare(&self.hidden_runs(), ctx.opts.resume)?;
-        let mut runs = Vec::new();
-        let mut specs = Vec::new();
         let mut skipped = Vec::new();
-        let run_examples = decision.kept_run_examples;
-        for t in self.search_candidates() {
-            if !runs.is_empty() && !ctx.clock.fits(run_examples) {
-                skipped.push(format!("temperature {t}: its run would end past the budget"));
-                continue;
-            }
-            let spec = self.candidate(t);
-            let started = Instant::now();
-            let report = self.train(prep, &spec, dirs, ctx)?;
-            runs.push(CandidateRun {
-                temperature: t,
-                name: spec.name,
-                report,
-                seconds: started.elapsed().as_secs_f64(),
-            });
-            specs.push(spec);
-        }
+        let (specs, runs) = self.candidates(
+            prep,
+            dirs,
+            ctx,
+            &self.search_candidates(),
+            (|t| self.at_temperature(t), None),
+            (decision.kept_run_examples, "its run"),
+            &mut skipped,
+        )?;
         let (best, trials) = pick_best(&runs);
         let chosen = &runs[best];
         if !runs.iter().all(|r| r.report.finished) {
