@@ -1,17 +1,21 @@
-//! `index check`: how good is the graph? Recall@k against the exact index for several `ef`, with
+//! `index check`: how good is the graph? Recall@k against exact search for several `ef`, with
 //! single-thread queries/s, and self-reachability (every live item must find itself, because
-//! hnsw_rs has had insertion races that left points unreachable). Any [`Checked`] index can be
-//! measured: a loaded [`IndexVersion`], or a Milvus collection read back beside an exact index.
+//! hnsw_rs has had insertion races that left points unreachable). Any backend's opened version is
+//! measured the same way: its live rows are read back ([`ItemSearch::read_live`]) into an exact
+//! index, and its own search ([`ItemSearch::search`]) is compared with that.
 
 use std::time::Instant;
 
 use rayon::prelude::*;
 use twotower_data::progress::Progress;
 
+use std::collections::HashMap;
+
+use crate::backend::{FoundKey, ItemFilter, ItemSearch, SearchSpec};
 use crate::error::Result;
+use crate::exact::ExactIndex;
 use crate::metric::normalize_queries;
 use crate::search::{Hit, VectorIndex};
-use crate::store::IndexVersion;
 
 /// What to measure.
 #[derive(Debug, Clone, PartialEq)]
@@ -80,182 +84,220 @@ pub struct CheckReport {
     pub warnings: Vec<String>,
 }
 
-/// An index `check` can measure: approximate search by `ef` against exact search over the same live
-/// rows, with each row's vector and id.
-pub trait Checked: Sync {
-    /// Vector dimension.
-    fn dim(&self) -> usize;
-    /// The `ef` searches use by default.
-    fn default_ef(&self) -> usize;
-    /// Rows that searches can return.
-    fn live_rows(&self) -> Vec<u32>;
-    /// A row's (unit) vector.
-    fn row_vector(&self, row: u32) -> &[f32];
-    /// A row's item id.
-    fn row_id(&self, row: u32) -> &str;
-    /// Exact top-k over the live rows, for each row-major unit query.
-    fn exact_batch(&self, qs: &[f32], k: usize) -> Result<Vec<Vec<Hit>>>;
-    /// Exact top-k of one query.
-    fn exact_one(&self, q: &[f32], k: usize) -> Result<Vec<Hit>>;
-    /// Approximate top-k of one query with candidate list `ef`.
-    fn approx(&self, q: &[f32], k: usize, ef: usize) -> Result<Vec<Hit>>;
+/// A version's live rows read back beside an exact index of them (its hits are mapped onto those
+/// rows): read once, measured with several query sets.
+pub struct CheckTarget<'a> {
+    version: &'a dyn ItemSearch,
+    exact: ExactIndex,
+    ids: Vec<String>,
+    /// Item id → row of `exact` (for backends that name hits by id).
+    by_id: HashMap<String, u32>,
+    /// Version row → row of `exact` (for backends that number rows), `u32::MAX` for dead rows.
+    by_row: Vec<u32>,
 }
 
-impl Checked for IndexVersion {
-    fn dim(&self) -> usize {
-        VectorIndex::dim(self)
+impl<'a> CheckTarget<'a> {
+    /// Reads `version`'s live rows.
+    pub fn new(version: &'a dyn ItemSearch, progress: &dyn Progress) -> Result<CheckTarget<'a>> {
+        progress.start("reading the live rows", Some(version.facts().items as u64));
+        let live = version.read_live(progress)?;
+        progress.finish();
+        let dim = version.dim();
+        if live.vectors.len() != live.ids.len() * dim {
+            return Err(crate::Error::Dimension {
+                what: format!("the live rows of version {}", version.version()),
+                expected: live.ids.len() * dim,
+                got: live.vectors.len(),
+            });
+        }
+        // The rows are the version's stored unit vectors: searched as they are, bit for bit.
+        let exact = ExactIndex::from_normalized(dim, live.vectors);
+        let by_id: HashMap<String, u32> = live
+            .ids
+            .iter()
+            .enumerate()
+            .map(|(r, id)| (id.clone(), r as u32))
+            .collect();
+        let by_row = match version.row_ids() {
+            Some(ids) => (0..ids.len() as u32)
+                .map(|r| {
+                    if version.is_live_row(r) {
+                        by_id.get(&ids[r as usize]).copied().unwrap_or(u32::MAX)
+                    } else {
+                        u32::MAX
+                    }
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        Ok(CheckTarget {
+            version,
+            exact,
+            ids: live.ids,
+            by_id,
+            by_row,
+        })
     }
-    fn default_ef(&self) -> usize {
-        self.hnsw().params().ef_search
-    }
-    fn live_rows(&self) -> Vec<u32> {
-        (0..VectorIndex::len(self) as u32)
-            .filter(|&r| self.is_live(r))
-            .collect()
-    }
-    fn row_vector(&self, row: u32) -> &[f32] {
-        self.vector(row)
-    }
-    fn row_id(&self, row: u32) -> &str {
-        self.id(row)
-    }
-    fn exact_batch(&self, qs: &[f32], k: usize) -> Result<Vec<Vec<Hit>>> {
-        self.with_live_filter(None, |f| self.exact().search_batch(qs, k, f))
-    }
-    fn exact_one(&self, q: &[f32], k: usize) -> Result<Vec<Hit>> {
-        self.search_exact(q, k, None)
-    }
+
+    /// The version's approximate top-k of one query, on the rows of `exact` (a hit the read-back did
+    /// not see, written since, cannot be scored against the truth: left out).
     fn approx(&self, q: &[f32], k: usize, ef: usize) -> Result<Vec<Hit>> {
-        self.search_with_ef(q, k, ef, None)
+        let found = self
+            .version
+            .search(q, SearchSpec::with_ef(k, ef), &ItemFilter::NONE)?;
+        Ok(found
+            .into_iter()
+            .filter_map(|f| {
+                let row = match &f.key {
+                    FoundKey::Row(r) => self.by_row.get(*r as usize).copied()?,
+                    FoundKey::Id(id) => self.by_id.get(id).copied()?,
+                };
+                (row != u32::MAX).then_some(Hit { row, score: f.score })
+            })
+            .collect())
     }
 }
 
 /// Measures `version` with row-major `queries` (e.g. user-tower vectors, or item vectors).
 pub fn check(
-    version: &dyn Checked,
+    version: &dyn ItemSearch,
     queries: &[f32],
     params: &CheckParams,
     progress: &dyn Progress,
 ) -> Result<CheckReport> {
-    let dim = version.dim();
-    let qs = normalize_queries(dim, queries)?;
-    let nq = qs.len() / dim;
-    let k = params.k.max(1);
-    let default_ef = version.default_ef();
-    let mut efs = params.efs.clone();
-    efs.push(default_ef);
-    efs.sort_unstable();
-    efs.dedup();
+    CheckTarget::new(version, progress)?.check(queries, params, progress)
+}
 
-    progress.start("exact answers", Some(nq as u64));
-    let truth = version.exact_batch(&qs, k)?;
-    progress.finish();
-    let sample = nq.min(200);
-    // A one-thread pool so the exact figure is per thread like the graph's.
-    let exact_qps = match rayon::ThreadPoolBuilder::new().num_threads(1).build() {
-        Ok(pool) => pool.install(|| -> Result<f64> {
+impl CheckTarget<'_> {
+    /// Measures the version with row-major `queries` (see [`check`]).
+    pub fn check(
+        &self,
+        queries: &[f32],
+        params: &CheckParams,
+        progress: &dyn Progress,
+    ) -> Result<CheckReport> {
+        let measured = self;
+        let version = self.version;
+        let dim = version.dim();
+        let qs = normalize_queries(dim, queries)?;
+        let nq = qs.len() / dim;
+        let k = params.k.max(1);
+        let default_ef = version.default_ef();
+        let mut efs = params.efs.clone();
+        efs.push(default_ef);
+        efs.sort_unstable();
+        efs.dedup();
+
+        progress.start("exact answers", Some(nq as u64));
+        let truth = measured.exact.search_batch(&qs, k, None)?;
+        progress.finish();
+        let sample = nq.min(200);
+        // A one-thread pool so the exact figure is per thread like the graph's.
+        let exact_qps = match rayon::ThreadPoolBuilder::new().num_threads(1).build() {
+            Ok(pool) => pool.install(|| -> Result<f64> {
+                let t = Instant::now();
+                for q in qs.chunks_exact(dim).take(sample) {
+                    measured.exact.search(q, k, None)?;
+                }
+                Ok(rate(sample, t))
+            })?,
+            Err(_) => 0.0,
+        };
+
+        progress.start("recall by ef", Some(efs.len() as u64));
+        let mut by_ef = Vec::new();
+        for &ef in &efs {
             let t = Instant::now();
-            for q in qs.chunks_exact(dim).take(sample) {
-                version.exact_one(q, k)?;
+            let mut found = 0usize;
+            let mut possible = 0usize;
+            for (q, want) in qs.chunks_exact(dim).zip(&truth) {
+                let got = measured.approx(q, k, ef)?;
+                found += overlap(want, &got);
+                possible += want.len();
             }
-            Ok(rate(sample, t))
-        })?,
-        Err(_) => 0.0,
-    };
-
-    progress.start("recall by ef", Some(efs.len() as u64));
-    let mut by_ef = Vec::new();
-    for &ef in &efs {
-        let t = Instant::now();
-        let mut found = 0usize;
-        let mut possible = 0usize;
-        for (q, want) in qs.chunks_exact(dim).zip(&truth) {
-            let got = version.approx(q, k, ef)?;
-            found += overlap(want, &got);
-            possible += want.len();
+            by_ef.push(EfRow {
+                ef,
+                recall: if possible == 0 {
+                    1.0
+                } else {
+                    found as f64 / possible as f64
+                },
+                queries_per_sec: rate(nq, t),
+            });
+            progress.inc(1);
         }
-        by_ef.push(EfRow {
-            ef,
-            recall: if possible == 0 {
-                1.0
-            } else {
-                found as f64 / possible as f64
-            },
-            queries_per_sec: rate(nq, t),
-        });
-        progress.inc(1);
-    }
-    progress.finish();
+        progress.finish();
 
-    let live = version.live_rows();
-    let step = match params.self_check_sample {
-        Some(s) if s > 0 && s < live.len() => live.len() / s,
-        _ => 1,
-    };
-    let picked: Vec<u32> = live.iter().copied().step_by(step.max(1)).collect();
-    progress.start("self-reachability", Some(picked.len() as u64));
-    let results: Vec<(u32, bool, bool)> = picked
-        .par_chunks(1024)
-        .flat_map_iter(|chunk| {
-            let r: Vec<(u32, bool, bool)> = chunk
-                .iter()
-                .map(|&row| {
-                    let hits = version
-                        .approx(version.row_vector(row), k, default_ef)
-                        .unwrap_or_default();
-                    let in_k = hits.iter().any(|h| h.row == row);
-                    // A duplicate vector may legitimately win rank 1: it scores 1 like the item itself.
-                    let top1 = hits
-                        .first()
-                        .is_some_and(|h| h.row == row || h.score >= 1.0 - 1e-6);
-                    (row, top1, in_k)
-                })
-                .collect();
-            progress.inc(chunk.len() as u64);
-            r
-        })
-        .collect();
-    progress.finish();
-    let mut self_reach = SelfReach {
-        checked: results.len(),
-        top1: 0,
-        in_top_k: 0,
-        unreachable: Vec::new(),
-    };
-    for (row, top1, in_k) in results {
-        self_reach.top1 += usize::from(top1);
-        self_reach.in_top_k += usize::from(in_k);
-        if !in_k && self_reach.unreachable.len() < 20 {
-            self_reach.unreachable.push(version.row_id(row).to_string());
+        let live: Vec<u32> = (0..measured.ids.len() as u32).collect();
+        let step = match params.self_check_sample {
+            Some(s) if s > 0 && s < live.len() => live.len() / s,
+            _ => 1,
+        };
+        let picked: Vec<u32> = live.iter().copied().step_by(step.max(1)).collect();
+        progress.start("self-reachability", Some(picked.len() as u64));
+        let results: Vec<(u32, bool, bool)> = picked
+            .par_chunks(1024)
+            .flat_map_iter(|chunk| {
+                let r: Vec<(u32, bool, bool)> = chunk
+                    .iter()
+                    .map(|&row| {
+                        let hits = measured
+                            .approx(measured.exact.row(row), k, default_ef)
+                            .unwrap_or_default();
+                        let in_k = hits.iter().any(|h| h.row == row);
+                        // A duplicate vector may legitimately win rank 1: it scores 1 like the item itself.
+                        let top1 = hits
+                            .first()
+                            .is_some_and(|h| h.row == row || h.score >= 1.0 - 1e-6);
+                        (row, top1, in_k)
+                    })
+                    .collect();
+                progress.inc(chunk.len() as u64);
+                r
+            })
+            .collect();
+        progress.finish();
+        let mut self_reach = SelfReach {
+            checked: results.len(),
+            top1: 0,
+            in_top_k: 0,
+            unreachable: Vec::new(),
+        };
+        for (row, top1, in_k) in results {
+            self_reach.top1 += usize::from(top1);
+            self_reach.in_top_k += usize::from(in_k);
+            if !in_k && self_reach.unreachable.len() < 20 {
+                self_reach.unreachable.push(measured.ids[row as usize].clone());
+            }
         }
-    }
 
-    let mut warnings = Vec::new();
-    if let Some(row) = by_ef.iter().find(|r| r.ef == default_ef) {
-        if row.recall < params.min_recall {
-            warnings.push(format!(
+        let mut warnings = Vec::new();
+        if let Some(row) = by_ef.iter().find(|r| r.ef == default_ef) {
+            if row.recall < params.min_recall {
+                warnings.push(format!(
                 "recall@{k} is {:.3} at the default ef {default_ef}, below {:.2}: raise ef_search or rebuild with larger m/ef_construction",
                 row.recall, params.min_recall
             ));
+            }
         }
-    }
-    if self_reach.in_top_k < self_reach.checked {
-        warnings.push(format!(
+        if self_reach.in_top_k < self_reach.checked {
+            warnings.push(format!(
             "{} of {} items do not find themselves in their own top {k} (e.g. {}): the graph has unreachable points; rebuild",
             self_reach.checked - self_reach.in_top_k,
             self_reach.checked,
             crate::error::list_ids(&self_reach.unreachable, 5)
         ));
+        }
+        Ok(CheckReport {
+            k,
+            queries: nq,
+            default_ef,
+            exact_queries_per_sec: exact_qps,
+            by_ef,
+            self_reach,
+            warnings,
+        })
     }
-    Ok(CheckReport {
-        k,
-        queries: nq,
-        default_ef,
-        exact_queries_per_sec: exact_qps,
-        by_ef,
-        self_reach,
-        warnings,
-    })
 }
 
 fn overlap(want: &[Hit], got: &[Hit]) -> usize {

@@ -121,6 +121,12 @@ pub enum Error {
     #[cfg(feature = "milvus")]
     #[error(transparent)]
     Milvus(#[from] crate::milvus::MilvusError),
+    /// The backend cannot answer now (a server down, slow, or its collection released).
+    #[error("{0}")]
+    Unavailable(String),
+    /// The backend does not do what was asked (exact search on a server-side index).
+    #[error("{0}")]
+    Unsupported(String),
     /// hnsw_rs returned an error or panicked while dumping or loading a graph.
     #[error("hnsw graph {path}: {problem}")]
     Graph {
@@ -161,11 +167,19 @@ pub fn list_ids<S: AsRef<str>>(ids: &[S], max: usize) -> String {
 impl Error {
     /// Whether the index's backend is unreachable or not answering (a retry later may succeed).
     pub fn is_unavailable(&self) -> bool {
+        if let Error::Unavailable(_) = self {
+            return true;
+        }
         #[cfg(feature = "milvus")]
         if let Error::Milvus(e) = self {
             return e.is_unavailable();
         }
         false
+    }
+
+    /// Whether the backend does not offer what was asked (a request to change, not a failure).
+    pub fn is_unsupported(&self) -> bool {
+        matches!(self, Error::Unsupported(_))
     }
 
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {

@@ -186,7 +186,18 @@ impl VectorIndex for ExactIndex {
         self.rows.len() / self.dim
     }
 
-    fn search(&self, query: &[f32], k: usize, filter: Option<RowFilter<'_>>) -> Result<Vec<Hit>> {
+    /// Exact search has no candidate list.
+    fn default_ef(&self) -> usize {
+        0
+    }
+
+    fn search_with_ef(
+        &self,
+        query: &[f32],
+        k: usize,
+        _ef: usize,
+        filter: Option<RowFilter<'_>>,
+    ) -> Result<Vec<Hit>> {
         let q = normalize_query(self.dim, query, 0)?;
         let n = self.len();
         let parts = n.div_ceil(SINGLE_CHUNK).min(rayon::current_num_threads() * 2);
@@ -206,10 +217,11 @@ impl VectorIndex for ExactIndex {
         Ok(top.into_sorted())
     }
 
-    fn search_batch(
+    fn search_batch_with_ef(
         &self,
         queries: &[f32],
         k: usize,
+        _ef: usize,
         filter: Option<RowFilter<'_>>,
     ) -> Result<Vec<Vec<Hit>>> {
         let d = self.dim;

@@ -298,33 +298,6 @@ impl HnswIndex {
         self.params.ef_search = ef.max(1);
     }
 
-    /// Searches with an explicit candidate list size `ef` (raised to `k`).
-    pub fn search_with_ef(
-        &self,
-        query: &[f32],
-        k: usize,
-        ef: usize,
-        filter: Option<RowFilter<'_>>,
-    ) -> Result<Vec<Hit>> {
-        let q = normalize_query(self.dim, query, 0)?;
-        Ok(self.search_normalized(&q, k, ef, filter))
-    }
-
-    /// Batched [`Self::search_with_ef`] over row-major queries, one query per rayon task.
-    pub fn search_batch_with_ef(
-        &self,
-        queries: &[f32],
-        k: usize,
-        ef: usize,
-        filter: Option<RowFilter<'_>>,
-    ) -> Result<Vec<Vec<Hit>>> {
-        let qs = normalize_queries(self.dim, queries)?;
-        Ok(qs
-            .par_chunks_exact(self.dim)
-            .map(|q| self.search_normalized(q, k, ef, filter))
-            .collect())
-    }
-
     /// The same search through hnsw_rs's own `search_filter` (slower; with a filter it returns
     /// the kept rows among the `k` best, so possibly fewer than `k`). For tests and benchmarks.
     /// Only a graph built by hnsw_rs ([`GraphBuilder::HnswRs`], or loaded from a format-1 version)
@@ -490,16 +463,33 @@ impl VectorIndex for HnswIndex {
         self.len
     }
 
-    fn search(&self, query: &[f32], k: usize, filter: Option<RowFilter<'_>>) -> Result<Vec<Hit>> {
-        self.search_with_ef(query, k, self.params.ef_search, filter)
+    fn default_ef(&self) -> usize {
+        self.params.ef_search
     }
 
-    fn search_batch(
+    /// One query per rayon task.
+    fn search_batch_with_ef(
         &self,
         queries: &[f32],
         k: usize,
+        ef: usize,
         filter: Option<RowFilter<'_>>,
     ) -> Result<Vec<Vec<Hit>>> {
-        self.search_batch_with_ef(queries, k, self.params.ef_search, filter)
+        let qs = normalize_queries(self.dim, queries)?;
+        Ok(qs
+            .par_chunks_exact(self.dim)
+            .map(|q| self.search_normalized(q, k, ef, filter))
+            .collect())
+    }
+
+    fn search_with_ef(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        filter: Option<RowFilter<'_>>,
+    ) -> Result<Vec<Hit>> {
+        let q = normalize_query(self.dim, query, 0)?;
+        Ok(self.search_normalized(&q, k, ef, filter))
     }
 }

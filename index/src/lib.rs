@@ -15,6 +15,7 @@
 //! - [`check()`]: recall of the graph against the exact index, queries/s, self-reachability.
 #![warn(missing_docs)]
 
+mod backend;
 mod check;
 mod embeddings;
 mod error;
@@ -22,21 +23,29 @@ mod exact;
 mod flat;
 mod graph_file;
 mod hnsw;
+mod location;
 pub mod metric;
 #[cfg(feature = "milvus")]
 pub mod milvus;
 mod native;
+mod rows;
 mod search;
 mod store;
 pub mod synthetic;
 
-pub use check::{check, CheckParams, CheckReport, Checked, EfRow, SelfReach};
+pub use backend::{
+    Found, FoundKey, ItemFilter, ItemKey, ItemSearch, KeepItem, SearchSpec, StoreStamp, VersionFacts,
+    VersionStore,
+};
+pub use check::{check, CheckParams, CheckReport, CheckTarget, EfRow, SelfReach};
 pub use embeddings::{
     read_embeddings, read_embeddings_any, write_embeddings, write_embeddings_with_kinds, EMBEDDINGS_FILE,
 };
 pub use error::{list_ids, Error, Result};
 pub use exact::ExactIndex;
 pub use hnsw::{GraphBuilder, HnswIndex, HnswParams};
+pub use location::IndexLocation;
+pub use rows::ItemRows;
 pub use search::{Hit, RowFilter, VectorIndex};
 pub use store::{
     AddReport, GcReport, IndexDir, IndexInfo, IndexVersion, RebuildReport, VersionId, INDEX_FORMAT_VERSION,

@@ -220,7 +220,7 @@ fn search_batch_answers_each_query_as_search_with_ef() {
         (5, 64, Some(&keep as &(dyn Fn(u32) -> bool + Sync))),
         (1, 10, None),
     ] {
-        let batch = cur.search_batch(&queries, k, ef, filter).unwrap();
+        let batch = cur.search_batch_with_ef(&queries, k, ef, filter).unwrap();
         assert_eq!(batch.len(), 150);
         for (i, q) in queries.chunks_exact(DIM).enumerate() {
             assert_eq!(
@@ -233,19 +233,19 @@ fn search_batch_answers_each_query_as_search_with_ef() {
     }
     // Unnormalised queries too (each is normalised once, as a single search does).
     let scaled: Vec<f32> = v[..10 * DIM].iter().map(|x| x * 3.7).collect();
-    let batch = cur.search_batch(&scaled, 10, 48, None).unwrap();
+    let batch = cur.search_batch_with_ef(&scaled, 10, 48, None).unwrap();
     for (i, q) in scaled.chunks_exact(DIM).enumerate() {
         assert_eq!(batch[i], cur.search_with_ef(q, 10, 48, None).unwrap());
     }
-    assert!(cur.search_batch(&[], 10, 48, None).unwrap().is_empty());
+    assert!(cur.search_batch_with_ef(&[], 10, 48, None).unwrap().is_empty());
     assert!(matches!(
-        cur.search_batch(&queries[..DIM + 1], 10, 48, None),
+        cur.search_batch_with_ef(&queries[..DIM + 1], 10, 48, None),
         Err(Error::Dimension { .. })
     ));
     let mut bad = queries[..3 * DIM].to_vec();
     bad[2 * DIM] = f32::NAN;
     assert!(matches!(
-        cur.search_batch(&bad, 10, 48, None),
+        cur.search_batch_with_ef(&bad, 10, 48, None),
         Err(Error::BadQuery { index: 2, .. })
     ));
 }

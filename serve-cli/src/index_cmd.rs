@@ -6,13 +6,13 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use twotower_cli::recommender::IndexLocation;
 use twotower_data::progress::Progress;
 use twotower_data::Dataset;
-use twotower_index::{check, list_ids, CheckParams, CheckReport, Checked, HnswParams, IndexDir};
+use twotower_index::{
+    list_ids, CheckParams, CheckReport, CheckTarget, HnswParams, IndexLocation, ItemRows, VersionStore,
+};
 use twotower_towers::Model;
 
 /// Index commands.
@@ -154,42 +154,15 @@ pub struct GcArgs {
     pub keep: usize,
 }
 
-#[cfg(feature = "milvus")]
-impl IndexCommand {
-    /// The index the command works on.
-    fn location(&self) -> &IndexLocation {
-        match self {
-            IndexCommand::Build(a) => &a.index,
-            IndexCommand::Rebuild(a) => &a.build.index,
-            IndexCommand::Add(a) => &a.index,
-            IndexCommand::Check(a) => &a.index,
-            IndexCommand::Gc(a) => &a.index,
-        }
-    }
-}
-
-/// Runs an `index` subcommand (on a Milvus location, through `index_milvus`).
+/// Runs an `index` subcommand on whatever backend `--index` names.
 pub fn run(cmd: IndexCommand, progress: &dyn Progress) -> Result<()> {
-    #[cfg(feature = "milvus")]
-    if let IndexLocation::Milvus(addr) = cmd.location() {
-        let addr = addr.clone();
-        return crate::index_milvus::run(cmd, &addr, progress);
-    }
     match cmd {
         IndexCommand::Build(a) => build(a, false, progress),
         IndexCommand::Rebuild(a) if a.reset => build(a.build, true, progress),
         IndexCommand::Rebuild(a) => rebuild(a.build, progress),
         IndexCommand::Add(a) => add(a, progress),
         IndexCommand::Check(a) => check_cmd(a, progress),
-        IndexCommand::Gc(a) => print_gc(&IndexDir::new(dir_of(&a.index)?).gc(a.keep)?),
-    }
-}
-
-/// The directory of a directory index (Milvus locations are dispatched before this is reached).
-fn dir_of(l: &IndexLocation) -> Result<&Path> {
-    match l {
-        IndexLocation::Dir(p) => Ok(p),
-        IndexLocation::Milvus(a) => bail!("{a}: this twotower was built without the `milvus` feature"),
+        IndexCommand::Gc(a) => print_gc(&a.index.open()?.gc(a.keep)?),
     }
 }
 
@@ -290,15 +263,91 @@ pub(crate) fn warn_unencodable(e: &Embedded, data: &Path) {
     }
 }
 
+/// `ids` with their vectors as rows for `store`, with titles and genres from `ds` when the store
+/// keeps them (none for ids `ds` does not have).
+fn item_rows(
+    store: &dyn VersionStore,
+    ds: Option<&Dataset>,
+    ids: Vec<String>,
+    vectors: Vec<f32>,
+) -> ItemRows {
+    let mut rows = ItemRows::bare(ids, vectors);
+    let Some(ds) = ds.filter(|_| store.stores_attributes()) else {
+        return rows;
+    };
+    let t = &ds.item_table;
+    for id in &rows.ids {
+        match ds.items.get(id) {
+            Some(r) => {
+                rows.titles.push(t.titles[r as usize].clone().unwrap_or_default());
+                rows.genres.push(
+                    t.genres
+                        .row(r as usize)
+                        .iter()
+                        .map(|&g| t.genres.vocab.id(g).to_string())
+                        .collect(),
+                );
+            }
+            None => {
+                rows.titles.push(String::new());
+                rows.genres.push(Vec::new());
+            }
+        }
+    }
+    rows
+}
+
+/// Every item of the model's catalogue; titles and genres, when the store keeps them, from the
+/// dataset the model was trained on.
+fn model_catalogue(store: &dyn VersionStore, model: &Model) -> Result<ItemRows> {
+    let ds = if store.stores_attributes() {
+        let dir = Path::new(&model.meta().dataset_dir);
+        Some(Dataset::load(dir).with_context(|| {
+            format!(
+                "loading the model's dataset {} for item titles and genres (pass --data to use another copy)",
+                dir.display()
+            )
+        })?)
+    } else {
+        None
+    };
+    Ok(item_rows(
+        store,
+        ds.as_ref(),
+        model.item_vocab().ids().to_vec(),
+        model.item_embeddings()?,
+    ))
+}
+
+/// The encodable items of `--data` (those of `only`, when given) embedded as rows for `store`, and
+/// how many were left out.
+fn embed_data(
+    store: &dyn VersionStore,
+    model: &Model,
+    d: &Path,
+    only: &[String],
+) -> Result<(ItemRows, Embedded)> {
+    let ds = load_dataset(d)?;
+    let mut e = embed_dataset(model, &ds, d, only)?;
+    warn_unencodable(&e, d);
+    let rows = item_rows(
+        store,
+        Some(&ds),
+        std::mem::take(&mut e.ids),
+        std::mem::take(&mut e.vectors),
+    );
+    Ok((rows, e))
+}
+
 fn build(a: BuildArgs, reset: bool, progress: &dyn Progress) -> Result<()> {
-    let dir = IndexDir::new(dir_of(&a.index)?);
-    dir.check_root()?;
+    let store = a.index.open()?;
+    store.check_location()?;
     let base = if reset {
         // A rebuild keeps the served version's graph parameters unless told otherwise.
-        let cur = dir
+        let cur = store
             .open_current(None)
             .with_context(|| format!("{} has no index to rebuild (use `index build`)", a.index))?;
-        cur.info().hnsw
+        cur.facts().hnsw
     } else {
         HnswParams::default()
     };
@@ -306,11 +355,10 @@ fn build(a: BuildArgs, reset: bool, progress: &dyn Progress) -> Result<()> {
     let model = load_model(&a.model)?;
     let t = Instant::now();
     progress.start("embedding items", None);
-    let (ids, vectors, left_out) = match &a.data {
+    let (rows, left_out) = match &a.data {
         Some(d) => {
-            let e = embed_dataset(&model, &load_dataset(d)?, d, &[])?;
-            warn_unencodable(&e, d);
-            if e.ids.is_empty() {
+            let (rows, e) = embed_data(store.as_ref(), &model, d, &[])?;
+            if rows.is_empty() {
                 bail!(
                     "none of the {} items of {} can be encoded by the model {}",
                     e.unencodable.len(),
@@ -318,17 +366,17 @@ fn build(a: BuildArgs, reset: bool, progress: &dyn Progress) -> Result<()> {
                     a.model.display()
                 );
             }
-            (e.ids, e.vectors, e.unencodable.len())
+            (rows, e.unencodable.len())
         }
-        None => (model.item_vocab().ids().to_vec(), model.item_embeddings()?, 0),
+        None => (model_catalogue(store.as_ref(), &model)?, 0),
     };
     progress.finish();
     let embed_s = t.elapsed().as_secs_f64();
     let t = Instant::now();
-    let v = dir.build_version(&ids, &vectors, model.dim(), params, model.fingerprint(), progress)?;
+    let v = store.build(&rows, model.dim(), params, model.fingerprint(), progress)?;
     println!(
-        "index version {v} of {} items{} (d={}, {}) in {}: embedding {embed_s:.2} s, graph {:.2} s",
-        ids.len(),
+        "index version {v} of {} items{} (d={}, {}) in {}{}: embedding {embed_s:.2} s, index {:.2} s",
+        rows.len(),
         if left_out > 0 {
             format!(", {left_out} not encodable left out")
         } else {
@@ -337,57 +385,50 @@ fn build(a: BuildArgs, reset: bool, progress: &dyn Progress) -> Result<()> {
         model.dim(),
         params_line(params),
         a.index,
+        note(store.as_ref(), v),
         t.elapsed().as_secs_f64()
     );
     Ok(())
 }
 
+/// ` (where version `v` lives)` when the backend says more than the location.
+fn note(store: &dyn VersionStore, v: twotower_index::VersionId) -> String {
+    let n = store.version_note(v);
+    if n.is_empty() {
+        n
+    } else {
+        format!(" ({n})")
+    }
+}
+
 fn rebuild(a: BuildArgs, progress: &dyn Progress) -> Result<()> {
-    let dir = IndexDir::new(dir_of(&a.index)?);
-    let cur = dir
+    let store = a.index.open()?;
+    let cur = store
         .open_current(None)
-        .with_context(|| format!("{} has no index to rebuild (use `index build`)", a.index))?;
-    let params = a.graph.resolve(cur.info().hnsw);
-    let built_by = cur.info().model_fingerprint.clone();
-    drop(cur);
+        .with_context(|| format!("{} has no index to rebuild (use `index build`)", a.index))?
+        .facts();
+    let params = a.graph.resolve(cur.hnsw);
     let model = load_model(&a.model)?;
-    let same_model = built_by == model.fingerprint();
+    let same_model = cur.model_fingerprint == model.fingerprint();
     let t = Instant::now();
     progress.start("embedding items", None);
-    let (mut ids, mut vectors) = (Vec::new(), Vec::new());
-    if let Some(d) = &a.data {
-        let e = embed_dataset(&model, &load_dataset(d)?, d, &[])?;
-        warn_unencodable(&e, d);
-        (ids, vectors) = (e.ids, e.vectors);
-    }
+    let mut rows = match &a.data {
+        Some(d) => embed_data(store.as_ref(), &model, d, &[])?.0,
+        None => ItemRows::default(),
+    };
     if !same_model {
-        // Another model: its own catalog for every item --data does not have.
-        let given: HashSet<String> = ids.iter().cloned().collect();
-        let all = model.item_embeddings()?;
-        let dim = model.dim();
-        for (r, id) in model.item_vocab().ids().iter().enumerate() {
-            if !given.contains(id) {
-                ids.push(id.clone());
-                vectors.extend_from_slice(&all[r * dim..(r + 1) * dim]);
-            }
-        }
+        // Another model: its own catalogue for every item --data does not have.
+        rows.extend_missing(&model_catalogue(store.as_ref(), &model)?, model.dim());
     }
     progress.finish();
     let embed_s = t.elapsed().as_secs_f64();
     let t = Instant::now();
-    let r = dir
-        .rebuild_live(
-            &ids,
-            &vectors,
-            model.dim(),
-            Some(params),
-            model.fingerprint(),
-            progress,
-        )
+    let r = store
+        .rebuild_live(&rows, model.dim(), Some(params), model.fingerprint(), progress)
         .map_err(rebuild_hint)?;
     println!(
         "index version {} of {} items, the live set of version {} ({} re-embedded, {} kept their vectors; \
-         tombstones dropped) (d={}, {}) in {}: embedding {embed_s:.2} s, graph {:.2} s",
+         tombstones dropped) (d={}, {}) in {}{}: embedding {embed_s:.2} s, index {:.2} s",
         r.version,
         r.rows,
         r.parent,
@@ -396,6 +437,7 @@ fn rebuild(a: BuildArgs, progress: &dyn Progress) -> Result<()> {
         model.dim(),
         params_line(params),
         a.index,
+        note(store.as_ref(), r.version),
         t.elapsed().as_secs_f64()
     );
     print_not_live(&r);
@@ -465,12 +507,12 @@ fn add_counts(r: &twotower_index::AddReport, left_out: usize) -> String {
 }
 
 fn add(a: AddArgs, progress: &dyn Progress) -> Result<()> {
+    let store = a.index.open()?;
     let model = load_model(&a.model)?;
-    let (mut ids, mut vectors, mut left_out) = (Vec::new(), Vec::new(), 0);
+    let (mut rows, mut left_out) = (ItemRows::default(), 0);
     if let Some(d) = &a.data {
-        let e = embed_dataset(&model, &load_dataset(d)?, d, &a.only)?;
-        warn_unencodable(&e, d);
-        if e.ids.is_empty() && a.remove.is_empty() {
+        let (r, e) = embed_data(store.as_ref(), &model, d, &a.only)?;
+        if r.is_empty() && a.remove.is_empty() {
             bail!(
                 "nothing to add: none of the {} item(s) of {} can be encoded by the model {}",
                 e.unencodable.len(),
@@ -478,73 +520,52 @@ fn add(a: AddArgs, progress: &dyn Progress) -> Result<()> {
                 a.model.display()
             );
         }
-        (ids, vectors, left_out) = (e.ids, e.vectors, e.unencodable.len());
+        (rows, left_out) = (r, e.unencodable.len());
     }
-    if ids.is_empty() && a.remove.is_empty() {
+    if rows.is_empty() && a.remove.is_empty() {
         bail!("nothing to add or remove");
     }
-    let r = IndexDir::new(dir_of(&a.index)?).add_items(
-        &ids,
-        &vectors,
-        &a.remove,
-        model.fingerprint(),
-        progress,
-    )?;
-    print_add(&r, left_out, "", " unchanged (no new version)");
+    let r = store.add(&rows, model.dim(), &a.remove, model.fingerprint(), progress)?;
+    print_add(
+        &r,
+        left_out,
+        &note(store.as_ref(), r.version),
+        " unchanged (no new version)",
+    );
     Ok(())
 }
 
 pub(crate) fn check_cmd(a: CheckArgs, progress: &dyn Progress) -> Result<()> {
     let model = load_model(&a.model)?;
     let t = Instant::now();
-    let (target, header): (Box<dyn Checked>, String) = match &a.index {
-        IndexLocation::Dir(dir) => {
-            let version = IndexDir::new(dir).open_current(Some(model.fingerprint()))?;
-            let header = format!(
-                "index version {} of {}: {} rows ({} live), m={}, ef_construction={}, default ef={}; \
-                 opened and verified in {:.2} s",
-                version.version(),
-                dir.display(),
-                version.ids().len(),
-                version.live_len(),
-                version.info().hnsw.m,
-                version.info().hnsw.ef_construction,
-                version.info().hnsw.ef_search,
-                t.elapsed().as_secs_f64()
-            );
-            (Box::new(version), header)
-        }
-        #[cfg(feature = "milvus")]
-        IndexLocation::Milvus(addr) => crate::index_milvus::open_checked(addr, &model, progress)?,
-        #[cfg(not(feature = "milvus"))]
-        IndexLocation::Milvus(addr) => bail!("{addr}: this twotower was built without the `milvus` feature"),
-    };
-    let dim = model.dim();
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(a.seed);
-    let sample = |rows: &[f32], n: usize, rng: &mut rand_chacha::ChaCha8Rng| -> Vec<f32> {
-        let total = rows.len() / dim;
-        let mut pick: Vec<usize> = (0..total).collect();
-        pick.shuffle(rng);
-        pick.truncate(n);
-        pick.iter()
-            .flat_map(|&r| rows[r * dim..(r + 1) * dim].iter().copied())
-            .collect()
-    };
-    let users = sample(&model.user_embeddings()?, a.queries, &mut rng);
-    let items = sample(&model.item_embeddings()?, a.queries, &mut rng);
+    let store = a.index.open()?;
+    let target = store.open_current(Some(model.fingerprint()))?;
+    let f = target.facts();
+    let header = format!(
+        "index version {} of {}: {} rows ({} live), m={}, ef_construction={}, default ef={}; \
+         opened in {:.2} s",
+        f.version,
+        f.path,
+        f.rows,
+        f.items,
+        f.hnsw.m,
+        f.hnsw.ef_construction,
+        f.hnsw.ef_search,
+        t.elapsed().as_secs_f64()
+    );
+    let (users, items) = sample_queries(&model, a.queries, a.seed)?;
     let params = CheckParams {
         efs: a.ef.clone(),
         min_recall: a.min_recall,
-        // A Milvus index is searched once per item over the network: 1000 unless told otherwise.
-        self_check_sample: a
-            .self_check
-            .or(matches!(a.index, IndexLocation::Milvus(_)).then_some(1000)),
+        // A backend searched over the network tests a sample unless told otherwise.
+        self_check_sample: a.self_check.or(store.default_self_check()),
         ..CheckParams::default()
     };
     let mut warnings = Vec::new();
     println!("{header}");
+    let measured = CheckTarget::new(target.as_ref(), progress)?;
     for (what, queries) in [("user queries", &users), ("item queries", &items)] {
-        let report = check(target.as_ref(), queries, &params, progress)?;
+        let report = measured.check(queries, &params, progress)?;
         print_check(what, &report);
         warnings.extend(report.warnings.iter().map(|w| format!("{what}: {w}")));
     }
@@ -555,6 +576,24 @@ pub(crate) fn check_cmd(a: CheckArgs, progress: &dyn Progress) -> Result<()> {
         bail!("index check found {} problem(s)", warnings.len());
     }
     Ok(())
+}
+
+/// `n` user vectors and `n` item vectors of the model, sampled without repeats with `seed`: the
+/// queries `index check` (and `report`) measure an index with.
+pub(crate) fn sample_queries(model: &Model, n: usize, seed: u64) -> Result<(Vec<f32>, Vec<f32>)> {
+    let dim = model.dim();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut sample = |rows: &[f32]| -> Vec<f32> {
+        let mut pick: Vec<usize> = (0..rows.len() / dim).collect();
+        pick.shuffle(&mut rng);
+        pick.truncate(n);
+        pick.iter()
+            .flat_map(|&r| rows[r * dim..(r + 1) * dim].iter().copied())
+            .collect()
+    };
+    let users = sample(&model.user_embeddings()?);
+    let items = sample(&model.item_embeddings()?);
+    Ok((users, items))
 }
 
 /// One query set's table: recall and queries/s by ef, then self-reachability.

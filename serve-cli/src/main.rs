@@ -6,7 +6,6 @@ mod data_cmd;
 mod engine_args;
 mod index_cmd;
 #[cfg(feature = "milvus")]
-mod index_milvus;
 mod progress;
 mod rec_writer;
 mod recommend_cmd;

@@ -14,10 +14,9 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
-use twotower_cli::recommender::IndexLocation;
 use twotower_data::progress::Progress;
 use twotower_data::{Dataset, UserHistories};
-use twotower_index::{check, CheckParams, CheckReport, Checked, IndexDir};
+use twotower_index::{CheckParams, CheckReport, CheckTarget, IndexLocation};
 use twotower_towers::{top_k_exact, EpochMetrics, Model, PlanRun};
 
 use page::Page;
@@ -120,45 +119,20 @@ fn index_check(
     seed: u64,
     progress: &dyn Progress,
 ) -> Result<Vec<(&'static str, CheckReport)>> {
-    let version: Box<dyn Checked> = match at {
-        IndexLocation::Dir(dir) => Box::new(
-            IndexDir::new(dir)
-                .open_current(Some(model.fingerprint()))
-                .with_context(|| format!("opening index {}", dir.display()))?,
-        ),
-        #[cfg(feature = "milvus")]
-        IndexLocation::Milvus(addr) => crate::index_milvus::open_checked(addr, model, progress)?.0,
-        #[cfg(not(feature = "milvus"))]
-        IndexLocation::Milvus(addr) => {
-            anyhow::bail!("{addr}: this twotower was built without the `milvus` feature")
-        }
-    };
-    let dim = model.dim();
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let sample = |rows: &[f32], rng: &mut rand_chacha::ChaCha8Rng| -> Vec<f32> {
-        let mut pick: Vec<usize> = (0..rows.len() / dim).collect();
-        pick.shuffle(rng);
-        pick.truncate(INDEX_QUERIES);
-        pick.iter()
-            .flat_map(|&r| rows[r * dim..(r + 1) * dim].iter().copied())
-            .collect()
-    };
-    let users = sample(&model.user_embeddings()?, &mut rng);
-    let items = sample(&model.item_embeddings()?, &mut rng);
+    let store = at.open()?;
+    let version = store
+        .open_current(Some(model.fingerprint()))
+        .with_context(|| format!("opening index {at}"))?;
+    let (users, items) = crate::index_cmd::sample_queries(model, INDEX_QUERIES, seed)?;
     let params = CheckParams {
-        // A Milvus index is searched once per item over the network: a sample says enough.
-        self_check_sample: matches!(at, IndexLocation::Milvus(_)).then_some(500),
+        // A backend searched over the network: a sample says enough.
+        self_check_sample: store.default_self_check().map(|n| n.min(500)),
         ..CheckParams::default()
     };
+    let target = CheckTarget::new(version.as_ref(), progress)?;
     Ok(vec![
-        (
-            "user queries",
-            check(version.as_ref(), &users, &params, progress)?,
-        ),
-        (
-            "item queries",
-            check(version.as_ref(), &items, &params, progress)?,
-        ),
+        ("user queries", target.check(&users, &params, progress)?),
+        ("item queries", target.check(&items, &params, progress)?),
     ])
 }
 

@@ -3,15 +3,14 @@
 //! the live set, gc) with a collection per version and an alias as `CURRENT`; [`MilvusVersion`]
 //! searches one version. Behind the `milvus` cargo feature (on by default).
 
-mod check;
+mod backend;
 mod client;
 pub mod proto;
 mod rows;
 mod store;
 mod version;
 
-pub use check::MilvusChecked;
 pub use client::{Client, ConnectOptions, MilvusError, MilvusUri, TOKEN_ENV};
-pub use rows::{ItemRows, GENRES_FIELD, ID_FIELD, TITLE_FIELD, VECTOR_FIELD};
+pub use rows::{GENRES_FIELD, ID_FIELD, TITLE_FIELD, VECTOR_FIELD};
 pub use store::{quote, Consistency, MilvusIndex, MilvusInfo, MAX_TOPK};
 pub use version::MilvusVersion;

@@ -1,10 +1,10 @@
-//! [`ItemRows`], the rows a twotower collection holds (id, unit vector, title, genres), and their
-//! conversion to and from Milvus's column-wise `FieldData`.
+//! The rows a twotower collection holds (id, unit vector, title, genres) as [`ItemRows`], converted to
+//! and from Milvus's column-wise `FieldData`.
 
 use super::client::{MResult, MilvusError};
 use super::proto::{self, data_type};
 use crate::error::{Error, Result};
-use std::collections::HashSet;
+use crate::rows::ItemRows;
 
 /// Field names of a twotower collection.
 pub const ID_FIELD: &str = "id";
@@ -21,77 +21,23 @@ pub(super) const MAX_TITLE: usize = 1024;
 pub(super) const MAX_GENRE: usize = 128;
 pub(super) const MAX_GENRES: usize = 256;
 
-/// Items to write: ids, unit vectors (row-major) and the scalar fields filters read.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ItemRows {
-    /// Item ids, unique.
-    pub ids: Vec<String>,
-    /// `ids.len() × dim` components.
-    pub vectors: Vec<f32>,
-    /// Title per item ("" when none).
-    pub titles: Vec<String>,
-    /// Genres per item.
-    pub genres: Vec<Vec<String>>,
-}
-
-impl ItemRows {
-    /// Rows without titles or genres.
-    pub fn bare(ids: Vec<String>, vectors: Vec<f32>) -> ItemRows {
-        let n = ids.len();
-        ItemRows {
-            ids,
-            vectors,
-            titles: vec![String::new(); n],
-            genres: vec![Vec::new(); n],
-        }
-    }
-
-    /// Number of rows.
-    pub fn len(&self) -> usize {
-        self.ids.len()
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.ids.is_empty()
-    }
-
-    pub(super) fn push_from(&mut self, other: &ItemRows, r: usize, dim: usize) {
-        self.ids.push(other.ids[r].clone());
-        self.vectors
-            .extend_from_slice(&other.vectors[r * dim..(r + 1) * dim]);
-        self.titles.push(other.titles[r].clone());
-        self.genres.push(other.genres[r].clone());
-    }
-
-    pub(super) fn check(&self, dim: usize) -> Result<()> {
-        let n = self.ids.len();
-        if self.vectors.len() != n * dim || self.titles.len() != n || self.genres.len() != n {
+/// Checks `rows` for a collection: [`ItemRows::check`], then the fields' limits (id, genre sizes).
+pub(super) fn check_rows(rows: &ItemRows, dim: usize) -> Result<()> {
+    rows.check(dim)?;
+    for (r, id) in rows.ids.iter().enumerate() {
+        if id.len() > MAX_ID {
             return Err(Error::BadIds(format!(
-                "{n} ids, {} vector components (dimension {dim}), {} titles, {} genre lists",
-                self.vectors.len(),
-                self.titles.len(),
-                self.genres.len()
+                "row {r}: item id {id:?} must be 1 to {MAX_ID} bytes for Milvus"
             )));
         }
-        let mut seen = HashSet::with_capacity(n);
-        for (r, id) in self.ids.iter().enumerate() {
-            if id.is_empty() || id.len() > MAX_ID {
-                return Err(Error::BadIds(format!(
-                    "row {r}: item id {id:?} must be 1 to {MAX_ID} bytes for Milvus"
-                )));
-            }
-            if !seen.insert(id.as_str()) {
-                return Err(Error::BadIds(format!("item id {id:?} appears twice")));
-            }
-            if self.genres[r].len() > MAX_GENRES || self.genres[r].iter().any(|g| g.len() > MAX_GENRE) {
-                return Err(Error::BadIds(format!(
-                    "item {id:?}: at most {MAX_GENRES} genres of at most {MAX_GENRE} bytes each fit the collection"
-                )));
-            }
+        let genres = rows.genres.get(r).map_or(&[][..], Vec::as_slice);
+        if genres.len() > MAX_GENRES || genres.iter().any(|g| g.len() > MAX_GENRE) {
+            return Err(Error::BadIds(format!(
+                "item {id:?}: at most {MAX_GENRES} genres of at most {MAX_GENRE} bytes each fit the collection"
+            )));
         }
-        Ok(())
     }
+    Ok(())
 }
 
 fn string_field(name: &str, data: Vec<String>) -> proto::FieldData {
@@ -123,11 +69,12 @@ pub(super) fn fit_title(t: &str) -> String {
 }
 
 pub(super) fn fields_of(rows: &ItemRows, range: std::ops::Range<usize>, dim: usize) -> Vec<proto::FieldData> {
-    let genres = rows.genres[range.clone()]
-        .iter()
-        .map(|g| proto::ScalarField {
+    // Rows without attributes are written with empty titles and genres.
+    let genres = range
+        .clone()
+        .map(|r| proto::ScalarField {
             data: Some(proto::scalar_field::Data::StringData(proto::StringArray {
-                data: g.clone(),
+                data: rows.genres.get(r).cloned().unwrap_or_default(),
             })),
         })
         .collect();
@@ -146,7 +93,10 @@ pub(super) fn fields_of(rows: &ItemRows, range: std::ops::Range<usize>, dim: usi
         },
         string_field(
             TITLE_FIELD,
-            rows.titles[range.clone()].iter().map(|t| fit_title(t)).collect(),
+            range
+                .clone()
+                .map(|r| rows.titles.get(r).map_or_else(String::new, |t| fit_title(t)))
+                .collect(),
         ),
         scalar_field(
             GENRES_FIELD,
@@ -228,11 +178,11 @@ mod tests {
     #[test]
     fn rows_are_checked_before_anything_is_sent() {
         let mut r = ItemRows::bare(vec!["a".into(), "a".into()], vec![1.0, 0.0, 0.0, 1.0]);
-        assert!(r.check(2).unwrap_err().to_string().contains("twice"));
+        assert!(check_rows(&r, 2).unwrap_err().to_string().contains("twice"));
         r.ids[1] = "x".repeat(MAX_ID + 1);
-        assert!(r.check(2).unwrap_err().to_string().contains("512"));
+        assert!(check_rows(&r, 2).unwrap_err().to_string().contains("512"));
         r.ids[1] = "b".into();
-        r.check(2).unwrap();
-        assert!(r.check(3).is_err());
+        check_rows(&r, 2).unwrap();
+        assert!(check_rows(&r, 3).is_err());
     }
 }

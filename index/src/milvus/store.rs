@@ -9,13 +9,14 @@
 use super::client::{Client, ConnectOptions, MResult, MilvusError, MilvusUri};
 use super::proto::{self, consistency, data_type, kv};
 use super::rows::{
-    fields_of, fit_title, ItemRows, GENRES_FIELD, ID_FIELD, MAX_GENRE, MAX_GENRES, MAX_ID, MAX_TITLE,
+    check_rows, fields_of, fit_title, GENRES_FIELD, ID_FIELD, MAX_GENRE, MAX_GENRES, MAX_ID, MAX_TITLE,
     TITLE_FIELD, VECTOR_FIELD,
 };
 use super::version::MilvusVersion;
 use crate::error::{Error, Result};
 use crate::hnsw::HnswParams;
 use crate::metric::normalize_rows;
+use crate::rows::ItemRows;
 use crate::store::{same_bits, AddReport, GcReport, RebuildReport, VersionId, METRIC};
 use prost::Message;
 use serde::{Deserialize, Serialize};
@@ -337,7 +338,7 @@ impl MilvusIndex {
         parent: Option<VersionId>,
         progress: &dyn Progress,
     ) -> Result<VersionId> {
-        rows.check(dim)?;
+        check_rows(rows, dim)?;
         if rows.is_empty() {
             return Err(Error::BadIds("no items to index".into()));
         }
@@ -543,7 +544,7 @@ impl MilvusIndex {
         model_fingerprint: &str,
         progress: &dyn Progress,
     ) -> Result<AddReport> {
-        rows.check(dim)?;
+        check_rows(rows, dim)?;
         let cur = self.open_current(Some(model_fingerprint))?;
         let mut given = rows.clone();
         given.vectors = normalize_rows(dim, &rows.vectors, Some(&rows.ids))?;
@@ -584,8 +585,9 @@ impl MilvusIndex {
                     let same = same_bits(
                         &stored.vectors[s * dim..(s + 1) * dim],
                         &given.vectors[r * dim..(r + 1) * dim],
-                    ) && stored.titles[s] == fit_title(&given.titles[r])
-                        && stored.genres[s] == given.genres[r];
+                    ) && stored.titles[s]
+                        == fit_title(given.titles.get(r).map_or("", String::as_str))
+                        && stored.genres[s] == given.genres.get(r).cloned().unwrap_or_default();
                     if same {
                         report.unchanged += 1;
                         continue;
@@ -629,7 +631,7 @@ impl MilvusIndex {
         model_fingerprint: &str,
         progress: &dyn Progress,
     ) -> Result<RebuildReport> {
-        rows.check(dim)?;
+        check_rows(rows, dim)?;
         let cur = self.open_current(None)?;
         if cur.info.dim != dim {
             return Err(Error::Dimension {

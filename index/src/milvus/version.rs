@@ -2,9 +2,10 @@
 
 use super::client::{Client, MilvusError, MilvusUri};
 use super::proto::{self, consistency, kv};
-use super::rows::{rows_of, ItemRows, GENRES_FIELD, ID_FIELD, TITLE_FIELD, VECTOR_FIELD};
+use super::rows::{rows_of, GENRES_FIELD, ID_FIELD, TITLE_FIELD, VECTOR_FIELD};
 use super::store::{count, id_in, load, load_state, quote, Consistency, MilvusInfo, MAX_TOPK};
 use crate::error::{Error, Result};
+use crate::rows::ItemRows;
 use crate::store::VersionId;
 use prost::Message;
 use std::collections::HashSet;

@@ -1,16 +1,17 @@
-//! `ItemIndex`, what the recommender searches through: `search` and `search_batch` with `k`, `ef` and
-//! a declarative [`Filter`] (dataset items to leave out, an optional genre), so another backend (a
-//! vector database) can translate it into its own query. [`DirectoryIndex`] implements it over an
-//! on-disk index version and its row ⇄ item maps, turning the filter into a row predicate.
+//! [`CatalogIndex`]: the live index version, whatever backend holds it, searched for a catalogue's
+//! items. It turns the recommender's [`Filter`] (dataset items to leave out, an optional genre) into
+//! the index crate's [`ItemFilter`] (a predicate, with the genre and the number of left-out items as
+//! hints a server-side backend pushes down), and hits back into dataset items. Nothing here depends on
+//! which backend answers.
 
 use super::catalog::Catalog;
 use super::error::Result;
 use super::ids::{DataItem, Genre, RowMaps};
-use rayon::prelude::*;
-use serde::Serialize;
-use std::path::PathBuf;
 use std::sync::Arc;
-use twotower_index::{IndexVersion, RowFilter, VersionId};
+use twotower_index::{Found, FoundKey, ItemFilter, ItemKey, ItemSearch, SearchSpec, VersionId};
+
+/// What a backend says about itself (for `/readyz`, `/metrics` and `stats`).
+pub use twotower_index::VersionFacts as BackendInfo;
 
 /// Which items a search may return.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -26,6 +27,12 @@ impl Filter {
     pub fn new(mut exclude: Vec<DataItem>, genre: Option<Genre>) -> Filter {
         exclude.sort_unstable();
         exclude.dedup();
+        Filter { exclude, genre }
+    }
+
+    /// A filter leaving out `exclude`, which is already sorted without repeats (a user's seen list).
+    pub fn sorted(exclude: Vec<DataItem>, genre: Option<Genre>) -> Filter {
+        debug_assert!(exclude.windows(2).all(|w| w[0] < w[1]));
         Filter { exclude, genre }
     }
 
@@ -51,6 +58,16 @@ pub struct SearchParams {
     pub exact: bool,
 }
 
+impl SearchParams {
+    fn spec(self) -> SearchSpec {
+        SearchSpec {
+            k: self.k,
+            ef: Some(self.ef.max(self.k)),
+            exact: self.exact,
+        }
+    }
+}
+
 /// A returned item.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HitItem {
@@ -69,121 +86,116 @@ pub struct ItemHit {
     pub score: f32,
 }
 
-/// What a backend says about itself (for `/readyz`, `/metrics` and `stats`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct BackendInfo {
-    /// Backend kind: `directory` for an on-disk index directory, `milvus` for a Milvus collection.
-    pub kind: &'static str,
-    /// Where it lives (a directory, a URL).
-    pub path: String,
-    /// The version being searched.
-    pub version: VersionId,
-    /// Items a search can return.
-    pub items: usize,
-}
-
-/// An index of item vectors the recommender searches. Implementations must be cheap to share.
-pub trait ItemIndex: Send + Sync {
-    /// Kind, location and version.
-    fn info(&self) -> BackendInfo;
-    /// The version being searched.
-    fn version(&self) -> VersionId;
-    /// Fingerprint of the model whose item tower built the vectors.
-    fn model_fingerprint(&self) -> &str;
-    /// The indexed vector of a dataset item, `None` when the index does not hold it.
-    fn item_vector(&self, item: DataItem) -> Result<Option<Vec<f32>>>;
-    /// The best `params.k` items for one query among those `filter` keeps, best first.
-    fn search(&self, query: &[f32], params: SearchParams, filter: &Filter) -> Result<Vec<ItemHit>>;
-    /// [`ItemIndex::search`] for each row-major query, each with its own filter.
-    fn search_batch(
-        &self,
-        queries: &[f32],
-        params: SearchParams,
-        filters: &[Filter],
-    ) -> Result<Vec<Vec<ItemHit>>>;
-    /// Whether the backend can answer now ([`super::RecError::Unavailable`] when not), for `/readyz`.
-    fn check_health(&self) -> Result<()> {
-        Ok(())
-    }
-}
-
-/// An on-disk index version (HNSW graph + exact rows) with its row ⇄ item maps.
-pub struct DirectoryIndex {
-    root: PathBuf,
-    index: IndexVersion,
-    rows: RowMaps,
+/// An opened index version with the maps between its items and the catalogue's.
+pub struct CatalogIndex {
+    index: Box<dyn ItemSearch>,
+    /// Row ⇄ dataset item, for backends that number rows (`None` for those that name items by id).
+    rows: Option<RowMaps>,
     catalog: Arc<Catalog>,
 }
 
-impl DirectoryIndex {
-    /// Wraps a loaded version for searching `catalog`'s items.
-    pub fn new(root: PathBuf, index: IndexVersion, catalog: Arc<Catalog>) -> DirectoryIndex {
-        let rows = RowMaps::new(&index, &catalog);
-        DirectoryIndex {
-            root,
-            index,
-            rows,
-            catalog,
-        }
+impl CatalogIndex {
+    /// Wraps an opened version for searching `catalog`'s items.
+    pub fn new(index: Box<dyn ItemSearch>, catalog: Arc<Catalog>) -> CatalogIndex {
+        let rows = RowMaps::new(index.as_ref(), &catalog);
+        CatalogIndex { index, rows, catalog }
     }
 
-    fn hit(&self, row: u32, score: f32) -> ItemHit {
-        let item = match self.rows.item_of(row) {
-            Some(i) => HitItem::Data(i),
-            None => HitItem::Foreign(self.index.id(row).to_string()),
-        };
-        ItemHit { item, score }
-    }
-}
-
-impl ItemIndex for DirectoryIndex {
-    fn info(&self) -> BackendInfo {
-        BackendInfo {
-            kind: "directory",
-            path: self.root.display().to_string(),
-            version: self.index.version(),
-            items: self.index.live_len(),
-        }
+    /// Kind, location and version.
+    pub fn info(&self) -> BackendInfo {
+        self.index.facts()
     }
 
-    fn version(&self) -> VersionId {
+    /// The version being searched.
+    pub fn version(&self) -> VersionId {
         self.index.version()
     }
 
-    fn model_fingerprint(&self) -> &str {
-        &self.index.info().model_fingerprint
+    /// Fingerprint of the model whose item tower built the vectors.
+    pub fn model_fingerprint(&self) -> &str {
+        self.index.model_fingerprint()
     }
 
-    fn item_vector(&self, item: DataItem) -> Result<Option<Vec<f32>>> {
-        Ok(self.rows.row_of(item).map(|r| self.index.vector(r).to_vec()))
+    /// Whether the backend can answer now, for `/readyz`.
+    pub fn check_health(&self) -> Result<()> {
+        Ok(self.index.check_health()?)
     }
 
-    fn search(&self, query: &[f32], params: SearchParams, filter: &Filter) -> Result<Vec<ItemHit>> {
-        let keep = |row: u32| match self.rows.item_of(row) {
-            Some(i) => filter.keeps(&self.catalog, i),
-            None => filter.genre.is_none(),
+    /// The indexed vector of a dataset item, `None` when the index does not hold it.
+    pub fn item_vector(&self, item: DataItem) -> Result<Option<Vec<f32>>> {
+        if let Some(rows) = &self.rows {
+            // The row is known here: no id lookup in the index.
+            let Some(row) = rows.row_of(item) else {
+                return Ok(None);
+            };
+            let id = &self.index.row_ids().unwrap_or_default()[row as usize];
+            return Ok(self.index.vector(id)?);
+        }
+        Ok(self.index.vector(self.catalog.item_id(item))?)
+    }
+
+    /// Whether `filter` keeps the item a backend names. Items the dataset does not know pass
+    /// unless a genre is asked (they have none here).
+    fn keeps(&self, filter: &Filter, key: ItemKey<'_>) -> bool {
+        let item = match key {
+            ItemKey::Row(r) => self.rows.as_ref().and_then(|m| m.item_of(r)),
+            ItemKey::Id(id) => self.catalog.data().items.get(id).map(DataItem),
         };
-        let predicate: Option<RowFilter<'_>> = if filter.is_empty() { None } else { Some(&keep) };
-        let hits = if params.exact {
-            self.index.search_exact(query, params.k, predicate)?
-        } else {
-            self.index
-                .search_with_ef(query, params.k, params.ef.max(params.k), predicate)?
-        };
-        Ok(hits.iter().map(|h| self.hit(h.row, h.score)).collect())
+        match (item, key) {
+            (Some(i), _) => filter.keeps(&self.catalog, i),
+            // A backend that names items by id filtered the genre on its own stored genres.
+            (None, ItemKey::Id(_)) => true,
+            (None, ItemKey::Row(_)) => filter.genre.is_none(),
+        }
     }
 
-    fn search_batch(
+    fn hit(&self, f: Found) -> ItemHit {
+        let item = match f.key {
+            FoundKey::Row(r) => match self.rows.as_ref().and_then(|m| m.item_of(r)) {
+                Some(i) => HitItem::Data(i),
+                None => HitItem::Foreign(self.index.row_ids().unwrap_or_default()[r as usize].clone()),
+            },
+            FoundKey::Id(id) => match self.catalog.data().items.get(&id) {
+                Some(i) => HitItem::Data(DataItem(i)),
+                None => HitItem::Foreign(id),
+            },
+        };
+        ItemHit { item, score: f.score }
+    }
+
+    /// The best `params.k` items for one query among those `filter` keeps, best first.
+    pub fn search(&self, query: &[f32], params: SearchParams, filter: &Filter) -> Result<Vec<ItemHit>> {
+        Ok(self
+            .search_batch(query, params, std::slice::from_ref(filter))?
+            .pop()
+            .unwrap_or_default())
+    }
+
+    /// [`CatalogIndex::search`] for each row-major query, each with its own filter.
+    pub fn search_batch(
         &self,
         queries: &[f32],
         params: SearchParams,
         filters: &[Filter],
     ) -> Result<Vec<Vec<ItemHit>>> {
-        let dim = self.index.info().dim;
-        queries
-            .par_chunks(dim)
-            .zip(filters.par_iter())
-            .map(|(q, f)| self.search(q, params, f))
-            .collect()
+        let preds: Vec<_> = filters
+            .iter()
+            .map(|f| move |key: ItemKey<'_>| self.keeps(f, key))
+            .collect();
+        let vocab = &self.catalog.data().item_table.genres.vocab;
+        let item_filters: Vec<ItemFilter<'_>> = filters
+            .iter()
+            .zip(&preds)
+            .map(|(f, p)| ItemFilter {
+                keep: if f.is_empty() { None } else { Some(p) },
+                genre: f.genre.map(|g| vocab.id(g.0)),
+                excluded: f.exclude.len(),
+            })
+            .collect();
+        let found = self.index.search_batch(queries, params.spec(), &item_filters)?;
+        Ok(found
+            .into_iter()
+            .map(|hits| hits.into_iter().map(|f| self.hit(f)).collect())
+            .collect())
     }
 }

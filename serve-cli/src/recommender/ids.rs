@@ -1,10 +1,10 @@
 //! The one place ids cross spaces: a request's string ids → dataset indexes (users, items, genres) →
-//! model item rows, and index rows ⇄ dataset items for the directory index. A request is resolved
+//! model item rows, and index rows ⇄ dataset items for a backend that numbers its rows. A request is resolved
 //! once into these typed ids; nothing downstream looks a string up again.
 
 use super::catalog::Catalog;
 use super::error::{RecError, Result};
-use twotower_index::IndexVersion;
+use twotower_index::ItemSearch;
 use twotower_towers::Model;
 
 /// A user of the dataset (its row in the dataset's user vocabulary).
@@ -123,20 +123,21 @@ pub struct RowMaps {
 }
 
 impl RowMaps {
-    /// Maps `index`'s rows onto `catalog`'s items.
-    pub fn new(index: &IndexVersion, catalog: &Catalog) -> RowMaps {
+    /// Maps `index`'s rows onto `catalog`'s items; `None` for a backend that names items by id.
+    pub fn new(index: &dyn ItemSearch, catalog: &Catalog) -> Option<RowMaps> {
+        let ids = index.row_ids()?;
         let items = &catalog.data().items;
         let mut item_row = vec![u32::MAX; items.len()];
-        let row_item: Vec<u32> = (0..index.ids().len() as u32)
+        let row_item: Vec<u32> = (0..ids.len() as u32)
             .map(|row| {
-                let i = items.get(index.id(row)).unwrap_or(u32::MAX);
-                if i != u32::MAX && index.is_live(row) {
+                let i = items.get(&ids[row as usize]).unwrap_or(u32::MAX);
+                if i != u32::MAX && index.is_live_row(row) {
                     item_row[i as usize] = row;
                 }
                 i
             })
             .collect();
-        RowMaps { row_item, item_row }
+        Some(RowMaps { row_item, item_row })
     }
 
     /// The dataset item of an index row, `None` for an item the dataset does not know.

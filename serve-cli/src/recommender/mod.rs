@@ -7,20 +7,15 @@ mod backend;
 mod catalog;
 mod error;
 mod ids;
-#[cfg(feature = "milvus")]
-mod milvus;
-mod source;
 mod watch;
 
 pub use answer::{Answer, Query, Ranked, Source};
-pub use backend::{BackendInfo, DirectoryIndex, Filter, HitItem, ItemHit, ItemIndex, SearchParams};
+pub use backend::{BackendInfo, CatalogIndex, Filter, HitItem, ItemHit, SearchParams};
 pub use catalog::{Catalog, ItemInfo};
 pub use error::{RecError, Result};
 pub use ids::{check_id, DataItem, DataUser, Genre, ModelItem, ModelRows, Resolver, RowMaps};
-pub use source::IndexLocation;
+pub use twotower_index::IndexLocation;
 pub use watch::{Poll, ReloadGate};
-
-use source::IndexSource;
 
 use arc_swap::ArcSwap;
 use rayon::prelude::*;
@@ -29,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 use twotower_data::Dataset;
-use twotower_index::VersionId;
+use twotower_index::{VersionId, VersionStore};
 use twotower_towers::Model;
 
 /// Where a recommender's parts live.
@@ -112,14 +107,14 @@ pub struct Snapshot {
     /// The dataset side.
     pub catalog: Arc<Catalog>,
     /// The live index.
-    pub index: Arc<dyn ItemIndex>,
+    pub index: Arc<CatalogIndex>,
     model_rows: ModelRows,
 }
 
 /// Model, catalog and live index behind an atomic pointer: readers take a snapshot per request.
 pub struct Recommender {
     state: ArcSwap<Snapshot>,
-    source: IndexSource,
+    store: Box<dyn VersionStore>,
     config: RecommenderConfig,
 }
 
@@ -127,15 +122,13 @@ impl Recommender {
     /// Loads the model, its dataset (from `config.data` or the path the model recorded) and the
     /// index version CURRENT names, checking that the index was built from this model.
     pub fn open(config: RecommenderConfig) -> Result<Recommender> {
-        let source = IndexSource::new(&config.index)?;
+        let store = config.index.open()?;
         let model = Arc::new(load_model(&config.model)?);
         let catalog = Arc::new(load_catalog(&model, config.data.as_deref())?);
-        let index = source
-            .open_current(Some(model.fingerprint()))?
-            .into_backend(catalog.clone());
+        let index = CatalogIndex::new(store.open_current(Some(model.fingerprint()))?, catalog.clone());
         Ok(Recommender {
-            state: ArcSwap::from_pointee(Snapshot::new(model, catalog, index)),
-            source,
+            state: ArcSwap::from_pointee(Snapshot::new(model, catalog, Arc::new(index))),
+            store,
             config,
         })
     }
@@ -160,7 +153,7 @@ impl Recommender {
     pub fn reload(&self) -> Result<VersionId> {
         let old = self.snapshot();
         // Loaded beside the live version; only a complete, verified version is ever swapped in.
-        let index = self.source.open_current(None)?;
+        let index = self.store.open_current(None)?;
         let wanted = index.model_fingerprint().to_string();
         let (model, catalog) = if wanted == old.model.fingerprint() {
             (old.model.clone(), old.catalog.clone())
@@ -170,7 +163,7 @@ impl Recommender {
                 return Err(RecError::Internal(format!(
                     "index version in {} was built from model {wanted}, but {} holds model {}; \
                      keeping the current version",
-                    self.source.describe(),
+                    self.store.describe(),
                     self.config.model.display(),
                     model.fingerprint()
                 )));
@@ -178,7 +171,7 @@ impl Recommender {
             let catalog = Arc::new(load_catalog(&model, self.config.data.as_deref())?);
             (model, catalog)
         };
-        let index = index.into_backend(catalog.clone());
+        let index = Arc::new(CatalogIndex::new(index, catalog.clone()));
         let v = index.version();
         self.state.store(Arc::new(Snapshot::new(model, catalog, index)));
         Ok(v)
@@ -186,7 +179,7 @@ impl Recommender {
 
     /// Follows CURRENT when a rebuild moved it; `Some(version)` when it did.
     pub fn reload_if_changed(&self) -> Result<Option<VersionId>> {
-        let current = self.source.current()?;
+        let current = self.store.current_required()?;
         if current == self.snapshot().index.version() {
             return Ok(None);
         }
@@ -196,7 +189,7 @@ impl Recommender {
     /// What a reload would read (CURRENT, the version it names, the model's manifest), for
     /// [`ReloadGate`]: a failed reload is retried only once this changes.
     pub fn watch_stamp(&self) -> watch::Stamp {
-        self.source.stamp(&self.config.model)
+        watch::Stamp::of(self.store.as_ref(), &self.config.model)
     }
 
     /// One line for the shell's greeting.
@@ -301,7 +294,7 @@ struct UserPlan {
 }
 
 impl Snapshot {
-    fn new(model: Arc<Model>, catalog: Arc<Catalog>, index: Arc<dyn ItemIndex>) -> Snapshot {
+    fn new(model: Arc<Model>, catalog: Arc<Catalog>, index: Arc<CatalogIndex>) -> Snapshot {
         let model_rows = ModelRows::new(&model, &catalog);
         Snapshot {
             model,
@@ -337,7 +330,8 @@ impl Snapshot {
         Ok(Some(UserPlan {
             user: u,
             source,
-            filter: Filter::new(exclude, genre),
+            // The seen list is stored sorted without repeats.
+            filter: Filter::sorted(exclude, genre),
         }))
     }
 
@@ -359,7 +353,7 @@ impl Snapshot {
     }
 
     /// Top-k for many users at once: every user is resolved and embedded first, then all are searched
-    /// in one [`ItemIndex::search_batch`]. Answers come in the order of `users`.
+    /// in one [`CatalogIndex::search_batch`]. Answers come in the order of `users`.
     pub fn recommend_users(&self, users: &[String], opts: &QueryOpts) -> Result<Vec<Answer>> {
         self.recommend_users_with(users, opts, None)
     }

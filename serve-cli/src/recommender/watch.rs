@@ -1,59 +1,30 @@
-//! Following an index directory without hammering it: [`ReloadGate`] retries a failed reload only after
-//! what a reload reads (CURRENT, the version it names, the model's manifest) has changed, and no sooner
+//! Following an index without hammering it: [`ReloadGate`] retries a failed reload only after what a
+//! reload reads (the pointer, the version it names, the model's manifest) has changed, and no sooner
 //! than a doubling backoff, so a broken CURRENT costs a few `stat`s per tick, not a checksum of every file.
 
 use super::error::RecError;
 use super::Recommender;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
-use twotower_index::VersionId;
+use twotower_index::{StoreStamp, VersionId, VersionStore};
 
-/// Size and modification time of the files a reload reads, and CURRENT's contents.
+/// What a reload reads: the index's ([`VersionStore::stamp`]: the pointer and, for a directory,
+/// the size and time of the files of the version it names) and the model's manifest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stamp {
-    current: Option<Vec<u8>>,
-    files: Vec<(PathBuf, u64, Option<SystemTime>)>,
-}
-
-fn meta(files: &mut Vec<(PathBuf, u64, Option<SystemTime>)>, p: &Path) {
-    if let Ok(m) = std::fs::metadata(p) {
-        files.push((p.to_path_buf(), m.len(), m.modified().ok()));
-    }
+    index: StoreStamp,
+    model: Option<(u64, Option<SystemTime>)>,
 }
 
 impl Stamp {
-    /// Reads the stamp of an index directory and a model directory.
-    pub fn of(index_root: &Path, model_dir: &Path) -> Stamp {
-        let mut files = Vec::new();
-        let current_path = index_root.join("CURRENT");
-        meta(&mut files, &current_path);
-        let current = std::fs::read(&current_path).ok();
-        if let Some(name) = current.as_deref().and_then(|c| std::str::from_utf8(c).ok()) {
-            let name = name.trim();
-            if !name.is_empty() && name.bytes().all(|b| b.is_ascii_digit()) {
-                let dir = index_root.join("versions").join(name);
-                meta(&mut files, &dir);
-                if let Ok(entries) = std::fs::read_dir(&dir) {
-                    let mut paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
-                    paths.sort();
-                    for p in paths {
-                        meta(&mut files, &p);
-                    }
-                }
-            }
-        }
-        meta(&mut files, &model_dir.join("manifest.json"));
-        Stamp { current, files }
-    }
-
-    /// The stamp of an index whose current version is named by a server (a Milvus alias): that
-    /// name (`None` while the server cannot say), and the model's manifest.
-    pub fn of_pointer(current: Option<String>, model_dir: &Path) -> Stamp {
-        let mut files = Vec::new();
-        meta(&mut files, &model_dir.join("manifest.json"));
+    /// Reads the stamp of an index and a model directory.
+    pub fn of(index: &dyn VersionStore, model_dir: &Path) -> Stamp {
+        let model = std::fs::metadata(model_dir.join("manifest.json"))
+            .ok()
+            .map(|m| (m.len(), m.modified().ok()));
         Stamp {
-            current: current.map(String::into_bytes),
-            files,
+            index: index.stamp(),
+            model,
         }
     }
 }

@@ -1,0 +1,355 @@
+//! Reading an index directory: a version opened (manifest, model fingerprint, checksums, then the
+//! graph) into an [`IndexVersion`], and its searches.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use twotower_data::artifact::Manifest;
+
+use super::{
+    read_json, required_files, IndexDir, IndexInfo, VersionId, GRAPH_BASENAME, HNSW_RS_FORMAT_VERSION,
+    IDS_FILE, INDEX_FORMAT_VERSION, INDEX_KIND, NATIVE_GRAPH_FILE, TOMBSTONES_FILE,
+};
+use crate::backend::{
+    check_batch, filter_of, Found, FoundKey, ItemFilter, ItemKey, ItemSearch, SearchSpec, VersionFacts,
+};
+use crate::embeddings::{read_embeddings, EMBEDDINGS_FILE};
+use crate::error::{Error, Result};
+use crate::exact::ExactIndex;
+use crate::hnsw::HnswIndex;
+use crate::rows::ItemRows;
+use crate::search::{Hit, RowFilter, VectorIndex};
+use rayon::prelude::*;
+use twotower_data::progress::Progress;
+
+impl IndexDir {
+    /// Loads the version `CURRENT` names. With `expected_model`, an index built from another
+    /// model's embeddings is refused.
+    pub fn open_current(&self, expected_model: Option<&str>) -> Result<IndexVersion> {
+        let v = self.current()?;
+        self.open_version(v, expected_model)
+    }
+
+    /// Loads version `v`: manifest, model fingerprint and every checksum are checked before the
+    /// graph loader runs, so a damaged or foreign index is an error, never a panic.
+    pub fn open_version(&self, version: VersionId, expected_model: Option<&str>) -> Result<IndexVersion> {
+        let dir = self.version_path(version);
+        if !dir.is_dir() {
+            return Err(Error::corrupt(&dir, format!("version {version} does not exist")));
+        }
+        let manifest = Manifest::read(&dir, INDEX_KIND, INDEX_FORMAT_VERSION)?;
+        let mpath = dir.join("manifest.json");
+        let info: IndexInfo = serde_json::from_value(manifest.extra.clone())
+            .map_err(|e| Error::corrupt(&mpath, format!("index description: {e}")))?;
+        if let Some(expected) = expected_model {
+            if info.model_fingerprint != expected {
+                return Err(Error::ModelMismatch {
+                    dir: self.root.clone(),
+                    version: version.to_string(),
+                    found: info.model_fingerprint,
+                    expected: expected.to_string(),
+                });
+            }
+        }
+        let format = manifest.format_version;
+        if format != INDEX_FORMAT_VERSION && format != HNSW_RS_FORMAT_VERSION {
+            return Err(Error::corrupt(
+                &mpath,
+                format!("unknown index format version {format}"),
+            ));
+        }
+        for f in required_files(format) {
+            if !manifest.files.contains_key(&f) {
+                return Err(Error::corrupt(&mpath, format!("does not list {f}")));
+            }
+        }
+        if info.dim == 0 || info.live > info.rows {
+            return Err(Error::corrupt(&mpath, "inconsistent dim/rows/live"));
+        }
+        manifest.verify(&dir)?;
+        let ids: Vec<String> = read_json(&dir.join(IDS_FILE))?;
+        let dead: Vec<u32> = read_json(&dir.join(TOMBSTONES_FILE))?;
+        let epath = dir.join(EMBEDDINGS_FILE);
+        let (emb_ids, rows) = read_embeddings(&epath, info.dim)?;
+        if ids.len() != info.rows || emb_ids != ids {
+            return Err(Error::corrupt(
+                &epath,
+                format!(
+                    "{} rows and {} ids, manifest says {}",
+                    emb_ids.len(),
+                    ids.len(),
+                    info.rows
+                ),
+            ));
+        }
+        let mut tombstones = vec![false; ids.len()];
+        for &r in &dead {
+            *tombstones.get_mut(r as usize).ok_or_else(|| {
+                Error::corrupt(dir.join(TOMBSTONES_FILE), format!("row {r} out of range"))
+            })? = true;
+        }
+        let mut rows_by_id = HashMap::with_capacity(ids.len());
+        for (r, id) in ids.iter().enumerate() {
+            if !tombstones[r] && rows_by_id.insert(id.clone(), r as u32).is_some() {
+                return Err(Error::corrupt(
+                    dir.join(IDS_FILE),
+                    format!("live id {id:?} appears twice"),
+                ));
+            }
+        }
+        if rows_by_id.len() != info.live {
+            return Err(Error::corrupt(&mpath, "live count disagrees with tombstones"));
+        }
+        let hnsw = if format == HNSW_RS_FORMAT_VERSION {
+            HnswIndex::load(&dir, GRAPH_BASENAME, info.dim, ids.len(), info.hnsw)?
+        } else {
+            HnswIndex::load_native(&dir.join(NATIVE_GRAPH_FILE), info.dim, rows.clone(), info.hnsw)?
+        };
+        let exact = ExactIndex::from_normalized(info.dim, rows);
+        Ok(IndexVersion {
+            version,
+            dir,
+            info,
+            manifest,
+            ids,
+            rows_by_id,
+            tombstones,
+            hnsw,
+            exact,
+        })
+    }
+}
+
+/// One loaded, immutable version: graph, exact index, ids and tombstones.
+///
+/// As a [`VectorIndex`] it searches the graph and never returns tombstoned rows.
+pub struct IndexVersion {
+    pub(super) version: VersionId,
+    pub(super) dir: PathBuf,
+    pub(super) info: IndexInfo,
+    pub(super) manifest: Manifest,
+    pub(super) ids: Vec<String>,
+    pub(super) rows_by_id: HashMap<String, u32>,
+    pub(super) tombstones: Vec<bool>,
+    pub(super) hnsw: HnswIndex,
+    pub(super) exact: ExactIndex,
+}
+
+impl fmt::Debug for IndexVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IndexVersion")
+            .field("version", &self.version)
+            .field("dir", &self.dir)
+            .field("info", &self.info)
+            .finish()
+    }
+}
+
+impl IndexVersion {
+    /// Which version this is.
+    pub fn version(&self) -> VersionId {
+        self.version
+    }
+    /// Its directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+    /// Model fingerprint, dimension, parameters and counts.
+    pub fn info(&self) -> &IndexInfo {
+        &self.info
+    }
+    /// The verified manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+    /// Item id of `row` (tombstoned rows keep their old id).
+    pub fn id(&self, row: u32) -> &str {
+        &self.ids[row as usize]
+    }
+    /// All row ids, tombstoned rows included.
+    pub fn ids(&self) -> &[String] {
+        &self.ids
+    }
+    /// The live row of an item id.
+    pub fn row_of(&self, id: &str) -> Option<u32> {
+        self.rows_by_id.get(id).copied()
+    }
+    /// `false` for tombstoned (replaced or removed) rows.
+    pub fn is_live(&self, row: u32) -> bool {
+        !self.tombstones.get(row as usize).copied().unwrap_or(true)
+    }
+    /// Number of rows visible in results.
+    pub fn live_len(&self) -> usize {
+        self.rows_by_id.len()
+    }
+    /// The graph (it does not know about tombstones: filter with [`Self::is_live`]).
+    pub fn hnsw(&self) -> &HnswIndex {
+        &self.hnsw
+    }
+    /// The exact index over the same rows (tombstoned ones included).
+    pub fn exact(&self) -> &ExactIndex {
+        &self.exact
+    }
+    /// Normalised vector of `row`.
+    pub fn vector(&self, row: u32) -> &[f32] {
+        self.exact.row(row)
+    }
+
+    /// Live item ids, in row order: the live set a rebuild keeps.
+    pub fn live_ids(&self) -> impl Iterator<Item = &str> + '_ {
+        (0..self.ids.len() as u32)
+            .filter(|&r| self.is_live(r))
+            .map(|r| self.id(r))
+    }
+
+    /// Brute-force search, live rows only: exact answers for small catalogues and very selective
+    /// filters (what [`ItemSearch`] does with [`SearchSpec::exact`]).
+    pub fn search_exact(&self, query: &[f32], k: usize, filter: Option<RowFilter<'_>>) -> Result<Vec<Hit>> {
+        self.with_live_filter(filter, |f| self.exact.search(query, k, f))
+    }
+
+    /// Runs `f` with the caller's filter combined with the tombstone filter (none when nothing is dead).
+    pub(crate) fn with_live_filter<R>(
+        &self,
+        filter: Option<RowFilter<'_>>,
+        f: impl FnOnce(Option<RowFilter<'_>>) -> R,
+    ) -> R {
+        if self.live_len() == self.ids.len() {
+            return f(filter);
+        }
+        let live = |r: u32| self.is_live(r) && filter.is_none_or(|g| g(r));
+        f(Some(&live))
+    }
+}
+
+/// Graph search over the live rows (tombstoned rows are never returned).
+impl VectorIndex for IndexVersion {
+    fn dim(&self) -> usize {
+        self.info.dim
+    }
+    fn len(&self) -> usize {
+        self.ids.len()
+    }
+    fn default_ef(&self) -> usize {
+        self.hnsw.params().ef_search
+    }
+    fn search_batch_with_ef(
+        &self,
+        queries: &[f32],
+        k: usize,
+        ef: usize,
+        filter: Option<RowFilter<'_>>,
+    ) -> Result<Vec<Vec<Hit>>> {
+        self.with_live_filter(filter, |f| self.hnsw.search_batch_with_ef(queries, k, ef, f))
+    }
+    fn search_with_ef(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        filter: Option<RowFilter<'_>>,
+    ) -> Result<Vec<Hit>> {
+        self.with_live_filter(filter, |f| self.hnsw.search_with_ef(query, k, ef, f))
+    }
+}
+
+/// The directory backend's [`ItemSearch`]: rows are numbered here, so filters and hits speak
+/// [`ItemKey::Row`]; exact search scans the live rows.
+impl ItemSearch for IndexVersion {
+    fn facts(&self) -> VersionFacts {
+        VersionFacts {
+            kind: "directory",
+            path: self
+                .dir
+                .parent()
+                .and_then(Path::parent)
+                .unwrap_or(&self.dir)
+                .display()
+                .to_string(),
+            version: self.version,
+            items: self.live_len(),
+            rows: self.ids.len(),
+            model_fingerprint: self.info.model_fingerprint.clone(),
+            dim: self.info.dim,
+            hnsw: self.info.hnsw,
+        }
+    }
+    fn version(&self) -> VersionId {
+        self.version
+    }
+    fn model_fingerprint(&self) -> &str {
+        &self.info.model_fingerprint
+    }
+    fn dim(&self) -> usize {
+        self.info.dim
+    }
+    fn default_ef(&self) -> usize {
+        self.hnsw.params().ef_search
+    }
+    fn row_ids(&self) -> Option<&[String]> {
+        Some(&self.ids)
+    }
+    fn is_live_row(&self, row: u32) -> bool {
+        self.is_live(row)
+    }
+    fn vector(&self, id: &str) -> Result<Option<Vec<f32>>> {
+        Ok(self.row_of(id).map(|r| self.vector(r).to_vec()))
+    }
+    fn search_batch(
+        &self,
+        queries: &[f32],
+        spec: SearchSpec,
+        filters: &[ItemFilter<'_>],
+    ) -> Result<Vec<Vec<Found>>> {
+        let nq = check_batch(queries, self.info.dim, filters)?;
+        let found = |hits: Vec<Hit>| -> Vec<Found> {
+            hits.into_iter()
+                .map(|h| Found {
+                    key: FoundKey::Row(h.row),
+                    score: h.score,
+                })
+                .collect()
+        };
+        let ef = spec.ef.unwrap_or(ItemSearch::default_ef(self)).max(spec.k);
+        // One filter for the whole batch: the batched search (one task per query).
+        if filters.len() <= 1 || nq <= 1 {
+            let f = filters.first().copied().unwrap_or(ItemFilter::NONE);
+            let pred = |r: u32| f.keeps(ItemKey::Row(r));
+            let rows: Option<RowFilter<'_>> = f.keep.is_some().then_some(&pred);
+            let hits = if spec.exact {
+                self.with_live_filter(rows, |g| self.exact.search_batch(queries, spec.k, g))?
+            } else {
+                VectorIndex::search_batch_with_ef(self, queries, spec.k, ef, rows)?
+            };
+            return Ok(hits.into_iter().map(found).collect());
+        }
+        let dim = self.info.dim;
+        (0..nq)
+            .into_par_iter()
+            .map(|i| {
+                let q = &queries[i * dim..(i + 1) * dim];
+                let f = filter_of(filters, i);
+                let pred = |r: u32| f.keeps(ItemKey::Row(r));
+                let rows: Option<RowFilter<'_>> = f.keep.is_some().then_some(&pred);
+                let hits = if spec.exact {
+                    self.search_exact(q, spec.k, rows)?
+                } else {
+                    VectorIndex::search_with_ef(self, q, spec.k, ef, rows)?
+                };
+                Ok(found(hits))
+            })
+            .collect()
+    }
+    fn read_live(&self, _progress: &dyn Progress) -> Result<ItemRows> {
+        let mut out = ItemRows::bare(
+            Vec::with_capacity(self.live_len()),
+            Vec::with_capacity(self.live_len() * self.info.dim),
+        );
+        for r in (0..self.ids.len() as u32).filter(|&r| self.is_live(r)) {
+            out.ids.push(self.ids[r as usize].clone());
+            out.vectors.extend_from_slice(self.exact.row(r));
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,125 @@
+//! What the directory backend records and reports: version ids, a version's description (its
+//! manifest's `extra`), and what each write did. Milvus reports the same values.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use super::METRIC;
+use crate::hnsw::HnswParams;
+
+/// A version number; shown and stored as four digits (`0007`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct VersionId(pub u32);
+
+impl fmt::Display for VersionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:04}", self.0)
+    }
+}
+
+impl FromStr for VersionId {
+    type Err = std::num::ParseIntError;
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        s.trim().parse().map(VersionId)
+    }
+}
+
+/// What a version's manifest records about the index (its `extra` field).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IndexInfo {
+    /// Fingerprint of the model whose item tower produced the vectors.
+    pub model_fingerprint: String,
+    /// Always [`METRIC`].
+    pub metric: String,
+    /// Vector dimension.
+    pub dim: usize,
+    /// Graph parameters.
+    pub hnsw: HnswParams,
+    /// Rows in the graph, tombstoned ones included.
+    pub rows: usize,
+    /// Rows visible in results.
+    pub live: usize,
+    /// The version this one was derived from by `add`; `None` for a full build.
+    pub parent: Option<VersionId>,
+}
+
+/// What [`IndexDir::add_items`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddReport {
+    /// The new version (now `CURRENT`), or the unchanged `CURRENT` when nothing changed.
+    pub version: VersionId,
+    /// Whether a new version was committed (`false`: every item was unchanged and none removed).
+    pub committed: bool,
+    /// Ids that were not in the index before.
+    pub added: usize,
+    /// Ids whose old row was tombstoned and replaced by a new one.
+    pub replaced: usize,
+    /// Ids already live with a bit-identical (normalised) vector: skipped.
+    pub unchanged: usize,
+    /// Ids removed (tombstoned) without replacement.
+    pub removed: usize,
+    /// Ids asked to be removed that were not live in the index.
+    pub not_found: Vec<String>,
+}
+
+impl AddReport {
+    /// Nothing changed yet in `version`.
+    pub(crate) fn none(version: VersionId) -> AddReport {
+        AddReport {
+            version,
+            committed: false,
+            added: 0,
+            replaced: 0,
+            unchanged: 0,
+            removed: 0,
+            not_found: Vec::new(),
+        }
+    }
+}
+
+/// What [`IndexDir::rebuild_live`] (and [`IndexDir::compact`]) did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RebuildReport {
+    /// The new version (now `CURRENT`).
+    pub version: VersionId,
+    /// The version whose live set was rebuilt.
+    pub parent: VersionId,
+    /// Rows of the new version: the parent's live items, nothing else.
+    pub rows: usize,
+    /// Live items that got the vector the caller gave.
+    pub reembedded: usize,
+    /// Live items that kept their stored vector (same model, no new vector given).
+    pub kept: usize,
+    /// Ids the caller gave a vector for that are not live in the parent (not added: a rebuild
+    /// never brings back a removed item nor adds a new one).
+    pub not_live: Vec<String>,
+}
+
+/// What [`IndexDir::gc`] removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GcReport {
+    /// Versions deleted.
+    pub removed: Vec<VersionId>,
+    /// Versions kept (the newest ones and `CURRENT`).
+    pub kept: Vec<VersionId>,
+    /// Stale staging directories (debris of crashed writers) deleted.
+    pub debris: Vec<PathBuf>,
+}
+
+impl IndexInfo {
+    /// A full build's description: `rows` rows, all live, no parent.
+    pub(super) fn fresh(model_fingerprint: &str, dim: usize, hnsw: HnswParams, rows: usize) -> Self {
+        IndexInfo {
+            model_fingerprint: model_fingerprint.to_string(),
+            metric: METRIC.to_string(),
+            dim,
+            hnsw,
+            rows,
+            live: rows,
+            parent: None,
+        }
+    }
+}
