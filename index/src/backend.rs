@@ -15,8 +15,8 @@
 
 use crate::error::Result;
 use crate::hnsw::HnswParams;
+use crate::reports::{AddReport, GcReport, RebuildReport, VersionId};
 use crate::rows::ItemRows;
-use crate::store::{AddReport, GcReport, RebuildReport, VersionId};
 use std::time::SystemTime;
 use twotower_data::progress::Progress;
 

@@ -28,6 +28,7 @@ pub mod metric;
 #[cfg(feature = "milvus")]
 pub mod milvus;
 mod native;
+mod reports;
 mod rows;
 mod search;
 mod store;
@@ -45,9 +46,7 @@ pub use error::{list_ids, Error, Result};
 pub use exact::ExactIndex;
 pub use hnsw::{GraphBuilder, HnswIndex, HnswParams};
 pub use location::IndexLocation;
+pub use reports::{AddReport, GcReport, RebuildReport, VersionId};
 pub use rows::ItemRows;
 pub use search::{Hit, RowFilter, VectorIndex};
-pub use store::{
-    AddReport, GcReport, IndexDir, IndexInfo, IndexVersion, RebuildReport, VersionId, INDEX_FORMAT_VERSION,
-    INDEX_KIND, METRIC,
-};
+pub use store::{IndexDir, IndexInfo, IndexVersion, INDEX_FORMAT_VERSION, INDEX_KIND, METRIC};

@@ -5,7 +5,6 @@ mod bench_cmd;
 mod data_cmd;
 mod engine_args;
 mod index_cmd;
-#[cfg(feature = "milvus")]
 mod progress;
 mod rec_writer;
 mod recommend_cmd;

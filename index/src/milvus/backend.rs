@@ -4,8 +4,9 @@
 //! applied here to an over-fetched answer of `k + excluded` hits, which keeps every query of a batch
 //! on one expression (one `nq` call) whatever each user has seen.
 
+use super::collection::{quote, MAX_TOPK};
 use super::rows::GENRES_FIELD;
-use super::store::{quote, MilvusIndex, MAX_TOPK};
+use super::store::MilvusIndex;
 use super::version::MilvusVersion;
 use crate::backend::{
     check_batch, filter_of, Found, FoundKey, ItemFilter, ItemKey, ItemSearch, SearchSpec, StoreStamp,
@@ -13,8 +14,8 @@ use crate::backend::{
 };
 use crate::error::{Error, Result};
 use crate::hnsw::HnswParams;
+use crate::reports::{AddReport, GcReport, RebuildReport, VersionId};
 use crate::rows::ItemRows;
-use crate::store::{AddReport, GcReport, RebuildReport, VersionId};
 use std::collections::BTreeMap;
 use twotower_data::progress::Progress;
 

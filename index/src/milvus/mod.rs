@@ -5,12 +5,14 @@
 
 mod backend;
 mod client;
+mod collection;
 pub mod proto;
 mod rows;
 mod store;
 mod version;
 
 pub use client::{Client, ConnectOptions, MilvusError, MilvusUri, TOKEN_ENV};
+pub use collection::{quote, Consistency, MilvusInfo, MAX_TOPK};
 pub use rows::{GENRES_FIELD, ID_FIELD, TITLE_FIELD, VECTOR_FIELD};
-pub use store::{quote, Consistency, MilvusIndex, MilvusInfo, MAX_TOPK};
+pub use store::MilvusIndex;
 pub use version::MilvusVersion;

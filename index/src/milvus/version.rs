@@ -1,12 +1,12 @@
 //! [`MilvusVersion`]: one index version (a collection) opened for searching, point reads and scans.
 
 use super::client::{Client, MilvusError, MilvusUri};
+use super::collection::{count, id_in, load, load_state, quote, Consistency, MilvusInfo, MAX_TOPK};
 use super::proto::{self, consistency, kv};
 use super::rows::{rows_of, GENRES_FIELD, ID_FIELD, TITLE_FIELD, VECTOR_FIELD};
-use super::store::{count, id_in, load, load_state, quote, Consistency, MilvusInfo, MAX_TOPK};
 use crate::error::{Error, Result};
+use crate::reports::VersionId;
 use crate::rows::ItemRows;
-use crate::store::VersionId;
 use prost::Message;
 use std::collections::HashSet;
 use twotower_data::progress::Progress;

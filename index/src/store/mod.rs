@@ -16,14 +16,13 @@
 //! a crash at any point leaves the previous version live. Loading checks the manifest, the model
 //! fingerprint and every checksum before hnsw_rs's loader (which panics on bad input) sees a byte.
 //!
-//! The directory backend, by concept: `report.rs` (version ids, what a version records, what each
-//! write did), `lock.rs` (the writer lock and the commit of a version), `writer.rs` (build, add,
+//! The directory backend, by concept: `info.rs` (what a version records), `lock.rs` (the writer lock and the commit of a version), `writer.rs` (build, add,
 //! rebuild of the live set, compact), `reader.rs` (opening a version and searching it), and here the
 //! directory itself: its layout, `CURRENT`, the version list, gc, and [`VersionStore`].
 
+mod info;
 mod lock;
 mod reader;
-mod report;
 mod writer;
 
 use std::collections::HashMap;
@@ -42,8 +41,9 @@ use crate::hnsw::HnswParams;
 use crate::rows::ItemRows;
 use lock::WriterLock;
 
+pub(crate) use crate::reports::{AddReport, GcReport, RebuildReport, VersionId};
+pub use info::IndexInfo;
 pub use reader::IndexVersion;
-pub use report::{AddReport, GcReport, IndexInfo, RebuildReport, VersionId};
 
 /// Manifest kind of an index version.
 pub const INDEX_KIND: &str = "index";

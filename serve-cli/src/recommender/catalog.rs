@@ -1,7 +1,7 @@
 //! The dataset's side of answers: titles and genres, what each user has seen, popularity, title search.
 
 use super::error::{RecError, Result};
-use super::ids::{DataItem, DataUser, Genre};
+use super::spaces::{DataItem, DataUser, Genre};
 use serde::Serialize;
 use twotower_data::{Dataset, UserHistories};
 

@@ -58,14 +58,15 @@ pub enum RecError {
 
 impl RecError {
     /// The HTTP status for this kind of error: 404 for a user or item the route names, 400 for a bad
-    /// parameter or unknown ids in a body, 503 when the backend is unavailable (a Milvus server down
-    /// or slow included), 500 otherwise.
+    /// parameter, unknown ids in a body or what the backend does not offer (exact search on Milvus),
+    /// 503 when the backend is unavailable (a Milvus server down or slow included), 500 otherwise.
     pub fn http_status(&self) -> u16 {
         match self {
             RecError::UnknownUser(_) | RecError::UnknownItem(_) | RecError::NotIndexed { .. } => 404,
             RecError::UnknownItems(_) | RecError::UnknownGenre { .. } | RecError::BadParameter(_) => 400,
             RecError::Unavailable(_) => 503,
             RecError::Index(e) if e.is_unavailable() => 503,
+            RecError::Index(e) if e.is_unsupported() => 400,
             RecError::Load { .. } | RecError::Model(_) | RecError::Index(_) | RecError::Internal(_) => 500,
         }
     }
@@ -107,6 +108,10 @@ mod tests {
         assert_eq!(RecError::BadParameter("k".into()).http_status(), 400);
         assert_eq!(RecError::Unavailable("down".into()).http_status(), 503);
         assert_eq!(RecError::Internal("x".into()).http_status(), 500);
+        let index = |e: twotower_index::Error| RecError::Index(e).http_status();
+        assert_eq!(index(twotower_index::Error::Unavailable("down".into())), 503);
+        assert_eq!(index(twotower_index::Error::Unsupported("exact".into())), 400);
+        assert_eq!(index(twotower_index::Error::BadIds("x".into())), 500);
         assert_eq!(
             RecError::UnknownItems(vec!["a".into(), "b".into()]).to_string(),
             "unknown item ids: a, b"

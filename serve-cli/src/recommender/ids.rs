@@ -4,24 +4,9 @@
 
 use super::catalog::Catalog;
 use super::error::{RecError, Result};
+pub use super::spaces::{DataItem, DataUser, Genre, ModelItem};
 use twotower_index::ItemSearch;
 use twotower_towers::Model;
-
-/// A user of the dataset (its row in the dataset's user vocabulary).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct DataUser(pub u32);
-
-/// An item of the dataset (its row in the dataset's item vocabulary).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct DataItem(pub u32);
-
-/// An item's row in the model's item vocabulary (the OOV row when the model does not know it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ModelItem(pub u32);
-
-/// A genre of the catalog (its row in the genre vocabulary).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Genre(pub u32);
 
 /// Rejects ids no client should send: empty, or with control characters (tab, newline, NUL…).
 pub fn check_id(what: &str, id: &str) -> Result<()> {

@@ -7,6 +7,7 @@ mod backend;
 mod catalog;
 mod error;
 mod ids;
+mod spaces;
 mod watch;
 
 pub use answer::{Answer, Query, Ranked, Source};

@@ -1,14 +1,11 @@
-//! What the directory backend records and reports: version ids, a version's description (its
-//! manifest's `extra`), and what each write did. Milvus reports the same values.
+//! What every backend reports: version ids, and what each write did (add, rebuild of the live set,
+//! gc). The directory and Milvus fill the same values, so the front ends print them once.
 
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
-
-use super::METRIC;
-use crate::hnsw::HnswParams;
 
 /// A version number; shown and stored as four digits (`0007`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -27,26 +24,7 @@ impl FromStr for VersionId {
     }
 }
 
-/// What a version's manifest records about the index (its `extra` field).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct IndexInfo {
-    /// Fingerprint of the model whose item tower produced the vectors.
-    pub model_fingerprint: String,
-    /// Always [`METRIC`].
-    pub metric: String,
-    /// Vector dimension.
-    pub dim: usize,
-    /// Graph parameters.
-    pub hnsw: HnswParams,
-    /// Rows in the graph, tombstoned ones included.
-    pub rows: usize,
-    /// Rows visible in results.
-    pub live: usize,
-    /// The version this one was derived from by `add`; `None` for a full build.
-    pub parent: Option<VersionId>,
-}
-
-/// What [`IndexDir::add_items`] did.
+/// What [`crate::VersionStore::add`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AddReport {
     /// The new version (now `CURRENT`), or the unchanged `CURRENT` when nothing changed.
@@ -80,7 +58,7 @@ impl AddReport {
     }
 }
 
-/// What [`IndexDir::rebuild_live`] (and [`IndexDir::compact`]) did.
+/// What [`crate::VersionStore::rebuild_live`] (and [`crate::IndexDir::compact`]) did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RebuildReport {
     /// The new version (now `CURRENT`).
@@ -98,7 +76,7 @@ pub struct RebuildReport {
     pub not_live: Vec<String>,
 }
 
-/// What [`IndexDir::gc`] removed.
+/// What [`crate::VersionStore::gc`] removed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GcReport {
     /// Versions deleted.
@@ -107,19 +85,4 @@ pub struct GcReport {
     pub kept: Vec<VersionId>,
     /// Stale staging directories (debris of crashed writers) deleted.
     pub debris: Vec<PathBuf>,
-}
-
-impl IndexInfo {
-    /// A full build's description: `rows` rows, all live, no parent.
-    pub(super) fn fresh(model_fingerprint: &str, dim: usize, hnsw: HnswParams, rows: usize) -> Self {
-        IndexInfo {
-            model_fingerprint: model_fingerprint.to_string(),
-            metric: METRIC.to_string(),
-            dim,
-            hnsw,
-            rows,
-            live: rows,
-            parent: None,
-        }
-    }
 }
