@@ -69,6 +69,7 @@ pub fn run(a: RecommendArgs, progress: &dyn Progress) -> Result<()> {
         exclude_seen: !a.include_seen,
         genre: None,
         fallback: true,
+        limits: Default::default(),
     };
     let started = Instant::now();
     let mut writer = RecWriter::create(&a.out)?;

@@ -18,12 +18,15 @@ use clap::Args;
 use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 use serde::Deserialize;
 use serde_json::json;
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use twotower_cli::recommender::{Answer, Poll, QueryOpts, RecError, Recommender, ReloadGate};
+use tower_http::limit::RequestBodyLimitLayer;
+use twotower_cli::recommender::{Answer, Limits, Poll, QueryOpts, RecError, Recommender, ReloadGate};
+
+/// The widest search an HTTP request may ask for.
+const MAX_EF: usize = 10_000;
 
 /// Longest request target accepted (414 beyond).
 const MAX_URI: usize = 8 * 1024;
@@ -211,15 +214,15 @@ impl From<RecError> for ApiError {
     }
 }
 
-type Params = HashMap<String, String>;
-
-fn param<T: std::str::FromStr>(p: &Params, name: &str) -> Result<Option<T>, ApiError> {
-    p.get(name)
-        .map(|v| {
-            v.parse::<T>()
-                .map_err(|_| bad(format!("query parameter {name}={v:?} is not valid")))
-        })
-        .transpose()
+/// The query parameters of the GET routes, parsed by axum's `Query` (a value of the wrong type is a
+/// 400 naming the parameter; unknown parameters are ignored).
+#[derive(Debug, Default, Deserialize)]
+struct RecParams {
+    k: Option<usize>,
+    ef: Option<usize>,
+    exclude_seen: Option<bool>,
+    genre: Option<String>,
+    fallback: Option<bool>,
 }
 
 impl App {
@@ -229,23 +232,20 @@ impl App {
         ef: Option<usize>,
         exclude_seen: Option<bool>,
         genre: Option<String>,
-    ) -> Result<QueryOpts, ApiError> {
-        let k = k.unwrap_or(10);
-        if k == 0 || k > self.max_k {
-            return Err(bad(format!("k must be between 1 and {}, not {k}", self.max_k)));
-        }
-        let ef = ef.unwrap_or(self.ef);
-        if ef == 0 || ef > 10_000 {
-            return Err(bad(format!("ef must be between 1 and 10000, not {ef}")));
-        }
-        Ok(QueryOpts {
-            k,
-            ef,
+    ) -> QueryOpts {
+        // Checked once, by the recommender, against these limits.
+        QueryOpts {
+            k: k.unwrap_or(10),
+            ef: ef.unwrap_or(self.ef),
             exact: false,
             exclude_seen: exclude_seen.unwrap_or(true),
             genre,
             fallback: false,
-        })
+            limits: Limits {
+                max_k: self.max_k,
+                max_ef: MAX_EF,
+            },
+        }
     }
 
     /// Times and counts a handler's outcome.
@@ -276,17 +276,12 @@ fn answer_json(ans: &Answer) -> Response {
 async fn user_recs(
     State(app): State<Arc<App>>,
     UrlPath(id): UrlPath<String>,
-    Query(p): Query<Params>,
+    Query(p): Query<RecParams>,
 ) -> Response {
     let t = Instant::now();
     let r = blocking(|| {
-        let mut opts = app.opts(
-            param(&p, "k")?,
-            param(&p, "ef")?,
-            param(&p, "exclude_seen")?,
-            p.get("genre").cloned(),
-        )?;
-        opts.fallback = param(&p, "fallback")?.unwrap_or(false);
+        let mut opts = app.opts(p.k, p.ef, p.exclude_seen, p.genre);
+        opts.fallback = p.fallback.unwrap_or(false);
         Ok(answer_json(&app.engine.recommend_user(&id, &opts)?))
     });
     app.finish("user_recommendations", t, r)
@@ -310,7 +305,7 @@ async fn recent_recs(State(app): State<Arc<App>>, body: Bytes) -> Response {
         if b.recent_items.len() > 1000 {
             return Err(bad("recent_items has more than 1000 items"));
         }
-        let opts = app.opts(b.k, b.ef, b.exclude_seen, b.genre)?;
+        let opts = app.opts(b.k, b.ef, b.exclude_seen, b.genre);
         Ok(answer_json(&app.engine.recommend_recent(&b.recent_items, &opts)?))
     });
     app.finish("recent_recommendations", t, r)
@@ -319,16 +314,11 @@ async fn recent_recs(State(app): State<Arc<App>>, body: Bytes) -> Response {
 async fn similar(
     State(app): State<Arc<App>>,
     UrlPath(id): UrlPath<String>,
-    Query(p): Query<Params>,
+    Query(p): Query<RecParams>,
 ) -> Response {
     let t = Instant::now();
     let r = blocking(|| {
-        let opts = app.opts(
-            param(&p, "k")?,
-            param(&p, "ef")?,
-            Some(true),
-            p.get("genre").cloned(),
-        )?;
+        let opts = app.opts(p.k, p.ef, Some(true), p.genre);
         Ok(answer_json(&app.engine.similar(&id, &opts)?))
     });
     app.finish("similar_items", t, r)
@@ -396,22 +386,26 @@ fn router(app: Arc<App>, max_body: usize, body_timeout: Duration) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .fallback(not_found)
-        .layer(DefaultBodyLimit::max(max_body))
+        // The body is read (and limited) by the layers below, before a handler runs.
+        .layer(DefaultBodyLimit::disable())
         .layer(axum::middleware::from_fn(move |req, next| {
             read_body_in_time(req, next, max_body, body_timeout)
         }))
-        .layer(axum::middleware::from_fn(move |req, next| {
-            reject_declared_oversize(req, next, max_body)
-        }))
+        // 413 from the declared Content-Length before any of the body is read, so a client that waits
+        // for the verdict (or sends `Expect: 100-continue`) gets it without uploading megabytes;
+        // a chunked body is cut at the limit while `read_body_in_time` reads it.
+        .layer(RequestBodyLimitLayer::new(max_body))
         .layer(axum::middleware::from_fn(reject_oversized_head))
-        .layer(axum::middleware::from_fn(json_errors))
+        .layer(axum::middleware::from_fn(move |req, next| {
+            json_errors(req, next, max_body)
+        }))
         .with_state(app)
 }
 
 /// Every error answer has a JSON body: responses the framework makes itself (405, a path that is not
 /// UTF-8, a chunked body cut at the limit) come as plain text or empty, and are rewritten here as
 /// `{"error": …}` with their status kept.
-async fn json_errors(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+async fn json_errors(req: axum::extract::Request, next: axum::middleware::Next, max_body: usize) -> Response {
     let resp = next.run(req).await;
     let status = resp.status();
     let is_json = resp
@@ -427,7 +421,10 @@ async fn json_errors(req: axum::extract::Request, next: axum::middleware::Next) 
         .await
         .map(|b| String::from_utf8_lossy(&b).trim().to_string())
         .unwrap_or_default();
-    let msg = if text.is_empty() {
+    let msg = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        // The body limit layer's own text does not say which limit or how to change it.
+        format!("request body is over {max_body} bytes; the limit is {max_body} (raise it with --max-body)")
+    } else if text.is_empty() {
         status.canonical_reason().unwrap_or("error").to_lowercase()
     } else {
         text
@@ -475,6 +472,18 @@ fn closing(status: StatusCode, msg: String) -> Response {
     r
 }
 
+/// Whether a body error is [`RequestBodyLimitLayer`]'s cut at the limit (somewhere in its chain).
+fn is_length_limit(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
 /// Reads the whole request body (of every route) before the handler runs, within `timeout` of the
 /// head: a body that does not arrive in time is answered 408, one over `max_body` 413, and the
 /// connection is closed either way. (The head itself is bounded by `--header-timeout-ms`.)
@@ -510,6 +519,12 @@ async fn read_body_in_time(
                 )
             }
             Ok(None) => break,
+            Ok(Some(Err(e))) if is_length_limit(&e) => {
+                return closing(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("request body is over {max_body} bytes; the limit is {max_body} (raise it with --max-body)"),
+                )
+            }
             Ok(Some(Err(e))) => {
                 return closing(
                     StatusCode::BAD_REQUEST,
@@ -518,14 +533,6 @@ async fn read_body_in_time(
             }
             Ok(Some(Ok(frame))) => {
                 if let Ok(data) = frame.into_data() {
-                    if buf.len() + data.len() > max_body {
-                        return closing(
-                            StatusCode::PAYLOAD_TOO_LARGE,
-                            format!(
-                                "request body is over {max_body} bytes; the limit is {max_body} (raise it with --max-body)"
-                            ),
-                        );
-                    }
                     buf.extend_from_slice(&data);
                 }
             }
@@ -536,30 +543,6 @@ async fn read_body_in_time(
         axum::body::Body::from(buf),
     ))
     .await
-}
-
-/// Answers 413 from the declared Content-Length alone, before any of the body is read, so a client
-/// that waits for the verdict (or sends `Expect: 100-continue`) gets it without uploading megabytes
-/// and without racing the connection close. Chunked bodies are still cut at the limit by
-/// `DefaultBodyLimit` while they are read.
-async fn reject_declared_oversize(
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-    max_body: usize,
-) -> Response {
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    match declared {
-        Some(n) if n > max_body as u64 => ApiError(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("request body is {n} bytes; the limit is {max_body} (raise it with --max-body)"),
-        )
-        .into_response(),
-        _ => next.run(req).await,
-    }
 }
 
 /// Follows CURRENT until `stop`: a new version is loaded beside the live one and swapped in whole. A

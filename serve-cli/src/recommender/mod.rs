@@ -54,6 +54,28 @@ pub struct QueryOpts {
     pub genre: Option<String>,
     /// Answer an unknown user with popular items (otherwise [`RecError::UnknownUser`]).
     pub fallback: bool,
+    /// The largest `k` and `ef` this front end accepts (the server's `--max-k`), checked once, with
+    /// the rest of the options, when a query runs.
+    pub limits: Limits,
+}
+
+/// Bounds on `k` and `ef`: both size per-query buffers, so they are bounded before anything is
+/// allocated. At most [`MAX_K`] whatever the front end asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest `k`.
+    pub max_k: usize,
+    /// Largest `ef`.
+    pub max_ef: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_k: MAX_K,
+            max_ef: MAX_K,
+        }
+    }
 }
 
 impl Default for QueryOpts {
@@ -65,6 +87,7 @@ impl Default for QueryOpts {
             exclude_seen: true,
             genre: None,
             fallback: true,
+            limits: Limits::default(),
         }
     }
 }
@@ -82,17 +105,13 @@ impl QueryOpts {
     }
 
     fn check(&self) -> Result<()> {
-        if self.k == 0 {
-            return Err(RecError::BadParameter("k must be at least 1".into()));
-        }
-        if self.ef == 0 {
-            return Err(RecError::BadParameter("ef must be at least 1".into()));
-        }
-        // Both size per-query buffers: bounded before anything is allocated.
-        for (name, v) in [("k", self.k), ("ef", self.ef)] {
-            if v > MAX_K {
+        for (name, v, max) in [
+            ("k", self.k, self.limits.max_k.min(MAX_K)),
+            ("ef", self.ef, self.limits.max_ef.min(MAX_K)),
+        ] {
+            if v == 0 || v > max {
                 return Err(RecError::BadParameter(format!(
-                    "{name} must be at most {MAX_K}, not {v}"
+                    "{name} must be at least 1 and at most {max}, not {v}"
                 )));
             }
         }
