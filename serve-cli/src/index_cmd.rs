@@ -581,7 +581,19 @@ pub(crate) fn check_cmd(a: CheckArgs, progress: &dyn Progress) -> Result<()> {
 /// `n` user vectors and `n` item vectors of the model, sampled without repeats with `seed`: the
 /// queries `index check` (and `report`) measure an index with.
 pub(crate) fn sample_queries(model: &Model, n: usize, seed: u64) -> Result<(Vec<f32>, Vec<f32>)> {
-    let dim = model.dim();
+    let users = model.user_embeddings()?;
+    let items = model.item_embeddings()?;
+    Ok(sample_vectors(&users, &items, model.dim(), n, seed))
+}
+
+/// [`sample_queries`] from the model's user and item vectors already computed.
+pub(crate) fn sample_vectors(
+    users: &[f32],
+    items: &[f32],
+    dim: usize,
+    n: usize,
+    seed: u64,
+) -> (Vec<f32>, Vec<f32>) {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let mut sample = |rows: &[f32]| -> Vec<f32> {
         let mut pick: Vec<usize> = (0..rows.len() / dim).collect();
@@ -591,9 +603,7 @@ pub(crate) fn sample_queries(model: &Model, n: usize, seed: u64) -> Result<(Vec<
             .flat_map(|&r| rows[r * dim..(r + 1) * dim].iter().copied())
             .collect()
     };
-    let users = sample(&model.user_embeddings()?);
-    let items = sample(&model.item_embeddings()?);
-    Ok((users, items))
+    (sample(users), sample(items))
 }
 
 /// One query set's table: recall and queries/s by ef, then self-reachability.

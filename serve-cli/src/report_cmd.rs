@@ -91,14 +91,17 @@ fn build(a: &ReportArgs, progress: &dyn Progress) -> Result<String> {
         max_users: crate::train_cmd::DEFAULT_EVAL_USERS,
         seed: a.seed,
     };
-    let eval = twotower_towers::evaluate_sample(&model, &ds, &ks, sample)?;
+    // Every vector once: evaluation, the index check and the examples all read these.
+    let items = model.item_embeddings()?;
+    let users = model.user_embeddings()?;
+    let eval = twotower_towers::evaluate_sample_with(&model, &ds, &ks, sample, &items)?;
     let pop = twotower_towers::popularity_baseline_sample(&ds, &ks, sample)?;
     progress.finish();
     let index = match &a.index {
-        Some(dir) => Some(index_check(&model, dir, a.seed, progress)?),
+        Some(dir) => Some(index_check(&model, (&users, &items), dir, a.seed, progress)?),
         None => None,
     };
-    let examples = examples(&model, &ds, a)?;
+    let examples = examples(&model, &ds, a, &users, &items)?;
 
     let mut page = Page::default();
     page.head(&model, &a.model);
@@ -115,6 +118,7 @@ fn build(a: &ReportArgs, progress: &dyn Progress) -> Result<String> {
 /// `index check`'s measurement on user and item queries (sampled as `index check` samples them).
 fn index_check(
     model: &Model,
+    (user_vectors, item_vectors): (&[f32], &[f32]),
     at: &IndexLocation,
     seed: u64,
     progress: &dyn Progress,
@@ -123,7 +127,8 @@ fn index_check(
     let version = store
         .open_current(Some(model.fingerprint()))
         .with_context(|| format!("opening index {at}"))?;
-    let (users, items) = crate::index_cmd::sample_queries(model, INDEX_QUERIES, seed)?;
+    let (users, items) =
+        crate::index_cmd::sample_vectors(user_vectors, item_vectors, model.dim(), INDEX_QUERIES, seed);
     let params = CheckParams {
         // A backend searched over the network: a sample says enough.
         self_check_sample: store.default_self_check().map(|n| n.min(500)),
@@ -151,7 +156,13 @@ struct Example {
     titles: Vec<(String, String, String)>,
 }
 
-fn examples(model: &Model, ds: &Dataset, a: &ReportArgs) -> Result<Vec<Example>> {
+fn examples(
+    model: &Model,
+    ds: &Dataset,
+    a: &ReportArgs,
+    all_users: &[f32],
+    items: &[f32],
+) -> Result<Vec<Example>> {
     let test = ds.test.as_ref().expect("checked");
     let mut test_items: Vec<Vec<u32>> = vec![Vec::new(); ds.users.len()];
     for (&u, &i) in test.user.iter().zip(&test.item) {
@@ -184,13 +195,11 @@ fn examples(model: &Model, ds: &Dataset, a: &ReportArgs) -> Result<Vec<Example>>
     }
     let hist = UserHistories::build(ds.training(), ds.users.len());
     let d = model.dim();
-    let all_users = model.user_embeddings()?;
     let mut q = Vec::with_capacity(users.len() * d);
     for &u in &users {
         q.extend_from_slice(&all_users[u as usize * d..(u as usize + 1) * d]);
     }
-    let items = model.item_embeddings()?;
-    let top = top_k_exact(&q, &items, d, TOP_SHOWN, &|e| model.user_items(users[e]))?;
+    let top = top_k_exact(&q, items, d, TOP_SHOWN, &|e| model.user_items(users[e]))?;
     let describe = |i: u32| {
         let id = ds.items.id(i).to_string();
         let title = ds
@@ -201,13 +210,14 @@ fn examples(model: &Model, ds: &Dataset, a: &ReportArgs) -> Result<Vec<Example>>
             .flatten()
             .unwrap_or_default();
         let g = &ds.item_table.genres;
-        let genres = match (g.offsets.get(i as usize), g.offsets.get(i as usize + 1)) {
-            (Some(&s), Some(&e)) => g.values[s as usize..e as usize]
+        let genres = if (i as usize) < g.rows() {
+            g.row(i as usize)
                 .iter()
                 .map(|&v| g.vocab.id(v).to_string())
                 .collect::<Vec<_>>()
-                .join(", "),
-            _ => String::new(),
+                .join(", ")
+        } else {
+            String::new()
         };
         (id, title, genres)
     };

@@ -42,14 +42,27 @@ pub fn evaluate(model: &Model, ds: &Dataset, ks: &[usize]) -> Result<EvalReport>
 /// [`evaluate`] on a seeded sample of the test users (all of them when there are no more than
 /// `sample.max_users`); a sampled report carries each mean's standard error.
 pub fn evaluate_sample(model: &Model, ds: &Dataset, ks: &[usize], sample: EvalSample) -> Result<EvalReport> {
-    let test = test_part(ds)?;
+    test_part(ds)?;
     model.check_dataset(ds, "--data")?;
+    evaluate_sample_with(model, ds, ks, sample, &model.item_embeddings()?)
+}
+
+/// [`evaluate_sample`] with the catalogue's vectors already computed ([`Model::item_embeddings`]), for
+/// a caller that uses them for more than this (`report`). The model/dataset pairing is the caller's
+/// to check.
+pub fn evaluate_sample_with(
+    model: &Model,
+    ds: &Dataset,
+    ks: &[usize],
+    sample: EvalSample,
+    items: &[f32],
+) -> Result<EvalReport> {
+    let test = test_part(ds)?;
     let kmax = ks.iter().copied().max().unwrap_or(10);
     let (users, relevant, population) = sampled_test_users(test, ds.users.len(), sample);
     let q = model.embed_user_rows(&users)?;
     let d = model.dim();
-    let items = model.item_embeddings()?;
-    let top = top_k_exact(&q, &items, d, kmax, &|e| model.user_items(users[e]))?;
+    let top = top_k_exact(&q, items, d, kmax, &|e| model.user_items(users[e]))?;
     let mut r = EvalReport::with_popularity(&top, &relevant, ks, &training_popularity(ds));
     r.set_population(population);
     Ok(r)

@@ -5,7 +5,7 @@
 //! which backend answers.
 
 use super::catalog::Catalog;
-use super::error::Result;
+use super::error::{RecError, Result};
 use super::ids::{DataItem, Genre, RowMaps};
 use std::sync::Arc;
 use twotower_index::{Found, FoundKey, ItemFilter, ItemKey, ItemSearch, SearchSpec, VersionId};
@@ -86,6 +86,16 @@ pub struct ItemHit {
     pub score: f32,
 }
 
+/// An index error as the recommender reports it: a backend that cannot answer now is
+/// [`RecError::Unavailable`] (503), whatever the backend.
+fn rec_error(e: twotower_index::Error) -> RecError {
+    if e.is_unavailable() {
+        RecError::Unavailable(e.to_string())
+    } else {
+        RecError::Index(e)
+    }
+}
+
 /// An opened index version with the maps between its items and the catalogue's.
 pub struct CatalogIndex {
     index: Box<dyn ItemSearch>,
@@ -118,7 +128,7 @@ impl CatalogIndex {
 
     /// Whether the backend can answer now, for `/readyz`.
     pub fn check_health(&self) -> Result<()> {
-        Ok(self.index.check_health()?)
+        self.index.check_health().map_err(rec_error)
     }
 
     /// The indexed vector of a dataset item, `None` when the index does not hold it.
@@ -129,9 +139,9 @@ impl CatalogIndex {
                 return Ok(None);
             };
             let id = &self.index.row_ids().unwrap_or_default()[row as usize];
-            return Ok(self.index.vector(id)?);
+            return self.index.vector(id).map_err(rec_error);
         }
-        Ok(self.index.vector(self.catalog.item_id(item))?)
+        self.index.vector(self.catalog.item_id(item)).map_err(rec_error)
     }
 
     /// Whether `filter` keeps the item a backend names. Items the dataset does not know pass

@@ -97,14 +97,10 @@ impl Catalog {
         let i = item.0 as usize;
         let t = &self.data.item_table;
         let g = &t.genres;
-        let (a, b) = (g.offsets[i] as usize, g.offsets[i + 1] as usize);
         ItemInfo {
             id: self.data.items.id(item.0).to_string(),
             title: t.titles[i].clone(),
-            genres: g.values[a..b]
-                .iter()
-                .map(|&v| g.vocab.id(v).to_string())
-                .collect(),
+            genres: g.row(i).iter().map(|&v| g.vocab.id(v).to_string()).collect(),
             interactions: self.counts[i],
         }
     }
@@ -112,9 +108,7 @@ impl Catalog {
     /// Whether an item belongs to a genre (`None`: every item does).
     pub fn in_genre(&self, item: DataItem, genre: Option<Genre>) -> bool {
         let Some(Genre(g)) = genre else { return true };
-        let gs = &self.data.item_table.genres;
-        let i = item.0 as usize;
-        gs.values[gs.offsets[i] as usize..gs.offsets[i + 1] as usize].contains(&g)
+        self.data.item_table.genres.row(item.0 as usize).contains(&g)
     }
 
     /// All genre names.

@@ -22,10 +22,12 @@ pub fn check_id(what: &str, id: &str) -> Result<()> {
     Ok(())
 }
 
-/// Dataset item → model item row, computed once per snapshot (a model can serve an updated catalog,
+/// Dataset item → model item row and dataset user → model user row, computed once per snapshot (a model can serve an updated catalog,
 /// so the two vocabularies need not agree).
 pub struct ModelRows {
     model_item: Vec<u32>,
+    /// Dataset user → model user row (`u32::MAX`: not in the model).
+    model_user: Vec<u32>,
 }
 
 impl ModelRows {
@@ -33,10 +35,23 @@ impl ModelRows {
     pub fn new(model: &Model, catalog: &Catalog) -> ModelRows {
         let vocab = model.item_vocab();
         let items = &catalog.data().items;
+        let users = &catalog.data().users;
+        let user_vocab = model.user_vocab();
         ModelRows {
             model_item: (0..items.len() as u32)
                 .map(|i| vocab.get_or_oov(items.id(i)))
                 .collect(),
+            model_user: (0..users.len() as u32)
+                .map(|u| user_vocab.get(users.id(u)).unwrap_or(u32::MAX))
+                .collect(),
+        }
+    }
+
+    /// The model row of a dataset user, `None` when the model does not know the user.
+    pub fn user(&self, user: DataUser) -> Option<u32> {
+        match self.model_user.get(user.0 as usize).copied() {
+            None | Some(u32::MAX) => None,
+            Some(r) => Some(r),
         }
     }
 

@@ -365,9 +365,7 @@ impl Snapshot {
             return Ok(self.popular_answer(query, opts, genre));
         };
         let t = Instant::now();
-        let q = self
-            .model
-            .embed_user(self.catalog.data().users.id(plan.user.0), &[])?;
+        let q = self.user_vector(plan.user, None)?;
         let embed_ms = ms(t);
         self.search(query, &q, opts, &plan.filter, plan.source, embed_ms)
     }
@@ -403,14 +401,17 @@ impl Snapshot {
     }
 
     /// The vector of a known user: from `table` (every model user, in vocabulary order) when given and
-    /// the model knows the id, otherwise embedded now.
+    /// the model knows the user, otherwise embedded now (by model row; a user the model does not know
+    /// from features alone).
     fn user_vector(&self, user: DataUser, table: Option<&[f32]>) -> Result<Vec<f32>> {
-        let id = self.catalog.data().users.id(user.0);
-        if let (Some(t), Some(row)) = (table, self.model.user_vocab().get(id)) {
-            let d = self.model.dim();
-            return Ok(t[row as usize * d..(row as usize + 1) * d].to_vec());
+        match (self.model_rows.user(user), table) {
+            (Some(row), Some(t)) => {
+                let d = self.model.dim();
+                Ok(t[row as usize * d..(row as usize + 1) * d].to_vec())
+            }
+            (Some(row), None) => Ok(self.model.embed_user_rows(&[row])?),
+            (None, _) => Ok(self.model.embed_user(self.catalog.data().users.id(user.0), &[])?),
         }
-        Ok(self.model.embed_user(id, &[])?)
     }
 
     fn recommend_users_with(
@@ -427,13 +428,18 @@ impl Snapshot {
             .collect::<Result<_>>()?;
         let known: Vec<&UserPlan> = plans.iter().flatten().collect();
         let t = Instant::now();
-        let vectors: Vec<Vec<f32>> = known
-            .par_iter()
-            .map(|p| self.user_vector(p.user, table))
-            .collect::<Result<_>>()?;
+        // Each user's vector straight into its place in the batch's query buffer.
+        let d = self.model.dim();
+        let mut queries = vec![0f32; known.len() * d];
+        queries
+            .par_chunks_mut(d.max(1))
+            .zip(known.par_iter())
+            .try_for_each(|(out, p)| -> Result<()> {
+                out.copy_from_slice(&self.user_vector(p.user, table)?);
+                Ok(())
+            })?;
         let embed_ms = ms(t);
         let t = Instant::now();
-        let queries: Vec<f32> = vectors.concat();
         let filters: Vec<Filter> = known.iter().map(|p| p.filter.clone()).collect();
         let params = opts.params();
         let mut hits = self.index.search_batch(&queries, params, &filters)?.into_iter();
