@@ -224,7 +224,9 @@ fn parse_list(s: &str) -> Vec<String> {
         .collect()
 }
 
-/// Resolves config file + flags into a validated config.
+/// Resolves config file + flags into a config, with the thread count of this process's pool (the
+/// one the training runs with, recorded in the model and checked on `--resume`). Not validated:
+/// training validates it (as "command line"), and `--print-config` before printing.
 pub fn resolve_config(a: &TrainArgs) -> anyhow::Result<Config> {
     let mut c = match &a.config {
         Some(p) => Config::from_toml_file(p)?,
@@ -333,7 +335,6 @@ pub fn resolve_config(a: &TrainArgs) -> anyhow::Result<Config> {
         };
     }
     c.train.threads = rayon::current_num_threads();
-    c.validate("command line")?;
     Ok(c)
 }
 
@@ -348,11 +349,15 @@ pub fn quiet_candle_pool() {
     }
 }
 
+/// How errors name the configuration `resolve_config` makes (a file's values with flags over them).
+const CONFIG_ORIGIN: &str = "command line";
+
 /// `twotower train`.
 pub fn train(a: TrainArgs, progress: &dyn Progress) -> anyhow::Result<()> {
     quiet_candle_pool();
     let config = resolve_config(&a)?;
     if a.print_config {
+        config.validate(CONFIG_ORIGIN)?;
         print!("{}", config.to_toml());
         return Ok(());
     }
@@ -376,6 +381,7 @@ pub fn train(a: TrainArgs, progress: &dyn Progress) -> anyhow::Result<()> {
             stop_after_epochs: a.stop_after_epochs,
             plan: a.plan.into(),
             budget: a.budget,
+            config_origin: Some(CONFIG_ORIGIN.into()),
         },
     )
     .with_context(|| format!("training on {}", a.data.display()))?;
@@ -458,7 +464,7 @@ pub fn train(a: TrainArgs, progress: &dyn Progress) -> anyhow::Result<()> {
         s.epochs_run,
         if s.stopped_early { ", stopped early" } else { "" },
         t0.elapsed().as_secs_f64(),
-        s.threads
+        config.train.threads
     );
     if report.finished && split {
         println!(

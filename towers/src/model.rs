@@ -234,41 +234,7 @@ impl Model {
                 meta.layout.n_items
             )));
         }
-        let w = TensorReader::open(&dir.join("weights.safetensors"))?;
-        let dense_layout = TwoTower::dense_layout(&meta.layout, &meta.config);
-        let nets = (0..meta.config.model.members.max(1))
-            .map(|k| {
-                let prefix = member_prefix(k);
-                let tables = meta
-                    .layout
-                    .tables
-                    .iter()
-                    .map(|t| {
-                        Ok(EmbeddingTable {
-                            weights: w.f32(&format!("{prefix}table.{}", t.name), &[t.rows, t.dim])?,
-                            name: t.name.clone(),
-                            rows: t.rows,
-                            dim: t.dim,
-                        })
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                let dense = dense_layout
-                    .iter()
-                    .map(|p| {
-                        let value = w.f32(&format!("{prefix}dense.{}", p.name), &p.shape)?;
-                        Ok(DenseParam {
-                            name: p.name.clone(),
-                            shape: p.shape.clone(),
-                            m: Vec::new(),
-                            v: Vec::new(),
-                            value,
-                        })
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                TwoTower::from_parts(meta.layout.clone(), &meta.config, tables, dense)
-                    .map_err(|e| bad(e.to_string()))
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let nets = read_nets(dir, &meta)?;
         Ok(Model {
             dir: dir.to_path_buf(),
             fingerprint: manifest.fingerprint(),
@@ -281,20 +247,6 @@ impl Model {
             user_feats,
             user_items,
         })
-    }
-
-    /// This model's contents by reference, to write them as a model directory.
-    pub(crate) fn files(&self) -> ModelFiles<'_> {
-        ModelFiles {
-            meta: &self.meta,
-            nets: &self.nets,
-            users: &self.users,
-            items: &self.items,
-            item_feats: &self.item_feats,
-            user_feats: &self.user_feats,
-            user_items: &self.user_items,
-            keep_weights_from: None,
-        }
     }
 
     /// Identifies this model (checksum over its files); index manifests record it.
@@ -355,36 +307,6 @@ impl Model {
             }
         }
         Ok(out)
-    }
-
-    /// The combination of single-member models of one dataset and layout (trained with different
-    /// seeds) into one ensemble; `meta` describes the whole (its `model.members` is their number).
-    pub(crate) fn ensemble(meta: ModelMeta, members: Vec<Model>) -> Result<Model> {
-        let mut members = members.into_iter();
-        let mut first = members
-            .next()
-            .ok_or_else(|| Error::Invalid("an ensemble needs at least one member".into()))?;
-        for m in members {
-            if m.meta.layout != first.meta.layout || m.dataset_fingerprint() != first.dataset_fingerprint() {
-                return Err(Error::model(
-                    m.dir(),
-                    "ensemble member has another layout or dataset than the first member",
-                ));
-            }
-            first.nets.extend(m.nets);
-        }
-        if first.nets.len() != meta.config.model.members {
-            return Err(Error::Invalid(format!(
-                "{} ensemble members, but the config says {}",
-                first.nets.len(),
-                meta.config.model.members
-            )));
-        }
-        first.meta = meta;
-        first.tensors = OnceLock::new();
-        first.dir = PathBuf::new();
-        first.fingerprint = String::new();
-        Ok(first)
     }
 
     /// Whether outputs are unit vectors (scores are cosines).
@@ -697,6 +619,65 @@ fn link_or_copy(from: &Path, to: &Path) -> Result<()> {
     std::fs::File::open(to)
         .and_then(|f| f.sync_all())
         .map_err(|e| Error::io(to, e))
+}
+
+/// The networks (one per member) in `dir`'s `weights.safetensors`, shaped by `meta`.
+fn read_nets(dir: &Path, meta: &ModelMeta) -> Result<Vec<TwoTower>> {
+    let w = TensorReader::open(&dir.join("weights.safetensors"))?;
+    let dense_layout = TwoTower::dense_layout(&meta.layout, &meta.config);
+    (0..meta.config.model.members.max(1))
+        .map(|k| {
+            let prefix = member_prefix(k);
+            let tables = meta
+                .layout
+                .tables
+                .iter()
+                .map(|t| {
+                    Ok(EmbeddingTable {
+                        weights: w.f32(&format!("{prefix}table.{}", t.name), &[t.rows, t.dim])?,
+                        name: t.name.clone(),
+                        rows: t.rows,
+                        dim: t.dim,
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let dense = dense_layout
+                .iter()
+                .map(|p| {
+                    let value = w.f32(&format!("{prefix}dense.{}", p.name), &p.shape)?;
+                    Ok(DenseParam {
+                        name: p.name.clone(),
+                        shape: p.shape.clone(),
+                        m: Vec::new(),
+                        v: Vec::new(),
+                        value,
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            TwoTower::from_parts(meta.layout.clone(), &meta.config, tables, dense)
+                .map_err(|e| Error::model(dir, e.to_string()))
+        })
+        .collect()
+}
+
+/// `model.json` and the networks of the model directory `dir`, both checked against its manifest:
+/// what an ensemble takes from each member's finished run. The rest of a member's directory
+/// (vocabularies, catalogue) is what training derived from the dataset and still holds, so it is
+/// neither read nor checked here.
+pub(crate) fn read_member(dir: &Path) -> Result<(ModelMeta, Vec<TwoTower>)> {
+    let mut manifest = Manifest::read(dir, MODEL_KIND, MODEL_FORMAT_VERSION)?;
+    for f in ["model.json", "weights.safetensors"] {
+        if !manifest.files.contains_key(f) {
+            return Err(Error::model(dir, format!("manifest.json does not list {f}")));
+        }
+    }
+    manifest
+        .files
+        .retain(|f, _| f == "model.json" || f == "weights.safetensors");
+    manifest.verify(dir)?;
+    let meta = read_meta(dir)?;
+    let nets = read_nets(dir, &meta)?;
+    Ok((meta, nets))
 }
 
 /// Writes the members' tables and dense weights.

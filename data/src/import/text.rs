@@ -3,6 +3,8 @@
 
 use std::borrow::Cow;
 
+use chrono::{DateTime, Datelike, NaiveDate};
+
 /// Character encoding of a text input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TextEncoding {
@@ -102,7 +104,8 @@ pub(crate) fn i64_field(bytes: &[u8], what: &str) -> Result<i64, String> {
 }
 
 /// The unit of integer time values (epoch seconds by default). Typed Parquet times (timestamps,
-/// dates) carry their own unit and ignore this.
+/// dates) carry their own unit and ignore this. Kept by hand: it is a flag value (`--time-unit`,
+/// with its spellings), which neither chrono nor Arrow's column `TimeUnit` provides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TimeUnit {
@@ -157,7 +160,8 @@ impl std::str::FromStr for TimeUnit {
 pub(crate) const MAX_EPOCH_SECONDS: i64 = 100_000_000_000;
 
 /// An integer time value in `unit` as epoch seconds (floored). In seconds, values too large to be
-/// seconds are refused with a hint naming the unit they look like, never guessed.
+/// seconds are refused with a hint naming the unit they look like, never guessed. Kept by hand: no
+/// time crate tells a log's seconds from its milliseconds.
 pub(crate) fn int_epoch(v: i64, unit: TimeUnit) -> Result<i64, String> {
     if unit != TimeUnit::S {
         return Ok(v.div_euclid(unit.per_second()));
@@ -178,47 +182,31 @@ pub(crate) fn int_epoch(v: i64, unit: TimeUnit) -> Result<i64, String> {
     ))
 }
 
-/// Epoch seconds of days since 1970-01-01 plus a time of day, from a civil date (proleptic
-/// Gregorian, any year).
-pub(crate) fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m as i64 + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
+/// Days of a whole Gregorian cycle: the calendar repeats every 400 years.
+const DAYS_PER_400_YEARS: i64 = 146_097;
 
-/// The civil date (year, month, day) of a day number since 1970-01-01.
-pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
+/// Days from 1970-01-01 to a civil date (proleptic Gregorian), `None` for a date that does not
+/// exist (a 31st of April, a 29th of February outside leap years).
+///
+/// chrono does the calendar. It reaches years ±262,143 while [`parse_datetime`] takes years of up to
+/// seven digits, so the year is first brought into 0..400 by whole 400-year cycles, which no crate
+/// offers; the cycle repeats exactly, so validity and day counts are unchanged.
+fn days_from_civil(y: i64, m: u32, d: u32) -> Option<i64> {
+    let date = NaiveDate::from_ymd_opt(y.rem_euclid(400) as i32, m, d)?;
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1)?;
+    let days = date.signed_duration_since(epoch).num_days();
+    y.div_euclid(400)
+        .checked_mul(DAYS_PER_400_YEARS)?
+        .checked_add(days)
 }
 
 /// Epoch seconds as `YYYY-MM-DDTHH:MM:SSZ` for years 0..=9999, else the bare number with
 /// "(epoch seconds)": never panics, whatever the value.
 pub fn format_epoch_seconds(ts: i64) -> String {
-    let days = ts.div_euclid(86_400);
-    let secs = ts.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    if !(0..=9999).contains(&y) {
-        return format!("{ts} (epoch seconds)");
+    match DateTime::from_timestamp(ts, 0) {
+        Some(t) if (0..=9999).contains(&t.year()) => t.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        _ => format!("{ts} (epoch seconds)"),
     }
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
 }
 
 /// A timestamp: integer epoch seconds, a decimal number of seconds (truncated), or an RFC 3339 /
@@ -259,6 +247,12 @@ pub(crate) fn time_str(s: &str, unit: TimeUnit) -> Result<i64, String> {
 /// Parses `YYYY-MM-DD`, or that followed by `T` or a space, `HH:MM[:SS[.fraction]]` and an optional
 /// `Z`, `UTC` or `±HH[:MM]` offset (RFC 3339 and what SQL engines print), as epoch seconds. No offset
 /// means UTC; fractions of a second are dropped.
+///
+/// The shape is read here and the calendar left to chrono ([`days_from_civil`]). chrono's own
+/// parsers accept another set of inputs: `%Y` takes at most four digits without a sign, RFC 3339
+/// needs seconds and an offset, `%m`/`%d` take one digit and skip spaces, and a leap second `:60`
+/// is read as `:59`; the formats above, kept as the importers have always read them, need this
+/// small scanner.
 pub(crate) fn parse_datetime(s: &str) -> Option<i64> {
     let b = s.trim().as_bytes();
     let num = |r: &[u8]| -> Option<i64> {
@@ -279,10 +273,8 @@ pub(crate) fn parse_datetime(s: &str) -> Option<i64> {
     let year = num(b.get(..dash).filter(|y| y.len() <= 7)?)? * if neg { -1 } else { 1 };
     let month = num(&b[dash + 1..dash + 3])?;
     let day = num(&b[dash + 4..dash + 6])?;
-    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month as u32) as i64 {
-        return None;
-    }
-    let mut secs = days_from_civil(year, month as u32, day as u32).checked_mul(86_400)?;
+    let mut secs =
+        days_from_civil(year, u32::try_from(month).ok()?, u32::try_from(day).ok()?)?.checked_mul(86_400)?;
     let mut rest = &b[dash + 6..];
     if rest.is_empty() {
         return Some(secs);
@@ -335,15 +327,6 @@ pub(crate) fn parse_datetime(s: &str) -> Option<i64> {
         }
     };
     Some(secs - offset)
-}
-
-fn days_in_month(y: i64, m: u32) -> u32 {
-    match m {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        _ if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
-        _ => 28,
-    }
 }
 
 /// One `user SEP item SEP rating SEP timestamp` line (MovieLens u.data / ratings.dat).

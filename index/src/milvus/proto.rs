@@ -6,7 +6,9 @@
 //! build time (and a `protoc`) for code that is never used. Field numbers are copied from the
 //! published protos; fields we do not send are left out, and fields the server sends that are not
 //! declared are skipped by prost when decoding. Both Milvus Lite 3.x and Milvus 2.3 are exercised by
-//! the integration tests (`serve-cli/tests/milvus_cli.rs`).
+//! the integration tests (`serve-cli/tests/milvus_cli.rs`). The published protos of the release CI's
+//! Milvus Lite speaks are vendored in `index/proto/milvus/`, and the `upstream` test checks every
+//! name, number, type and constant here against them, with no server.
 #![allow(missing_docs)]
 
 use std::collections::HashMap;
@@ -548,6 +550,9 @@ has_status!(
     SearchResults,
     GetVersionResponse
 );
+
+#[cfg(test)]
+mod upstream;
 
 #[cfg(test)]
 mod tests {

@@ -43,10 +43,12 @@ fn opt(v: Option<f64>, f: impl Fn(f64) -> String) -> String {
     v.map(f).unwrap_or_else(|| "–".into())
 }
 
+/// A time of the data section: the UTC date-time through the importers' formatter (one date format
+/// for `data stats` and the page; a time past the year 9999 shows as a number), a negative value as
+/// the bare number.
 fn fmt_ts(ts: i64) -> String {
     if ts >= 0 {
-        humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(ts as u64))
-            .to_string()
+        twotower_data::format_epoch_seconds(ts)
     } else {
         ts.to_string()
     }
@@ -522,5 +524,19 @@ impl Page {
             self.figures
         );
         self.html
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fmt_ts;
+
+    #[test]
+    fn times_show_as_utc_dates_and_never_panic() {
+        assert_eq!(fmt_ts(0), "1970-01-01T00:00:00Z");
+        assert_eq!(fmt_ts(1_609_459_200), "2021-01-01T00:00:00Z");
+        assert_eq!(fmt_ts(-5), "-5");
+        assert_eq!(fmt_ts(253_402_300_800), "253402300800 (epoch seconds)");
+        let _ = fmt_ts(i64::MAX);
     }
 }

@@ -93,7 +93,7 @@ impl StepBench {
         let n_users = ds.users.len();
         let split = super::validation::split_validation(
             ds.training(),
-            n_users,
+            &twotower_data::UserHistories::build(ds.training(), n_users),
             tc.validation_per_user,
             tc.validation_max_users,
             tc.seed,

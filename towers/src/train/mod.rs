@@ -47,6 +47,9 @@ pub struct TrainOptions {
     pub plan: PlanMode,
     /// A deadline for the whole plan (see `clock.rs`): work that would end past it is not started.
     pub budget: Option<std::time::Duration>,
+    /// Where the configuration came from (a file, "command line"), named by the error when it is
+    /// invalid: [`train`] validates it, so its caller need not. None reads "model config".
+    pub config_origin: Option<String>,
 }
 
 /// One line of `metrics.jsonl`.
@@ -131,7 +134,7 @@ pub fn train(
     progress: &dyn Progress,
     opts: &TrainOptions,
 ) -> Result<TrainReport> {
-    config.validate("model config")?;
+    config.validate(opts.config_origin.as_deref().unwrap_or("model config"))?;
     let threads = if config.train.threads == 0 {
         rayon::current_num_threads()
     } else {

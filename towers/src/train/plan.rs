@@ -28,7 +28,7 @@ use twotower_data::Dataset;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::model::Model;
+use crate::model::{read_member, ModelFiles, ModelMeta};
 
 /// The model directory's record of the plan that trained it.
 pub const PLAN_FILE: &str = "plan.json";
@@ -617,12 +617,29 @@ impl TrainPlan {
             dirs.discard(done);
             return Ok(first);
         }
+        // The members differ only in their weights: those (and member 0's model.json) are read
+        // back from the runs' directories, which hold each run's kept epoch (not always its last,
+        // and a resumed plan trained some members in an earlier process); everything else is what
+        // every run wrote from `prep`, written once more here from `prep` itself.
         let members = names.len();
-        let models = names
-            .iter()
-            .map(|&n| Model::load(dirs.path(n)))
-            .collect::<Result<Vec<_>>>()?;
-        let mut meta = models[0].meta().clone();
+        let mut nets = Vec::with_capacity(members);
+        let mut first_meta = None;
+        for &n in &names {
+            let dir = dirs.path(n);
+            let (m, net) = read_member(&dir)?;
+            let same_layout = first_meta
+                .as_ref()
+                .is_none_or(|f: &ModelMeta| f.layout == m.layout);
+            if !same_layout || m.dataset_fingerprint != prep.ds.fingerprint() {
+                return Err(Error::model(
+                    &dir,
+                    "ensemble member has another layout or dataset than the first member",
+                ));
+            }
+            nets.extend(net);
+            first_meta.get_or_insert(m);
+        }
+        let mut meta = first_meta.expect("an ensemble has members");
         meta.config.model.members = members;
         meta.training.seconds = reports.iter().map(|r| r.summary.seconds).sum();
         let epochs: Vec<EpochMetrics> = reports
@@ -635,8 +652,17 @@ impl TrainPlan {
                 })
             })
             .collect();
-        let model = Model::ensemble(meta.clone(), models)?;
-        commit_model_dir(dirs.out(), &model.files(), &epochs, |dir| {
+        let model = ModelFiles {
+            meta: &meta,
+            nets: &nets,
+            users: &prep.ds.users,
+            items: &prep.ds.items,
+            item_feats: &prep.item_feats,
+            user_feats: &prep.user_feats,
+            user_items: &prep.user_items,
+            keep_weights_from: None,
+        };
+        commit_model_dir(dirs.out(), &model, &epochs, |dir| {
             add_plan(dir, &history)?;
             Ok(vec![PLAN_FILE])
         })?;

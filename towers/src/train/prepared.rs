@@ -1,6 +1,7 @@
 //! What every run of a plan derives from the dataset, derived once and shared: the towers' feature
-//! tables, the saved model's user histories, and the fit rows with their validation slice (split
-//! again only when a run asks for another validation setting).
+//! tables, the users' histories (built once from the training rows, for the saved model, the
+//! validation split and a run without a validation slice), and the fit rows with their validation
+//! slice (split again only when a run asks for another validation setting).
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -20,6 +21,9 @@ pub(super) struct Prepared<'a> {
     /// Each user's whole training part, oldest first: the saved model's histories (at serving and
     /// test time a user's history is everything before now, the validation slice included).
     pub(super) user_items: Csr,
+    /// Every user's training interactions by time: the validation split reads each user's last
+    /// ones, and a run that holds nothing out trains on exactly these histories.
+    histories: Rc<UserHistories>,
     /// The split of the latest run. Runs of one setting follow each other in a plan (the
     /// candidates, then the refit and the members), so one is kept: no two splits live at once.
     split: RefCell<Option<(SplitKey, Rc<FitData>)>>,
@@ -28,7 +32,8 @@ pub(super) struct Prepared<'a> {
 /// The rows a run fits on, its validation slice, and the histories of the fit rows.
 pub(super) struct FitData {
     pub(super) split: Split,
-    pub(super) hist: UserHistories,
+    /// The fit rows' histories: the dataset's own when no row was held out.
+    pub(super) hist: Rc<UserHistories>,
 }
 
 /// What a split depends on (without a validation slice: nothing).
@@ -51,16 +56,17 @@ impl<'a> Prepared<'a> {
             });
         }
         let n_users = ds.users.len();
-        let full_hist = UserHistories::build(train, n_users);
+        let histories = UserHistories::build(train, n_users);
         let mut user_items = Csr::default();
         for u in 0..n_users as u32 {
-            user_items.push_row(full_hist.history(u).1);
+            user_items.push_row(histories.history(u).1);
         }
         Ok(Prepared {
             ds,
             item_feats: ItemFeatures::from_dataset(ds, config)?,
             user_feats: UserFeatures::from_dataset(ds, config)?,
             user_items,
+            histories: Rc::new(histories),
             split: RefCell::new(None),
         })
     }
@@ -88,9 +94,14 @@ impl<'a> Prepared<'a> {
         }
         // Dropped before the next is built.
         *cached = None;
-        let n_users = self.ds.users.len();
-        let split = split_validation(self.ds.training(), n_users, key.per_user, key.max_users, key.seed);
-        let hist = UserHistories::build(&split.fit, n_users);
+        let train = self.ds.training();
+        let split = split_validation(train, &self.histories, key.per_user, key.max_users, key.seed);
+        // With nothing held out the fit rows are the training rows, in their order: same histories.
+        let hist = if split.fit.len() == train.len() {
+            self.histories.clone()
+        } else {
+            Rc::new(UserHistories::build(&split.fit, self.ds.users.len()))
+        };
         let fit = Rc::new(FitData { split, hist });
         *cached = Some((key, fit.clone()));
         fit

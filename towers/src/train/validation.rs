@@ -21,15 +21,16 @@ pub(super) struct Split {
 }
 
 /// Holds out each user's last `per_user` training interactions (by (ts, item)) when the user keeps at
-/// least one other; samples at most `max_users` validation users deterministically.
+/// least one other; samples at most `max_users` validation users deterministically. `hist` are the
+/// histories of `train` (built once by the caller, who shares them).
 pub(super) fn split_validation(
     train: &Interactions,
-    n_users: usize,
+    hist: &UserHistories,
     per_user: usize,
     max_users: usize,
     seed: u64,
 ) -> Split {
-    let hist = UserHistories::build(train, n_users);
+    let n_users = hist.n_users();
     let mut held = vec![false; train.len()];
     let mut val_users = Vec::new();
     let mut val_ts = Vec::new();
