@@ -17,11 +17,21 @@ const ITEM_BLOCK: usize = 1024;
 /// Rows per parallel task for single queries.
 const SINGLE_CHUNK: usize = 16 * 1024;
 
-/// All rows in one row-major matrix of unit vectors.
+/// All rows in one row-major matrix of unit vectors: owned (`Vec<f32>`, the default), or borrowed
+/// (`&[f32]`) from an index version whose graph already holds them, so a loaded version keeps its
+/// vectors once.
 #[derive(Debug, Clone, Default)]
-pub struct ExactIndex {
+pub struct ExactIndex<R = Vec<f32>> {
     dim: usize,
-    rows: Vec<f32>,
+    rows: R,
+}
+
+impl<'a> ExactIndex<&'a [f32]> {
+    /// Exact search over rows held elsewhere (already unit vectors).
+    pub(crate) fn borrowed(dim: usize, rows: &'a [f32]) -> Self {
+        debug_assert!(dim > 0 && rows.len().is_multiple_of(dim));
+        ExactIndex { dim, rows }
+    }
 }
 
 impl ExactIndex {
@@ -50,16 +60,18 @@ impl ExactIndex {
         self.rows.extend_from_slice(&new);
         Ok(first)
     }
+}
 
+impl<R: AsRef<[f32]>> ExactIndex<R> {
     /// The normalised vector of `row`.
     pub fn row(&self, row: u32) -> &[f32] {
         let r = row as usize * self.dim;
-        &self.rows[r..r + self.dim]
+        &self.rows.as_ref()[r..r + self.dim]
     }
 
     /// All normalised rows, row-major.
     pub fn rows(&self) -> &[f32] {
-        &self.rows
+        self.rows.as_ref()
     }
 
     fn scan(&self, q: &[f32], start: usize, end: usize, k: usize, filter: Option<RowFilter<'_>>) -> TopK {
@@ -67,10 +79,10 @@ impl ExactIndex {
         {
             if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
                 // SAFETY: the CPU supports the features the function is compiled for.
-                return unsafe { scan_avx2(&self.rows, self.dim, q, start, end, k, filter) };
+                return unsafe { scan_avx2(self.rows(), self.dim, q, start, end, k, filter) };
             }
         }
-        scan_rows(&self.rows, self.dim, q, start, end, k, filter)
+        scan_rows(self.rows(), self.dim, q, start, end, k, filter)
     }
 
     /// Scores one block of normalised queries against rows `start..end`.
@@ -89,7 +101,7 @@ impl ExactIndex {
         let mut s = start;
         while s < end {
             let nb = ITEM_BLOCK.min(end - s);
-            let items = &self.rows[s * d..(s + nb) * d];
+            let items = &self.rows()[s * d..(s + nb) * d];
             // SAFETY: dst is nq × nb (row stride nb) inside `tile`; lhs is nq × d row-major inside
             // `queries`; rhs is the d × nb transpose of the row-major nb × d `items` (row stride 1,
             // column stride d). All pointers are valid for the extents given.
@@ -177,13 +189,13 @@ fn ranges(n: usize, parts: usize) -> Vec<(usize, usize)> {
     (0..parts).map(|p| (n * p / parts, n * (p + 1) / parts)).collect()
 }
 
-impl VectorIndex for ExactIndex {
+impl<R: AsRef<[f32]> + Send + Sync> VectorIndex for ExactIndex<R> {
     fn dim(&self) -> usize {
         self.dim
     }
 
     fn len(&self) -> usize {
-        self.rows.len() / self.dim
+        self.rows().len() / self.dim
     }
 
     /// Exact search has no candidate list.

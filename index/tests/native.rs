@@ -22,7 +22,7 @@ use twotower_index::{
 
 const DIM: usize = 24;
 
-fn recall(h: &dyn VectorIndex, exact: &ExactIndex, queries: &[f32]) -> f64 {
+fn recall<R: AsRef<[f32]> + Send + Sync>(h: &dyn VectorIndex, exact: &ExactIndex<R>, queries: &[f32]) -> f64 {
     let (mut found, mut total) = (0, 0);
     for q in queries.chunks_exact(h.dim()) {
         let truth = exact.search(q, 10, None).unwrap();
@@ -302,7 +302,7 @@ fn old_hnsw_rs_versions_load_take_inserts_and_compact_to_native() {
     assert_eq!(compacted.len(), n + 50 - 1);
     assert!(compacted.row_of("i3").is_none());
     let exact = compacted.exact();
-    let r = recall(&compacted, exact, &clustered_unit_vectors(200, DIM, 30, 0.5, 99));
+    let r = recall(&compacted, &exact, &clustered_unit_vectors(200, DIM, 30, 0.5, 99));
     assert!(r >= 0.95, "{r}");
     // And a native version takes inserts natively.
     let report = dir

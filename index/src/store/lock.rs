@@ -112,7 +112,7 @@ impl WriterLock<'_> {
                 rows.extend_from_slice(&given[i * dim..(i + 1) * dim]);
                 report.reembedded += 1;
             } else if keep_stored {
-                rows.extend_from_slice(cur.exact.row(r));
+                rows.extend_from_slice(cur.vector(r));
                 report.kept += 1;
             } else {
                 missing.push(id.clone());

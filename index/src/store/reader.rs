@@ -101,12 +101,19 @@ impl IndexDir {
         if rows_by_id.len() != info.live {
             return Err(Error::corrupt(&mpath, "live count disagrees with tombstones"));
         }
+        // The graph holds the vectors once; exact search and point reads use its copy.
         let hnsw = if format == HNSW_RS_FORMAT_VERSION {
-            HnswIndex::load(&dir, GRAPH_BASENAME, info.dim, ids.len(), info.hnsw)?
+            let hnsw = HnswIndex::load(&dir, GRAPH_BASENAME, info.dim, ids.len(), info.hnsw)?;
+            if !super::same_bits(&hnsw.flat().rows, &rows) {
+                return Err(Error::corrupt(
+                    dir.join(format!("{GRAPH_BASENAME}.hnsw.data")),
+                    "its vectors differ from embeddings.parquet",
+                ));
+            }
+            hnsw
         } else {
-            HnswIndex::load_native(&dir.join(NATIVE_GRAPH_FILE), info.dim, rows.clone(), info.hnsw)?
+            HnswIndex::load_native(&dir.join(NATIVE_GRAPH_FILE), info.dim, rows, info.hnsw)?
         };
-        let exact = ExactIndex::from_normalized(info.dim, rows);
         Ok(IndexVersion {
             version,
             dir,
@@ -116,7 +123,6 @@ impl IndexDir {
             rows_by_id,
             tombstones,
             hnsw,
-            exact,
         })
     }
 }
@@ -133,7 +139,6 @@ pub struct IndexVersion {
     pub(super) rows_by_id: HashMap<String, u32>,
     pub(super) tombstones: Vec<bool>,
     pub(super) hnsw: HnswIndex,
-    pub(super) exact: ExactIndex,
 }
 
 impl fmt::Debug for IndexVersion {
@@ -187,13 +192,13 @@ impl IndexVersion {
     pub fn hnsw(&self) -> &HnswIndex {
         &self.hnsw
     }
-    /// The exact index over the same rows (tombstoned ones included).
-    pub fn exact(&self) -> &ExactIndex {
-        &self.exact
+    /// Exact search over the same rows (tombstoned ones included), on the graph's copy of them.
+    pub fn exact(&self) -> ExactIndex<&[f32]> {
+        ExactIndex::borrowed(self.info.dim, &self.hnsw.flat().rows)
     }
     /// Normalised vector of `row`.
     pub fn vector(&self, row: u32) -> &[f32] {
-        self.exact.row(row)
+        self.hnsw.flat().row(row)
     }
 
     /// Live item ids, in row order: the live set a rebuild keeps.
@@ -206,7 +211,7 @@ impl IndexVersion {
     /// Brute-force search, live rows only: exact answers for small catalogues and very selective
     /// filters (what [`ItemSearch`] does with [`SearchSpec::exact`]).
     pub fn search_exact(&self, query: &[f32], k: usize, filter: Option<RowFilter<'_>>) -> Result<Vec<Hit>> {
-        self.with_live_filter(filter, |f| self.exact.search(query, k, f))
+        self.with_live_filter(filter, |f| self.exact().search(query, k, f))
     }
 
     /// Runs `f` with the caller's filter combined with the tombstone filter (none when nothing is dead).
@@ -318,7 +323,7 @@ impl ItemSearch for IndexVersion {
             let pred = |r: u32| f.keeps(ItemKey::Row(r));
             let rows: Option<RowFilter<'_>> = f.keep.is_some().then_some(&pred);
             let hits = if spec.exact {
-                self.with_live_filter(rows, |g| self.exact.search_batch(queries, spec.k, g))?
+                self.with_live_filter(rows, |g| self.exact().search_batch(queries, spec.k, g))?
             } else {
                 VectorIndex::search_batch_with_ef(self, queries, spec.k, ef, rows)?
             };
@@ -348,7 +353,7 @@ impl ItemSearch for IndexVersion {
         );
         for r in (0..self.ids.len() as u32).filter(|&r| self.is_live(r)) {
             out.ids.push(self.ids[r as usize].clone());
-            out.vectors.extend_from_slice(self.exact.row(r));
+            out.vectors.extend_from_slice(self.vector(r));
         }
         Ok(out)
     }

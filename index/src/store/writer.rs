@@ -134,7 +134,7 @@ impl IndexDir {
                 continue;
             }
             if let Some(&old) = cur.rows_by_id.get(id.as_str()) {
-                if same_bits(cur.exact.row(old), v) {
+                if same_bits(cur.vector(old), v) {
                     report.unchanged += 1;
                     continue;
                 }
@@ -158,8 +158,6 @@ impl IndexDir {
             cur.ids.push(id);
             cur.tombstones.push(false);
         }
-        let mut rows = cur.exact.rows().to_vec();
-        rows.extend_from_slice(&new_rows);
         let dead: Vec<u32> = (0..cur.tombstones.len() as u32)
             .filter(|&r| cur.tombstones[r as usize])
             .collect();
@@ -169,7 +167,10 @@ impl IndexDir {
             parent: Some(cur.version),
             ..cur.info.clone()
         };
-        report.version = lock.commit_version(&cur.hnsw, &cur.ids, &rows, &dead, info, progress)?;
+        // The graph holds every row, the inserted ones included: its copy is what gets written.
+        let rows = &cur.hnsw.flat().rows;
+        debug_assert_eq!(rows.len(), cur.ids.len() * cur.info.dim);
+        report.version = lock.commit_version(&cur.hnsw, &cur.ids, rows, &dead, info, progress)?;
         report.committed = true;
         Ok(report)
     }
