@@ -16,12 +16,15 @@
 //!   a slightly different walk, never an invalid access. The entry point and top layer change under
 //!   one global mutex, held through the insertion of a node that raises the top layer (as hnswlib).
 //!
+//! After insertion, rows unreachable from the entry point are relinked (`link_unreachable`), then
+//! the repair pass (`repair.rs`) makes every row found by its own search at the default `ef`.
+//!
 //! The result is copied into a [`FlatGraph`] (the same layout the search uses); inserting into a
 //! loaded graph copies it back into a builder, inserts, and copies out again.
 
 use std::cell::RefCell;
 use std::cmp::Reverse;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering::Relaxed};
 use std::sync::Mutex;
 
 use rand::RngCore;
@@ -33,6 +36,9 @@ use twotower_data::progress::Progress;
 
 use crate::flat::{greedy_descent, pack, prefetch_row, unpack, Beam, FlatGraph, NO_SLOT};
 use crate::metric::sq_l2_portable;
+
+mod repair;
+pub(crate) use repair::{RepairStats, SELF_K};
 
 /// Seed of the level draw: a build is reproducible in its levels.
 const LEVEL_SEED: u64 = 0x7477_6f74_6f77_6572; // "twotower"
@@ -86,6 +92,10 @@ pub(crate) struct Builder {
     locks: Vec<Mutex<()>>,
     /// (entry point, top layer), `None` while the graph is empty.
     entry: Mutex<Option<(u32, u8)>>,
+    /// Rows that lost a layer-0 link in (pruned from a list), flagged while inserting into a loaded
+    /// graph so the repair pass searches for them again; empty (nothing flagged) for a full build,
+    /// whose repair searches for every row anyway.
+    lost_in: Vec<AtomicBool>,
 }
 
 /// Per-thread construction search state.
@@ -130,6 +140,7 @@ impl Builder {
             upper: atomics(upper_len),
             locks: (0..n).map(|_| Mutex::new(())).collect(),
             entry: Mutex::new(None),
+            lost_in: Vec::new(),
         }
     }
 
@@ -199,6 +210,7 @@ impl Builder {
             upper,
             locks: (0..n).map(|_| Mutex::new(())).collect(),
             entry: Mutex::new(entry),
+            lost_in: (0..n).map(|_| AtomicBool::new(false)).collect(),
         }
     }
 
@@ -512,6 +524,13 @@ impl Builder {
             prune.sort_unstable();
             self.heuristic(prune, cap, pruned);
             self.write_list(nb, layer, pruned.iter().map(|&k| unpack(k).1));
+            if layer == 0 && !self.lost_in.is_empty() {
+                for &o in list.iter() {
+                    if !pruned.iter().any(|&k| unpack(k).1 == o) {
+                        self.lost_in[o as usize].store(true, Relaxed);
+                    }
+                }
+            }
         }
     }
 
@@ -612,6 +631,11 @@ impl Builder {
             self.heuristic(&cands, self.cap0, &mut selected);
             for &o in &list {
                 indeg[o as usize] -= 1;
+                if !selected.iter().any(|&k| unpack(k).1 == o) {
+                    if let Some(f) = self.lost_in.get(o as usize) {
+                        f.store(true, Relaxed);
+                    }
+                }
             }
             self.write_list(x, 0, selected.iter().map(|&k| unpack(k).1));
             for &k in &selected {
@@ -640,6 +664,9 @@ impl Builder {
                 self.block(y, 0)[1 + i].store(x, Relaxed);
                 indeg[z as usize] -= 1;
                 indeg[x as usize] += 1;
+                if let Some(f) = self.lost_in.get(z as usize) {
+                    f.store(true, Relaxed);
+                }
             }
             mark(x, &mut reach, &mut stack, &mut list);
         }
@@ -701,7 +728,8 @@ fn upper_layout(levels: &[u8], cap_up: usize) -> (Vec<u32>, usize) {
     (start, total)
 }
 
-/// Builds a graph over `rows` (n × `dim` unit vectors) with hnswlib's algorithm on the global pool.
+/// [`build_with_stats`] at the default `ef_search`, for tests.
+#[cfg(test)]
 pub(crate) fn build(
     dim: usize,
     rows: Vec<f32>,
@@ -709,28 +737,53 @@ pub(crate) fn build(
     ef_construction: usize,
     progress: &dyn Progress,
 ) -> FlatGraph {
+    let ef_search = crate::hnsw::HnswParams::default().ef_search;
+    build_with_stats(dim, rows, m, ef_construction, ef_search, progress).0
+}
+
+/// Builds a graph over `rows` (n × `dim` unit vectors) with hnswlib's algorithm on the global pool;
+/// every row is then found by its own search at `ef_search` (the repair pass, `repair.rs`). Also
+/// returns what the repair pass did.
+pub(crate) fn build_with_stats(
+    dim: usize,
+    rows: Vec<f32>,
+    m: usize,
+    ef_construction: usize,
+    ef_search: usize,
+    progress: &dyn Progress,
+) -> (FlatGraph, RepairStats) {
     let n = rows.len() / dim;
     let levels = levels_for(0, n, m);
     let b = Builder::new(dim, rows, levels, m, ef_construction);
     b.insert_range(0..n, progress);
     b.link_unreachable(0);
-    b.into_flat()
+    progress.set_message("every row found by its own search");
+    let stats = b.repair((0..n as u32).collect(), ef_search);
+    (b.into_flat(), stats)
 }
 
-/// Inserts `extra` (unit vectors) into `flat`'s graph; the new rows follow the old ones.
-pub(crate) fn insert(
+/// Inserts `extra` (unit vectors) into `flat`'s graph; the new rows follow the old ones. The repair
+/// pass then covers the new rows and every old row that lost a link in. Also returns what the
+/// repair pass did.
+pub(crate) fn insert_with_stats(
     flat: FlatGraph,
     extra: &[f32],
     m: usize,
     ef_construction: usize,
+    ef_search: usize,
     progress: &dyn Progress,
-) -> FlatGraph {
+) -> (FlatGraph, RepairStats) {
     let old = flat.len;
     let b = Builder::from_flat(flat, extra, m, ef_construction);
     let n = b.levels.len();
     b.insert_range(old..n, progress);
     b.link_unreachable(old);
-    b.into_flat()
+    progress.set_message("every row found by its own search");
+    let queue: Vec<u32> = (0..n as u32)
+        .filter(|&r| r as usize >= old || b.lost_in[r as usize].load(Relaxed))
+        .collect();
+    let stats = b.repair(queue, ef_search);
+    (b.into_flat(), stats)
 }
 
 #[cfg(test)]
