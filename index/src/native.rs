@@ -728,6 +728,38 @@ fn upper_layout(levels: &[u8], cap_up: usize) -> (Vec<u32>, usize) {
     (start, total)
 }
 
+/// False when the environment sets `TWOTOWER_NO_REPAIR` (any value): the graph as insertion left
+/// it, for side-by-side measurements of what the repair pass costs and buys. Never for real indexes.
+fn repair_wanted() -> bool {
+    static WANTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *WANTED.get_or_init(|| std::env::var_os("TWOTOWER_NO_REPAIR").is_none())
+}
+
+/// Runs the repair pass over `queue` (unless turned off, see [`repair_wanted`]) and, when it had
+/// rows to link, says so in a note (how many, how, how long): the count is what `index check`
+/// would have reported without the pass.
+fn repair_and_note(b: &Builder, queue: Vec<u32>, ef_search: usize, progress: &dyn Progress) -> RepairStats {
+    if !repair_wanted() {
+        return RepairStats::default();
+    }
+    progress.set_message("every row found by its own search");
+    let t = std::time::Instant::now();
+    let stats = b.repair(queue, ef_search);
+    if stats.missed > 0 {
+        progress.note(&format!(
+            "repair pass: {} of {} rows checked were not found by their own search at ef {}; {} linked by the heuristic, {} forced, {} left, in {:.1} s",
+            stats.missed,
+            stats.checked,
+            ef_search.max(SELF_K),
+            stats.linked,
+            stats.forced,
+            stats.left,
+            t.elapsed().as_secs_f64()
+        ));
+    }
+    stats
+}
+
 /// [`build_with_stats`] at the default `ef_search`, for tests.
 #[cfg(test)]
 pub(crate) fn build(
@@ -757,8 +789,7 @@ pub(crate) fn build_with_stats(
     let b = Builder::new(dim, rows, levels, m, ef_construction);
     b.insert_range(0..n, progress);
     b.link_unreachable(0);
-    progress.set_message("every row found by its own search");
-    let stats = b.repair((0..n as u32).collect(), ef_search);
+    let stats = repair_and_note(&b, (0..n as u32).collect(), ef_search, progress);
     (b.into_flat(), stats)
 }
 
@@ -778,11 +809,10 @@ pub(crate) fn insert_with_stats(
     let n = b.levels.len();
     b.insert_range(old..n, progress);
     b.link_unreachable(old);
-    progress.set_message("every row found by its own search");
     let queue: Vec<u32> = (0..n as u32)
         .filter(|&r| r as usize >= old || b.lost_in[r as usize].load(Relaxed))
         .collect();
-    let stats = b.repair(queue, ef_search);
+    let stats = repair_and_note(&b, queue, ef_search, progress);
     (b.into_flat(), stats)
 }
 
