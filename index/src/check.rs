@@ -55,8 +55,7 @@ pub struct SelfReach {
     pub checked: usize,
     /// Items returned at rank 1 (or tied with rank 1's score: duplicates).
     pub top1: usize,
-    /// Items returned anywhere in the top k (or behind k exact duplicates of themselves, which
-    /// win the tie by the lower row).
+    /// Items returned anywhere in the top k.
     pub in_top_k: usize,
     /// Ids of items not found in their own top k (at most 20 listed).
     pub unreachable: Vec<String>,
@@ -204,10 +203,7 @@ pub fn check(
                     let hits = version
                         .approx(version.row_vector(row), k, default_ef)
                         .unwrap_or_default();
-                    // k exact duplicates of the item outrank it by row order (ties go to the
-                    // lower row): identical answers, not an unreachable item.
-                    let in_k = hits.iter().any(|h| h.row == row)
-                        || (hits.len() >= k && hits.iter().all(|h| h.score >= 1.0 - 1e-6));
+                    let in_k = hits.iter().any(|h| h.row == row);
                     // A duplicate vector may legitimately win rank 1: it scores 1 like the item itself.
                     let top1 = hits
                         .first()

@@ -24,7 +24,7 @@
 
 use std::cell::RefCell;
 use std::cmp::Reverse;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering::Relaxed};
 use std::sync::Mutex;
 
 use rand::RngCore;
@@ -92,10 +92,6 @@ pub(crate) struct Builder {
     locks: Vec<Mutex<()>>,
     /// (entry point, top layer), `None` while the graph is empty.
     entry: Mutex<Option<(u32, u8)>>,
-    /// Rows that lost a layer-0 link in (pruned from a list), flagged while inserting into a loaded
-    /// graph so the repair pass searches for them again; empty (nothing flagged) for a full build,
-    /// whose repair searches for every row anyway.
-    lost_in: Vec<AtomicBool>,
 }
 
 /// Per-thread construction search state.
@@ -140,7 +136,6 @@ impl Builder {
             upper: atomics(upper_len),
             locks: (0..n).map(|_| Mutex::new(())).collect(),
             entry: Mutex::new(None),
-            lost_in: Vec::new(),
         }
     }
 
@@ -210,7 +205,6 @@ impl Builder {
             upper,
             locks: (0..n).map(|_| Mutex::new(())).collect(),
             entry: Mutex::new(entry),
-            lost_in: (0..n).map(|_| AtomicBool::new(false)).collect(),
         }
     }
 
@@ -524,13 +518,6 @@ impl Builder {
             prune.sort_unstable();
             self.heuristic(prune, cap, pruned);
             self.write_list(nb, layer, pruned.iter().map(|&k| unpack(k).1));
-            if layer == 0 && !self.lost_in.is_empty() {
-                for &o in list.iter() {
-                    if !pruned.iter().any(|&k| unpack(k).1 == o) {
-                        self.lost_in[o as usize].store(true, Relaxed);
-                    }
-                }
-            }
         }
     }
 
@@ -631,11 +618,6 @@ impl Builder {
             self.heuristic(&cands, self.cap0, &mut selected);
             for &o in &list {
                 indeg[o as usize] -= 1;
-                if !selected.iter().any(|&k| unpack(k).1 == o) {
-                    if let Some(f) = self.lost_in.get(o as usize) {
-                        f.store(true, Relaxed);
-                    }
-                }
             }
             self.write_list(x, 0, selected.iter().map(|&k| unpack(k).1));
             for &k in &selected {
@@ -664,9 +646,6 @@ impl Builder {
                 self.block(y, 0)[1 + i].store(x, Relaxed);
                 indeg[z as usize] -= 1;
                 indeg[x as usize] += 1;
-                if let Some(f) = self.lost_in.get(z as usize) {
-                    f.store(true, Relaxed);
-                }
             }
             mark(x, &mut reach, &mut stack, &mut list);
         }
@@ -794,8 +773,7 @@ pub(crate) fn build_with_stats(
 }
 
 /// Inserts `extra` (unit vectors) into `flat`'s graph; the new rows follow the old ones. The repair
-/// pass then covers the new rows and every old row that lost a link in. Also returns what the
-/// repair pass did.
+/// pass then covers every row, old ones included. Also returns what the repair pass did.
 pub(crate) fn insert_with_stats(
     flat: FlatGraph,
     extra: &[f32],
@@ -809,10 +787,10 @@ pub(crate) fn insert_with_stats(
     let n = b.levels.len();
     b.insert_range(old..n, progress);
     b.link_unreachable(old);
-    let queue: Vec<u32> = (0..n as u32)
-        .filter(|&r| r as usize >= old || b.lost_in[r as usize].load(Relaxed))
-        .collect();
-    let stats = repair_and_note(&b, queue, ef_search, progress);
+    // Every row, not only the new ones and those that lost a link in: a new link changes the walk
+    // of every search that expands its row, and old rows that lost no link were seen missed after
+    // small inserts. One search per row, each stopping at its row.
+    let stats = repair_and_note(&b, (0..n as u32).collect(), ef_search, progress);
     (b.into_flat(), stats)
 }
 

@@ -9,8 +9,9 @@
 //! row that the search does not return into the list of the nearest row that search expanded: by
 //! the neighbour-selection heuristic where it keeps the row, else in place of that list's farthest
 //! link whose target has another way in. A linked row is then found by the same search, because
-//! the row linking to it is expanded before the search ends; rows that lost a link are searched
-//! again in the next round, for a bounded number of rounds.
+//! the row linking to it is expanded before the search ends. Rows that lost a link in, and the
+//! linking row and its neighbours (whose searches expand it most often, and may now take another
+//! way), are searched again in the next round, for a bounded number of rounds.
 //!
 //! Searches run in parallel on the unchanged graph; links are written on one thread in row order,
 //! so the pass is deterministic given the graph it starts from.
@@ -128,13 +129,13 @@ impl Builder {
         let mut list = std::mem::take(&mut s.list);
         let mut cands = std::mem::take(&mut s.prune);
         let mut kept = std::mem::take(&mut s.pruned);
-        let mut done = false;
+        let mut done = None;
         for &y in nearest.iter().take(HEURISTIC_TRIES) {
             self.read_list(y, 0, &mut list);
             if list.len() < self.cap0 {
                 list.push(x);
                 self.write_list(y, 0, list.iter().copied());
-                done = true;
+                done = Some(y);
                 break;
             }
             // Full: the heuristic's pick among y's links and x, as when a new row links back.
@@ -152,13 +153,17 @@ impl Builder {
                     }
                 }
                 self.write_list(y, 0, kept.iter().map(|&k| unpack(k).1));
-                done = true;
+                done = Some(y);
                 break;
             }
         }
-        if done {
+        if let Some(y) = done {
             stats.linked += 1;
             indeg[x as usize] += 1;
+            // y now scores x when expanded, which can reorder the beams of searches through y:
+            // search again for y's neighbours, whose own searches expand y most often.
+            next.push(y);
+            next.extend(self.list_iter(y, 0));
         } else if let Some(&y) = nearest.first() {
             // Forced: x replaces y's farthest link whose target keeps another way in.
             self.read_list(y, 0, &mut list);
@@ -173,6 +178,8 @@ impl Builder {
                 indeg[z as usize] -= 1;
                 indeg[x as usize] += 1;
                 next.push(z);
+                next.push(y);
+                next.extend(self.list_iter(y, 0));
                 stats.forced += 1;
             }
         }
