@@ -216,7 +216,14 @@ impl HnswIndex {
                 });
             }
             progress.start("building HNSW graph", Some(n as u64));
-            let flat = native::build(dim, rows.to_vec(), params.m, params.ef_construction, progress);
+            let (flat, _) = native::build_with_stats(
+                dim,
+                rows.to_vec(),
+                params.m,
+                params.ef_construction,
+                params.ef_search,
+                progress,
+            );
             progress.finish();
             return Ok(HnswIndex {
                 dim,
@@ -265,7 +272,15 @@ impl HnswIndex {
         match &self.backend {
             Backend::Native => {
                 let flat = std::mem::replace(&mut self.flat, FlatGraph::empty(dim));
-                self.flat = native::insert(flat, rows, self.params.m, self.params.ef_construction, progress);
+                self.flat = native::insert_with_stats(
+                    flat,
+                    rows,
+                    self.params.m,
+                    self.params.ef_construction,
+                    self.params.ef_search,
+                    progress,
+                )
+                .0;
                 self.len += n;
             }
             Backend::HnswRs(graph) => {

@@ -16,6 +16,9 @@
 //!   a slightly different walk, never an invalid access. The entry point and top layer change under
 //!   one global mutex, held through the insertion of a node that raises the top layer (as hnswlib).
 //!
+//! After insertion, rows unreachable from the entry point are relinked (`link_unreachable`), then
+//! the repair pass (`repair.rs`) makes every row found by its own search at the default `ef`.
+//!
 //! The result is copied into a [`FlatGraph`] (the same layout the search uses); inserting into a
 //! loaded graph copies it back into a builder, inserts, and copies out again.
 
@@ -33,6 +36,9 @@ use twotower_data::progress::Progress;
 
 use crate::flat::{greedy_descent, pack, prefetch_row, unpack, Beam, FlatGraph, NO_SLOT};
 use crate::metric::sq_l2_portable;
+
+mod repair;
+pub(crate) use repair::{RepairStats, SELF_K};
 
 /// Seed of the level draw: a build is reproducible in its levels.
 const LEVEL_SEED: u64 = 0x7477_6f74_6f77_6572; // "twotower"
@@ -701,7 +707,40 @@ fn upper_layout(levels: &[u8], cap_up: usize) -> (Vec<u32>, usize) {
     (start, total)
 }
 
-/// Builds a graph over `rows` (n × `dim` unit vectors) with hnswlib's algorithm on the global pool.
+/// False when the environment sets `TWOTOWER_NO_REPAIR` (any value): the graph as insertion left
+/// it, for side-by-side measurements of what the repair pass costs and buys. Never for real indexes.
+fn repair_wanted() -> bool {
+    static WANTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *WANTED.get_or_init(|| std::env::var_os("TWOTOWER_NO_REPAIR").is_none())
+}
+
+/// Runs the repair pass over `queue` (unless turned off, see [`repair_wanted`]) and, when it had
+/// rows to link, says so in a note (how many, how, how long): the count is what `index check`
+/// would have reported without the pass.
+fn repair_and_note(b: &Builder, queue: Vec<u32>, ef_search: usize, progress: &dyn Progress) -> RepairStats {
+    if !repair_wanted() {
+        return RepairStats::default();
+    }
+    progress.set_message("every row found by its own search");
+    let t = std::time::Instant::now();
+    let stats = b.repair(queue, ef_search);
+    if stats.missed > 0 {
+        progress.note(&format!(
+            "repair pass: {} of {} rows checked were not found by their own search at ef {}; {} linked by the heuristic, {} forced, {} left, in {:.1} s",
+            stats.missed,
+            stats.checked,
+            ef_search.max(SELF_K),
+            stats.linked,
+            stats.forced,
+            stats.left,
+            t.elapsed().as_secs_f64()
+        ));
+    }
+    stats
+}
+
+/// [`build_with_stats`] at the default `ef_search`, for tests.
+#[cfg(test)]
 pub(crate) fn build(
     dim: usize,
     rows: Vec<f32>,
@@ -709,28 +748,50 @@ pub(crate) fn build(
     ef_construction: usize,
     progress: &dyn Progress,
 ) -> FlatGraph {
+    let ef_search = crate::hnsw::HnswParams::default().ef_search;
+    build_with_stats(dim, rows, m, ef_construction, ef_search, progress).0
+}
+
+/// Builds a graph over `rows` (n × `dim` unit vectors) with hnswlib's algorithm on the global pool;
+/// every row is then found by its own search at `ef_search` (the repair pass, `repair.rs`). Also
+/// returns what the repair pass did.
+pub(crate) fn build_with_stats(
+    dim: usize,
+    rows: Vec<f32>,
+    m: usize,
+    ef_construction: usize,
+    ef_search: usize,
+    progress: &dyn Progress,
+) -> (FlatGraph, RepairStats) {
     let n = rows.len() / dim;
     let levels = levels_for(0, n, m);
     let b = Builder::new(dim, rows, levels, m, ef_construction);
     b.insert_range(0..n, progress);
     b.link_unreachable(0);
-    b.into_flat()
+    let stats = repair_and_note(&b, (0..n as u32).collect(), ef_search, progress);
+    (b.into_flat(), stats)
 }
 
-/// Inserts `extra` (unit vectors) into `flat`'s graph; the new rows follow the old ones.
-pub(crate) fn insert(
+/// Inserts `extra` (unit vectors) into `flat`'s graph; the new rows follow the old ones. The repair
+/// pass then covers every row, old ones included. Also returns what the repair pass did.
+pub(crate) fn insert_with_stats(
     flat: FlatGraph,
     extra: &[f32],
     m: usize,
     ef_construction: usize,
+    ef_search: usize,
     progress: &dyn Progress,
-) -> FlatGraph {
+) -> (FlatGraph, RepairStats) {
     let old = flat.len;
     let b = Builder::from_flat(flat, extra, m, ef_construction);
     let n = b.levels.len();
     b.insert_range(old..n, progress);
     b.link_unreachable(old);
-    b.into_flat()
+    // Every row, not only the new ones and those that lost a link in: a new link changes the walk
+    // of every search that expands its row, and old rows that lost no link were seen missed after
+    // small inserts. One search per row, each stopping at its row.
+    let stats = repair_and_note(&b, (0..n as u32).collect(), ef_search, progress);
+    (b.into_flat(), stats)
 }
 
 #[cfg(test)]
