@@ -266,6 +266,11 @@ pub trait VersionStore: Send + Sync {
     fn default_self_check(&self) -> Option<usize> {
         None
     }
+    /// Whether twotower builds (and so repairs) the version's graph: an item its own search misses is
+    /// then damage; in a graph the backend builds itself it is a fact to report.
+    fn builds_graph(&self) -> bool {
+        true
+    }
     /// Refuses a location that holds something else (before anything is written or embedded).
     fn check_location(&self) -> Result<()> {
         Ok(())

@@ -28,6 +28,10 @@ pub struct CheckParams {
     pub min_recall: f64,
     /// How many live items to test for self-reachability (`None`: all of them).
     pub self_check_sample: Option<usize>,
+    /// Whether items that do not find themselves are damage (a warning, and `index check` fails) or
+    /// a fact of a graph twotower does not build (a note that names them): see
+    /// [`crate::VersionStore::builds_graph`].
+    pub unreachable_is_damage: bool,
 }
 
 impl Default for CheckParams {
@@ -37,6 +41,7 @@ impl Default for CheckParams {
             efs: vec![10, 20, 40, 64, 100, 200],
             min_recall: 0.95,
             self_check_sample: None,
+            unreachable_is_damage: true,
         }
     }
 }
@@ -82,7 +87,13 @@ pub struct CheckReport {
     pub self_reach: SelfReach,
     /// Human-readable problems (recall below threshold, unreachable items).
     pub warnings: Vec<String>,
+    /// What is worth saying but is not a problem of this index (unreachable items of a graph the
+    /// backend builds itself).
+    pub notes: Vec<String>,
 }
+
+/// What a self-reachability measurement depends on: k, ef and the sample size.
+type SelfReachKey = (usize, usize, Option<usize>);
 
 /// A version's live rows read back beside an exact index of them (its hits are mapped onto those
 /// rows): read once, measured with several query sets.
@@ -94,6 +105,8 @@ pub struct CheckTarget<'a> {
     by_id: HashMap<String, u32>,
     /// Version row → row of `exact` (for backends that number rows), `u32::MAX` for dead rows.
     by_row: Vec<u32>,
+    /// The last self-reachability measured, with its (k, ef, sample).
+    self_reach: std::sync::Mutex<Option<(SelfReachKey, SelfReach)>>,
 }
 
 impl<'a> CheckTarget<'a> {
@@ -136,7 +149,72 @@ impl<'a> CheckTarget<'a> {
             ids: live.ids,
             by_id,
             by_row,
+            self_reach: std::sync::Mutex::new(None),
         })
+    }
+
+    /// Self-reachability (each sampled item searched with its own vector at `ef`), measured once per
+    /// target and setting: it does not depend on the query set, and at 1 M items it is 1 M searches.
+    fn self_reach(
+        &self,
+        k: usize,
+        default_ef: usize,
+        sample: Option<usize>,
+        progress: &dyn Progress,
+    ) -> SelfReach {
+        let key = (k, default_ef, sample);
+        let mut cache = self.self_reach.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, r)) = cache.as_ref() {
+            if *at == key {
+                return r.clone();
+            }
+        }
+        let measured = self;
+        let live: Vec<u32> = (0..measured.ids.len() as u32).collect();
+        let step = match sample {
+            Some(s) if s > 0 && s < live.len() => live.len() / s,
+            _ => 1,
+        };
+        let picked: Vec<u32> = live.iter().copied().step_by(step.max(1)).collect();
+        progress.start("self-reachability", Some(picked.len() as u64));
+        let results: Vec<(u32, bool, bool)> = picked
+            .par_chunks(1024)
+            .flat_map_iter(|chunk| {
+                let r: Vec<(u32, bool, bool)> = chunk
+                    .iter()
+                    .map(|&row| {
+                        let hits = measured
+                            .approx(measured.exact.row(row), k, default_ef)
+                            .unwrap_or_default();
+                        let in_k = hits.iter().any(|h| h.row == row);
+                        // A duplicate vector may legitimately win rank 1: it scores 1 like the item itself.
+                        let top1 = hits
+                            .first()
+                            .is_some_and(|h| h.row == row || h.score >= 1.0 - 1e-6);
+                        (row, top1, in_k)
+                    })
+                    .collect();
+                progress.inc(chunk.len() as u64);
+                r
+            })
+            .collect();
+        progress.finish();
+        let mut self_reach = SelfReach {
+            checked: results.len(),
+            top1: 0,
+            in_top_k: 0,
+            unreachable: Vec::new(),
+        };
+        for (row, top1, in_k) in results {
+            self_reach.top1 += usize::from(top1);
+            self_reach.in_top_k += usize::from(in_k);
+            if !in_k && self_reach.unreachable.len() < 20 {
+                self_reach.unreachable.push(measured.ids[row as usize].clone());
+            }
+        }
+
+        *cache = Some((key, self_reach.clone()));
+        self_reach
     }
 
     /// The version's approximate top-k of one query, on the rows of `exact` (a hit the read-back did
@@ -228,48 +306,7 @@ impl CheckTarget<'_> {
         }
         progress.finish();
 
-        let live: Vec<u32> = (0..measured.ids.len() as u32).collect();
-        let step = match params.self_check_sample {
-            Some(s) if s > 0 && s < live.len() => live.len() / s,
-            _ => 1,
-        };
-        let picked: Vec<u32> = live.iter().copied().step_by(step.max(1)).collect();
-        progress.start("self-reachability", Some(picked.len() as u64));
-        let results: Vec<(u32, bool, bool)> = picked
-            .par_chunks(1024)
-            .flat_map_iter(|chunk| {
-                let r: Vec<(u32, bool, bool)> = chunk
-                    .iter()
-                    .map(|&row| {
-                        let hits = measured
-                            .approx(measured.exact.row(row), k, default_ef)
-                            .unwrap_or_default();
-                        let in_k = hits.iter().any(|h| h.row == row);
-                        // A duplicate vector may legitimately win rank 1: it scores 1 like the item itself.
-                        let top1 = hits
-                            .first()
-                            .is_some_and(|h| h.row == row || h.score >= 1.0 - 1e-6);
-                        (row, top1, in_k)
-                    })
-                    .collect();
-                progress.inc(chunk.len() as u64);
-                r
-            })
-            .collect();
-        progress.finish();
-        let mut self_reach = SelfReach {
-            checked: results.len(),
-            top1: 0,
-            in_top_k: 0,
-            unreachable: Vec::new(),
-        };
-        for (row, top1, in_k) in results {
-            self_reach.top1 += usize::from(top1);
-            self_reach.in_top_k += usize::from(in_k);
-            if !in_k && self_reach.unreachable.len() < 20 {
-                self_reach.unreachable.push(measured.ids[row as usize].clone());
-            }
-        }
+        let self_reach = measured.self_reach(k, default_ef, params.self_check_sample, progress);
 
         let mut warnings = Vec::new();
         if let Some(row) = by_ef.iter().find(|r| r.ef == default_ef) {
@@ -280,13 +317,22 @@ impl CheckTarget<'_> {
             ));
             }
         }
+        let mut notes = Vec::new();
         if self_reach.in_top_k < self_reach.checked {
-            warnings.push(format!(
-            "{} of {} items do not find themselves in their own top {k} (e.g. {}): the graph has unreachable points; rebuild",
-            self_reach.checked - self_reach.in_top_k,
-            self_reach.checked,
-            crate::error::list_ids(&self_reach.unreachable, 5)
-        ));
+            let missed = self_reach.checked - self_reach.in_top_k;
+            let checked = self_reach.checked;
+            let ids = crate::error::list_ids(&self_reach.unreachable, 5);
+            if params.unreachable_is_damage {
+                warnings.push(format!(
+                    "{missed} of {checked} items do not find themselves in their own top {k} (e.g. {ids}): \
+                     the graph has unreachable points; rebuild"
+                ));
+            } else {
+                notes.push(format!(
+                    "{missed} of {checked} items do not find themselves in their own top {k} (e.g. {ids}): \
+                     the backend builds this graph, so twotower cannot repair it"
+                ));
+            }
         }
         Ok(CheckReport {
             k,
@@ -296,6 +342,7 @@ impl CheckTarget<'_> {
             by_ef,
             self_reach,
             warnings,
+            notes,
         })
     }
 }

@@ -282,3 +282,57 @@ fn check_names_unreachable_items_plainly() {
     );
     assert!(!w.contains("Some(") && !w.contains('"'), "{w}");
 }
+
+#[test]
+fn unreachable_items_of_a_graph_the_backend_builds_are_a_note_not_damage() {
+    one_thread();
+    let tmp = tempfile::tempdir().unwrap();
+    let idx = IndexDir::new(tmp.path());
+    // 30 identical vectors: at least 20 of them cannot find themselves in a top 10.
+    let mut v = clustered_unit_vectors(300, DIM, 10, 0.5, 6);
+    let dup = v[..DIM].to_vec();
+    for r in 0..30 {
+        v[r * DIM..(r + 1) * DIM].copy_from_slice(&dup);
+    }
+    let ids: Vec<String> = (0..300).map(|i| format!("i{i}")).collect();
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    pool.install(|| {
+        idx.build_version(&ids, &v, DIM, HnswParams::default(), MODEL, &NoProgress)
+            .unwrap()
+    });
+    let cur = idx.open_current(Some(MODEL)).unwrap();
+    let target = twotower_index::CheckTarget::new(&cur, &NoProgress).unwrap();
+    let params = CheckParams {
+        unreachable_is_damage: false,
+        ..CheckParams::default()
+    };
+    let users = target.check(&v[..20 * DIM], &params, &NoProgress).unwrap();
+    assert!(users.self_reach.checked - users.self_reach.in_top_k >= 20);
+    assert!(
+        users
+            .warnings
+            .iter()
+            .all(|w| !w.contains("do not find themselves")),
+        "{:?}",
+        users.warnings
+    );
+    let note = users
+        .notes
+        .iter()
+        .find(|n| n.contains("do not find themselves"))
+        .expect("a note naming the unreachable items");
+    assert!(
+        note.contains(&format!("e.g. {}", users.self_reach.unreachable[0])),
+        "{note}"
+    );
+    // The second query set reuses the same self-reachability; as damage it is a warning again.
+    let items = target
+        .check(&v[100 * DIM..120 * DIM], &CheckParams::default(), &NoProgress)
+        .unwrap();
+    assert_eq!(items.self_reach, users.self_reach);
+    assert!(items.notes.is_empty());
+    assert!(items
+        .warnings
+        .iter()
+        .any(|w| w.contains("do not find themselves")));
+}

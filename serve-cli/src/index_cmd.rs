@@ -559,15 +559,20 @@ pub(crate) fn check_cmd(a: CheckArgs, progress: &dyn Progress) -> Result<()> {
         min_recall: a.min_recall,
         // A backend searched over the network tests a sample unless told otherwise.
         self_check_sample: a.self_check.or(store.default_self_check()),
+        unreachable_is_damage: store.builds_graph(),
         ..CheckParams::default()
     };
-    let mut warnings = Vec::new();
+    let (mut warnings, mut notes) = (Vec::new(), Vec::new());
     println!("{header}");
     let measured = CheckTarget::new(target.as_ref(), progress)?;
     for (what, queries) in [("user queries", &users), ("item queries", &items)] {
         let report = measured.check(queries, &params, progress)?;
         print_check(what, &report);
         warnings.extend(report.warnings.iter().map(|w| format!("{what}: {w}")));
+        notes.extend(report.notes.iter().map(|n| format!("{what}: {n}")));
+    }
+    for n in &notes {
+        eprintln!("warning: {}", crate::term::text(n));
     }
     if !warnings.is_empty() {
         for w in &warnings {

@@ -132,6 +132,7 @@ fn index_check(
     let params = CheckParams {
         // A backend searched over the network: a sample says enough.
         self_check_sample: store.default_self_check().map(|n| n.min(500)),
+        unreachable_is_damage: store.builds_graph(),
         ..CheckParams::default()
     };
     let target = CheckTarget::new(version.as_ref(), progress)?;

@@ -149,6 +149,10 @@ impl VersionStore for MilvusIndex {
     fn default_self_check(&self) -> Option<usize> {
         Some(SELF_CHECK_SAMPLE)
     }
+    /// Milvus builds its own HNSW graph.
+    fn builds_graph(&self) -> bool {
+        false
+    }
     fn versions(&self) -> Result<Vec<VersionId>> {
         MilvusIndex::versions(self)
     }
