@@ -252,23 +252,7 @@ fn search_batch_answers_each_query_as_search_with_ef() {
 
 #[test]
 fn check_names_unreachable_items_plainly() {
-    one_thread();
-    let tmp = tempfile::tempdir().unwrap();
-    let idx = IndexDir::new(tmp.path());
-    // 30 identical vectors: identical queries walk the same way and share one top 10, so at
-    // least 20 of them cannot find themselves.
-    let mut v = clustered_unit_vectors(300, DIM, 10, 0.5, 6);
-    let dup = v[..DIM].to_vec();
-    for r in 0..30 {
-        v[r * DIM..(r + 1) * DIM].copy_from_slice(&dup);
-    }
-    let ids: Vec<String> = (0..300).map(|i| format!("i{i}")).collect();
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
-    pool.install(|| {
-        idx.build_version(&ids, &v, DIM, HnswParams::default(), MODEL, &NoProgress)
-            .unwrap()
-    });
-    let cur = idx.open_current(Some(MODEL)).unwrap();
+    let (_tmp, cur, v) = index_with_30_duplicates();
     let report = check(&cur, &v[..20 * DIM], &CheckParams::default(), &NoProgress).unwrap();
     assert!(report.self_reach.checked - report.self_reach.in_top_k >= 20);
     let w = report
@@ -285,22 +269,7 @@ fn check_names_unreachable_items_plainly() {
 
 #[test]
 fn unreachable_items_of_a_graph_the_backend_builds_are_a_note_not_damage() {
-    one_thread();
-    let tmp = tempfile::tempdir().unwrap();
-    let idx = IndexDir::new(tmp.path());
-    // 30 identical vectors: at least 20 of them cannot find themselves in a top 10.
-    let mut v = clustered_unit_vectors(300, DIM, 10, 0.5, 6);
-    let dup = v[..DIM].to_vec();
-    for r in 0..30 {
-        v[r * DIM..(r + 1) * DIM].copy_from_slice(&dup);
-    }
-    let ids: Vec<String> = (0..300).map(|i| format!("i{i}")).collect();
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
-    pool.install(|| {
-        idx.build_version(&ids, &v, DIM, HnswParams::default(), MODEL, &NoProgress)
-            .unwrap()
-    });
-    let cur = idx.open_current(Some(MODEL)).unwrap();
+    let (_tmp, cur, v) = index_with_30_duplicates();
     let target = twotower_index::CheckTarget::new(&cur, &NoProgress).unwrap();
     let params = CheckParams {
         unreachable_is_damage: false,
@@ -335,4 +304,25 @@ fn unreachable_items_of_a_graph_the_backend_builds_are_a_note_not_damage() {
         .warnings
         .iter()
         .any(|w| w.contains("do not find themselves")));
+}
+
+/// An index of 300 rows whose first 30 are identical: identical queries walk the same way and share
+/// one top 10, so at least 20 of them cannot find themselves. Built on one thread.
+fn index_with_30_duplicates() -> (tempfile::TempDir, twotower_index::IndexVersion, Vec<f32>) {
+    one_thread();
+    let tmp = tempfile::tempdir().unwrap();
+    let idx = IndexDir::new(tmp.path());
+    let mut v = clustered_unit_vectors(300, DIM, 10, 0.5, 6);
+    let dup = v[..DIM].to_vec();
+    for r in 0..30 {
+        v[r * DIM..(r + 1) * DIM].copy_from_slice(&dup);
+    }
+    let ids: Vec<String> = (0..300).map(|i| format!("i{i}")).collect();
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    pool.install(|| {
+        idx.build_version(&ids, &v, DIM, HnswParams::default(), MODEL, &NoProgress)
+            .unwrap()
+    });
+    let cur = idx.open_current(Some(MODEL)).unwrap();
+    (tmp, cur, v)
 }
