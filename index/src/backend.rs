@@ -210,8 +210,9 @@ pub trait ItemSearch: Send + Sync {
     fn is_live_row(&self, _row: u32) -> bool {
         true
     }
-    /// The stored (unit) vector of an item, `None` when the version does not hold it live.
-    fn vector(&self, id: &str) -> Result<Option<Vec<f32>>>;
+    /// The stored (unit) vector of an item (by row where the backend numbers rows, else by id), `None`
+    /// when the version does not hold it live.
+    fn vector(&self, item: ItemKey<'_>) -> Result<Option<Vec<f32>>>;
     /// The best `spec.k` live items for each of the row-major `queries` among those its filter
     /// keeps, best first (ties by the lower row where rows exist). `filters` holds one filter for
     /// every query, or one per query. Queries need not be normalised.

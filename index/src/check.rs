@@ -125,24 +125,40 @@ impl<'a> CheckTarget<'a> {
         }
         // The rows are the version's stored unit vectors: searched as they are, bit for bit.
         let exact = ExactIndex::from_normalized(dim, live.vectors);
-        let by_id: HashMap<String, u32> = live
-            .ids
-            .iter()
-            .enumerate()
-            .map(|(r, id)| (id.clone(), r as u32))
-            .collect();
-        let by_row = match version.row_ids() {
-            Some(ids) => (0..ids.len() as u32)
-                .map(|r| {
-                    if version.is_live_row(r) {
-                        by_id.get(&ids[r as usize]).copied().unwrap_or(u32::MAX)
-                    } else {
-                        u32::MAX
+        // A backend that numbers its rows gives its live rows in row order: the n-th live row is
+        // row n here, and no id needs hashing. One that names items by id is mapped by id.
+        let (mut by_id, mut by_row) = (HashMap::new(), Vec::new());
+        match version.row_ids() {
+            Some(ids) => {
+                let mut next = 0u32;
+                by_row.reserve(ids.len());
+                for (r, id) in ids.iter().enumerate() {
+                    if !version.is_live_row(r as u32) {
+                        by_row.push(u32::MAX);
+                        continue;
                     }
-                })
-                .collect(),
-            None => Vec::new(),
-        };
+                    if live.ids.get(next as usize) != Some(id) {
+                        return Err(crate::Error::InvalidParam {
+                            name: "read_live",
+                            problem: format!(
+                                "live row {r} ({id}) of version {} was not read back in row order",
+                                version.version()
+                            ),
+                        });
+                    }
+                    by_row.push(next);
+                    next += 1;
+                }
+            }
+            None => {
+                by_id = live
+                    .ids
+                    .iter()
+                    .enumerate()
+                    .map(|(r, id)| (id.clone(), r as u32))
+                    .collect();
+            }
+        }
         Ok(CheckTarget {
             version,
             exact,

@@ -216,7 +216,7 @@ impl From<RecError> for ApiError {
 
 /// The query parameters of the GET routes, parsed by axum's `Query` (a value of the wrong type is a
 /// 400 naming the parameter; unknown parameters are ignored).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 struct RecParams {
     k: Option<usize>,
     ef: Option<usize>,

@@ -64,8 +64,12 @@ impl ItemSearch for MilvusVersion {
     fn default_ef(&self) -> usize {
         self.info().hnsw.ef_search
     }
-    fn vector(&self, id: &str) -> Result<Option<Vec<f32>>> {
-        MilvusVersion::vector(self, id).map_err(unavailable)
+    /// Milvus names items by id; it has no rows to look up.
+    fn vector(&self, item: ItemKey<'_>) -> Result<Option<Vec<f32>>> {
+        match item {
+            ItemKey::Id(id) => MilvusVersion::vector(self, id).map_err(unavailable),
+            ItemKey::Row(_) => Ok(None),
+        }
     }
     fn search_batch(
         &self,

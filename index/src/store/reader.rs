@@ -208,6 +208,23 @@ impl IndexVersion {
             .map(|r| self.id(r))
     }
 
+    /// The candidate list a search with `spec` walks.
+    fn ef_of(&self, spec: SearchSpec) -> usize {
+        spec.ef.unwrap_or(self.hnsw.params().ef_search).max(spec.k)
+    }
+
+    /// One query of [`ItemSearch::search_batch`], on the calling thread.
+    fn search_one(&self, q: &[f32], spec: SearchSpec, f: &ItemFilter<'_>) -> Result<Vec<Found>> {
+        let pred = |r: u32| f.keeps(ItemKey::Row(r));
+        let rows: Option<RowFilter<'_>> = f.keep.is_some().then_some(&pred);
+        let hits = if spec.exact {
+            self.search_exact(q, spec.k, rows)?
+        } else {
+            VectorIndex::search_with_ef(self, q, spec.k, self.ef_of(spec), rows)?
+        };
+        Ok(found(hits))
+    }
+
     /// Brute-force search, live rows only: exact answers for small catalogues and very selective
     /// filters (what [`ItemSearch`] does with [`SearchSpec::exact`]).
     pub fn search_exact(&self, query: &[f32], k: usize, filter: Option<RowFilter<'_>>) -> Result<Vec<Hit>> {
@@ -259,6 +276,16 @@ impl VectorIndex for IndexVersion {
     }
 }
 
+/// Graph hits as the seam names them: by row.
+fn found(hits: Vec<Hit>) -> Vec<Found> {
+    hits.into_iter()
+        .map(|h| Found {
+            key: FoundKey::Row(h.row),
+            score: h.score,
+        })
+        .collect()
+}
+
 /// The directory backend's [`ItemSearch`]: rows are numbered here, so filters and hits speak
 /// [`ItemKey::Row`]; exact search scans the live rows.
 impl ItemSearch for IndexVersion {
@@ -298,8 +325,23 @@ impl ItemSearch for IndexVersion {
     fn is_live_row(&self, row: u32) -> bool {
         self.is_live(row)
     }
-    fn vector(&self, id: &str) -> Result<Option<Vec<f32>>> {
-        Ok(self.row_of(id).map(|r| self.vector(r).to_vec()))
+    fn vector(&self, item: ItemKey<'_>) -> Result<Option<Vec<f32>>> {
+        let row = match item {
+            ItemKey::Row(r) => (r < self.ids.len() as u32 && self.is_live(r)).then_some(r),
+            ItemKey::Id(id) => self.row_of(id),
+        };
+        Ok(row.map(|r| self.vector(r).to_vec()))
+    }
+    fn search(&self, query: &[f32], spec: SearchSpec, filter: &ItemFilter<'_>) -> Result<Vec<Found>> {
+        let nq = check_batch(query, self.info.dim, std::slice::from_ref(filter))?;
+        if nq != 1 {
+            return Err(Error::Dimension {
+                what: "query".into(),
+                expected: self.info.dim,
+                got: query.len(),
+            });
+        }
+        self.search_one(query, spec, filter)
     }
     fn search_batch(
         &self,
@@ -308,42 +350,22 @@ impl ItemSearch for IndexVersion {
         filters: &[ItemFilter<'_>],
     ) -> Result<Vec<Vec<Found>>> {
         let nq = check_batch(queries, self.info.dim, filters)?;
-        let found = |hits: Vec<Hit>| -> Vec<Found> {
-            hits.into_iter()
-                .map(|h| Found {
-                    key: FoundKey::Row(h.row),
-                    score: h.score,
-                })
-                .collect()
-        };
-        let ef = spec.ef.unwrap_or(ItemSearch::default_ef(self)).max(spec.k);
-        // One filter for the whole batch: the batched search (one task per query).
-        if filters.len() <= 1 || nq <= 1 {
+        if filters.len() <= 1 && nq > 1 {
+            // One filter for the whole batch: the batched search (one task per query).
             let f = filters.first().copied().unwrap_or(ItemFilter::NONE);
             let pred = |r: u32| f.keeps(ItemKey::Row(r));
             let rows: Option<RowFilter<'_>> = f.keep.is_some().then_some(&pred);
             let hits = if spec.exact {
                 self.with_live_filter(rows, |g| self.exact().search_batch(queries, spec.k, g))?
             } else {
-                VectorIndex::search_batch_with_ef(self, queries, spec.k, ef, rows)?
+                VectorIndex::search_batch_with_ef(self, queries, spec.k, self.ef_of(spec), rows)?
             };
             return Ok(hits.into_iter().map(found).collect());
         }
         let dim = self.info.dim;
         (0..nq)
             .into_par_iter()
-            .map(|i| {
-                let q = &queries[i * dim..(i + 1) * dim];
-                let f = filter_of(filters, i);
-                let pred = |r: u32| f.keeps(ItemKey::Row(r));
-                let rows: Option<RowFilter<'_>> = f.keep.is_some().then_some(&pred);
-                let hits = if spec.exact {
-                    self.search_exact(q, spec.k, rows)?
-                } else {
-                    VectorIndex::search_with_ef(self, q, spec.k, ef, rows)?
-                };
-                Ok(found(hits))
-            })
+            .map(|i| self.search_one(&queries[i * dim..(i + 1) * dim], spec, filter_of(filters, i)))
             .collect()
     }
     fn read_live(&self, _progress: &dyn Progress) -> Result<ItemRows> {

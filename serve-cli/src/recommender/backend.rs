@@ -133,15 +133,15 @@ impl CatalogIndex {
 
     /// The indexed vector of a dataset item, `None` when the index does not hold it.
     pub fn item_vector(&self, item: DataItem) -> Result<Option<Vec<f32>>> {
-        if let Some(rows) = &self.rows {
+        let key = match &self.rows {
             // The row is known here: no id lookup in the index.
-            let Some(row) = rows.row_of(item) else {
-                return Ok(None);
-            };
-            let id = &self.index.row_ids().unwrap_or_default()[row as usize];
-            return self.index.vector(id).map_err(rec_error);
-        }
-        self.index.vector(self.catalog.item_id(item)).map_err(rec_error)
+            Some(rows) => match rows.row_of(item) {
+                Some(row) => ItemKey::Row(row),
+                None => return Ok(None),
+            },
+            None => ItemKey::Id(self.catalog.item_id(item)),
+        };
+        self.index.vector(key).map_err(rec_error)
     }
 
     /// Whether `filter` keeps the item a backend names. Items the dataset does not know pass
@@ -163,7 +163,12 @@ impl CatalogIndex {
         let item = match f.key {
             FoundKey::Row(r) => match self.rows.as_ref().and_then(|m| m.item_of(r)) {
                 Some(i) => HitItem::Data(i),
-                None => HitItem::Foreign(self.index.row_ids().unwrap_or_default()[r as usize].clone()),
+                None => HitItem::Foreign(
+                    self.index
+                        .row_ids()
+                        .and_then(|ids| ids.get(r as usize))
+                        .map_or_else(|| format!("row {r}"), Clone::clone),
+                ),
             },
             FoundKey::Id(id) => match self.catalog.data().items.get(&id) {
                 Some(i) => HitItem::Data(DataItem(i)),
