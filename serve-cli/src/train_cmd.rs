@@ -9,6 +9,7 @@ use twotower_data::progress::Progress;
 use twotower_data::{AtomicFile, Dataset};
 use twotower_towers::{
     Config, EvalReport, EvalSample, LrDecay, Model, PlanMode, PlanShape, SparseOptimizerKind, TrainOptions,
+    WarmStart,
 };
 
 /// Arguments of `train`. Every model switch lives in the config file (`--print-config` shows the
@@ -31,6 +32,21 @@ pub struct TrainArgs {
     /// directories beside --out of a temperature search, refit or ensemble member.
     #[arg(long)]
     pub resume: bool,
+    /// Warm start: begin from this model (yesterday's) instead of a fresh one. Rows of users, items
+    /// and feature values it knows are copied by string id, new ones start fresh, dense layers are
+    /// copied; one run per member at its temperature, no search, no refit. Its settings are the
+    /// defaults here (flags still override training settings); a setting that changes the networks
+    /// (dim, members, features, layers) is refused, naming it.
+    #[arg(long, value_name = "MODEL")]
+    pub init_from: Option<PathBuf>,
+    /// With --init-from: train on the training rows at or after this time only (a date such as
+    /// 2026-12-06, a date-time, or epoch seconds), e.g. the days added since the model was
+    /// trained; histories still include older rows.
+    #[arg(long, value_name = "TIME", requires = "init_from", value_parser = twotower_data::parse_time)]
+    pub train_from: Option<i64>,
+    /// With --train-from: also train on this share of the older rows (0 to 1), drawn with the seed.
+    #[arg(long, value_name = "SHARE", requires = "train_from")]
+    pub replay: Option<f32>,
     /// Start from the TFRS basic model: user id and item id embeddings only.
     #[arg(long)]
     pub id_only: bool,
@@ -228,10 +244,16 @@ fn parse_list(s: &str) -> Vec<String> {
 /// one the training runs with, recorded in the model and checked on `--resume`). Not validated:
 /// training validates it (as "command line"), and `--print-config` before printing.
 pub fn resolve_config(a: &TrainArgs) -> anyhow::Result<Config> {
-    let mut c = match &a.config {
-        Some(p) => Config::from_toml_file(p)?,
-        None if a.id_only => Config::id_only(),
-        None => Config::default(),
+    let mut c = match (&a.config, &a.init_from) {
+        (Some(p), _) => Config::from_toml_file(p)?,
+        (None, Some(m)) => {
+            let mut c = twotower_towers::model_config(m)
+                .with_context(|| format!("reading the configuration of --init-from {}", m.display()))?;
+            c.train.epochs = twotower_towers::WARM_START_EPOCHS;
+            c
+        }
+        (None, None) if a.id_only => Config::id_only(),
+        (None, None) => Config::default(),
     };
     if a.id_only && a.config.is_some() {
         let id = Config::id_only();
@@ -382,6 +404,11 @@ pub fn train(a: TrainArgs, progress: &dyn Progress) -> anyhow::Result<()> {
             plan: a.plan.into(),
             budget: a.budget,
             config_origin: Some(CONFIG_ORIGIN.into()),
+            warm: a.init_from.as_ref().map(|m| WarmStart {
+                from: m.clone(),
+                train_from: a.train_from,
+                replay: a.replay.unwrap_or(0.0),
+            }),
         },
     )
     .with_context(|| format!("training on {}", a.data.display()))?;
@@ -425,6 +452,19 @@ pub fn train(a: TrainArgs, progress: &dyn Progress) -> anyhow::Result<()> {
             p.planned_examples as f64 / 1e6,
             p.cost_in_runs()
         );
+    }
+    if let Some(w) = twotower_towers::PlanHistory::read(&a.out)
+        .ok()
+        .flatten()
+        .and_then(|h| h.warm_start)
+        .filter(|_| report.finished)
+    {
+        let parts: Vec<String> = w
+            .tables
+            .iter()
+            .map(|t| format!("{} {} copied, {} new", t.name, t.copied, t.new))
+            .collect();
+        println!("warm start from {}: {}", w.from, parts.join("; "));
     }
     if report.stopped_by_budget {
         println!("the budget ran out: the kept run stopped before its last epoch, with its best epoch");

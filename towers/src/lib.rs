@@ -39,8 +39,9 @@ pub use kernels::{select_top, top_k_exact};
 pub use metrics::{hit_rate_at_k, ndcg_at_k, recall_at_k, EvalReport, Popularity, BEYOND_K, HEAD_SHARE};
 pub use model::{Model, ModelMeta, TrainingSummary, MODEL_FORMAT_VERSION, MODEL_KIND};
 pub use train::{
-    decide_plan, train, EpochMetrics, PlanDecision, PlanHistory, PlanInputs, PlanMode, PlanRun, PlanShape,
-    TemperatureTrial, TrainOptions, TrainReport, FULL_PLAN_WORK, PLAN_FILE, SCALED_RUN_WORK, SEARCH_ROWS,
+    decide_plan, model_config, train, EpochMetrics, PlanDecision, PlanHistory, PlanInputs, PlanMode, PlanRun,
+    PlanShape, TableCopy, TemperatureTrial, TrainOptions, TrainReport, WarmStart, WarmStartRecord,
+    FULL_PLAN_WORK, PLAN_FILE, SCALED_RUN_WORK, SEARCH_ROWS, WARM_START_EPOCHS,
 };
 
 /// The fused loss's specification and a synthetic training step, for the step benchmarks only.

@@ -138,16 +138,16 @@ struct VocabFileOut<'a> {
 #[derive(Debug, Clone)]
 pub struct Model {
     dir: PathBuf,
-    meta: ModelMeta,
+    pub(crate) meta: ModelMeta,
     fingerprint: String,
     /// The ensemble's members (at least one), all with the same layout.
     pub(crate) nets: Vec<TwoTower>,
     /// Each member's dense weights as tensors, made on first use (the nets never change after).
     tensors: OnceLock<Vec<Vec<Tensor>>>,
-    users: Vocabulary,
-    items: Vocabulary,
-    item_feats: ItemFeatures,
-    user_feats: UserFeatures,
+    pub(crate) users: Vocabulary,
+    pub(crate) items: Vocabulary,
+    pub(crate) item_feats: ItemFeatures,
+    pub(crate) user_feats: UserFeatures,
     user_items: Csr,
 }
 

@@ -29,6 +29,13 @@ use crate::schema::{
 };
 use crate::vocab::Vocabulary;
 
+/// Parses a time given on the command line (`--test-from`, `--train-from`): epoch seconds or a
+/// date-time like `2001-02-03` or `2001-02-03T04:05:06Z` (UTC when no offset is given), as epoch
+/// seconds. The error starts with the value shown.
+pub fn parse_time(s: &str) -> std::result::Result<i64, String> {
+    text::time_str(s.trim(), TimeUnit::S)
+}
+
 /// Input formats `data import` understands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]

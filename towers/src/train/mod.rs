@@ -13,6 +13,7 @@ mod run;
 mod run_dir;
 mod step;
 mod validation;
+mod warm;
 
 use std::path::Path;
 
@@ -25,6 +26,7 @@ pub use rule::{
     decide as decide_plan, PlanDecision, PlanInputs, PlanMode, PlanShape, FULL_PLAN_WORK, SCALED_RUN_WORK,
     SEARCH_ROWS,
 };
+pub use warm::{model_config, TableCopy, WarmStart, WarmStartRecord, WARM_START_EPOCHS};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -50,6 +52,9 @@ pub struct TrainOptions {
     /// Where the configuration came from (a file, "command line"), named by the error when it is
     /// invalid: [`train`] validates it, so its caller need not. None reads "model config".
     pub config_origin: Option<String>,
+    /// Start from an earlier model (`--init-from`; see `warm.rs`): one run per member at that
+    /// model's temperature, its rows copied by string id.
+    pub warm: Option<WarmStart>,
 }
 
 /// One line of `metrics.jsonl`.
@@ -119,6 +124,8 @@ struct RunCtx<'a> {
     opts: &'a TrainOptions,
     threads: usize,
     clock: &'a clock::PlanClock,
+    /// The model a warm start begins from.
+    warm: Option<&'a warm::WarmSource>,
 }
 
 /// Trains a model on `ds.training()` (the train part of a split dataset: the test part is never read)
@@ -135,6 +142,20 @@ pub fn train(
     opts: &TrainOptions,
 ) -> Result<TrainReport> {
     config.validate(opts.config_origin.as_deref().unwrap_or("model config"))?;
+    let warm = opts.warm.as_ref().map(warm::WarmSource::load).transpose()?;
+    // A warm start trains one run per member at the temperature given (the earlier model's,
+    // unless set): no search, no refit.
+    let warm_config = match &warm {
+        Some(w) => {
+            w.check(config)?;
+            let mut c = config.clone();
+            c.loss.temperature_candidates.clear();
+            c.train.refit = false;
+            Some(c)
+        }
+        None => None,
+    };
+    let config = warm_config.as_ref().unwrap_or(config);
     let threads = if config.train.threads == 0 {
         rayon::current_num_threads()
     } else {
@@ -149,13 +170,25 @@ pub fn train(
     pool.install(|| {
         let plan = TrainPlan::new(config);
         plan.check_sizes(ds)?;
-        let prep = Prepared::new(ds, config)?;
+        let prep = Prepared::new(ds, config, opts.warm.as_ref())?;
+        if let Some(t) = opts.warm.as_ref().and_then(|w| w.train_from) {
+            if prep.fit(&config.train).split.fit.is_empty() {
+                return Err(Error::Dataset {
+                    path: ds.dir.clone(),
+                    message: format!(
+                        "no training rows at or after --train-from ({t}, epoch seconds) outside the \
+                         validation slice: nothing new to train on"
+                    ),
+                });
+            }
+        }
         let clock = clock::PlanClock::new(opts.budget);
         let ctx = RunCtx {
             progress,
             opts,
             threads,
             clock: &clock,
+            warm: warm.as_ref(),
         };
         plan.execute(&prep, &dirs, &ctx)
     })

@@ -23,6 +23,7 @@ use super::prepared::Prepared;
 use super::rule::{decide, PlanDecision, PlanInputs, PlanMode, PlanShape};
 use super::run::{resolve_epochs, run};
 use super::run_dir::{RunDir, RunName};
+use super::warm::WarmStartRecord;
 use super::{EpochMetrics, RunCtx, TemperatureTrial, TrainReport};
 use twotower_data::Dataset;
 
@@ -53,6 +54,10 @@ pub struct PlanHistory {
     /// The kept run ended before its last epoch because `--budget` ran out.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub stopped_by_budget: bool,
+    /// The model a warm start began from and what it copied (absent for a model trained from
+    /// scratch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warm_start: Option<WarmStartRecord>,
 }
 
 /// One run of a plan.
@@ -197,7 +202,28 @@ impl TrainPlan {
         dirs: &RunDir,
         ctx: &RunCtx<'_>,
     ) -> Result<TrainReport> {
-        let decision = self.decide(prep, ctx.opts.plan);
+        // A warm start is one run per member whatever the size: nothing is searched.
+        let mode = if ctx.warm.is_some() {
+            PlanMode::Full
+        } else {
+            ctx.opts.plan
+        };
+        let mut decision = self.decide(prep, mode);
+        if let Some(w) = ctx.warm {
+            decision.reason = format!(
+                "warm start from {}: one run per member at temperature {}, rows copied by id{}",
+                w.opts.from.display(),
+                self.base.loss.temperature,
+                match w.opts.train_from {
+                    Some(_) if w.opts.replay > 0.0 => format!(
+                        ", on the rows from --train-from on and {:.0} % of the older ones",
+                        w.opts.replay * 100.0
+                    ),
+                    Some(_) => ", on the rows from --train-from on".into(),
+                    None => ", on every training row".into(),
+                }
+            );
+        }
         ctx.clock.plan(decision.planned_examples);
         ctx.progress.note(&describe(&decision, ctx.clock.budget()));
         let mut report = match decision.shape {
@@ -235,6 +261,7 @@ impl TrainPlan {
             let report = self.train(prep, &single, dirs, ctx)?;
             if report.finished {
                 let mut history = PlanHistory::started(decision);
+                history.warm_start = ctx.warm.and_then(|w| w.record());
                 history.record(&single, &report, Some(1));
                 let dir = dirs.path(single.name);
                 add_model_file(&dir, PLAN_FILE, &history.to_json(&dir)?)?;
@@ -253,6 +280,7 @@ impl TrainPlan {
             return Ok(report);
         }
         let mut history = PlanHistory::started(decision);
+        history.warm_start = ctx.warm.and_then(|w| w.record());
         history.record(&first, &report, Some(1));
         self.finish_members(prep, &first.config, (first.name, report), &[], history, dirs, ctx)
     }
@@ -457,7 +485,19 @@ impl TrainPlan {
         dirs: &RunDir,
         ctx: &RunCtx<'_>,
     ) -> Result<TrainReport> {
-        run(prep, &spec.config, &dirs.path(spec.name), &spec.label, ctx, None)
+        let member = match spec.name {
+            RunName::Member(k) => k,
+            _ => 0,
+        };
+        run(
+            prep,
+            &spec.config,
+            &dirs.path(spec.name),
+            &spec.label,
+            ctx,
+            None,
+            member,
+        )
     }
 
     /// Trains one run per temperature of `temps`, in order, with the settings `config(t)` (only
@@ -486,7 +526,15 @@ impl TrainPlan {
                 label: format!("T {t}: "),
             };
             let started = Instant::now();
-            let report = run(prep, &spec.config, &dirs.path(spec.name), &spec.label, ctx, steps)?;
+            let report = run(
+                prep,
+                &spec.config,
+                &dirs.path(spec.name),
+                &spec.label,
+                ctx,
+                steps,
+                0,
+            )?;
             runs.push(CandidateRun {
                 temperature: t,
                 name: spec.name,

@@ -9,6 +9,7 @@ use std::rc::Rc;
 use twotower_data::{Dataset, UserHistories};
 
 use super::validation::{split_validation, Split};
+use super::warm::WarmStart;
 use crate::config::{Config, TrainConfig};
 use crate::error::{Error, Result};
 use crate::features::{Csr, ItemFeatures, UserFeatures};
@@ -24,6 +25,8 @@ pub(super) struct Prepared<'a> {
     /// Every user's training interactions by time: the validation split reads each user's last
     /// ones, and a run that holds nothing out trains on exactly these histories.
     histories: Rc<UserHistories>,
+    /// A warm start's window: which training rows are examples (histories keep every row).
+    window: Option<WarmStart>,
     /// The split of the latest run. Runs of one setting follow each other in a plan (the
     /// candidates, then the refit and the members), so one is kept: no two splits live at once.
     split: RefCell<Option<(SplitKey, Rc<FitData>)>>,
@@ -47,7 +50,7 @@ struct SplitKey {
 impl<'a> Prepared<'a> {
     /// Features and histories of `ds.training()` for runs that share `config`'s item and user
     /// settings (a plan's runs differ only in loss and training settings).
-    pub(super) fn new(ds: &'a Dataset, config: &Config) -> Result<Prepared<'a>> {
+    pub(super) fn new(ds: &'a Dataset, config: &Config, window: Option<&WarmStart>) -> Result<Prepared<'a>> {
         let train = ds.training();
         if train.is_empty() {
             return Err(Error::Dataset {
@@ -67,6 +70,7 @@ impl<'a> Prepared<'a> {
             user_feats: UserFeatures::from_dataset(ds, config)?,
             user_items,
             histories: Rc::new(histories),
+            window: window.filter(|w| w.train_from.is_some()).cloned(),
             split: RefCell::new(None),
         })
     }
@@ -95,13 +99,22 @@ impl<'a> Prepared<'a> {
         // Dropped before the next is built.
         *cached = None;
         let train = self.ds.training();
-        let split = split_validation(train, &self.histories, key.per_user, key.max_users, key.seed);
+        let mut split = split_validation(train, &self.histories, key.per_user, key.max_users, key.seed);
         // With nothing held out the fit rows are the training rows, in their order: same histories.
         let hist = if split.fit.len() == train.len() {
             self.histories.clone()
         } else {
             Rc::new(UserHistories::build(&split.fit, self.ds.users.len()))
         };
+        // A warm start's window keeps its examples only; the histories above keep every row, so an
+        // example still sees the user's older items.
+        if let Some(w) = &self.window {
+            let f = &split.fit;
+            let rows: Vec<usize> = (0..f.len())
+                .filter(|&r| w.keeps(f.ts[r], f.user[r], f.item[r], tc.seed))
+                .collect();
+            split.fit = f.select(&rows);
+        }
         let fit = Rc::new(FitData { split, hist });
         *cached = Some((key, fit.clone()));
         fit

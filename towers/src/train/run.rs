@@ -34,7 +34,8 @@ pub(super) fn resolve_epochs(tc: &TrainConfig, fit: &Interactions) -> usize {
 /// Trains one model with `config` (one member, fixed temperature) into the model directory `out`,
 /// continuing its checkpoint with `--resume`. With `first_steps`, the run is the first that many
 /// steps of the run `config` describes (same order, same schedule), validated and ended there: a
-/// search candidate of the scaled plan.
+/// search candidate of the scaled plan. `member` (0-based) is the ensemble member a warm start
+/// copies the earlier model's weights from.
 pub(super) fn run(
     prep: &Prepared<'_>,
     config: &Config,
@@ -42,6 +43,7 @@ pub(super) fn run(
     label: &str,
     ctx: &RunCtx<'_>,
     first_steps: Option<u64>,
+    member: usize,
 ) -> Result<TrainReport> {
     let started = Instant::now();
     let (ds, progress, opts) = (prep.ds, ctx.progress, ctx.opts);
@@ -51,7 +53,18 @@ pub(super) fn run(
     let (split, fit_hist) = (&fit.split, &fit.hist);
     let (item_feats, user_feats) = (&prep.item_feats, &prep.user_feats);
     let layout = FeatureLayout::new(config, n_users, n_items, item_feats, user_feats);
-    let net = TwoTower::new(layout.clone(), config, tc.seed)?;
+    let net = match ctx.warm {
+        Some(w) => w.init(
+            member,
+            layout.clone(),
+            config,
+            tc.seed,
+            ds,
+            item_feats,
+            user_feats,
+        )?,
+        None => TwoTower::new(layout.clone(), config, tc.seed)?,
+    };
     let steps_per_epoch = split.fit.len().div_ceil(tc.batch_size) as u64;
     let n_epochs = resolve_epochs(tc, &split.fit);
     let mut trainer = Trainer::new(
