@@ -36,8 +36,8 @@ pub use export::{export, ExportReport, EXPORT_MARKER};
 pub use features::{tokenize_title, Categorical, ItemTable, MultiCategorical, UserTable};
 pub use ids::id_problem;
 pub use import::{
-    format_epoch_seconds, import, parse_time, CleanStats, ColumnMap, Dedup, ImportFormat, ImportOptions,
-    ImportReport, TextEncoding, TimeUnit,
+    append, format_epoch_seconds, import, last_append_start, parse_time, AppendReport, CleanStats, ColumnMap,
+    Dedup, ImportFormat, ImportOptions, ImportReport, TextEncoding, TimeUnit,
 };
 pub use interactions::{Interactions, UserHistories};
 pub use progress::{NoProgress, Progress};

@@ -28,6 +28,13 @@ pub enum SplitStrategy {
         /// Generator seed.
         seed: u64,
     },
+    /// Every interaction at or after a time, whoever's it is (the holdout and the minimum count do
+    /// not apply): the protocol of a daily job, which trains on everything before a day and is
+    /// judged on that day (`--test-from last-append`).
+    From {
+        /// Epoch seconds; rows with `ts >= time` are test.
+        time: i64,
+    },
 }
 
 /// How many of a user's interactions are held out.
@@ -109,6 +116,9 @@ pub fn split_rows(
     opts: &SplitOptions,
 ) -> Result<(Vec<usize>, Vec<usize>)> {
     opts.validate()?;
+    if let SplitStrategy::From { time } = opts.strategy {
+        return Ok((0..x.len()).partition(|&r| x.ts[r] < time));
+    }
     // Group rows by user, keeping row order within a user.
     let counts = x.user_counts(n_users);
     let mut start = vec![0usize; n_users + 1];
@@ -130,7 +140,7 @@ pub fn split_rows(
     let mut is_test = vec![false; x.len()];
     let mut rng = match opts.strategy {
         SplitStrategy::Random { seed } => Some(ChaCha8Rng::seed_from_u64(seed)),
-        SplitStrategy::Temporal => None,
+        SplitStrategy::Temporal | SplitStrategy::From { .. } => None,
     };
     for u in 0..n_users {
         let rows = &mut by_user[start[u]..start[u + 1]];

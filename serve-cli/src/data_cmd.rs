@@ -91,8 +91,14 @@ pub struct ImportArgs {
     /// or . are skipped; key=value directories are columns).
     pub src: PathBuf,
     /// Dataset directory to write (replaced atomically if it exists; nothing is written on error).
-    #[arg(long)]
-    pub out: PathBuf,
+    #[arg(long, required_unless_present = "append_to", conflicts_with = "append_to")]
+    pub out: Option<PathBuf>,
+    /// Add this log (a day's partition, say) to an existing dataset instead: its users and items
+    /// keep their dense ids, new ones are appended, dedup runs over old and new rows together,
+    /// --min-rating applies to the new rows, minimum counts do not apply, a split is dropped (run
+    /// `data split --test-from last-append`), and the dataset is swapped in atomically.
+    #[arg(long, value_name = "DATASET")]
+    pub append_to: Option<PathBuf>,
     /// Column holding the user id (csv/tsv/parquet).
     #[arg(long, default_value = "user")]
     pub user_col: String,
@@ -161,6 +167,11 @@ pub struct SplitArgs {
     /// Hold out this many interactions per user instead of a fraction.
     #[arg(long)]
     pub test_last: Option<u32>,
+    /// Hold out every interaction at or after this time instead (a date such as 2026-12-06, a
+    /// date-time, epoch seconds, or `last-append`: the start of the newest `--append-to`), for any
+    /// user: a daily job's protocol, trained on what came before and judged on the new day.
+    #[arg(long, value_name = "TIME", conflicts_with_all = ["test_fraction", "test_last", "strategy"])]
+    pub test_from: Option<String>,
     /// Seed for --strategy random.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
@@ -300,8 +311,52 @@ fn import(a: ImportArgs, progress: &dyn Progress) -> Result<()> {
         DedupArg::KeepAll => data::Dedup::KeepAll,
     };
     let t = std::time::Instant::now();
-    let r = data::import(&a.src, &a.out, &o, progress)
-        .with_context(|| format!("importing {}", a.src.display()))?;
+    let out = match (a.out, a.append_to) {
+        (_, Some(ds)) => {
+            let r = data::append(&a.src, &ds, &o, progress)
+                .with_context(|| format!("appending {} to {}", a.src.display(), ds.display()))?;
+            let range = r.time_range.map_or(String::new(), |(lo, hi)| {
+                format!(
+                    ", from {} to {}",
+                    data::format_epoch_seconds(lo),
+                    data::format_epoch_seconds(hi)
+                )
+            });
+            println!(
+                "appended {} of {} rows to {} ({} new users, {} new items{range}); it now holds {} interactions, in {:.2}s",
+                r.rows_added,
+                r.rows_read,
+                ds.display(),
+                r.new_users,
+                r.new_items,
+                r.interactions,
+                t.elapsed().as_secs_f64()
+            );
+            if r.duplicates + r.below_min_rating > 0 {
+                println!(
+                    "removed: {} duplicate pairs (old or new rows), {} new rows below --min-rating",
+                    r.duplicates, r.below_min_rating
+                );
+            }
+            if r.side_rows_kept_as_they_were > 0 {
+                println!(
+                    "{} side-file rows name ids the dataset already has: their features were kept as they were",
+                    r.side_rows_kept_as_they_were
+                );
+            }
+            if r.split_dropped {
+                println!(
+                    "the split was dropped (it described the old log): twotower data split --data {} --test-from last-append",
+                    ds.display()
+                );
+            }
+            return Ok(());
+        }
+        (Some(out), None) => out,
+        (None, None) => bail!("give --out DATASET, or --append-to DATASET"),
+    };
+    let r =
+        data::import(&a.src, &out, &o, progress).with_context(|| format!("importing {}", a.src.display()))?;
     println!(
         "imported {} interactions ({} users, {} items with interactions; {} user rows, {} item rows) into {} in {:.2}s",
         r.interactions,
@@ -309,7 +364,7 @@ fn import(a: ImportArgs, progress: &dyn Progress) -> Result<()> {
         r.interacting_items,
         r.user_rows,
         r.item_rows,
-        a.out.display(),
+        out.display(),
         t.elapsed().as_secs_f64()
     );
     let c = r.cleaned;
@@ -326,11 +381,18 @@ fn import(a: ImportArgs, progress: &dyn Progress) -> Result<()> {
 }
 
 fn split(a: SplitArgs, progress: &dyn Progress) -> Result<()> {
-    let o = data::SplitOptions {
-        strategy: match a.strategy {
-            StrategyArg::Temporal => data::SplitStrategy::Temporal,
-            StrategyArg::Random => data::SplitStrategy::Random { seed: a.seed },
+    let strategy = match (&a.test_from, a.strategy) {
+        (Some(t), _) if t == "last-append" => data::SplitStrategy::From {
+            time: data::last_append_start(&a.data)?,
         },
+        (Some(t), _) => data::SplitStrategy::From {
+            time: data::parse_time(t).map_err(|m| anyhow::anyhow!("--test-from: {m}"))?,
+        },
+        (None, StrategyArg::Temporal) => data::SplitStrategy::Temporal,
+        (None, StrategyArg::Random) => data::SplitStrategy::Random { seed: a.seed },
+    };
+    let o = data::SplitOptions {
+        strategy,
         holdout: match a.test_last {
             Some(n) => data::Holdout::LastN(n),
             None => data::Holdout::Fraction(a.test_fraction),

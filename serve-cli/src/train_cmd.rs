@@ -211,6 +211,12 @@ pub struct EvalArgs {
     /// Seed of the user sample.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Judge the model on a dataset it was not trained on (yesterday's model on today's dataset,
+    /// grown by `data import --append-to`), matching users and items by string id: items new to
+    /// the model are embedded from their features, users from their history in --data. The daily
+    /// job compares two models this way, on the same footing.
+    #[arg(long, requires = "data")]
+    pub by_id: bool,
 }
 
 /// `eval --sample-users` by default.
@@ -604,7 +610,11 @@ pub fn eval(a: EvalArgs, progress: &dyn Progress) -> anyhow::Result<()> {
         max_users: a.sample_users,
         seed: a.seed,
     };
-    let r = twotower_towers::evaluate_sample(&model, &ds, &a.k, sample)?;
+    let r = if a.by_id {
+        twotower_towers::evaluate_by_id(&model, &ds, &a.k, sample)?
+    } else {
+        twotower_towers::evaluate_sample(&model, &ds, &a.k, sample)?
+    };
     let secs = t0.elapsed().as_secs_f64();
     let pop = twotower_towers::popularity_baseline_sample(&ds, &a.k, sample)?;
     if a.json {
@@ -612,6 +622,11 @@ pub fn eval(a: EvalArgs, progress: &dyn Progress) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
+    let n_items = if a.by_id {
+        ds.items.len()
+    } else {
+        model.item_vocab().len()
+    };
     let header: String =
         r.ks.iter()
             .flat_map(|k| [format!("R@{k}"), format!("NDCG@{k}"), format!("HR@{k}")])
@@ -621,16 +636,11 @@ pub fn eval(a: EvalArgs, progress: &dyn Progress) -> anyhow::Result<()> {
         Some(all) => println!(
             "{} of {all} test users (a sample, seed {}; --sample-users 0 ranks every one), {} items, \
              exact scoring in {:.2}s",
-            r.users,
-            a.seed,
-            model.item_vocab().len(),
-            secs
+            r.users, a.seed, n_items, secs
         ),
         None => println!(
             "{} test users, {} items, exact scoring in {:.2}s",
-            r.users,
-            model.item_vocab().len(),
-            secs
+            r.users, n_items, secs
         ),
     }
     println!("{:<12} {header}", "method");

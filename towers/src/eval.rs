@@ -47,6 +47,43 @@ pub fn evaluate_sample(model: &Model, ds: &Dataset, ks: &[usize], sample: EvalSa
     evaluate_sample_with(model, ds, ks, sample, &model.item_embeddings()?)
 }
 
+/// [`evaluate_sample`] for a model and a dataset it was not trained on, matched by string id: the
+/// way to judge yesterday's model on today's dataset (grown by `data import --append-to`) beside
+/// today's. Every item of `ds` is embedded through the model's vocabularies (an item new to it from
+/// its features and the OOV id row); every sampled test user from their id row (OOV when new to the
+/// model) and their history in `ds`'s training part, of which the items the model knows are pooled.
+/// Training items of `ds` are excluded, as in [`evaluate`].
+pub fn evaluate_by_id(model: &Model, ds: &Dataset, ks: &[usize], sample: EvalSample) -> Result<EvalReport> {
+    let test = test_part(ds)?;
+    let train = ds.training();
+    let kmax = ks.iter().copied().max().unwrap_or(10);
+    let (users, relevant, population) = sampled_test_users(test, ds.users.len(), sample);
+    let hist = UserHistories::build(train, ds.users.len());
+    let to_model: Vec<Option<u32>> = ds
+        .items
+        .ids()
+        .iter()
+        .map(|id| model.item_vocab().get(id))
+        .collect();
+    let ids: Vec<&str> = users.iter().map(|&u| ds.users.id(u)).collect();
+    let histories: Vec<Vec<u32>> = users
+        .iter()
+        .map(|&u| {
+            hist.history(u)
+                .1
+                .iter()
+                .filter_map(|&i| to_model[i as usize])
+                .collect()
+        })
+        .collect();
+    let q = model.embed_users_by_id(&ids, &histories)?;
+    let items = model.embed_items(ds)?;
+    let top = top_k_exact(&q, &items, model.dim(), kmax, &|e| hist.history(users[e]).1)?;
+    let mut r = EvalReport::with_popularity(&top, &relevant, ks, &training_popularity(ds));
+    r.set_population(population);
+    Ok(r)
+}
+
 /// [`evaluate_sample`] with the catalogue's vectors already computed ([`Model::item_embeddings`]), for
 /// a caller that uses them for more than this (`report`). The model/dataset pairing is the caller's
 /// to check.

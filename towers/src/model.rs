@@ -433,6 +433,31 @@ impl Model {
         Ok(out)
     }
 
+    /// Vectors of users named by string id with the histories given (model item rows, oldest
+    /// first), `ids.len() × dim`: a known id brings its id row and features, an unknown one the OOV
+    /// rows. How a model is judged on a dataset it was not trained on (`eval --by-id`), whose
+    /// histories are the dataset's, not the model's.
+    pub fn embed_users_by_id(&self, ids: &[&str], histories: &[Vec<u32>]) -> Result<Vec<f32>> {
+        for h in histories {
+            self.check_items(h)?;
+        }
+        let known: Vec<Option<u32>> = ids.iter().map(|id| self.users.get(id)).collect();
+        let mut out = Vec::with_capacity(ids.len() * self.dim());
+        let oov = self.users.oov();
+        for start in (0..ids.len()).step_by(EMBED_CHUNK) {
+            let end = (start + EMBED_CHUNK).min(ids.len());
+            let bags = self.layout().user_bags(
+                &self.user_feats,
+                end - start,
+                |e| known[start + e].unwrap_or(oov),
+                |e| known[start + e],
+                |e| &histories[start + e],
+            );
+            out.extend(self.embed(Side::User, &bags)?);
+        }
+        Ok(out)
+    }
+
     /// A user's vector: a known id brings its id embedding, features and training history; `recent`
     /// (item row, timestamp) events are appended to that history in time order. An unknown id is
     /// embedded from `recent` alone, like [`Model::embed_recent`].

@@ -2,6 +2,7 @@
 //! directory. Every format parses into the same [`Parsed`] form; cleaning and writing are shared, and
 //! the output appears only when complete (written in a [`StagingDir`], swapped in at the end).
 
+mod append;
 mod clean;
 mod delimited;
 mod json;
@@ -15,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+pub use append::{append, last_append_start, AppendReport};
 pub use clean::{CleanStats, Dedup};
 pub use text::{format_epoch_seconds, TextEncoding, TimeUnit};
 
@@ -249,51 +251,31 @@ pub fn import(src: &Path, out: &Path, opts: &ImportOptions, progress: &dyn Progr
     // while it is read (a log still being written, rotated or truncated) is refused at the end.
     let stamps = SourceStamps::take(src, [opts.items.as_deref(), opts.users.as_deref()])?;
     let stage = StagingDir::new(out)?;
-    let side_items = || -> Result<Option<(PathBuf, ItemRows)>> {
-        opts.items
-            .as_ref()
-            .map(|p| side::read_item_side(p, &opts.columns.item, opts.encoding).map(|r| (p.clone(), r)))
-            .transpose()
-    };
-    let side_users = || -> Result<Option<(PathBuf, UserRows)>> {
-        opts.users
-            .as_ref()
-            .map(|p| side::read_user_side(p, &opts.columns.user, opts.encoding).map(|r| (p.clone(), r)))
-            .transpose()
-    };
+    // A source cut while it was read may also fail to parse (a last line cut short): the change,
+    // not the symptom, is reported.
     let parse = || -> Result<Parsed> {
         Ok(match opts.format {
             ImportFormat::Movielens100k => movielens::parse_100k(src, progress)?,
             ImportFormat::Movielens1m => movielens::parse_1m(src, progress)?,
-            ImportFormat::Csv | ImportFormat::Tsv => {
-                let delim = if opts.format == ImportFormat::Csv {
-                    b','
-                } else {
-                    b'\t'
-                };
-                let p = Parsed::with_sides(side_items()?, side_users()?)?;
-                delimited::parse(
-                    src,
-                    delim,
-                    &opts.columns,
-                    opts.encoding,
-                    opts.time_unit,
-                    p,
-                    progress,
-                )?
-            }
-            ImportFormat::Json => {
-                let p = Parsed::with_sides(side_items()?, side_users()?)?;
-                json::parse(src, p, progress)?
-            }
-            ImportFormat::Parquet => {
-                let p = Parsed::with_sides(side_items()?, side_users()?)?;
-                parquet_log::parse(src, &opts.columns, opts.time_unit, p, progress)?
+            _ => {
+                let items = opts
+                    .items
+                    .as_ref()
+                    .map(|p| {
+                        side::read_item_side(p, &opts.columns.item, opts.encoding).map(|r| (p.clone(), r))
+                    })
+                    .transpose()?;
+                let users = opts
+                    .users
+                    .as_ref()
+                    .map(|p| {
+                        side::read_user_side(p, &opts.columns.user, opts.encoding).map(|r| (p.clone(), r))
+                    })
+                    .transpose()?;
+                parse_with(src, opts, Parsed::with_sides(items, users)?, progress)?
             }
         })
     };
-    // A source cut while it was read may also fail to parse (a last line cut short): the change,
-    // not the symptom, is reported.
     let parsed = match parse() {
         Ok(p) => p,
         Err(e) => {
@@ -309,6 +291,39 @@ pub fn import(src: &Path, out: &Path, opts: &ImportOptions, progress: &dyn Progr
         });
     }
     write_dataset(src, stage, opts, parsed, progress)
+}
+
+/// Parses a csv, tsv, json or parquet log into `p` (its vocabularies seeded with the ids that come
+/// first: the side tables' on import, the dataset's on append).
+pub(crate) fn parse_with(
+    src: &Path,
+    opts: &ImportOptions,
+    p: Parsed,
+    progress: &dyn Progress,
+) -> Result<Parsed> {
+    match opts.format {
+        ImportFormat::Csv | ImportFormat::Tsv => {
+            let delim = if opts.format == ImportFormat::Csv {
+                b','
+            } else {
+                b'\t'
+            };
+            delimited::parse(
+                src,
+                delim,
+                &opts.columns,
+                opts.encoding,
+                opts.time_unit,
+                p,
+                progress,
+            )
+        }
+        ImportFormat::Json => json::parse(src, p, progress),
+        ImportFormat::Parquet => parquet_log::parse(src, &opts.columns, opts.time_unit, p, progress),
+        ImportFormat::Movielens100k | ImportFormat::Movielens1m => Err(Error::InvalidArgument(
+            "a MovieLens folder is parsed whole, not into a seeded vocabulary".into(),
+        )),
+    }
 }
 
 fn write_dataset(
