@@ -8,8 +8,8 @@ use crate::error::{Error, Result};
 use crate::features::{tokenize_title, Categorical, ItemTable, MultiCategorical, UserTable};
 use crate::interactions::Interactions;
 use crate::schema::{
-    read_interactions, read_items, read_users, ItemRows, UserRows, INTERACTIONS_FILE, ITEMS_FILE, TEST_FILE,
-    TRAIN_FILE, USERS_FILE,
+    interaction_parts, read_interactions, read_items, read_users, ItemRows, UserRows, INTERACTIONS_FILE,
+    ITEMS_FILE, TEST_FILE, TRAIN_FILE, USERS_FILE,
 };
 use crate::vocab::Vocabulary;
 
@@ -33,7 +33,8 @@ pub struct Dataset {
     pub item_table: ItemTable,
     /// Row `u` describes `users.id(u)`.
     pub user_table: UserTable,
-    /// All interactions, sorted by (user, ts, item) as written by import.
+    /// All interactions: the import's rows sorted by (user, ts, item), then each append's rows
+    /// (`interactions-NNNN.parquet`), sorted the same way.
     pub interactions: Interactions,
     /// Training part, present after `data split`.
     pub train: Option<Interactions>,
@@ -69,7 +70,15 @@ impl Dataset {
         let mut items = vocab_from_rows(&dir.join(ITEMS_FILE), &item_rows.ids)?;
         let mut users = vocab_from_rows(&dir.join(USERS_FILE), &user_rows.ids)?;
 
-        let interactions = read_interactions(&dir.join(INTERACTIONS_FILE), &mut users, &mut items)?;
+        let mut interactions = Interactions::default();
+        for part in interaction_parts(manifest.files.keys()) {
+            let x = read_interactions(&dir.join(&part), &mut users, &mut items)?;
+            if interactions.is_empty() {
+                interactions = x;
+            } else {
+                interactions.extend(&x);
+            }
+        }
         let (train, test) = if listed(TRAIN_FILE) && listed(TEST_FILE) {
             (
                 Some(read_interactions(&dir.join(TRAIN_FILE), &mut users, &mut items)?),

@@ -46,6 +46,14 @@ impl Interactions {
         self.ts.push(ts);
     }
 
+    /// Appends every row of `other`.
+    pub fn extend(&mut self, other: &Interactions) {
+        self.user.extend_from_slice(&other.user);
+        self.item.extend_from_slice(&other.item);
+        self.weight.extend_from_slice(&other.weight);
+        self.ts.extend_from_slice(&other.ts);
+    }
+
     /// The rows at `rows`, in that order.
     pub fn select(&self, rows: &[usize]) -> Interactions {
         Interactions {

@@ -37,6 +37,24 @@ pub const TEST_FILE: &str = "test.parquet";
 const ROWS_PER_BATCH: usize = 1 << 16;
 const READ_BATCH: usize = 1 << 16;
 
+/// The interaction files of a dataset listed in its manifest, in the order they are read:
+/// `interactions.parquet`, then each append's `interactions-NNNN.parquet`.
+pub(crate) fn interaction_parts<'a>(files: impl IntoIterator<Item = &'a String>) -> Vec<String> {
+    let mut parts: Vec<String> = files
+        .into_iter()
+        .filter(|f| f.starts_with("interactions-") && f.ends_with(".parquet"))
+        .cloned()
+        .collect();
+    parts.sort();
+    parts.insert(0, INTERACTIONS_FILE.to_string());
+    parts
+}
+
+/// The file name of an append's interactions: the `n`th part (1-based).
+pub(crate) fn interaction_part_name(n: usize) -> String {
+    format!("interactions-{n:04}.parquet")
+}
+
 /// Arrow schema of interaction files.
 pub fn interactions_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![

@@ -17,14 +17,19 @@
 //! - **The manifest records each append** (`extra.appends`: path, rows read and added, new users
 //!   and items, time range) beside the original import.
 //!
-//! Cost: the new log is parsed and cleaned, the old rows are read back from the canonical Parquet
-//! (not re-imported from the raw log), and the dataset is written once, sequentially.
+//! Cost: with `--dedup keep-all` and a time column (a log of events, the usual daily partition) no
+//! old row can go or move, so only the new rows are written, as the dataset's next part
+//! (`interactions-NNNN.parquet`), beside its old parts (hard-linked, their checksums carried over);
+//! users.parquet and items.parquet are rewritten when ids were added. The cost follows the new rows
+//! and the size of those two tables, not the log. With `latest` or `earliest` (an old row may be
+//! replaced) or without a time column, the old rows are read back from the dataset's Parquet (not
+//! re-imported from the raw log) and the dataset is written whole, as one part.
 
 use std::path::Path;
 
 use serde::Serialize;
 
-use super::clean;
+use super::clean::{self, Dedup};
 use super::{side, ImportFormat, ImportOptions, Parsed, SourceStamps};
 use crate::artifact::{Manifest, StagingDir};
 use crate::dataset::{Dataset, DATASET_FORMAT_VERSION, DATASET_KIND};
@@ -32,8 +37,8 @@ use crate::error::{Error, Result};
 use crate::interactions::Interactions;
 use crate::progress::Progress;
 use crate::schema::{
-    read_items, read_users, write_interactions, write_items, write_users, ItemRows, UserRows,
-    INTERACTIONS_FILE, ITEMS_FILE, USERS_FILE,
+    interaction_part_name, interaction_parts, read_items, read_users, write_interactions, write_items,
+    write_users, ItemRows, UserRows, INTERACTIONS_FILE, ITEMS_FILE, TRAIN_FILE, USERS_FILE,
 };
 use crate::vocab::Vocabulary;
 
@@ -97,17 +102,25 @@ pub fn append(
             std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or directory"),
         ));
     }
+    // Only the new rows are written when no old row can go or move: every repeat is kept and
+    // times come from the log. Otherwise the dataset is read back and written whole.
+    let lean = opts.dedup == Dedup::KeepAll && opts.columns.time.is_some();
     progress.start("loading dataset", None);
-    let ds = Dataset::load(dataset)?;
+    let base = Base::load(dataset, lean)?;
     progress.finish();
     let stamps = SourceStamps::take(src, [opts.items.as_deref(), opts.users.as_deref()])?;
     let stage = StagingDir::new(dataset)?;
-
-    let mut item_rows = read_items(&dataset.join(ITEMS_FILE), "item")?;
-    let mut user_rows = read_users(&dataset.join(USERS_FILE), "user")?;
-    let (old_users, old_items) = (ds.users.len(), ds.items.len());
-    let mut users = ds.users.clone();
-    let mut items = ds.items.clone();
+    let Base {
+        manifest: old_manifest,
+        mut item_rows,
+        mut user_rows,
+        users,
+        items,
+        log: old_log,
+        had_split,
+    } = base;
+    let (old_users, old_items) = (users.len(), items.len());
+    let (mut users, mut items) = (users, items);
     let mut side_kept = 0u64;
     // Side rows first (cold items exist in the catalogue before anyone touches them), then the log.
     let side_items = opts
@@ -120,14 +133,6 @@ pub fn append(
         .as_ref()
         .map(|p| side::read_user_side(p, &opts.columns.user, opts.encoding).map(|r| (p.clone(), r)))
         .transpose()?;
-    // Ids of the dataset that its side tables lack (seen only in interactions) get bare rows, so
-    // row k of each table is dense id k from here on.
-    for k in item_rows.ids.len()..items.len() {
-        item_rows.push_bare(items.id(k as u32));
-    }
-    for k in user_rows.ids.len()..users.len() {
-        user_rows.push_bare(users.id(k as u32));
-    }
     if let Some((p, side)) = side_items {
         side_kept += merge_items(&mut item_rows, &mut items, side, &p)?;
     }
@@ -163,50 +168,29 @@ pub fn append(
             what: "no interactions in the input".into(),
         });
     }
-    // Without a time column a row's time is its position: the new log continues after the old.
-    if opts.columns.time.is_none() {
-        let after = ds.interactions.ts.iter().copied().max().map_or(0, |t| t + 1);
-        for t in &mut new.ts {
-            *t += after;
-        }
-    }
-
-    progress.start("merging", Some((ds.interactions.len() + new.len()) as u64));
-    let n_old = ds.interactions.len();
     let rows_read = new.len() as u64;
-    let mut all = ds.interactions;
-    all.user.extend_from_slice(&new.user);
-    all.item.extend_from_slice(&new.item);
-    all.weight.extend_from_slice(&new.weight);
-    all.ts.extend_from_slice(&new.ts);
-    drop(new);
-    let (mut keep, cleaned) = clean::clean(&all, users.len(), items.len(), opts.dedup, None, 0, 0);
-    let mut below = 0u64;
-    if let Some(m) = opts.min_rating {
-        let before = keep.len();
-        keep.retain(|&r| r < n_old || all.weight[r] >= m);
-        below = (before - keep.len()) as u64;
-    }
-    let added: Vec<usize> = keep.iter().copied().filter(|&r| r >= n_old).collect();
-    let time_range = added
-        .iter()
-        .map(|&r| all.ts[r])
-        .fold(None, |acc: Option<(i64, i64)>, t| {
-            Some(acc.map_or((t, t), |(a, b)| (a.min(t), b.max(t))))
-        });
-    {
-        use rayon::prelude::*;
-        keep.par_sort_unstable_by_key(|&r| (all.user[r], all.ts[r], all.item[r], r));
-    }
-    let x = all.select(&keep);
-    drop(all);
-    progress.inc(x.len() as u64);
+
+    progress.start("merging", Some(rows_read));
+    let merged = match old_log {
+        None => Merged::new_rows_only(new, opts),
+        Some(old) => {
+            // Without a time column a row's time is its position: the new log continues after the old.
+            if opts.columns.time.is_none() {
+                let after = old.ts.iter().copied().max().map_or(0, |t| t + 1);
+                for t in &mut new.ts {
+                    *t += after;
+                }
+            }
+            Merged::whole(old, new, opts, users.len(), items.len())
+        }
+    };
+    progress.inc(rows_read);
     progress.finish();
 
     // Rows for ids new to the dataset that interacted (one dropped by dedup or the rating gets none,
     // as in an import).
-    let user_counts = x.user_counts(users.len());
-    let item_counts = x.item_counts(items.len());
+    let user_counts = merged.x.user_counts(users.len());
+    let item_counts = merged.x.item_counts(items.len());
     push_interacting(&item_counts, item_rows.ids.len(), &items, |id| {
         item_rows.push_bare(id)
     });
@@ -215,40 +199,76 @@ pub fn append(
     });
     let new_items = (item_rows.ids.len() - old_items) as u64;
     let new_users = (user_rows.ids.len() - old_users) as u64;
+    let tables_grew = item_rows.ids.len() > old_items || user_rows.ids.len() > old_users;
 
-    progress.start("writing dataset", Some(x.len() as u64));
+    progress.start("writing dataset", Some(merged.x.len() as u64));
     let dir = stage.path();
-    write_interactions(&dir.join(INTERACTIONS_FILE), &users, &items, &x)?;
-    write_items(&dir.join(ITEMS_FILE), &item_rows)?;
-    write_users(&dir.join(USERS_FILE), &user_rows)?;
-    progress.inc(x.len() as u64);
+    let mut m = Manifest::new(DATASET_KIND, DATASET_FORMAT_VERSION);
+    let interactions = if merged.whole {
+        write_interactions(&dir.join(INTERACTIONS_FILE), &users, &items, &merged.x)?;
+        m.add_file(dir, INTERACTIONS_FILE)?;
+        merged.x.len() as u64
+    } else {
+        // The old parts are linked as they are (their checksums carried over), the new rows become
+        // the next part.
+        let parts = interaction_parts(old_manifest.files.keys());
+        for f in &parts {
+            link_into(dataset, dir, f)?;
+            m.files.insert(f.clone(), old_manifest.files[f].clone());
+        }
+        let name = interaction_part_name(parts.len());
+        write_interactions(&dir.join(&name), &users, &items, &merged.x)?;
+        m.add_file(dir, &name)?;
+        old_manifest.counts.get("interactions").copied().unwrap_or(0) + merged.x.len() as u64
+    };
+    if merged.whole || tables_grew {
+        write_items(&dir.join(ITEMS_FILE), &item_rows)?;
+        write_users(&dir.join(USERS_FILE), &user_rows)?;
+        m.add_file(dir, ITEMS_FILE)?;
+        m.add_file(dir, USERS_FILE)?;
+    } else {
+        for f in [ITEMS_FILE, USERS_FILE] {
+            link_into(dataset, dir, f)?;
+            m.files.insert(f.to_string(), old_manifest.files[f].clone());
+        }
+    }
+    progress.inc(merged.x.len() as u64);
 
-    let interacting_users = user_counts.iter().filter(|&&c| c > 0).count() as u64;
-    let interacting_items = item_counts.iter().filter(|&&c| c > 0).count() as u64;
     let report = AppendReport {
         rows_read,
-        rows_added: added.len() as u64,
-        duplicates: cleaned.duplicates,
-        below_min_rating: below,
+        rows_added: merged.added as u64,
+        duplicates: merged.duplicates,
+        below_min_rating: merged.below_min_rating,
         new_users,
         new_items,
         side_rows_kept_as_they_were: side_kept,
-        interactions: x.len() as u64,
-        time_range,
-        split_dropped: ds.train.is_some(),
+        interactions,
+        time_range: merged.time_range,
+        split_dropped: had_split,
     };
-    let mut m = Manifest::new(DATASET_KIND, DATASET_FORMAT_VERSION);
-    for f in [INTERACTIONS_FILE, ITEMS_FILE, USERS_FILE] {
-        m.add_file(dir, f)?;
-    }
     m.counts.insert("interactions".into(), report.interactions);
     m.counts.insert("users".into(), user_rows.ids.len() as u64);
     m.counts.insert("items".into(), item_rows.ids.len() as u64);
-    m.counts.insert("interacting_users".into(), interacting_users);
-    m.counts.insert("interacting_items".into(), interacting_items);
     m.counts.insert("user_rows".into(), user_rows.ids.len() as u64);
     m.counts.insert("item_rows".into(), item_rows.ids.len() as u64);
-    let mut extra = ds.manifest.extra.clone();
+    let interacting = |key: &str, counts: &[u32], old_n: usize| -> Option<u64> {
+        let now = counts.iter().filter(|&&c| c > 0).count() as u64;
+        if merged.whole {
+            return Some(now);
+        }
+        // Only the new rows were counted: exact when the old dataset had no id without
+        // interactions (then every old id is interacting, and the new rows add only new ids).
+        let before = *old_manifest.counts.get(&format!("interacting_{key}"))?;
+        let total = *old_manifest.counts.get(key)?;
+        (before == total).then(|| before + counts[old_n..].iter().filter(|&&c| c > 0).count() as u64)
+    };
+    if let Some(n) = interacting("users", &user_counts, old_users) {
+        m.counts.insert("interacting_users".into(), n);
+    }
+    if let Some(n) = interacting("items", &item_counts, old_items) {
+        m.counts.insert("interacting_items".into(), n);
+    }
+    let mut extra = old_manifest.extra.clone();
     if let serde_json::Value::Object(o) = &mut extra {
         o.remove("split");
         let entry = serde_json::json!({
@@ -256,6 +276,7 @@ pub fn append(
             "format": opts.format,
             "import": opts,
             "report": report,
+            "rewritten": merged.whole,
             "time_source": time_source,
             "appended_at": m.created_at,
         });
@@ -271,6 +292,151 @@ pub fn append(
     stage.commit()?;
     progress.finish();
     Ok(report)
+}
+
+/// What an append starts from.
+struct Base {
+    manifest: Manifest,
+    /// `items.parquet`, padded with bare rows to the vocabulary: row k is dense id k.
+    item_rows: ItemRows,
+    /// `users.parquet`, padded the same way.
+    user_rows: UserRows,
+    users: Vocabulary,
+    items: Vocabulary,
+    /// Every old interaction when the dataset is rewritten; None when only the new rows are written.
+    log: Option<Interactions>,
+    had_split: bool,
+}
+
+impl Base {
+    /// With `lean`, only the two tables are read (and their checksums verified): the interactions
+    /// stay on disk. Falls back to reading everything when the tables do not list every id.
+    fn load(dataset: &Path, lean: bool) -> Result<Base> {
+        let manifest = Manifest::read(dataset, DATASET_KIND, DATASET_FORMAT_VERSION)?;
+        let had_split = manifest.files.contains_key(TRAIN_FILE);
+        if lean {
+            let mut tables = manifest.clone();
+            tables.files.retain(|f, _| f == ITEMS_FILE || f == USERS_FILE);
+            if tables.files.len() == 2 {
+                tables.verify(dataset)?;
+                let item_rows = read_items(&dataset.join(ITEMS_FILE), "item")?;
+                let user_rows = read_users(&dataset.join(USERS_FILE), "user")?;
+                let listed = |key: &str, n: usize| manifest.counts.get(key) == Some(&(n as u64));
+                if listed("items", item_rows.ids.len()) && listed("users", user_rows.ids.len()) {
+                    return Ok(Base {
+                        items: Vocabulary::from_ids(&item_rows.ids),
+                        users: Vocabulary::from_ids(&user_rows.ids),
+                        item_rows,
+                        user_rows,
+                        manifest,
+                        log: None,
+                        had_split,
+                    });
+                }
+            }
+        }
+        let ds = Dataset::load(dataset)?;
+        let mut item_rows = read_items(&dataset.join(ITEMS_FILE), "item")?;
+        let mut user_rows = read_users(&dataset.join(USERS_FILE), "user")?;
+        // Ids of the dataset that its tables lack (seen only in interactions) get bare rows.
+        for k in item_rows.ids.len()..ds.items.len() {
+            item_rows.push_bare(ds.items.id(k as u32));
+        }
+        for k in user_rows.ids.len()..ds.users.len() {
+            user_rows.push_bare(ds.users.id(k as u32));
+        }
+        Ok(Base {
+            manifest: ds.manifest,
+            item_rows,
+            user_rows,
+            users: ds.users,
+            items: ds.items,
+            log: Some(ds.interactions),
+            had_split,
+        })
+    }
+}
+
+/// The interactions an append writes and what cleaning did.
+struct Merged {
+    /// The rows to write: the new ones only, or the whole log.
+    x: Interactions,
+    /// `x` is the whole log (the dataset is rewritten).
+    whole: bool,
+    added: usize,
+    duplicates: u64,
+    below_min_rating: u64,
+    time_range: Option<(i64, i64)>,
+}
+
+impl Merged {
+    /// Keep-all: the new rows, rating-filtered and in canonical order; no old row changes.
+    fn new_rows_only(new: Interactions, opts: &ImportOptions) -> Merged {
+        let mut keep: Vec<usize> = (0..new.len()).collect();
+        let mut below = 0;
+        if let Some(m) = opts.min_rating {
+            keep.retain(|&r| new.weight[r] >= m);
+            below = (new.len() - keep.len()) as u64;
+        }
+        keep.sort_unstable_by_key(|&r| (new.user[r], new.ts[r], new.item[r], r));
+        let x = new.select(&keep);
+        Merged {
+            time_range: time_range(&x.ts),
+            added: x.len(),
+            x,
+            whole: false,
+            duplicates: 0,
+            below_min_rating: below,
+        }
+    }
+
+    /// Old and new rows deduplicated together, as an import of the concatenated log would.
+    fn whole(
+        old: Interactions,
+        new: Interactions,
+        opts: &ImportOptions,
+        n_users: usize,
+        n_items: usize,
+    ) -> Merged {
+        let n_old = old.len();
+        let mut all = old;
+        all.extend(&new);
+        drop(new);
+        let (mut keep, cleaned) = clean::clean(&all, n_users, n_items, opts.dedup, None, 0, 0);
+        let mut below = 0u64;
+        if let Some(m) = opts.min_rating {
+            let before = keep.len();
+            keep.retain(|&r| r < n_old || all.weight[r] >= m);
+            below = (before - keep.len()) as u64;
+        }
+        let added: Vec<i64> = keep.iter().filter(|&&r| r >= n_old).map(|&r| all.ts[r]).collect();
+        {
+            use rayon::prelude::*;
+            keep.par_sort_unstable_by_key(|&r| (all.user[r], all.ts[r], all.item[r], r));
+        }
+        Merged {
+            x: all.select(&keep),
+            whole: true,
+            added: added.len(),
+            duplicates: cleaned.duplicates,
+            below_min_rating: below,
+            time_range: time_range(&added),
+        }
+    }
+}
+
+fn time_range(ts: &[i64]) -> Option<(i64, i64)> {
+    Some((*ts.iter().min()?, *ts.iter().max()?))
+}
+
+/// Puts the dataset's file `name` into the staging directory: a hard link (files of a dataset are
+/// never modified in place), a copy where links fail.
+fn link_into(dataset: &Path, stage: &Path, name: &str) -> Result<()> {
+    let (from, to) = (dataset.join(name), stage.join(name));
+    if std::fs::hard_link(&from, &to).is_err() {
+        std::fs::copy(&from, &to).map_err(|e| Error::io(&to, e))?;
+    }
+    Ok(())
 }
 
 /// The earliest time of the newest append recorded in a dataset's manifest: where `data split

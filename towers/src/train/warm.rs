@@ -347,3 +347,246 @@ fn copy_rows(t: &mut EmbeddingTable, old: &EmbeddingTable, nv: &Vocabulary, ov: 
 fn json<T: Serialize>(x: &T) -> serde_json::Value {
     serde_json::to_value(x).unwrap_or(serde_json::Value::Null)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use twotower_data::{append, import, split, ColumnMap, Dedup, ImportFormat, ImportOptions, NoProgress};
+
+    use super::*;
+    use crate::train::prepared::Prepared;
+    use crate::train::{train, TrainOptions};
+
+    fn config() -> Config {
+        let mut c = Config::default();
+        c.model.dim = 8;
+        c.model.members = 1;
+        c.item.id_dim = 8;
+        c.user.id_dim = 8;
+        c.user.history_dim = 8;
+        c.item.genre_dim = 4;
+        c.item.categorical_dim = 4;
+        c.user.categorical_dim = 4;
+        c.item.categorical = true;
+        c.user.layers = vec![16];
+        c.item.layers = vec![16];
+        c.train.epochs = 1;
+        c.train.batch_size = 64;
+        c.train.threads = 1;
+        c.loss.temperature_candidates.clear();
+        c.train.refit = false;
+        c
+    }
+
+    fn opts(items: &Path) -> ImportOptions {
+        let mut o = ImportOptions::new(ImportFormat::Csv);
+        o.columns = ColumnMap {
+            user: "user".into(),
+            item: "item".into(),
+            weight: None,
+            time: Some("ts".into()),
+        };
+        o.items = Some(items.to_path_buf());
+        o.dedup = Dedup::KeepAll;
+        o
+    }
+
+    /// A log where user u likes items of genre u % 5; users ≥ `u0` and items ≥ `i0` are new.
+    fn write_log(path: &Path, users: std::ops::Range<u32>, items: u32, t0: i64) {
+        let mut s = String::from("user,item,ts\n");
+        for u in users {
+            for k in 0..12u32 {
+                let i = (u % 5) + 5 * ((u * 7 + k * 3) % (items / 5));
+                s.push_str(&format!("u{u},i{i},{}\n", t0 + (u * 12 + k) as i64));
+            }
+        }
+        std::fs::write(path, s).unwrap();
+    }
+
+    fn write_items(path: &Path, items: std::ops::Range<u32>, genre_offset: u32) {
+        let mut s = String::from("item,title,genres,brand\n");
+        for i in items {
+            s.push_str(&format!(
+                "i{i},Item {i},g{},b{}\n",
+                i % 5 + genre_offset,
+                i % 3 + genre_offset
+            ));
+        }
+        std::fs::write(path, s).unwrap();
+    }
+
+    /// A model trained on 60 users and 50 items, and a dataset grown by an append to 80 users, 60
+    /// items, a new genre and a new brand.
+    fn fixture(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+        let (a, b) = (dir.join("a.csv"), dir.join("b.csv"));
+        let (items0, items1) = (dir.join("items0.csv"), dir.join("items1.csv"));
+        write_log(&a, 0..60, 50, 0);
+        write_log(&b, 40..80, 60, 10_000);
+        write_items(&items0, 0..50, 0);
+        write_items(&items1, 50..60, 5);
+        let old = dir.join("old");
+        import(&a, &old, &opts(&items0), &NoProgress).unwrap();
+        split(&old, &Default::default(), &NoProgress).unwrap();
+        let model = dir.join("model");
+        let ds = Dataset::load(&old).unwrap();
+        train(&ds, &config(), &model, &NoProgress, &TrainOptions::default()).unwrap();
+        let grown = dir.join("grown");
+        import(&a, &grown, &opts(&items0), &NoProgress).unwrap();
+        append(&b, &grown, &opts(&items1), &NoProgress).unwrap();
+        (model, grown)
+    }
+
+    #[test]
+    fn known_rows_are_copied_bit_for_bit_and_new_ones_start_fresh() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (model, grown) = fixture(tmp.path());
+        let ds = Dataset::load(&grown).unwrap();
+        let c = config();
+        let prep = Prepared::new(&ds, &c, None).unwrap();
+        let layout = FeatureLayout::new(
+            &c,
+            ds.users.len(),
+            ds.items.len(),
+            &prep.item_feats,
+            &prep.user_feats,
+        );
+        let w = WarmSource::load(&WarmStart {
+            from: model.clone(),
+            train_from: None,
+            replay: 0.0,
+        })
+        .unwrap();
+        w.check(&c).unwrap();
+        let net = w
+            .init(
+                0,
+                layout.clone(),
+                &c,
+                c.train.seed,
+                &ds,
+                &prep.item_feats,
+                &prep.user_feats,
+            )
+            .unwrap();
+        let fresh = TwoTower::new(layout, &c, c.train.seed).unwrap();
+        let old = Model::load(&model).unwrap();
+        let old_v = Vocabs {
+            users: &old.users,
+            items: &old.items,
+            item_feats: &old.item_feats,
+            user_feats: &old.user_feats,
+        };
+        let new_v = Vocabs {
+            users: &ds.users,
+            items: &ds.items,
+            item_feats: &prep.item_feats,
+            user_feats: &prep.user_feats,
+        };
+        let mut new_rows = std::collections::BTreeMap::new();
+        for (t, f) in net.tables.iter().zip(&fresh.tables) {
+            let o = old.nets[0].tables.iter().find(|o| o.name == t.name).unwrap();
+            let (nv, ov) = (new_v.of(&t.name).unwrap(), old_v.of(&t.name).unwrap());
+            let d = t.dim;
+            let row = |w: &[f32], r: usize| w[r * d..(r + 1) * d].to_vec();
+            let mut new = 0;
+            for r in 0..nv.len() {
+                match ov.get(nv.id(r as u32)) {
+                    Some(k) => assert_eq!(row(&t.weights, r), row(&o.weights, k as usize), "{} {r}", t.name),
+                    None => {
+                        new += 1;
+                        assert_eq!(row(&t.weights, r), row(&f.weights, r), "{} {r}: fresh", t.name);
+                    }
+                }
+            }
+            assert_eq!(
+                row(&t.weights, nv.len()),
+                row(&o.weights, ov.len()),
+                "{}: OOV row",
+                t.name
+            );
+            new_rows.insert(t.name.clone(), new);
+        }
+        assert_eq!(new_rows["user.id"], 20);
+        assert_eq!(new_rows["item.id"], 10);
+        assert_eq!(new_rows["item.genres"], 5, "g5..g9 are new");
+        assert!(new_rows["item.cat.brand"] >= 1);
+        for (p, o) in net.dense.iter().zip(&old.nets[0].dense) {
+            assert_eq!(p.name, o.name);
+            assert_eq!(p.value, o.value, "{}", p.name);
+        }
+        let rec = w.record().unwrap();
+        let item = rec.tables.iter().find(|t| t.name == "item.id").unwrap();
+        assert_eq!((item.copied, item.new), (51, 10));
+        // Member 0 was handed over once.
+        let c2 = config();
+        let prep2 = Prepared::new(&ds, &c2, None).unwrap();
+        let l2 = FeatureLayout::new(
+            &c2,
+            ds.users.len(),
+            ds.items.len(),
+            &prep2.item_feats,
+            &prep2.user_feats,
+        );
+        assert!(w
+            .init(0, l2, &c2, 1, &ds, &prep2.item_feats, &prep2.user_feats)
+            .is_err());
+    }
+
+    #[test]
+    fn a_config_that_changes_the_networks_is_refused_naming_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (model, _) = fixture(tmp.path());
+        let w = WarmSource::load(&WarmStart {
+            from: model,
+            train_from: None,
+            replay: 0.0,
+        })
+        .unwrap();
+        let mut c = config();
+        c.user.history_dropout = 0.5;
+        c.train.lr *= 2.0;
+        c.loss.temperature = 0.3;
+        w.check(&c).expect("training settings may differ");
+        c.model.dim = 16;
+        c.item.genres = false;
+        let e = w.check(&c).unwrap_err().to_string();
+        assert!(e.contains("model.dim: 8 in the model, 16 here"), "{e}");
+        assert!(e.contains("item.genres: true in the model, false here"), "{e}");
+        c = config();
+        c.model.members = 2;
+        let e = w.check(&c).unwrap_err().to_string();
+        assert!(e.contains("model.members"), "{e}");
+    }
+
+    #[test]
+    fn the_window_keeps_new_rows_and_a_seeded_share_of_the_old() {
+        let w = |replay| WarmStart {
+            from: "m".into(),
+            train_from: Some(100),
+            replay,
+        };
+        assert!(WarmStart {
+            train_from: None,
+            ..w(0.0)
+        }
+        .keeps(0, 1, 2, 7));
+        assert!(w(0.0).keeps(100, 1, 2, 7) && !w(0.0).keeps(99, 1, 2, 7));
+        let kept = |r: f32, seed| {
+            (0..10_000u32)
+                .filter(|&k| w(r).keeps(k as i64 % 100, k, k / 3, seed))
+                .count()
+        };
+        assert_eq!(kept(1.0, 7), 10_000);
+        let a = kept(0.2, 7);
+        assert!((1_800..2_200).contains(&a), "{a}");
+        assert_eq!(a, kept(0.2, 7), "same seed, same rows");
+        assert!(w(1.5).validate().is_err());
+        assert!(WarmStart {
+            train_from: None,
+            ..w(0.1)
+        }
+        .validate()
+        .is_err());
+    }
+}
