@@ -21,7 +21,9 @@ fn write_day(dir: &Path, day: u32) -> PathBuf {
     let mut x = 12345u64 + day as u64;
     for u in 0..users {
         for k in 0..10u32 {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let r = (x >> 33) as u32;
             let i = if r % 10 < 9 {
                 (u % 5) + 5 * (r / 10 % (items / 5))
@@ -40,11 +42,21 @@ fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/daily.sh")
 }
 
-const TRAIN: &str = "--threads 1 --members 1 --dim 16 --temperature 0.1 --epochs 4 --no-refit";
+const TRAIN: &str =
+    "--threads 1 --members 1 --dim 16 --temperature 0.1 --epochs 8 --batch-size 64 --no-refit";
 
 /// Runs the daily job on `part`; returns its exit code and output.
 fn daily(state: &Path, part: &Path, train_args: &str) -> (i32, String) {
-    let out = Command::new("bash")
+    daily_with(state, part, train_args, None)
+}
+
+/// [`daily`], judging `candidate` (a model trained elsewhere) when given.
+fn daily_with(state: &Path, part: &Path, train_args: &str, candidate: Option<&Path>) -> (i32, String) {
+    let mut cmd = Command::new("bash");
+    if let Some(c) = candidate {
+        cmd.env("CANDIDATE", c);
+    }
+    let out = cmd
         .arg(script())
         .arg(state)
         .arg(part)
@@ -140,10 +152,31 @@ fn the_daily_job_appends_warm_starts_gates_and_swaps() {
     assert_eq!(code, 4, "{log}");
     assert_eq!(current(&state), v1);
 
-    // Day 2 with a deliberately bad candidate (an embedding learning rate that scatters every
-    // row): the gate refuses it, and nothing in service changes.
-    let bad = format!("{TRAIN} --embedding-lr 50 --lr 5");
-    let (code, log) = daily(&state, &days[2], &bad);
+    // Day 2 with a deliberately bad candidate, trained elsewhere: a model that learned nothing
+    // (one epoch at a learning rate of 1e-9, so its vectors are its random initialisation). The gate
+    // refuses it, and nothing in service changes.
+    let bad = tmp.path().join("bad");
+    let out = Command::new(bin())
+        .args(["--quiet", "--threads", "1", "train", "--data"])
+        .arg(state.join("dataset"))
+        .arg("--out")
+        .arg(&bad)
+        .args([
+            "--id-only",
+            "--dim",
+            "8",
+            "--members",
+            "1",
+            "--temperature",
+            "0.1",
+            "--epochs",
+            "1",
+        ])
+        .args(["--lr", "1e-9", "--embedding-lr", "1e-9", "--no-refit"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (code, log) = daily_with(&state, &days[2], TRAIN, Some(&bad));
     assert_eq!(code, 3, "{log}");
     assert!(log.contains(": fail"), "{log}");
     assert_eq!(served(&state), "models/day1");
