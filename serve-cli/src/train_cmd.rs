@@ -34,9 +34,10 @@ pub struct TrainArgs {
     pub resume: bool,
     /// Warm start: begin from this model (yesterday's) instead of a fresh one. Rows of users, items
     /// and feature values it knows are copied by string id, new ones start fresh, dense layers are
-    /// copied; one run per member at its temperature, no search, no refit. Its settings are the
-    /// defaults here (flags still override training settings); a setting that changes the networks
-    /// (dim, members, features, layers) is refused, naming it.
+    /// copied; one run per member at its temperature, no search, no refit, one epoch over every
+    /// training row unless --epochs (the policy the temporal replay benchmark chose). Its settings
+    /// are the defaults here (flags still override training settings); a setting that changes the
+    /// networks (dim, members, features, layers) is refused, naming it.
     #[arg(long, value_name = "MODEL")]
     pub init_from: Option<PathBuf>,
     /// With --init-from: train on the training rows at or after this time only (a date such as

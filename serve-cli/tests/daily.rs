@@ -225,11 +225,11 @@ fn warm_start_refuses_other_networks_and_a_kill_leaves_the_previous_model() {
         "import",
         "--format",
         "csv",
-        &s(&d0),
         "--time-col",
         "ts",
         "--out",
         &s(&ds),
+        &s(&d0),
     ]));
     let m0 = tmp.path().join("m0");
     let small = [
@@ -339,7 +339,6 @@ fn warm_start_refuses_other_networks_and_a_kill_leaves_the_previous_model() {
 
 #[test]
 fn an_append_killed_midway_leaves_the_dataset_and_the_next_one_cleans_up() {
-    use std::os::unix::fs::OpenOptionsExt;
     let tmp = tempfile::tempdir().unwrap();
     let d0 = write_day(tmp.path(), 0);
     let ds = tmp.path().join("DS");
@@ -349,11 +348,11 @@ fn an_append_killed_midway_leaves_the_dataset_and_the_next_one_cleans_up() {
         "import",
         "--format",
         "csv",
-        &s(&d0),
         "--time-col",
         "ts",
         "--out",
         &s(&ds),
+        &s(&d0),
     ]));
     let manifest = std::fs::read(ds.join("manifest.json")).unwrap();
     // The killed append reads a FIFO that never ends, so it is certainly mid-append (its staging
@@ -369,19 +368,7 @@ fn an_append_killed_midway_leaves_the_dataset_and_the_next_one_cleans_up() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut writer = None;
-    assert!(
-        wait_for(Duration::from_secs(120), || {
-            writer = std::fs::OpenOptions::new()
-                .write(true)
-                .custom_flags(libc::O_NONBLOCK)
-                .open(&fifo)
-                .ok();
-            writer.is_some()
-        }),
-        "the append never opened its input"
-    );
-    let mut writer = writer.unwrap();
+    let mut writer = common::fifo_writer(&fifo);
     writer.write_all(b"user,item,ts\nu900,i900,1800000000\n").unwrap();
     let staging = |dir: &Path| {
         std::fs::read_dir(dir)

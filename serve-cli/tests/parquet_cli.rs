@@ -259,7 +259,6 @@ fn staging_dirs(parent: &Path, name: &str) -> Vec<PathBuf> {
 #[test]
 fn sigkill_during_import_leaves_debris_that_the_next_import_removes() {
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
 
     let tmp = tempfile::tempdir().unwrap();
     let good = tmp.path().join("good.csv");
@@ -287,20 +286,7 @@ fn sigkill_during_import_leaves_debris_that_the_next_import_removes() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // Opening the write end without blocking succeeds once the importer has opened the read end.
-    let mut writer = None;
-    assert!(
-        wait_for(Duration::from_secs(120), || {
-            writer = std::fs::OpenOptions::new()
-                .write(true)
-                .custom_flags(libc::O_NONBLOCK)
-                .open(&fifo)
-                .ok();
-            writer.is_some()
-        }),
-        "the importer never opened its input"
-    );
-    let mut writer = writer.unwrap();
+    let mut writer = common::fifo_writer(&fifo);
     writer.write_all(b"user,item\nu9,z\n").unwrap();
     assert!(
         wait_for(Duration::from_secs(120), || !staging_dirs(tmp.path(), "DS")

@@ -490,52 +490,55 @@ fn check_columns(have: &[String], side: &[String], file: &Path) -> Result<()> {
 /// Adds `side`'s rows for ids `rows` lacks (inserting them into `vocab`); returns how many rows
 /// named an id it already had.
 fn merge_items(rows: &mut ItemRows, vocab: &mut Vocabulary, side: ItemRows, file: &Path) -> Result<u64> {
-    let have: Vec<String> = rows.categorical.iter().map(|(n, _)| n.clone()).collect();
-    let names: Vec<String> = side.categorical.iter().map(|(n, _)| n.clone()).collect();
-    check_columns(&have, &names, file)?;
-    let mut kept = 0;
-    for (r, id) in side.ids.iter().enumerate() {
-        if vocab.get(id).is_some() {
-            kept += 1;
-            continue;
-        }
-        vocab.insert(id);
-        rows.ids.push(id.clone());
+    let fresh = fresh_rows(&side.ids, vocab, &rows.categorical, &side.categorical, file)?;
+    for &r in &fresh {
+        rows.ids.push(side.ids[r].clone());
         rows.titles.push(side.titles[r].clone());
         rows.genres.push(side.genres[r].clone());
-        for (name, col) in &mut rows.categorical {
-            let v = side
-                .categorical
-                .iter()
-                .find(|(n, _)| n == name)
-                .and_then(|(_, c)| c[r].clone());
-            col.push(v);
-        }
     }
-    Ok(kept)
+    push_categorical(&mut rows.categorical, &side.categorical, &fresh);
+    Ok((side.ids.len() - fresh.len()) as u64)
 }
 
 /// [`merge_items`] for user rows.
 fn merge_users(rows: &mut UserRows, vocab: &mut Vocabulary, side: UserRows, file: &Path) -> Result<u64> {
-    let have: Vec<String> = rows.categorical.iter().map(|(n, _)| n.clone()).collect();
-    let names: Vec<String> = side.categorical.iter().map(|(n, _)| n.clone()).collect();
+    let fresh = fresh_rows(&side.ids, vocab, &rows.categorical, &side.categorical, file)?;
+    for &r in &fresh {
+        rows.ids.push(side.ids[r].clone());
+    }
+    push_categorical(&mut rows.categorical, &side.categorical, &fresh);
+    Ok((side.ids.len() - fresh.len()) as u64)
+}
+
+type Columns = [(String, Vec<Option<String>>)];
+
+/// The side rows whose ids `vocab` lacks (inserted into it, in side order), once the side file's
+/// columns are checked against the dataset's.
+fn fresh_rows(
+    ids: &[String],
+    vocab: &mut Vocabulary,
+    have: &Columns,
+    side: &Columns,
+    file: &Path,
+) -> Result<Vec<usize>> {
+    let have: Vec<String> = have.iter().map(|(n, _)| n.clone()).collect();
+    let names: Vec<String> = side.iter().map(|(n, _)| n.clone()).collect();
     check_columns(&have, &names, file)?;
-    let mut kept = 0;
-    for (r, id) in side.ids.iter().enumerate() {
-        if vocab.get(id).is_some() {
-            kept += 1;
-            continue;
-        }
-        vocab.insert(id);
-        rows.ids.push(id.clone());
-        for (name, col) in &mut rows.categorical {
-            let v = side
-                .categorical
-                .iter()
-                .find(|(n, _)| n == name)
-                .and_then(|(_, c)| c[r].clone());
-            col.push(v);
+    let mut fresh = Vec::new();
+    for (r, id) in ids.iter().enumerate() {
+        if vocab.get(id).is_none() {
+            vocab.insert(id);
+            fresh.push(r);
         }
     }
-    Ok(kept)
+    Ok(fresh)
+}
+
+/// Appends side rows `rows` to each of the dataset's categorical columns (missing in the side file:
+/// no value).
+fn push_categorical(cols: &mut Columns, side: &Columns, rows: &[usize]) {
+    for (name, col) in cols.iter_mut() {
+        let from = side.iter().find(|(n, _)| n == name).map(|(_, c)| c);
+        col.extend(rows.iter().map(|&r| from.and_then(|c| c[r].clone())));
+    }
 }

@@ -138,3 +138,24 @@ pub fn wait_for(deadline: Duration, mut cond: impl FnMut() -> bool) -> bool {
     }
     cond()
 }
+
+/// Opens the write end of the FIFO `fifo` once a reader (a command under test) has opened its read
+/// end: opening without blocking succeeds only then. Polled with a generous deadline.
+#[allow(dead_code)]
+pub fn fifo_writer(fifo: &Path) -> std::fs::File {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut writer = None;
+    assert!(
+        wait_for(Duration::from_secs(120), || {
+            writer = std::fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(fifo)
+                .ok();
+            writer.is_some()
+        }),
+        "nothing opened {} for reading",
+        fifo.display()
+    );
+    writer.unwrap()
+}

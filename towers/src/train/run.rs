@@ -54,15 +54,7 @@ pub(super) fn run(
     let (item_feats, user_feats) = (&prep.item_feats, &prep.user_feats);
     let layout = FeatureLayout::new(config, n_users, n_items, item_feats, user_feats);
     let net = match ctx.warm {
-        Some(w) => w.init(
-            member,
-            layout.clone(),
-            config,
-            tc.seed,
-            ds,
-            item_feats,
-            user_feats,
-        )?,
+        Some(w) => w.init(member, layout.clone(), config, tc.seed, prep)?,
         None => TwoTower::new(layout.clone(), config, tc.seed)?,
     };
     let steps_per_epoch = split.fit.len().div_ceil(tc.batch_size) as u64;

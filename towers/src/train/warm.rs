@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
-use twotower_data::{Dataset, Vocabulary};
+use twotower_data::Vocabulary;
 
 use crate::config::Config;
 use crate::embedding_bag::EmbeddingTable;
@@ -27,9 +27,11 @@ use crate::features::{FeatureLayout, ItemFeatures, UserFeatures};
 use crate::model::Model;
 use crate::tower::TwoTower;
 
+use super::prepared::Prepared;
+
 /// Epochs a warm start trains when `--epochs` is not given (chosen on the temporal replay
 /// benchmark, docs/PERFORMANCE.md).
-pub const WARM_START_EPOCHS: usize = 2;
+pub const WARM_START_EPOCHS: usize = 1;
 
 /// What `--init-from` and its companions ask for.
 #[derive(Debug, Clone, PartialEq)]
@@ -234,10 +236,9 @@ impl WarmSource {
         layout: FeatureLayout,
         config: &Config,
         seed: u64,
-        ds: &Dataset,
-        item_feats: &ItemFeatures,
-        user_feats: &UserFeatures,
+        prep: &Prepared<'_>,
     ) -> Result<TwoTower> {
+        let (ds, item_feats, user_feats) = (prep.ds, &prep.item_feats, &prep.user_feats);
         let old = self
             .nets
             .lock()
@@ -355,8 +356,8 @@ mod tests {
     use twotower_data::{append, import, split, ColumnMap, Dedup, ImportFormat, ImportOptions, NoProgress};
 
     use super::*;
-    use crate::train::prepared::Prepared;
     use crate::train::{train, TrainOptions};
+    use twotower_data::Dataset;
 
     fn config() -> Config {
         let mut c = Config::default();
@@ -458,17 +459,7 @@ mod tests {
         })
         .unwrap();
         w.check(&c).unwrap();
-        let net = w
-            .init(
-                0,
-                layout.clone(),
-                &c,
-                c.train.seed,
-                &ds,
-                &prep.item_feats,
-                &prep.user_feats,
-            )
-            .unwrap();
+        let net = w.init(0, layout.clone(), &c, c.train.seed, &prep).unwrap();
         let fresh = TwoTower::new(layout, &c, c.train.seed).unwrap();
         let old = Model::load(&model).unwrap();
         let old_v = Vocabs {
@@ -528,9 +519,7 @@ mod tests {
             &prep2.item_feats,
             &prep2.user_feats,
         );
-        assert!(w
-            .init(0, l2, &c2, 1, &ds, &prep2.item_feats, &prep2.user_feats)
-            .is_err());
+        assert!(w.init(0, l2, &c2, 1, &prep2).is_err());
     }
 
     #[test]
