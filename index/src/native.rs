@@ -17,7 +17,8 @@
 //!   one global mutex, held through the insertion of a node that raises the top layer (as hnswlib).
 //!
 //! After insertion, rows unreachable from the entry point are relinked (`link_unreachable`), then
-//! the repair pass (`repair.rs`) makes every row found by its own search at the default `ef`.
+//! the repair pass (`repair.rs`) makes every row found by its own search at the default `ef`. All
+//! three search with one beam search (`beam.rs`).
 //!
 //! The result is copied into a [`FlatGraph`] (the same layout the search uses); inserting into a
 //! loaded graph copies it back into a builder, inserts, and copies out again.

@@ -7,8 +7,10 @@
 //! catalogue about 0.1 % of rows were. The pass searches for every row exactly as a query at the
 //! default `ef` would, and links each row that the search does not return into the list of the
 //! nearest row that search expanded: by the neighbour-selection heuristic where it keeps the row,
-//! else in place of that list's farthest link whose target has another way in. A linked row is then
-//! found by the same search, because the row linking to it is expanded before the search ends.
+//! else in place of the farthest link, of the nearest expanded row that has one, whose target has
+//! another way in. Neither way removes a link the pass itself added, so two rows cannot take turns.
+//! A linked row is then found by the same search, because the row linking to it is expanded before
+//! the search ends.
 //!
 //! A link changes the walk of every search that expands the linking row, so a row found before can
 //! be missed after. Each search records the rows whose lists it read (its walk, up to the moment it
@@ -18,8 +20,10 @@
 //! search ran on the final graph and found its row. Rounds are bounded ([`ROUNDS`]); rows still
 //! missed after the last are reported as left (none seen).
 //!
-//! Searches run in parallel on the unchanged graph; links are written on one thread in row order,
-//! so the pass is deterministic given the graph it starts from.
+//! Searches run in parallel on the unchanged graph (the first round takes rows in breadth-first
+//! graph order, for the cache; the result does not depend on the order); links are written on one
+//! thread in row order, so the pass is deterministic given the graph it starts from, whatever the
+//! number of threads.
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering::Relaxed;
@@ -137,7 +141,7 @@ impl Builder {
             });
             links.modified.clear();
             for &x in &missed {
-                self.link_missed(x, ef, entry, top as usize, links, &mut stats, &mut s);
+                self.link_missed(x, ef, (entry, top as usize), links, &mut stats, &mut s);
             }
             let modified = &links.modified;
             for &y in modified {
@@ -247,13 +251,13 @@ impl Builder {
     }
 
     /// Links missed row `x` into the list of the nearest row its own search expanded (see the
-    /// module docs). Rows whose list changed are pushed to `links.modified`.
+    /// module docs); the search descends from `entry` on its top layer. Rows whose list changed
+    /// are pushed to `links.modified`.
     fn link_missed(
         &self,
         x: u32,
         ef: usize,
-        entry: u32,
-        top: usize,
+        (entry, top): (u32, usize),
         links: &mut Links,
         stats: &mut RepairStats,
         s: &mut Scratch,
