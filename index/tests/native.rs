@@ -16,8 +16,8 @@ fn one_thread() {
     let _ = rayon::ThreadPoolBuilder::new().num_threads(1).build_global();
 }
 use twotower_index::{
-    Error, ExactIndex, GraphBuilder, HnswIndex, HnswParams, IndexDir, VectorIndex, VersionId,
-    INDEX_FORMAT_VERSION,
+    check, CheckParams, Error, ExactIndex, GraphBuilder, HnswIndex, HnswParams, IndexDir, VectorIndex,
+    VersionId, INDEX_FORMAT_VERSION,
 };
 
 const DIM: usize = 24;
@@ -199,6 +199,61 @@ fn damaged_graph_files_are_errors_even_with_matching_checksums() {
     tamper(&dir, vid, "graph.links", |b| *b = orig.clone());
     let ok = dir.open_current(None).unwrap();
     assert_eq!(ok.search(&v[..DIM], 1, None).unwrap()[0].row, 0);
+}
+
+/// A graph file that loads (valid ids and counts, checksums re-recorded) but in which no layer-0
+/// list links to one row any more: `index check` names that row as not found by its own search,
+/// and only that one (the build left none).
+#[test]
+fn a_row_cut_out_of_the_graph_file_is_caught_by_check() {
+    one_thread();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = IndexDir::new(tmp.path());
+    let n = 700;
+    let v = clustered_unit_vectors(n, DIM, 10, 0.5, 23);
+    let ids: Vec<String> = (0..n).map(|i| format!("i{i}")).collect();
+    dir.build_version(&ids, &v, DIM, HnswParams::default(), "m", &NoProgress)
+        .unwrap();
+    let params = CheckParams {
+        efs: Vec::new(),
+        ..CheckParams::default()
+    };
+    let report = check(&dir.open_current(None).unwrap(), &v[..DIM], &params, &NoProgress).unwrap();
+    assert_eq!(report.self_reach.in_top_k, n);
+
+    let vid = VersionId(1);
+    let orig = fs::read(dir.version_path(vid).join("graph.links")).unwrap();
+    let header = 40;
+    let links0 = header + n + (4 - n % 4) % 4;
+    let stride = u32_at(&orig, 24) as usize;
+    let entry = u32_at(&orig, 32) as usize;
+    // A row on layer 0 only (no upper layer leads to it).
+    let cut = (1..n).find(|&r| r != entry && orig[header + r] == 0).unwrap();
+    tamper(&dir, vid, "graph.links", |b| {
+        for r in 0..n {
+            let at = links0 + r * stride * 4;
+            let count = u32_at(b, at) as usize;
+            let kept: Vec<u32> = (0..count)
+                .map(|i| u32_at(b, at + 4 + 4 * i))
+                .filter(|&x| x as usize != cut)
+                .collect();
+            b[at..at + 4].copy_from_slice(&(kept.len() as u32).to_le_bytes());
+            for (i, x) in kept.iter().enumerate() {
+                b[at + 4 + 4 * i..at + 8 + 4 * i].copy_from_slice(&x.to_le_bytes());
+            }
+        }
+    });
+    let damaged = dir.open_current(None).unwrap();
+    let report = check(&damaged, &v[..DIM], &params, &NoProgress).unwrap();
+    assert_eq!(report.self_reach.unreachable, vec![format!("i{cut}")]);
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.contains("do not find themselves")),
+        "{:?}",
+        report.warnings
+    );
 }
 
 fn damage_old_files(dir: &IndexDir, v: VersionId) {
