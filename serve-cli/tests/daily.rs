@@ -338,6 +338,86 @@ fn warm_start_refuses_other_networks_and_a_kill_leaves_the_previous_model() {
 }
 
 #[test]
+fn a_warm_start_cut_short_resumes_to_the_uninterrupted_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (d0, d1) = (write_day(tmp.path(), 0), write_day(tmp.path(), 1));
+    let ds = tmp.path().join("ds");
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let dss = s(&ds);
+    ok(tt(&[
+        "data",
+        "import",
+        "--format",
+        "csv",
+        "--time-col",
+        "ts",
+        "--out",
+        &dss,
+        &s(&d0),
+    ]));
+    let m0 = s(&tmp.path().join("m0"));
+    let small = [
+        "--threads",
+        "1",
+        "--members",
+        "1",
+        "--dim",
+        "16",
+        "--temperature",
+        "0.1",
+        "--batch-size",
+        "64",
+    ];
+    let mut args = vec!["train", "--data", &dss, "--out", &m0, "--epochs", "2"];
+    args.extend(small);
+    ok(tt(&args));
+    ok(tt(&[
+        "data",
+        "import",
+        "--format",
+        "csv",
+        "--time-col",
+        "ts",
+        "--append-to",
+        &dss,
+        &s(&d1),
+    ]));
+    let warm = |out: &str, extra: &[&str]| {
+        let mut args = vec![
+            "--threads",
+            "1",
+            "train",
+            "--data",
+            &dss,
+            "--out",
+            out,
+            "--init-from",
+            &m0,
+        ];
+        args.extend(["--epochs", "3", "--patience", "0"]);
+        args.extend(extra);
+        tt(&args)
+    };
+    let (whole, cut) = (s(&tmp.path().join("whole")), s(&tmp.path().join("cut")));
+    ok(warm(&whole, &[]));
+    ok(warm(&cut, &["--stop-after-epochs", "1"]));
+    assert!(
+        !Path::new(&cut).join("manifest.json").exists(),
+        "a cut run leaves no model yet"
+    );
+    ok(warm(&cut, &["--resume"]));
+    for f in ["weights.safetensors", "vocab.json", "plan.json"] {
+        let read = |d: &str| std::fs::read(Path::new(d).join(f)).unwrap();
+        if f == "plan.json" {
+            let plan = |d: &str| -> serde_json::Value { serde_json::from_slice(&read(d)).unwrap() };
+            assert_eq!(plan(&whole)["warm_start"], plan(&cut)["warm_start"]);
+        } else {
+            assert!(read(&whole) == read(&cut), "{f} differs after --resume");
+        }
+    }
+}
+
+#[test]
 fn an_append_killed_midway_leaves_the_dataset_and_the_next_one_cleans_up() {
     let tmp = tempfile::tempdir().unwrap();
     let d0 = write_day(tmp.path(), 0);
