@@ -11,7 +11,8 @@ use twotower_data::progress::Progress;
 /// Dataset commands.
 #[derive(Debug, Subcommand)]
 pub enum DataCommand {
-    /// Import a raw interaction log (MovieLens, CSV/TSV, JSON, Parquet) into a dataset directory.
+    /// Import a raw interaction log (MovieLens, CSV/TSV, JSON, Parquet) into a dataset directory, or
+    /// append one (a day's partition) to a dataset with --append-to.
     Import(ImportArgs),
     /// Split a dataset into train.parquet and test.parquet (per user, temporal or random).
     Split(SplitArgs),
