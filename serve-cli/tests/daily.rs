@@ -214,12 +214,9 @@ fn ok(o: std::process::Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-#[test]
-fn warm_start_refuses_other_networks_and_a_kill_leaves_the_previous_model() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (d0, d1) = (write_day(tmp.path(), 0), write_day(tmp.path(), 1));
-    let ds = tmp.path().join("ds");
-    let s = |p: &Path| p.to_str().unwrap().to_string();
+/// `data import` of the day log `csv` into a new dataset (`how` = `--out`) or onto one
+/// (`--append-to`).
+fn import_day(csv: &Path, how: &str, ds: &Path) {
     ok(tt(&[
         "data",
         "import",
@@ -227,39 +224,47 @@ fn warm_start_refuses_other_networks_and_a_kill_leaves_the_previous_model() {
         "csv",
         "--time-col",
         "ts",
-        "--out",
-        &s(&ds),
-        &s(&d0),
+        how,
+        ds.to_str().unwrap(),
+        csv.to_str().unwrap(),
     ]));
-    let m0 = tmp.path().join("m0");
-    let small = [
+}
+
+/// A small model trained from scratch on `ds` into `out` (one thread, one member, d 16), to warm-start
+/// from.
+fn base_model(ds: &Path, out: &Path) {
+    ok(tt(&[
         "--threads",
         "1",
+        "train",
+        "--data",
+        ds.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
         "--members",
         "1",
         "--dim",
         "16",
         "--temperature",
         "0.1",
+        "--batch-size",
+        "64",
         "--epochs",
         "2",
-    ];
-    let mut args = vec!["train", "--data"];
-    let (dss, m0s) = (s(&ds), s(&m0));
-    args.extend([dss.as_str(), "--out", m0s.as_str()]);
-    args.extend(small);
-    ok(tt(&args));
-    ok(tt(&[
-        "data",
-        "import",
-        "--format",
-        "csv",
-        &s(&d1),
-        "--time-col",
-        "ts",
-        "--append-to",
-        &dss,
     ]));
+}
+
+#[test]
+fn warm_start_refuses_other_networks_and_a_kill_leaves_the_previous_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (d0, d1) = (write_day(tmp.path(), 0), write_day(tmp.path(), 1));
+    let ds = tmp.path().join("ds");
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    import_day(&d0, "--out", &ds);
+    let m0 = tmp.path().join("m0");
+    base_model(&ds, &m0);
+    import_day(&d1, "--append-to", &ds);
+    let (dss, m0s) = (s(&ds), s(&m0));
 
     // Another dim is refused, naming it; nothing is written.
     let m1 = tmp.path().join("m1");
@@ -344,44 +349,10 @@ fn a_warm_start_cut_short_resumes_to_the_uninterrupted_model() {
     let ds = tmp.path().join("ds");
     let s = |p: &Path| p.to_str().unwrap().to_string();
     let dss = s(&ds);
-    ok(tt(&[
-        "data",
-        "import",
-        "--format",
-        "csv",
-        "--time-col",
-        "ts",
-        "--out",
-        &dss,
-        &s(&d0),
-    ]));
+    import_day(&d0, "--out", &ds);
     let m0 = s(&tmp.path().join("m0"));
-    let small = [
-        "--threads",
-        "1",
-        "--members",
-        "1",
-        "--dim",
-        "16",
-        "--temperature",
-        "0.1",
-        "--batch-size",
-        "64",
-    ];
-    let mut args = vec!["train", "--data", &dss, "--out", &m0, "--epochs", "2"];
-    args.extend(small);
-    ok(tt(&args));
-    ok(tt(&[
-        "data",
-        "import",
-        "--format",
-        "csv",
-        "--time-col",
-        "ts",
-        "--append-to",
-        &dss,
-        &s(&d1),
-    ]));
+    base_model(&ds, Path::new(&m0));
+    import_day(&d1, "--append-to", &ds);
     let warm = |out: &str, extra: &[&str]| {
         let mut args = vec![
             "--threads",
@@ -423,17 +394,7 @@ fn an_append_killed_midway_leaves_the_dataset_and_the_next_one_cleans_up() {
     let d0 = write_day(tmp.path(), 0);
     let ds = tmp.path().join("DS");
     let s = |p: &Path| p.to_str().unwrap().to_string();
-    ok(tt(&[
-        "data",
-        "import",
-        "--format",
-        "csv",
-        "--time-col",
-        "ts",
-        "--out",
-        &s(&ds),
-        &s(&d0),
-    ]));
+    import_day(&d0, "--out", &ds);
     let manifest = std::fs::read(ds.join("manifest.json")).unwrap();
     // The killed append reads a FIFO that never ends, so it is certainly mid-append (its staging
     // directory exists) when it is killed: no timing involved.
@@ -472,17 +433,7 @@ fn an_append_killed_midway_leaves_the_dataset_and_the_next_one_cleans_up() {
     );
     ok(tt(&["data", "stats", "--data", &s(&ds)]));
     let d1 = write_day(tmp.path(), 1);
-    ok(tt(&[
-        "data",
-        "import",
-        "--format",
-        "csv",
-        &s(&d1),
-        "--time-col",
-        "ts",
-        "--append-to",
-        &s(&ds),
-    ]));
+    import_day(&d1, "--append-to", &ds);
     assert_eq!(
         staging(tmp.path()),
         0,
