@@ -45,9 +45,41 @@ pub struct Dataset {
 impl Dataset {
     /// Loads a dataset directory, refusing foreign, newer or corrupt ones (checksums are verified).
     pub fn load(dir: impl AsRef<Path>) -> Result<Dataset> {
+        Self::load_parts(dir.as_ref(), false)
+    }
+
+    /// What training and serving read: a split dataset's tables and training part only, as
+    /// [`Dataset::load`] followed by [`Dataset::keep_only_training`] gives it, without reading (or
+    /// checksumming) the whole log and the test part. At 10 M interactions that halves the rows
+    /// decoded when `train`, `query` or `serve` open a dataset. The vocabularies are the same as
+    /// [`Dataset::load`]'s: when the tables do not list every id the manifest counts (a dataset
+    /// whose ids appear only in its log), the whole dataset is read instead.
+    pub fn load_training(dir: impl AsRef<Path>) -> Result<Dataset> {
         let dir = dir.as_ref();
+        let ds = Self::load_parts(dir, true)?;
+        let full = |key: &str, n: usize| ds.manifest.counts.get(key).is_some_and(|&c| c == n as u64);
+        if !ds.is_split() || (full("users", ds.users.len()) && full("items", ds.items.len())) {
+            return Ok(ds);
+        }
+        let mut ds = Self::load_parts(dir, false)?;
+        ds.keep_only_training();
+        Ok(ds)
+    }
+
+    /// [`Dataset::load`]; with `training_only`, a split dataset's log and test part are neither
+    /// verified nor read.
+    fn load_parts(dir: &Path, training_only: bool) -> Result<Dataset> {
         let manifest = Manifest::read(dir, DATASET_KIND, DATASET_FORMAT_VERSION)?;
-        manifest.verify(dir)?;
+        let split = manifest.files.contains_key(TRAIN_FILE) && manifest.files.contains_key(TEST_FILE);
+        let training_only = training_only && split;
+        if training_only {
+            let mut read = manifest.clone();
+            read.files
+                .retain(|f, _| f == ITEMS_FILE || f == USERS_FILE || f == TRAIN_FILE);
+            read.verify(dir)?;
+        } else {
+            manifest.verify(dir)?;
+        }
         for required in [INTERACTIONS_FILE] {
             if !manifest.files.contains_key(required) {
                 return Err(Error::FileMissing {
@@ -71,7 +103,12 @@ impl Dataset {
         let mut users = vocab_from_rows(&dir.join(USERS_FILE), &user_rows.ids)?;
 
         let mut interactions = Interactions::default();
-        for part in interaction_parts(manifest.files.keys()) {
+        let parts = if training_only {
+            Vec::new()
+        } else {
+            interaction_parts(manifest.files.keys())
+        };
+        for part in parts {
             let x = read_interactions(&dir.join(&part), &mut users, &mut items)?;
             if interactions.is_empty() {
                 interactions = x;
@@ -79,7 +116,12 @@ impl Dataset {
                 interactions.extend(&x);
             }
         }
-        let (train, test) = if listed(TRAIN_FILE) && listed(TEST_FILE) {
+        let (train, test) = if training_only {
+            (
+                Some(read_interactions(&dir.join(TRAIN_FILE), &mut users, &mut items)?),
+                None,
+            )
+        } else if split {
             (
                 Some(read_interactions(&dir.join(TRAIN_FILE), &mut users, &mut items)?),
                 Some(read_interactions(&dir.join(TEST_FILE), &mut users, &mut items)?),

@@ -146,3 +146,47 @@ fn temporal_split_recorded_and_consistent() {
     // Only the dataset directory is there: no staging leftovers.
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 1);
 }
+
+#[test]
+fn load_training_reads_only_the_tables_and_the_training_part() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().join("ds");
+    synth(&d, &small(), &NoProgress).unwrap();
+    // Unsplit: the whole log is the training data.
+    let whole = Dataset::load(&d).unwrap();
+    let lean = Dataset::load_training(&d).unwrap();
+    assert_eq!(lean.interactions, whole.interactions);
+    split(&d, &SplitOptions::default(), &NoProgress).unwrap();
+    let mut full = Dataset::load(&d).unwrap();
+    full.keep_only_training();
+    let lean = Dataset::load_training(&d).unwrap();
+    assert_eq!(lean.users.ids(), full.users.ids());
+    assert_eq!(lean.items.ids(), full.items.ids());
+    assert_eq!(lean.train, full.train);
+    assert_eq!(lean.item_table, full.item_table);
+    assert_eq!(lean.user_table, full.user_table);
+    assert!(lean.interactions.is_empty() && lean.test.is_none());
+    assert_eq!(lean.fingerprint(), full.fingerprint());
+
+    // The test part is neither read nor checked by it; `load` still refuses the damage, and so
+    // does `load_training` when the damage is in what it reads.
+    let test = d.join("test.parquet");
+    let mut bytes = std::fs::read(&test).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&test, &bytes).unwrap();
+    assert!(Dataset::load(&d)
+        .unwrap_err()
+        .to_string()
+        .contains("test.parquet"));
+    assert_eq!(Dataset::load_training(&d).unwrap().train, full.train);
+    let train = d.join("train.parquet");
+    let mut bytes = std::fs::read(&train).unwrap();
+    let at = mid.min(bytes.len() - 1);
+    bytes[at] ^= 0xff;
+    std::fs::write(&train, &bytes).unwrap();
+    assert!(Dataset::load_training(&d)
+        .unwrap_err()
+        .to_string()
+        .contains("train.parquet"));
+}

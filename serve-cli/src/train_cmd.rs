@@ -390,7 +390,9 @@ pub fn train(a: TrainArgs, progress: &dyn Progress) -> anyhow::Result<()> {
         print!("{}", config.to_toml());
         return Ok(());
     }
-    let mut ds = Dataset::load(&a.data).with_context(|| format!("loading dataset {}", a.data.display()))?;
+    // Training never reads the test part (nor the whole log of a split dataset).
+    let ds =
+        Dataset::load_training(&a.data).with_context(|| format!("loading dataset {}", a.data.display()))?;
     let split = ds.is_split();
     if !split {
         eprintln!(
@@ -398,7 +400,6 @@ pub fn train(a: TrainArgs, progress: &dyn Progress) -> anyhow::Result<()> {
             a.data.display()
         );
     }
-    ds.keep_only_training();
     let t0 = Instant::now();
     let report = twotower_towers::train(
         &ds,

@@ -659,7 +659,8 @@ fn load_model(dir: &Path) -> Result<Model> {
 
 fn load_catalog(model: &Model, data: Option<&Path>) -> Result<Catalog> {
     let dir = data.map_or_else(|| PathBuf::from(&model.meta().dataset_dir), Path::to_path_buf);
-    let data = Dataset::load(&dir).map_err(|e| {
+    // The catalogue reads the training part and the tables only (`Catalog::new`).
+    let data = Dataset::load_training(&dir).map_err(|e| {
         RecError::load(
             format!(
                 "loading dataset {} (the model's; pass --data to use another copy)",
