@@ -5,9 +5,10 @@
 //! categorical value the earlier model knew gets its row copied bit for bit, the OOV row is copied,
 //! and ids that are new get the fresh initialisation a model trained from scratch with the same
 //! seed would give them. Dense layers (MLPs, history attention) are copied whole. Optimiser state is
-//! not carried: a model directory keeps the best epoch's weights, and the only moments saved (the
-//! last epoch's checkpoint) belong to other weights, so every run starts its Adam/Adagrad state at
-//! zero, as the learning-rate warm-up expects.
+//! not carried: a model directory keeps the best epoch's weights, the only moments saved (the last
+//! epoch's checkpoint) belong to the last epoch's weights, which are not always those, and an
+//! ensemble keeps none; so every run starts its Adam/Adagrad state at zero, as the learning-rate
+//! warm-up expects.
 //!
 //! A warm start trains one run per member at the earlier model's temperature (no search, no
 //! refit), on every training row or only the rows from `train_from` on, plus a seeded `replay`
