@@ -79,9 +79,7 @@ pub fn evaluate_by_id(model: &Model, ds: &Dataset, ks: &[usize], sample: EvalSam
     let q = model.embed_users_by_id(&ids, &histories)?;
     let items = model.embed_items(ds)?;
     let top = top_k_exact(&q, &items, model.dim(), kmax, &|e| hist.history(users[e]).1)?;
-    let mut r = EvalReport::with_popularity(&top, &relevant, ks, &training_popularity(ds));
-    r.set_population(population);
-    Ok(r)
+    Ok(report(ds, ks, &top, &relevant, population))
 }
 
 /// [`evaluate_sample`] with the catalogue's vectors already computed ([`Model::item_embeddings`]), for
@@ -100,9 +98,21 @@ pub fn evaluate_sample_with(
     let q = model.embed_user_rows(&users)?;
     let d = model.dim();
     let top = top_k_exact(&q, items, d, kmax, &|e| model.user_items(users[e]))?;
-    let mut r = EvalReport::with_popularity(&top, &relevant, ks, &training_popularity(ds));
+    Ok(report(ds, ks, &top, &relevant, population))
+}
+
+/// The report of ranked lists `top` against the `relevant` test items of sampled users, out of
+/// `population` test users, with popularity measured on `ds`'s training part.
+fn report(
+    ds: &Dataset,
+    ks: &[usize],
+    top: &[Vec<u32>],
+    relevant: &[Vec<u32>],
+    population: usize,
+) -> EvalReport {
+    let mut r = EvalReport::with_popularity(top, relevant, ks, &training_popularity(ds));
     r.set_population(population);
-    Ok(r)
+    r
 }
 
 /// Every item's training popularity in `ds` (its interaction count in the training part).
@@ -133,9 +143,7 @@ pub fn popularity_baseline_sample(ds: &Dataset, ks: &[usize], sample: EvalSample
         .iter()
         .map(|&u| select_top(&count, kmax, hist.history(u).1))
         .collect();
-    let mut r = EvalReport::with_popularity(&top, &relevant, ks, &training_popularity(ds));
-    r.set_population(population);
-    Ok(r)
+    Ok(report(ds, ks, &top, &relevant, population))
 }
 
 fn test_part(ds: &Dataset) -> Result<&Interactions> {

@@ -419,18 +419,12 @@ impl Model {
     /// [`Model::user_embeddings`] gives them: what a sampled evaluation needs without embedding
     /// every user.
     pub fn embed_user_rows(&self, rows: &[u32]) -> Result<Vec<f32>> {
-        let mut out = Vec::with_capacity(rows.len() * self.dim());
-        for chunk in rows.chunks(EMBED_CHUNK) {
-            let bags = self.layout().user_bags(
-                &self.user_feats,
-                chunk.len(),
-                |e| chunk[e],
-                |e| Some(chunk[e]),
-                |e| self.user_items.row(chunk[e] as usize),
-            );
-            out.extend(self.embed(Side::User, &bags)?);
-        }
-        Ok(out)
+        self.embed_users(
+            rows.len(),
+            |e| rows[e],
+            |e| Some(rows[e]),
+            |e| self.user_items.row(rows[e] as usize),
+        )
     }
 
     /// Vectors of users named by string id with the histories given (model item rows, oldest
@@ -442,16 +436,33 @@ impl Model {
             self.check_items(h)?;
         }
         let known: Vec<Option<u32>> = ids.iter().map(|id| self.users.get(id)).collect();
-        let mut out = Vec::with_capacity(ids.len() * self.dim());
         let oov = self.users.oov();
-        for start in (0..ids.len()).step_by(EMBED_CHUNK) {
-            let end = (start + EMBED_CHUNK).min(ids.len());
+        self.embed_users(
+            ids.len(),
+            |e| known[e].unwrap_or(oov),
+            |e| known[e],
+            |e| &histories[e],
+        )
+    }
+
+    /// Vectors of `n` users, user `e` from its id row, feature row and history (model rows),
+    /// embedded [`EMBED_CHUNK`] at a time.
+    fn embed_users<'a>(
+        &'a self,
+        n: usize,
+        id_row: impl Fn(usize) -> u32,
+        feat_row: impl Fn(usize) -> Option<u32>,
+        history: impl Fn(usize) -> &'a [u32],
+    ) -> Result<Vec<f32>> {
+        let mut out = Vec::with_capacity(n * self.dim());
+        for start in (0..n).step_by(EMBED_CHUNK) {
+            let end = (start + EMBED_CHUNK).min(n);
             let bags = self.layout().user_bags(
                 &self.user_feats,
                 end - start,
-                |e| known[start + e].unwrap_or(oov),
-                |e| known[start + e],
-                |e| &histories[start + e],
+                |e| id_row(start + e),
+                |e| feat_row(start + e),
+                |e| history(start + e),
             );
             out.extend(self.embed(Side::User, &bags)?);
         }

@@ -213,8 +213,7 @@ pub fn append(
         // the next part.
         let parts = interaction_parts(old_manifest.files.keys());
         for f in &parts {
-            link_into(dataset, dir, f)?;
-            m.files.insert(f.clone(), old_manifest.files[f].clone());
+            carry_over(dataset, dir, f, &old_manifest, &mut m)?;
         }
         let name = interaction_part_name(parts.len());
         write_interactions(&dir.join(&name), &users, &items, &merged.x)?;
@@ -228,8 +227,7 @@ pub fn append(
         m.add_file(dir, USERS_FILE)?;
     } else {
         for f in [ITEMS_FILE, USERS_FILE] {
-            link_into(dataset, dir, f)?;
-            m.files.insert(f.to_string(), old_manifest.files[f].clone());
+            carry_over(dataset, dir, f, &old_manifest, &mut m)?;
         }
     }
     progress.inc(merged.x.len() as u64);
@@ -429,13 +427,18 @@ fn time_range(ts: &[i64]) -> Option<(i64, i64)> {
     Some((*ts.iter().min()?, *ts.iter().max()?))
 }
 
-/// Puts the dataset's file `name` into the staging directory: a hard link (files of a dataset are
-/// never modified in place), a copy where links fail.
-fn link_into(dataset: &Path, stage: &Path, name: &str) -> Result<()> {
+/// Puts the dataset's file `name` into the staging directory (a hard link: files of a dataset are
+/// never modified in place; a copy where links fail) and its manifest entry, checksum included, into
+/// `m`. A file the old manifest does not list is an error naming it, not a guess.
+fn carry_over(dataset: &Path, stage: &Path, name: &str, old: &Manifest, m: &mut Manifest) -> Result<()> {
+    let entry = old.files.get(name).ok_or_else(|| Error::FileMissing {
+        file: dataset.join(name),
+    })?;
     let (from, to) = (dataset.join(name), stage.join(name));
     if std::fs::hard_link(&from, &to).is_err() {
         std::fs::copy(&from, &to).map_err(|e| Error::io(&to, e))?;
     }
+    m.files.insert(name.to_string(), entry.clone());
     Ok(())
 }
 
