@@ -44,5 +44,5 @@ pub use progress::{NoProgress, Progress};
 pub use schema::{interactions_schema, INTERACTIONS_FILE, ITEMS_FILE, TEST_FILE, TRAIN_FILE, USERS_FILE};
 pub use split::{split, split_rows, Holdout, SplitOptions, SplitReport, SplitStrategy};
 pub use stats::{Quantiles, Stats, TopItem};
-pub use synth::{synth, SynthOptions, SynthReport};
+pub use synth::{synth, SynthOptions, SynthReport, SynthTruth};
 pub use vocab::Vocabulary;

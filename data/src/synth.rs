@@ -151,6 +151,7 @@ impl Cdf {
 
 struct World {
     item_cluster: Vec<u32>,
+    item_pop: Vec<f64>,
     user_primary: Vec<u32>,
     user_secondary: Vec<u32>,
     user_count: Vec<u32>,
@@ -255,6 +256,7 @@ fn build_world(o: &SynthOptions) -> World {
     }
     World {
         item_cluster,
+        item_pop,
         user_primary,
         user_secondary,
         user_count,
@@ -481,4 +483,167 @@ pub fn synth(out: &Path, o: &SynthOptions, progress: &dyn Progress) -> Result<Sy
         users: o.users as u64,
         items: o.items as u64,
     })
+}
+
+/// The generator's own next-item distribution: what a perfect model of `synth`'s data would know.
+///
+/// A user's next interaction at time `t` comes from their current cluster with probability
+/// `affinity` (the secondary one with probability `drift · progress(t)`), else from the whole
+/// catalogue, and within either pool an item is drawn in proportion to its Zipf popularity. So
+/// `P(i | u, t) = pop_i · (a·(1-s)·[c_i = P_u]/Z_P + a·s·[c_i = S_u]/Z_S + (1-a)/Z)`, and ranking by
+/// it is the best any recommender can do on this data: the ceiling against which a model's recall,
+/// and where its recommendations sit in the popularity ranking, are judged.
+pub struct SynthTruth {
+    options: SynthOptions,
+    item_cluster: Vec<u32>,
+    item_pop: Vec<f64>,
+    user_primary: Vec<u32>,
+    user_secondary: Vec<u32>,
+    /// Per cluster, its items by descending popularity (ties by index); last, the whole catalogue.
+    by_pop: Vec<Vec<u32>>,
+    /// Per cluster, the sum of its items' popularity weights; last, the catalogue's.
+    totals: Vec<f64>,
+}
+
+impl SynthTruth {
+    /// Rebuilds the world `synth` generates with these options (the same options give the same
+    /// clusters and popularity).
+    pub fn new(o: &SynthOptions) -> Result<SynthTruth> {
+        validate(o)?;
+        let w = build_world(o);
+        let nc = o.clusters as usize;
+        let mut by_pop: Vec<Vec<u32>> = vec![Vec::new(); nc + 1];
+        for (i, &c) in w.item_cluster.iter().enumerate() {
+            by_pop[c as usize].push(i as u32);
+            by_pop[nc].push(i as u32);
+        }
+        let pop = &w.item_pop;
+        for list in &mut by_pop {
+            list.sort_unstable_by(|&a, &b| pop[b as usize].total_cmp(&pop[a as usize]).then(a.cmp(&b)));
+        }
+        let totals = by_pop
+            .iter()
+            .map(|l| l.iter().map(|&i| pop[i as usize]).sum())
+            .collect();
+        Ok(SynthTruth {
+            options: o.clone(),
+            item_cluster: w.item_cluster,
+            item_pop: w.item_pop,
+            user_primary: w.user_primary,
+            user_secondary: w.user_secondary,
+            by_pop,
+            totals,
+        })
+    }
+
+    /// `P(item | user, ts)` under the generator, before the generator's re-draw of items the user
+    /// already has (0 for an index outside the world).
+    pub fn probability(&self, user: u32, item: u32, ts: i64) -> f64 {
+        let (Some(&c), Some(&pop)) = (self.item_cluster.get(item as usize), self.item_pop.get(item as usize))
+        else {
+            return 0.0;
+        };
+        let Some((p, s)) = self.clusters_of(user) else {
+            return 0.0;
+        };
+        let (a, sec) = self.mixture(ts);
+        let nc = self.options.clusters as usize;
+        let mut w = (1.0 - a) / self.totals[nc];
+        if c == p {
+            w += a * (1.0 - sec) / self.totals[p as usize];
+        }
+        if c == s {
+            w += a * sec / self.totals[s as usize];
+        }
+        pop * w
+    }
+
+    /// The `k` most probable items for `user` at `ts` that `skip` does not exclude, most probable
+    /// first (ties by index). Walks the user's two clusters and the catalogue in popularity order,
+    /// so it costs about `k` plus the skipped items, not the catalogue size.
+    pub fn top_k(&self, user: u32, ts: i64, k: usize, skip: &dyn Fn(u32) -> bool) -> Vec<u32> {
+        let Some((p, s)) = self.clusters_of(user) else {
+            return Vec::new();
+        };
+        let nc = self.options.clusters as usize;
+        let mut cand: Vec<(f64, u32)> = Vec::new();
+        for list in [&self.by_pop[p as usize], &self.by_pop[s as usize], &self.by_pop[nc]] {
+            // Within one list the probability falls with popularity, so its first k admissible
+            // items hold every item of that list that can make the top k.
+            for &i in list.iter().filter(|&&i| !skip(i)).take(k) {
+                cand.push((self.probability(user, i, ts), i));
+            }
+        }
+        cand.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        cand.dedup_by_key(|c| c.1);
+        cand.into_iter().take(k).map(|c| c.1).collect()
+    }
+
+    /// The user's primary and secondary clusters.
+    fn clusters_of(&self, user: u32) -> Option<(u32, u32)> {
+        Some((*self.user_primary.get(user as usize)?, *self.user_secondary.get(user as usize)?))
+    }
+
+    /// `(affinity, share of in-cluster picks from the secondary cluster)` at `ts`.
+    fn mixture(&self, ts: i64) -> (f64, f64) {
+        let o = &self.options;
+        let progress = ((ts - o.start_ts) as f64 / o.span_secs as f64).clamp(0.0, 1.0);
+        (o.affinity, o.drift * progress)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn small() -> SynthOptions {
+        SynthOptions {
+            users: 50,
+            items: 400,
+            interactions: 2_000,
+            clusters: 4,
+            seed: 3,
+            ..SynthOptions::default()
+        }
+    }
+
+    /// The top-k walk returns exactly the k most probable admissible items of a full scan.
+    #[test]
+    fn top_k_is_the_full_scan_ranking() {
+        let o = small();
+        let t = SynthTruth::new(&o).unwrap();
+        let ts = o.start_ts + o.span_secs / 2;
+        for u in 0..o.users {
+            let skip = |i: u32| (i + u) % 7 == 0;
+            let mut all: Vec<(f64, u32)> = (0..o.items)
+                .filter(|&i| !skip(i))
+                .map(|i| (t.probability(u, i, ts), i))
+                .collect();
+            all.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+            let want: Vec<u32> = all.iter().take(25).map(|c| c.1).collect();
+            assert_eq!(t.top_k(u, ts, 25, &skip), want, "user {u}");
+        }
+    }
+
+    /// The probabilities are a distribution over the catalogue, and they are the generator's: the
+    /// items a user was drawn most often sit in their primary cluster.
+    #[test]
+    fn probabilities_sum_to_one_and_match_the_generated_clusters() {
+        let o = small();
+        let t = SynthTruth::new(&o).unwrap();
+        for u in [0, 7, 49] {
+            let total: f64 = (0..o.items).map(|i| t.probability(u, i, o.start_ts)).sum();
+            assert!((total - 1.0).abs() < 1e-9, "user {u}: {total}");
+        }
+        let w = build_world(&o);
+        let mut in_primary = 0usize;
+        for u in 0..o.users as usize {
+            let mut out = Interactions::default();
+            user_interactions(&o, &w, u, &mut out);
+            in_primary += out.item.iter().filter(|&&i| t.item_cluster[i as usize] == t.user_primary[u]).count();
+        }
+        // affinity 0.8 with drift up to 0.3, plus global picks landing in the cluster by chance.
+        let share = in_primary as f64 / o.interactions as f64;
+        assert!(share > 0.6 && share < 0.9, "share of picks in the primary cluster: {share}");
+    }
 }

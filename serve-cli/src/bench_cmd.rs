@@ -34,6 +34,13 @@ pub enum BenchCommand {
     /// Training steps per second of the default model (or `--config`) on a real dataset: the step
     /// `train` runs, timed after a warm-up, with the floating-point rate of its dense products.
     Train(TrainBenchArgs),
+    /// The best any recommender can do on `data synth`'s data: each test user's unseen items ranked
+    /// by the generator's own next-item distribution, judged exactly as `eval` judges a model
+    /// (recall, coverage, popularity percentile, long-tail share), beside popularity.
+    ///
+    /// Pass the options the data was generated with, e.g. `--users 200000 --items 1000000
+    /// --interactions 10000000 --clusters 256 --synth-seed 7`.
+    SynthCeiling(crate::ceiling_cmd::CeilingArgs),
 }
 
 /// Arguments of `bench train`.
@@ -143,6 +150,7 @@ pub fn run(cmd: BenchCommand, bar: &Bar) -> Result<()> {
         BenchCommand::Query(a) => query(a),
         BenchCommand::Ann(a) => ann(a, bar),
         BenchCommand::Train(a) => train_steps(a, bar),
+        BenchCommand::SynthCeiling(a) => crate::ceiling_cmd::ceiling(a, bar),
     }
 }
 

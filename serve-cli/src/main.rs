@@ -2,6 +2,7 @@
 //! into validated arguments, and handed to the libraries; only this crate prints.
 
 mod bench_cmd;
+mod ceiling_cmd;
 mod data_cmd;
 mod engine_args;
 mod index_cmd;

@@ -542,9 +542,9 @@ fn print_report(name: &str, r: &EvalReport) {
 }
 
 /// The standard error of every mean of a sampled evaluation, in the table's layout.
-fn print_standard_errors(r: &EvalReport, pop: &EvalReport) {
+fn print_standard_errors(methods: &[(&str, &EvalReport)]) {
     println!("standard error (± one SE of each mean above, from the user sample)");
-    for (name, m) in [("model", r), ("popularity", pop)] {
+    for (name, m) in methods {
         let cells: String = (0..m.ks.len())
             .flat_map(|j| [m.recall_se.get(j), m.ndcg_se.get(j), m.hit_rate_se.get(j)])
             .map(|v| format!("{:>9}", v.map_or("-".to_string(), |v| format!("±{v:.4}"))))
@@ -554,7 +554,10 @@ fn print_standard_errors(r: &EvalReport, pop: &EvalReport) {
 }
 
 /// Coverage, popularity percentile and long-tail share of both methods, and the test items' percentile.
-fn print_beyond(r: &EvalReport, pop: &EvalReport) {
+fn print_beyond(methods: &[(&str, &EvalReport)]) {
+    let Some((_, r)) = methods.first() else {
+        return;
+    };
     let k = r.beyond_k;
     let header: String =
         r.ks.iter()
@@ -564,7 +567,7 @@ fn print_beyond(r: &EvalReport, pop: &EvalReport) {
             .collect();
     println!("\nbeyond accuracy (popularity percentile 0-100 and long tail from the training interactions)");
     println!("{:<12} {header}", "method");
-    for (name, m) in [("model", r), ("popularity", pop)] {
+    for (name, m) in methods {
         let cells: String = m
             .coverage
             .iter()
@@ -629,11 +632,6 @@ pub fn eval(a: EvalArgs, progress: &dyn Progress) -> anyhow::Result<()> {
     } else {
         model.item_vocab().len()
     };
-    let header: String =
-        r.ks.iter()
-            .flat_map(|k| [format!("R@{k}"), format!("NDCG@{k}"), format!("HR@{k}")])
-            .map(|h| format!("{h:>9}"))
-            .collect();
     match r.sampled_from {
         Some(all) => println!(
             "{} of {all} test users (a sample, seed {}; --sample-users 0 ranks every one), {} items, \
@@ -645,14 +643,31 @@ pub fn eval(a: EvalArgs, progress: &dyn Progress) -> anyhow::Result<()> {
             r.users, n_items, secs
         ),
     }
-    println!("{:<12} {header}", "method");
-    print_report("model", &r);
-    print_report("popularity", &pop);
-    if r.sampled_from.is_some() {
-        print_standard_errors(&r, &pop);
-    }
-    print_beyond(&r, &pop);
+    print_eval_table(&[("model", &r), ("popularity", &pop)]);
     Ok(())
+}
+
+/// The evaluation table of `eval` for named reports over the same users and cut-offs: recall, NDCG
+/// and hit rate, their standard errors when the users were a sample, then coverage, popularity
+/// percentile and long-tail share beside the test items' own percentile.
+pub(crate) fn print_eval_table(methods: &[(&str, &EvalReport)]) {
+    let Some((_, first)) = methods.first() else {
+        return;
+    };
+    let header: String = first
+        .ks
+        .iter()
+        .flat_map(|k| [format!("R@{k}"), format!("NDCG@{k}"), format!("HR@{k}")])
+        .map(|h| format!("{h:>9}"))
+        .collect();
+    println!("{:<12} {header}", "method");
+    for (name, r) in methods {
+        print_report(name, r);
+    }
+    if first.sampled_from.is_some() {
+        print_standard_errors(methods);
+    }
+    print_beyond(methods);
 }
 
 /// `twotower embed`.

@@ -651,3 +651,48 @@ fn a_budget_bounds_the_plan() {
     assert!(!p["runs"].as_array().unwrap().is_empty());
     twotower_towers::Model::load(&out).expect("a complete model");
 }
+
+/// The R@10 cell of `method`'s row in an `eval`-style table.
+fn recall_at_10(out: &str, method: &str) -> f64 {
+    let row = out
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(method))
+        .unwrap_or_else(|| panic!("no {method} row in:\n{out}"));
+    row.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// `bench synth-ceiling` ranks by the generator's own distribution: on data with planted clusters
+/// it beats popularity by a wide margin and no trained model beats it; options that do not match
+/// the data's ids are an error, not a table.
+#[test]
+fn synth_ceiling_bounds_a_model_from_above() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ds = dataset(tmp.path(), 300, 200, 9_000);
+    let ceiling = |users: &str| {
+        tt().args(["bench", "synth-ceiling", "--data"])
+            .arg(&ds)
+            .args(["--users", users, "--items", "200", "--interactions", "9000"])
+            .args(["--clusters", "16", "--synth-seed", "7"])
+            .assert()
+    };
+    let out = String::from_utf8(ceiling("300").success().get_output().stdout.clone()).unwrap();
+    assert!(out.contains("Pop%@10") && out.contains("test items"), "{out}");
+    let (best, pop) = (recall_at_10(&out, "ceiling"), recall_at_10(&out, "popularity"));
+    assert!(best > 2.0 * pop, "ceiling {best} against popularity {pop}");
+
+    let model = tmp.path().join("m");
+    tt().args(["train", "--data"])
+        .arg(&ds)
+        .arg("--out")
+        .arg(&model)
+        .args(SMALL)
+        .args(["--epochs", "2"])
+        .assert()
+        .success();
+    let out = tt().args(["eval", "--model"]).arg(&model).assert().success();
+    let got = recall_at_10(&String::from_utf8_lossy(&out.get_output().stdout), "model");
+    assert!(got <= best + 1e-9, "a model ({got}) above the generator's ranking ({best})");
+
+    // Ids u0..u299 exist but none below 0 does with --users 0: refused by the options check.
+    ceiling("0").failure().stderr(predicate::str::contains("--users"));
+}

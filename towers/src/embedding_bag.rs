@@ -8,6 +8,7 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use crate::mem::prefetch;
+use crate::simd::axpy;
 
 /// How many entries ahead the gathers and scatters prefetch their (randomly placed) rows.
 const PREFETCH_AHEAD: usize = 8;
@@ -126,6 +127,11 @@ impl Bags {
     pub fn rows(&self) -> &[u32] {
         &self.rows
     }
+
+    /// All weights, entry by entry as in [`Self::rows`].
+    pub fn weights(&self) -> &[f32] {
+        &self.weights
+    }
 }
 
 /// One embedding table: `rows × dim` weights, row-major.
@@ -188,16 +194,7 @@ impl EmbeddingTable {
                             prefetch(self.weights[o..].as_ptr(), dim * 4);
                         }
                     }
-                    let src = self.row(r);
-                    if w == 1.0 {
-                        for (d, s) in dst.iter_mut().zip(src) {
-                            *d += s;
-                        }
-                    } else {
-                        for (d, s) in dst.iter_mut().zip(src) {
-                            *d += w * s;
-                        }
-                    }
+                    axpy(dst, w, self.row(r));
                 }
             });
     }
@@ -233,8 +230,31 @@ impl RowGrads {
     /// slots, each slot adding its contributions in bag order, so the result is the same as the plain
     /// serial loop's, bit for bit, whatever the thread count.
     pub fn accumulate(&mut self, bags: &Bags, grad_out: &[f32], stride: usize, col: usize) {
+        self.accumulate_with(bags, grad_out, stride, col, None);
+    }
+
+    /// [`Self::accumulate`], plus a second gradient on the same entries: entry `j` of `bags` also adds
+    /// `extra.weights[j] · extra.grad` to its row (attention's gradient on the history rows, which
+    /// name the same rows as their pooling). One pass over the rows where two accumulations would
+    /// take two; an entry is skipped only when both its weights are 0.
+    pub fn accumulate_with(
+        &mut self,
+        bags: &Bags,
+        grad_out: &[f32],
+        stride: usize,
+        col: usize,
+        extra: Option<(&[f32], &[f32])>,
+    ) {
         let dim = self.dim;
         let nnz = bags.rows.len();
+        let (w2s, g2): (&[f32], &[f32]) = match extra {
+            Some((w, g)) => {
+                assert!(w.len() == nnz && g.len() == dim, "accumulate_with: extra gradient shape");
+                (w, g)
+            }
+            None => (&[], &[]),
+        };
+        let w2 = |k: usize| w2s.get(k).copied().unwrap_or(0.0);
         let mut entry_slot: Vec<u32> = Vec::with_capacity(nnz);
         for (k, (&r, &w)) in bags.rows.iter().zip(&bags.weights).enumerate() {
             if let Some(&ahead) = bags.rows.get(k + PREFETCH_AHEAD) {
@@ -242,7 +262,7 @@ impl RowGrads {
                     prefetch(p as *const u32, 4);
                 }
             }
-            if w == 0.0 {
+            if w == 0.0 && w2(k) == 0.0 {
                 entry_slot.push(u32::MAX);
                 continue;
             }
@@ -258,19 +278,20 @@ impl RowGrads {
             entry_slot.push(slot);
         }
         self.grad.resize(self.touched.len() * dim, 0.0);
-        let add = |dst: &mut [f32], e: usize, w: f32| {
-            let g = &grad_out[e * stride + col..e * stride + col + dim];
-            for (d, x) in dst.iter_mut().zip(g) {
-                *d += w * x;
+        let add = |dst: &mut [f32], e: usize, k: usize, w: f32| {
+            axpy(dst, w, &grad_out[e * stride + col..e * stride + col + dim]);
+            if !w2s.is_empty() {
+                axpy(dst, w2s[k], g2);
             }
         };
         if nnz * dim < PAR_MIN_WORK {
             for e in 0..bags.len() {
                 let (a, b) = (bags.offsets[e] as usize, bags.offsets[e + 1] as usize);
-                for (&s, &w) in entry_slot[a..b].iter().zip(&bags.weights[a..b]) {
+                for k in a..b {
+                    let s = entry_slot[k];
                     if s != u32::MAX {
                         let s = s as usize;
-                        add(&mut self.grad[s * dim..(s + 1) * dim], e, w);
+                        add(&mut self.grad[s * dim..(s + 1) * dim], e, k, bags.weights[k]);
                     }
                 }
             }
@@ -286,24 +307,27 @@ impl RowGrads {
             start[i + 1] += start[i];
         }
         let mut fill = start.clone();
-        let mut by_slot = vec![(0u32, 0f32); nnz];
+        // (bag, entry) of each contribution.
+        let mut by_slot = vec![(0u32, 0u32); nnz];
         for e in 0..bags.len() {
             let (a, b) = (bags.offsets[e] as usize, bags.offsets[e + 1] as usize);
-            for (&s, &w) in entry_slot[a..b].iter().zip(&bags.weights[a..b]) {
+            for k in a..b {
+                let s = entry_slot[k];
                 if s != u32::MAX {
                     let s = s as usize;
-                    by_slot[fill[s] as usize] = (e as u32, w);
+                    by_slot[fill[s] as usize] = (e as u32, k as u32);
                     fill[s] += 1;
                 }
             }
         }
+        let weights = &bags.weights;
         self.grad
             .par_chunks_mut(dim.max(1))
             .enumerate()
             .with_min_len(64)
             .for_each(|(s, dst)| {
-                for &(e, w) in &by_slot[start[s] as usize..start[s + 1] as usize] {
-                    add(dst, e as usize, w);
+                for &(e, k) in &by_slot[start[s] as usize..start[s + 1] as usize] {
+                    add(dst, e as usize, k as usize, weights[k as usize]);
                 }
             });
     }
@@ -346,6 +370,43 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use rand::SeedableRng;
+
+    /// Two gradients on the same entries in one pass equal the two accumulations one after the
+    /// other, row for row (up to the order of the additions), and an entry whose two weights are 0
+    /// touches nothing.
+    #[test]
+    fn accumulate_with_an_extra_gradient_is_two_accumulations() {
+        let mut bags = Bags::with_capacity(3);
+        bags.push_weighted(&[1, 3, 1], &[0.5, 0.25, 0.25]);
+        bags.push_weighted(&[3, 7], &[0.0, 1.0]);
+        bags.push_weighted(&[9], &[0.0]);
+        let (dim, stride) = (4, 6);
+        let g: Vec<f32> = (0..3 * stride).map(|i| i as f32 * 0.1 - 0.7).collect();
+        let w2 = [0.3, -0.2, 0.1, 0.5, 0.0, 0.0];
+        let q = [1.0, -2.0, 0.5, 0.25];
+        let mut fused = RowGrads::new(10, dim);
+        fused.accumulate_with(&bags, &g, stride, 1, Some((&w2, &q)));
+        let mut extra = Bags::with_capacity(3);
+        extra.push_weighted(&[1, 3, 1], &w2[..3]);
+        extra.push_weighted(&[3, 7], &w2[3..5]);
+        extra.push_weighted(&[9], &w2[5..]);
+        let mut two = RowGrads::new(10, dim);
+        two.accumulate(&bags, &g, stride, 1);
+        two.accumulate(&extra, &q, 0, 0);
+        let rows = |r: &RowGrads| {
+            let mut v: Vec<(u32, Vec<f32>)> = r.iter().map(|(row, g)| (row, g.to_vec())).collect();
+            v.sort_by_key(|x| x.0);
+            v
+        };
+        let (a, b) = (rows(&fused), rows(&two));
+        assert_eq!(a.iter().map(|x| x.0).collect::<Vec<_>>(), vec![1, 3, 7]);
+        assert_eq!(b.iter().map(|x| x.0).collect::<Vec<_>>(), vec![1, 3, 7]);
+        for ((_, x), (_, y)) in a.iter().zip(&b) {
+            for (p, q) in x.iter().zip(y) {
+                assert!((p - q).abs() < 1e-5, "{x:?} vs {y:?}");
+            }
+        }
+    }
 
     #[test]
     fn recency_weights_favour_the_latest() {

@@ -127,7 +127,6 @@ pub fn popularity_baseline(ds: &Dataset, ks: &[usize]) -> Result<EvalReport> {
 
 /// [`popularity_baseline`] on the same users as [`evaluate_sample`] with the same `sample`.
 pub fn popularity_baseline_sample(ds: &Dataset, ks: &[usize], sample: EvalSample) -> Result<EvalReport> {
-    let test = test_part(ds)?;
     let train = ds.training();
     let n_items = ds.items.len();
     let mut count = vec![0f32; n_items];
@@ -136,12 +135,53 @@ pub fn popularity_baseline_sample(ds: &Dataset, ks: &[usize], sample: EvalSample
             count[i as usize] += 1.0;
         }
     }
+    evaluate_rankings(ds, ks, sample, &|q| select_top(&count, q.k, q.seen))
+}
+
+/// What a ranking function passed to [`evaluate_rankings`] is asked for one test user.
+pub struct RankingQuery<'a> {
+    /// The user's dense id.
+    pub user: u32,
+    /// Their training items, ascending: excluded from the ranking, as for a model.
+    pub seen: &'a [u32],
+    /// The time of their first test interaction.
+    pub first_test_ts: i64,
+    /// How many items to return, best first.
+    pub k: usize,
+}
+
+/// Any ranking (a baseline, the generator's own distribution) judged exactly as a model is: the same
+/// test users, the same sample, the same metrics, popularity measured on the same training part.
+pub fn evaluate_rankings(
+    ds: &Dataset,
+    ks: &[usize],
+    sample: EvalSample,
+    rank: &(dyn Fn(RankingQuery<'_>) -> Vec<u32> + Sync),
+) -> Result<EvalReport> {
+    use rayon::prelude::*;
+    let test = test_part(ds)?;
     let kmax = ks.iter().copied().max().unwrap_or(10);
-    let hist = UserHistories::build(train, ds.users.len());
+    let hist = UserHistories::build(ds.training(), ds.users.len());
+    let mut first_ts = vec![i64::MAX; ds.users.len()];
+    for (&u, &t) in test.user.iter().zip(&test.ts) {
+        if let Some(f) = first_ts.get_mut(u as usize) {
+            *f = (*f).min(t);
+        }
+    }
     let (users, relevant, population) = sampled_test_users(test, ds.users.len(), sample);
     let top: Vec<Vec<u32>> = users
-        .iter()
-        .map(|&u| select_top(&count, kmax, hist.history(u).1))
+        .par_iter()
+        .map(|&u| {
+            let mut seen = hist.history(u).1.to_vec();
+            seen.sort_unstable();
+            seen.dedup();
+            rank(RankingQuery {
+                user: u,
+                seen: &seen,
+                first_test_ts: first_ts[u as usize],
+                k: kmax,
+            })
+        })
         .collect();
     Ok(report(ds, ks, &top, &relevant, population))
 }

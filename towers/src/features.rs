@@ -553,8 +553,22 @@ impl FeatureLayout {
 
     /// Back-propagates `grad` (`n × width`, d loss / d tower input) into the per-table row gradients.
     pub fn scatter(&self, tower: &TowerInput, bags: &[Bags], grad: &[f32], row_grads: &mut [RowGrads]) {
-        for (b, bag) in tower.blocks.iter().zip(bags) {
-            row_grads[b.table].accumulate(bag, grad, tower.width, b.col);
+        self.scatter_with(tower, bags, grad, row_grads, None);
+    }
+
+    /// [`Self::scatter`], with block `extra.0`'s entries also adding `extra.1[j] · extra.2` to their
+    /// rows in the same pass ([`RowGrads::accumulate_with`]): the attention gradient on the history.
+    pub(crate) fn scatter_with(
+        &self,
+        tower: &TowerInput,
+        bags: &[Bags],
+        grad: &[f32],
+        row_grads: &mut [RowGrads],
+        extra: Option<(usize, &[f32], &[f32])>,
+    ) {
+        for (i, (b, bag)) in tower.blocks.iter().zip(bags).enumerate() {
+            let more = extra.filter(|x| x.0 == i).map(|x| (x.1, x.2));
+            row_grads[b.table].accumulate_with(bag, grad, tower.width, b.col, more);
         }
     }
 

@@ -18,6 +18,7 @@ mod kernels;
 mod loss;
 mod metrics;
 mod model;
+mod simd;
 mod sparse_optim;
 mod tensor_file;
 mod tower;
@@ -32,7 +33,7 @@ pub use config::{
 pub use error::{Error, Result};
 pub use eval::{
     evaluate, evaluate_by_id, evaluate_sample, evaluate_sample_with, popularity_baseline,
-    popularity_baseline_sample, training_popularity, EvalSample,
+    popularity_baseline_sample, training_popularity, evaluate_rankings, EvalSample, RankingQuery,
 };
 pub use features::{FeatureLayout, NewItem};
 pub use kernels::{select_top, top_k_exact};

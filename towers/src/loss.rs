@@ -13,6 +13,7 @@ use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
+use crate::simd::{exp_sub_and_sum, scale_sub, scale_sub_max};
 
 /// One batch's softmax problem: which item each row and column holds and how columns were sampled.
 #[derive(Debug, Clone)]
@@ -160,23 +161,16 @@ impl SampledSoftmax {
     pub(crate) fn row_in_place(&self, hits: &[Vec<u32>], g: &mut [f32], r: usize, b: usize) -> f32 {
         let inv_t = 1.0 / self.temperature;
         let scale = inv_t / b as f32;
-        // z = l / T - logQ, in place.
-        if self.log_q.is_empty() {
-            g.iter_mut().for_each(|x| *x *= inv_t);
-        } else {
-            for (x, &q) in g.iter_mut().zip(&self.log_q) {
-                *x = *x * inv_t - q;
-            }
-        }
+        // z = l / T - logQ in place (the hits masked first stay -inf), and its maximum, in one pass.
         for &h in &hits[r] {
             g[h as usize] = f32::NEG_INFINITY;
         }
+        let m = scale_sub_max(g, inv_t, &self.log_q);
         let zr = g[r];
-        let m = lane_max(g);
         let sum = exp_sub_and_sum(g, m);
         let loss = m + sum.ln() - zr;
         let k = scale / sum;
-        g.iter_mut().for_each(|x| *x *= k);
+        scale_sub(g, k, &[]);
         for &h in &hits[r] {
             g[h as usize] = 0.0;
         }
@@ -281,70 +275,10 @@ impl CustomOp1 for FusedSoftmaxOp {
     }
 }
 
-const LANES: usize = 16;
-
-/// Maximum of `x` (−∞ when empty) with independent lanes so the compiler vectorises it.
-#[inline]
-fn lane_max(x: &[f32]) -> f32 {
-    let mut acc = [f32::NEG_INFINITY; LANES];
-    let mut chunks = x.chunks_exact(LANES);
-    for ch in &mut chunks {
-        for (a, &v) in acc.iter_mut().zip(ch) {
-            *a = if v > *a { v } else { *a };
-        }
-    }
-    let mut m = acc.iter().fold(f32::NEG_INFINITY, |a, &v| a.max(v));
-    for &v in chunks.remainder() {
-        m = m.max(v);
-    }
-    m
-}
-
-/// Replaces each `x` by `e^(x - m)` and returns their sum (16 partial sums, then combined in a fixed
-/// order, so the result does not depend on threads).
-#[inline]
-fn exp_sub_and_sum(x: &mut [f32], m: f32) -> f32 {
-    let mut acc = [0f32; LANES];
-    let mut chunks = x.chunks_exact_mut(LANES);
-    for ch in &mut chunks {
-        for (a, v) in acc.iter_mut().zip(ch.iter_mut()) {
-            let e = fast_exp(*v - m);
-            *v = e;
-            *a += e;
-        }
-    }
-    let mut sum: f32 = acc.iter().sum();
-    for v in chunks.into_remainder() {
-        let e = fast_exp(*v - m);
-        *v = e;
-        sum += e;
-    }
-    sum
-}
-
-/// `e^x` to about 2 ulp, written so the compiler vectorises it (libm's `expf` does not).
-#[inline(always)]
-pub(crate) fn fast_exp(x: f32) -> f32 {
-    const LOG2E: f32 = std::f32::consts::LOG2_E;
-    const LN2_HI: f32 = 0.693_359_4;
-    const LN2_LO: f32 = -2.121_944_4e-4;
-    const MAGIC: f32 = 12_582_912.0; // 1.5 * 2^23: adding it rounds to an integer in the low bits
-    let x = x.clamp(-87.0, 88.0);
-    let t = x * LOG2E + MAGIC;
-    let n = t.to_bits() as i32 - MAGIC.to_bits() as i32;
-    let nf = t - MAGIC;
-    let r = x - nf * LN2_HI - nf * LN2_LO;
-    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
-        + 1.666_666_5e-1)
-        * r
-        + 0.5;
-    let e = p * r * r + r + 1.0;
-    f32::from_bits(((n + 127) << 23) as u32) * e
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::simd::fast_exp;
     use candle_core::{Device, Var};
 
     fn spec(b: usize, c: usize, items: &[u32], log_q: Vec<f32>, t: f32) -> SampledSoftmax {

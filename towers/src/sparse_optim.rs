@@ -4,6 +4,7 @@
 use crate::config::SparseOptimizerKind;
 use crate::embedding_bag::{EmbeddingTable, RowGrads};
 use crate::mem::{huge_vec, prefetch};
+use crate::simd::{adagrad_row, adam_row, AdamStep};
 
 /// How many touched rows ahead [`SparseState::apply`] prefetches.
 const PREFETCH_AHEAD: usize = 8;
@@ -67,6 +68,12 @@ impl SparseState {
         assert!(self.a.len() == table.weights.len() && (!adam || self.b.len() == table.weights.len()));
         let t = step.max(1) as i32;
         let lr_t = lr * (1.0 - ADAM_BETA2.powi(t)).sqrt() / (1.0 - ADAM_BETA1.powi(t));
+        let step_k = AdamStep {
+            beta1: ADAM_BETA1,
+            beta2: ADAM_BETA2,
+            eps: ADAM_EPS,
+            lr_t,
+        };
         let (w_all, a_all, b_all) = (
             RowsPtr(table.weights.as_mut_ptr()),
             RowsPtr(self.a.as_mut_ptr()),
@@ -94,16 +101,9 @@ impl SparseState {
                 if adam {
                     // SAFETY: as above.
                     let v = unsafe { b_all.row(o, dim) };
-                    for (((w, m), v), &g) in w.iter_mut().zip(acc.iter_mut()).zip(v.iter_mut()).zip(g) {
-                        *m = ADAM_BETA1 * *m + (1.0 - ADAM_BETA1) * g;
-                        *v = ADAM_BETA2 * *v + (1.0 - ADAM_BETA2) * g * g;
-                        *w -= lr_t * *m / (v.sqrt() + ADAM_EPS);
-                    }
+                    adam_row(w, acc, v, g, step_k);
                 } else {
-                    for ((w, acc), &g) in w.iter_mut().zip(acc.iter_mut()).zip(g) {
-                        *acc += g * g;
-                        *w -= lr * g / acc.sqrt();
-                    }
+                    adagrad_row(w, acc, g, lr);
                 }
             }
         };

@@ -69,8 +69,8 @@ struct HistoryAttention {
 
 /// What the history rows get from the attention logits (see [`TwoTower::attention_backward`]).
 pub(crate) struct AttentionGrad {
-    /// The history's embedding table.
-    pub(crate) table: usize,
+    /// The history's block in the user tower's input (its bags name the same rows as `bags`).
+    pub(crate) block: usize,
     /// Per bag, the history rows weighted by `d loss / d logit_k`.
     pub(crate) bags: Bags,
     /// The query: every bag's gradient row (scattered with stride 0).
@@ -244,7 +244,7 @@ impl TwoTower {
                     prefetch_rows(table, &[ahead]);
                 }
                 let k = (n - 1 - i).min(pos.len() - 1);
-                let dot: f32 = table.row(r).iter().zip(q).map(|(x, y)| x * y).sum();
+                let dot = crate::simd::dot(table.row(r), q);
                 *w = dot + pos[k];
                 max = max.max(*w);
             }
@@ -294,15 +294,13 @@ impl TwoTower {
                     if let Some(&ahead) = rows.get(i + ROW_PREFETCH) {
                         prefetch_rows(table, &[ahead]);
                     }
-                    ds.push(table.row(r).iter().zip(g).map(|(x, y)| x * y).sum());
+                    ds.push(crate::simd::dot(table.row(r), g));
                 }
                 let gp: f32 = ds.iter().zip(ws).map(|(x, w)| x * w).sum();
                 ds.iter_mut().zip(ws).for_each(|(x, w)| *x = w * (*x - gp));
                 let mut dq = vec![0f32; if rows.is_empty() { 0 } else { dim }];
                 for (&r, &d) in rows.iter().zip(&ds) {
-                    for (acc, x) in dq.iter_mut().zip(table.row(r)) {
-                        *acc += d * x;
-                    }
+                    crate::simd::axpy(&mut dq, d, table.row(r));
                 }
                 (ds, dq)
             })
@@ -320,7 +318,7 @@ impl TwoTower {
             out.push_weighted(rows, ds);
         }
         Some(AttentionGrad {
-            table: block.table,
+            block: a.block,
             bags: out,
             grad: q.clone(),
         })
@@ -874,11 +872,16 @@ mod tests {
         let gin = net.backward_train(Side::User, pass, r.clone(), &mut dense_grads);
         let ag = net.attention_backward(&attended, &gin, &mut dense_grads).unwrap();
         let mut row_grads: Vec<RowGrads> = net.tables.iter().map(|t| RowGrads::new(t.rows, t.dim)).collect();
-        net.layout
-            .scatter(&net.layout.user, &attended, &gin, &mut row_grads);
-        let table = ag.table;
+        // As a training step does: the attention gradient joins the history's pooling gradient.
+        net.layout.scatter_with(
+            &net.layout.user,
+            &attended,
+            &gin,
+            &mut row_grads,
+            Some((ag.block, ag.bags.weights(), &ag.grad)),
+        );
+        let table = net.layout.user.blocks[ag.block].table;
         let dim = net.tables[table].dim;
-        row_grads[table].accumulate(&ag.bags, &ag.grad, 0, 0);
         let eps = 1e-3f32;
         let numeric = |net: &mut TwoTower, get: &dyn Fn(&mut TwoTower) -> &mut f32| -> f32 {
             let x = *get(net);

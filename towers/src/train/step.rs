@@ -376,12 +376,14 @@ impl<'a> Trainer<'a> {
             cfg.train.weight_decay,
             self.step,
         );
+        // The attention gradient on the history rows joins their pooling gradient in one pass.
+        let extra = attention
+            .as_ref()
+            .map(|a| (a.block, a.bags.weights(), a.grad.as_slice()));
         for (side, bags, g) in [(Side::User, &ubags, &gin_u), (Side::Item, &ibags, &gin_i)] {
             let tower = self.net.input(side).clone();
-            self.net.layout.scatter(&tower, bags, g, &mut self.grads);
-        }
-        if let Some(a) = attention {
-            self.grads[a.table].accumulate(&a.bags, &a.grad, 0, 0);
+            let extra = if side == Side::User { extra } else { None };
+            self.net.layout.scatter_with(&tower, bags, g, &mut self.grads, extra);
         }
         let lr = cfg.train.embedding_lr * scale;
         for ((table, state), g) in self
