@@ -7,8 +7,9 @@
 //!
 //! Every function fixes its own order of operations: reductions run over [`LANES`] partial sums
 //! combined in a fixed order, and no multiply-add is fused (Rust never contracts `a * b + c`), so
-//! each version returns the same bits as the others. A model is therefore the same on any of
-//! these machines for the same seed and thread count.
+//! each version returns the same bits as the others: which one runs changes the speed, not the
+//! model. (The gemm crate picks its own kernels per instruction set, whose roundings may differ, so
+//! the promise of the same model stays "same seed, same thread count, same machine".)
 
 use multiversion::multiversion;
 
