@@ -17,6 +17,7 @@ mod features;
 mod ids;
 mod import;
 mod interactions;
+pub mod mapped;
 pub mod mem;
 pub mod progress;
 mod schema;

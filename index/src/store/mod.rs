@@ -324,6 +324,9 @@ impl VersionStore for IndexDir {
     fn open_current(&self, expected_model: Option<&str>) -> Result<Box<dyn ItemSearch>> {
         Ok(Box::new(IndexDir::open_current(self, expected_model)?))
     }
+    fn verify_current(&self) -> Result<()> {
+        self.verify_version(self.current()?)
+    }
     fn build(
         &self,
         rows: &ItemRows,

@@ -1,5 +1,6 @@
-//! Reading an index directory: a version opened (manifest, model fingerprint, checksums, then the
-//! graph) into an [`IndexVersion`], and its searches.
+//! Reading an index directory: a version opened (manifest, model fingerprint, sizes and headers,
+//! the vectors and graph mapped; or every byte verified, for `index check` and writers) into an
+//! [`IndexVersion`], and its searches.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -15,6 +16,9 @@ use crate::backend::{
     check_batch, filter_of, Found, FoundKey, ItemFilter, ItemKey, ItemSearch, SearchSpec, VersionFacts,
 };
 use crate::embeddings::{read_embeddings, EMBEDDINGS_FILE};
+use crate::graph_file::Check;
+use crate::vectors_file::{self, VECTORS_FILE};
+use twotower_data::mapped::Slab;
 use crate::error::{Error, Result};
 use crate::exact::ExactIndex;
 use crate::hnsw::HnswIndex;
@@ -23,17 +27,53 @@ use crate::search::{Hit, RowFilter, VectorIndex};
 use rayon::prelude::*;
 use twotower_data::progress::Progress;
 
+/// How much of a version an open checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verify {
+    /// What serving does on every open: the manifest (kind, format, model, the files it must
+    /// list), every listed file's presence and size, the JSON files, the vectors file's header
+    /// and size, and the graph's header, section sizes, levels and upper layers. The vectors and
+    /// the graph's layer 0 are mapped, not read.
+    Structure,
+    /// Everything: every file's sha256, every layer-0 list, and `embeddings.parquet` against the
+    /// mapped vectors (same ids, same bits). What `index check` and every writer deriving a new
+    /// version from this one do.
+    Full,
+}
+
 impl IndexDir {
-    /// Loads the version `CURRENT` names. With `expected_model`, an index built from another
-    /// model's embeddings is refused.
+    /// Opens the version `CURRENT` names for serving (see [`IndexDir::open_version`]). With
+    /// `expected_model`, an index built from another model's embeddings is refused.
     pub fn open_current(&self, expected_model: Option<&str>) -> Result<IndexVersion> {
         let v = self.current()?;
         self.open_version(v, expected_model)
     }
 
-    /// Loads version `v`: manifest, model fingerprint and every checksum are checked before the
-    /// graph loader runs, so a damaged or foreign index is an error, never a panic.
+    /// Opens version `v` for serving: the manifest, the model fingerprint, every file's size and
+    /// every header are checked, and the vectors and graph are mapped rather than read, so a
+    /// truncated, foreign or newer file is an error naming it. Checksums are not recomputed here:
+    /// they are verified when a version is committed, by [`IndexDir::verify_version`] (`index
+    /// check`), and by every writer that derives a version from this one. A version written before
+    /// `vectors.f32` existed has no file to map and is verified and read whole, as before.
     pub fn open_version(&self, version: VersionId, expected_model: Option<&str>) -> Result<IndexVersion> {
+        self.open_checked(version, expected_model, Verify::Structure)
+    }
+
+    /// Opens `CURRENT`'s version after verifying every byte of it (checksums, every graph list,
+    /// `embeddings.parquet` against `vectors.f32`): what a writer does before deriving a new
+    /// version from it, so damage is never carried forward.
+    pub fn open_current_verified(&self, expected_model: Option<&str>) -> Result<IndexVersion> {
+        let v = self.current()?;
+        self.open_checked(v, expected_model, Verify::Full)
+    }
+
+    /// Verifies every byte of version `v` (see [`IndexDir::open_current_verified`]); the error
+    /// names the damaged file. `index check` runs this.
+    pub fn verify_version(&self, version: VersionId) -> Result<()> {
+        self.open_checked(version, None, Verify::Full).map(|_| ())
+    }
+
+    fn open_checked(&self, version: VersionId, expected_model: Option<&str>, verify: Verify) -> Result<IndexVersion> {
         let dir = self.version_path(version);
         if !dir.is_dir() {
             return Err(Error::corrupt(&dir, format!("version {version} does not exist")));
@@ -67,22 +107,46 @@ impl IndexDir {
         if info.dim == 0 || info.live > info.rows {
             return Err(Error::corrupt(&mpath, "inconsistent dim/rows/live"));
         }
-        manifest.verify(&dir)?;
+        let mapped = format == INDEX_FORMAT_VERSION && manifest.files.contains_key(VECTORS_FILE);
+        let full = verify == Verify::Full || !mapped;
+        if full {
+            manifest.verify(&dir)?;
+        } else {
+            manifest.verify_sizes(&dir)?;
+        }
         let ids: Vec<String> = read_json(&dir.join(IDS_FILE))?;
         let dead: Vec<u32> = read_json(&dir.join(TOMBSTONES_FILE))?;
-        let epath = dir.join(EMBEDDINGS_FILE);
-        let (emb_ids, rows) = read_embeddings(&epath, info.dim)?;
-        if ids.len() != info.rows || emb_ids != ids {
+        if ids.len() != info.rows {
             return Err(Error::corrupt(
-                &epath,
-                format!(
-                    "{} rows and {} ids, manifest says {}",
-                    emb_ids.len(),
-                    ids.len(),
-                    info.rows
-                ),
+                dir.join(IDS_FILE),
+                format!("{} ids, manifest says {} rows", ids.len(), info.rows),
             ));
         }
+        let rows: Slab<f32> = if mapped {
+            let vpath = dir.join(VECTORS_FILE);
+            let rows = vectors_file::open(&vpath, info.dim, ids.len())?;
+            if full {
+                let epath = dir.join(EMBEDDINGS_FILE);
+                let (emb_ids, emb_rows) = read_embeddings(&epath, info.dim)?;
+                if emb_ids != ids || !super::same_bits(&emb_rows, &rows) {
+                    return Err(Error::corrupt(
+                        &epath,
+                        format!("its ids or vectors differ from {IDS_FILE} and {VECTORS_FILE}"),
+                    ));
+                }
+            }
+            rows
+        } else {
+            let epath = dir.join(EMBEDDINGS_FILE);
+            let (emb_ids, rows) = read_embeddings(&epath, info.dim)?;
+            if emb_ids != ids {
+                return Err(Error::corrupt(
+                    &epath,
+                    format!("{} rows and {} ids, manifest says {}", emb_ids.len(), ids.len(), info.rows),
+                ));
+            }
+            rows.into()
+        };
         let mut tombstones = vec![false; ids.len()];
         for &r in &dead {
             *tombstones.get_mut(r as usize).ok_or_else(|| {
@@ -112,7 +176,8 @@ impl IndexDir {
             }
             hnsw
         } else {
-            HnswIndex::load_native(&dir.join(NATIVE_GRAPH_FILE), info.dim, rows, info.hnsw)?
+            let check = if full { Check::Full } else { Check::Structure };
+            HnswIndex::load_native(&dir.join(NATIVE_GRAPH_FILE), info.dim, rows, info.hnsw, check)?
         };
         Ok(IndexVersion {
             version,

@@ -654,7 +654,8 @@ fn ms(t: Instant) -> f64 {
 }
 
 fn load_model(dir: &Path) -> Result<Model> {
-    Model::load(dir).map_err(|e| RecError::load(format!("loading model {}", dir.display()), e))
+    // Checksums were verified when the model was committed; an open checks sizes (`Model::load_for_serving`).
+    Model::load_for_serving(dir).map_err(|e| RecError::load(format!("loading model {}", dir.display()), e))
 }
 
 fn load_catalog(model: &Model, data: Option<&Path>) -> Result<Catalog> {
