@@ -7,6 +7,7 @@ use crate::artifact::Manifest;
 use crate::error::{Error, Result};
 use crate::features::{tokenize_title, Categorical, ItemTable, MultiCategorical, UserTable};
 use crate::interactions::Interactions;
+use crate::serving::ServingTables;
 use crate::schema::{
     interaction_parts, read_interactions, read_items, read_users, ItemRows, UserRows, INTERACTIONS_FILE,
     ITEMS_FILE, TEST_FILE, TRAIN_FILE, USERS_FILE,
@@ -66,6 +67,67 @@ impl Dataset {
         Ok(ds)
     }
 
+    /// What a recommender opens: the vocabularies and feature tables, and the training part as
+    /// [`ServingTables`] (histories, seen sets, counts, popularity). When the dataset carries a
+    /// current `serving/` artifact ([`write_serving`]) and its tables list every id, nothing of the
+    /// interaction log is read: the manifest is read, every listed file's size is checked, the
+    /// item and user tables are decoded and `serving.bin` is mapped (its header and size checked,
+    /// its checksum not: that is verified when it is written and by [`Dataset::load`]). Otherwise
+    /// the training part is read and verified as [`Dataset::load_training`] does and the tables
+    /// are built from it. Either way the returned dataset holds no interactions (its training part
+    /// lives in the tables) and the answers are the same.
+    pub fn load_for_serving(dir: impl AsRef<Path>) -> Result<(Dataset, ServingTables)> {
+        let dir = dir.as_ref();
+        let manifest = Manifest::read(dir, DATASET_KIND, DATASET_FORMAT_VERSION)?;
+        manifest.verify_sizes(dir)?;
+        let fingerprint = manifest.fingerprint();
+        let counted = |key: &str| manifest.counts.get(key).map(|&c| c as usize);
+        if let (Some(n_users), Some(n_items)) = (counted("users"), counted("items")) {
+            if let Some(tables) = ServingTables::open(dir, &fingerprint, n_users, n_items, false)? {
+                let ds = Self::tables_only(dir, manifest)?;
+                if ds.users.len() == n_users && ds.items.len() == n_items {
+                    return Ok((ds, tables));
+                }
+            }
+        }
+        let mut ds = Self::load_training(dir)?;
+        let tables = ServingTables::build(ds.training(), ds.users.len(), ds.items.len());
+        ds.interactions = Interactions::default();
+        ds.train = None;
+        ds.test = None;
+        Ok((ds, tables))
+    }
+
+    /// The item and user tables and their vocabularies, no interactions.
+    fn tables_only(dir: &Path, manifest: Manifest) -> Result<Dataset> {
+        let listed = |name: &str| manifest.files.contains_key(name);
+        let item_rows = if listed(ITEMS_FILE) {
+            read_items(&dir.join(ITEMS_FILE), "item")?
+        } else {
+            ItemRows::default()
+        };
+        let user_rows = if listed(USERS_FILE) {
+            read_users(&dir.join(USERS_FILE), "user")?
+        } else {
+            UserRows::default()
+        };
+        let items = vocab_from_rows(&dir.join(ITEMS_FILE), &item_rows.ids)?;
+        let users = vocab_from_rows(&dir.join(USERS_FILE), &user_rows.ids)?;
+        let item_table = build_item_table(item_rows, items.len());
+        let user_table = build_user_table(user_rows, users.len());
+        Ok(Dataset {
+            dir: std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf()),
+            manifest,
+            users,
+            items,
+            item_table,
+            user_table,
+            interactions: Interactions::default(),
+            train: None,
+            test: None,
+        })
+    }
+
     /// [`Dataset::load`]; with `training_only`, a split dataset's log and test part are neither
     /// verified nor read.
     fn load_parts(dir: &Path, training_only: bool) -> Result<Dataset> {
@@ -79,6 +141,10 @@ impl Dataset {
             read.verify(dir)?;
         } else {
             manifest.verify(dir)?;
+            // A full load also verifies the serving tables derived from this version, if any.
+            if let (Some(&u), Some(&i)) = (manifest.counts.get("users"), manifest.counts.get("items")) {
+                ServingTables::open(dir, &manifest.fingerprint(), u as usize, i as usize, true)?;
+            }
         }
         for required in [INTERACTIONS_FILE] {
             if !manifest.files.contains_key(required) {
@@ -170,6 +236,17 @@ impl Dataset {
     pub fn fingerprint(&self) -> String {
         self.manifest.fingerprint()
     }
+}
+
+/// Derives the serving tables of the dataset at `dir` from its training part (read and verified)
+/// and writes them into `dir/serving/`, staged and swapped in whole. `data import`, `data split` and
+/// an append run this after committing a dataset, and `data serving` for a dataset written before;
+/// a crash in between leaves a dataset that opens by reading its training part, as before.
+pub fn write_serving(dir: &Path) -> Result<ServingTables> {
+    let ds = Dataset::load_training(dir)?;
+    let tables = ServingTables::build(ds.training(), ds.users.len(), ds.items.len());
+    tables.write(dir, &ds.fingerprint())?;
+    Ok(tables)
 }
 
 /// Refuses to write a dataset over `out` unless it is absent, an empty directory, or a dataset

@@ -476,6 +476,7 @@ pub fn synth(out: &Path, o: &SynthOptions, progress: &dyn Progress) -> Result<Sy
     m.extra = serde_json::json!({ "source": { "format": "synth" }, "synth": o });
     m.write(dir)?;
     stage.commit()?;
+    crate::dataset::write_serving(out)?;
     Ok(SynthReport {
         interactions: written,
         users: o.users as u64,

@@ -11,7 +11,7 @@ mod spaces;
 mod watch;
 
 pub use answer::{Answer, Query, Ranked, Source};
-pub use backend::{BackendInfo, CatalogIndex, Filter, HitItem, ItemHit, SearchParams};
+pub use backend::{BackendInfo, CatalogIndex, Exclude, Filter, HitItem, ItemHit, SearchParams};
 pub use catalog::{Catalog, ItemInfo};
 pub use error::{RecError, Result};
 pub use ids::{check_id, DataItem, DataUser, Genre, ModelItem, ModelRows, Resolver, RowMaps};
@@ -342,16 +342,16 @@ impl Snapshot {
         } else {
             Source::Features
         };
-        let exclude = if opts.exclude_seen {
-            self.catalog.seen(u)
+        let filter = if opts.exclude_seen {
+            // Read in place: the seen set is stored sorted without repeats.
+            Filter::seen(&self.catalog, u, genre)
         } else {
-            vec![]
+            Filter::new(vec![], genre)
         };
         Ok(Some(UserPlan {
             user: u,
             source,
-            // The seen list is stored sorted without repeats.
-            filter: Filter::sorted(exclude, genre),
+            filter,
         }))
     }
 
@@ -660,8 +660,9 @@ fn load_model(dir: &Path) -> Result<Model> {
 
 fn load_catalog(model: &Model, data: Option<&Path>) -> Result<Catalog> {
     let dir = data.map_or_else(|| PathBuf::from(&model.meta().dataset_dir), Path::to_path_buf);
-    // The catalogue reads the training part and the tables only (`Catalog::new`).
-    let data = Dataset::load_training(&dir).map_err(|e| {
+    // The tables and the serving artifact (mapped) when the dataset has a current one; otherwise
+    // the training part, read and verified (`Dataset::load_for_serving`).
+    let (data, tables) = Dataset::load_for_serving(&dir).map_err(|e| {
         RecError::load(
             format!(
                 "loading dataset {} (the model's; pass --data to use another copy)",
@@ -673,5 +674,5 @@ fn load_catalog(model: &Model, data: Option<&Path>) -> Result<Catalog> {
     // Users, histories and titles must be the model's own: another dataset would answer its users
     // from the wrong rows without an error.
     model.check_dataset(&data, "--data")?;
-    Ok(Catalog::new(data))
+    Ok(Catalog::new(data, tables))
 }
