@@ -162,12 +162,14 @@ impl Model {
         Self::load_checked(dir.as_ref(), true)
     }
 
-    /// [`Model::load`] for serving: the manifest is read and must list every model file, and
-    /// every listed file must be present with its recorded size (a truncated file is an error
-    /// naming it), but checksums are not recomputed. They were verified when the model was
-    /// committed, and are again by every command that derives an artifact from it (`index
-    /// build`, `eval`, a warm start): re-hashing the 2.5 GB of a 1 M-item model directory (its
-    /// checkpoint included) on every server start is what this avoids.
+    /// [`Model::load`] for serving: the manifest is read and must list every model file, every
+    /// listed file must be present with its recorded size (a truncated file is an error naming
+    /// it), and the files parsed as structure (`model.json`, `vocab.json`,
+    /// `catalog.safetensors`) are checksummed; `weights.safetensors` (plain numbers, its
+    /// safetensors header still checked) and the checkpoint (not read) are not re-hashed. They
+    /// were verified when the model was committed, and are again by every command that derives an
+    /// artifact from it (`index build`, `eval`, a warm start): re-hashing the 2.5 GB of a 1 M-item
+    /// model directory on every server start is what this avoids.
     pub fn load_for_serving(dir: impl AsRef<Path>) -> Result<Model> {
         Self::load_checked(dir.as_ref(), false)
     }
@@ -203,7 +205,9 @@ impl Model {
         if checksums {
             manifest.verify(dir)?;
         } else {
-            manifest.verify_sizes(dir)?;
+            // The small files it parses are checksummed; the tables (read as plain numbers) and
+            // the checkpoint (not read) are checked by size.
+            manifest.verify_except(dir, &["weights.safetensors", "checkpoint.safetensors"])?;
         }
         let meta = read_meta(dir)?;
         let vpath = dir.join("vocab.json");
@@ -265,6 +269,11 @@ impl Model {
             user_items,
         })
     }
+
+    /// How many users [`Model::user_embeddings`] embeds together: a caller that embeds rows
+    /// `[c × USER_CHUNK, (c + 1) × USER_CHUNK)` in one [`Model::embed_user_rows`] call gets those
+    /// rows' vectors bit for bit as the whole table has them.
+    pub const USER_CHUNK: usize = EMBED_CHUNK;
 
     /// Identifies this model (checksum over its files); index manifests record it.
     pub fn fingerprint(&self) -> &str {

@@ -21,6 +21,7 @@
 //! directory itself: its layout, `CURRENT`, the version list, gc, and [`VersionStore`].
 
 mod info;
+mod live;
 mod lock;
 mod reader;
 mod writer;

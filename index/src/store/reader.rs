@@ -2,7 +2,6 @@
 //! the vectors and graph mapped; or every byte verified, for `index check` and writers) into an
 //! [`IndexVersion`], and its searches.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -17,6 +16,7 @@ use crate::backend::{
 };
 use crate::embeddings::{read_embeddings, EMBEDDINGS_FILE};
 use crate::graph_file::Check;
+use super::live::LiveIds;
 use crate::vectors_file::{self, VECTORS_FILE};
 use twotower_data::mapped::Slab;
 use crate::error::{Error, Result};
@@ -31,9 +31,10 @@ use twotower_data::progress::Progress;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Verify {
     /// What serving does on every open: the manifest (kind, format, model, the files it must
-    /// list), every listed file's presence and size, the JSON files, the vectors file's header
-    /// and size, and the graph's header, section sizes, levels and upper layers. The vectors and
-    /// the graph's layer 0 are mapped, not read.
+    /// list), every listed file's presence and size, the checksums of the files it reads
+    /// (`ids.json`, `tombstones.json`), the vectors file's header and size, and the graph's
+    /// header, section sizes, levels and upper layers. The vectors and the graph's layer 0 are
+    /// mapped, not read; `embeddings.parquet` is not read at all.
     Structure,
     /// Everything: every file's sha256, every layer-0 list, and `embeddings.parquet` against the
     /// mapped vectors (same ids, same bits). What `index check` and every writer deriving a new
@@ -112,7 +113,9 @@ impl IndexDir {
         if full {
             manifest.verify(&dir)?;
         } else {
-            manifest.verify_sizes(&dir)?;
+            // ids.json and tombstones.json are read: checksummed. The vectors and the graph are
+            // mapped and embeddings.parquet is not read: sizes (and below, headers) only.
+            manifest.verify_except(&dir, &[VECTORS_FILE, NATIVE_GRAPH_FILE, EMBEDDINGS_FILE])?;
         }
         let ids: Vec<String> = read_json(&dir.join(IDS_FILE))?;
         let dead: Vec<u32> = read_json(&dir.join(TOMBSTONES_FILE))?;
@@ -153,9 +156,9 @@ impl IndexDir {
                 Error::corrupt(dir.join(TOMBSTONES_FILE), format!("row {r} out of range"))
             })? = true;
         }
-        let mut rows_by_id = HashMap::with_capacity(ids.len());
+        let mut rows_by_id = LiveIds::with_capacity(ids.len());
         for (r, id) in ids.iter().enumerate() {
-            if !tombstones[r] && rows_by_id.insert(id.clone(), r as u32).is_some() {
+            if !tombstones[r] && rows_by_id.insert(&ids, r as u32).is_some() {
                 return Err(Error::corrupt(
                     dir.join(IDS_FILE),
                     format!("live id {id:?} appears twice"),
@@ -201,7 +204,7 @@ pub struct IndexVersion {
     pub(super) info: IndexInfo,
     pub(super) manifest: Manifest,
     pub(super) ids: Vec<String>,
-    pub(super) rows_by_id: HashMap<String, u32>,
+    pub(super) rows_by_id: LiveIds,
     pub(super) tombstones: Vec<bool>,
     pub(super) hnsw: HnswIndex,
 }
@@ -243,7 +246,7 @@ impl IndexVersion {
     }
     /// The live row of an item id.
     pub fn row_of(&self, id: &str) -> Option<u32> {
-        self.rows_by_id.get(id).copied()
+        self.rows_by_id.get(&self.ids, id)
     }
     /// `false` for tombstoned (replaced or removed) rows.
     pub fn is_live(&self, row: u32) -> bool {
@@ -253,6 +256,13 @@ impl IndexVersion {
     pub fn live_len(&self) -> usize {
         self.rows_by_id.len()
     }
+    /// True when the vectors and the graph's layer 0 are views of the version's mapped files
+    /// (every version written with `vectors.f32`), not copies in this process's memory.
+    pub fn is_mapped(&self) -> bool {
+        let flat = self.hnsw.flat();
+        flat.rows.is_mapped() && (flat.len == 0 || flat.links0.is_mapped())
+    }
+
     /// The graph (it does not know about tombstones: filter with [`Self::is_live`]).
     pub fn hnsw(&self) -> &HnswIndex {
         &self.hnsw

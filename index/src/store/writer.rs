@@ -118,7 +118,7 @@ impl IndexDir {
         let given = normalize_rows(dim, vectors, Some(ids))?;
         let mut report = AddReport::none(cur.version);
         for id in remove {
-            match cur.rows_by_id.remove(id.as_str()) {
+            match cur.rows_by_id.remove(&cur.ids, id.as_str()) {
                 Some(r) => {
                     cur.tombstones[r as usize] = true;
                     report.removed += 1;
@@ -133,7 +133,7 @@ impl IndexDir {
             if removed.contains(id.as_str()) {
                 continue;
             }
-            if let Some(&old) = cur.rows_by_id.get(id.as_str()) {
+            if let Some(old) = cur.rows_by_id.get(&cur.ids, id.as_str()) {
                 if same_bits(cur.vector(old), v) {
                     report.unchanged += 1;
                     continue;
@@ -148,15 +148,15 @@ impl IndexDir {
         let first = cur.hnsw.insert_normalized(&new_rows, progress)?;
         for (i, id) in new_ids.into_iter().enumerate() {
             let row = first + i as u32;
-            match cur.rows_by_id.insert(id.clone(), row) {
+            cur.ids.push(id);
+            cur.tombstones.push(false);
+            match cur.rows_by_id.insert(&cur.ids, row) {
                 Some(old) => {
                     cur.tombstones[old as usize] = true;
                     report.replaced += 1;
                 }
                 None => report.added += 1,
             }
-            cur.ids.push(id);
-            cur.tombstones.push(false);
         }
         let dead: Vec<u32> = (0..cur.tombstones.len() as u32)
             .filter(|&r| cur.tombstones[r as usize])
