@@ -76,7 +76,9 @@ impl Dataset {
     /// [`Dataset::load`]). Otherwise
     /// the training part is read and verified as [`Dataset::load_training`] does and the tables
     /// are built from it. Either way the returned dataset holds no interactions (its training part
-    /// lives in the tables) and the answers are the same.
+    /// lives in the tables) and the answers are the same. From the serving artifact, the item
+    /// table's `title_tokens` is left empty: serving never tokenizes titles. Such a dataset is for
+    /// answering, not for training.
     pub fn load_for_serving(dir: impl AsRef<Path>) -> Result<(Dataset, ServingTables)> {
         let dir = dir.as_ref();
         let manifest = Manifest::read(dir, DATASET_KIND, DATASET_FORMAT_VERSION)?;
@@ -121,7 +123,8 @@ impl Dataset {
         };
         let items = vocab_from_rows(&dir.join(ITEMS_FILE), &item_rows.ids)?;
         let users = vocab_from_rows(&dir.join(USERS_FILE), &user_rows.ids)?;
-        let item_table = build_item_table(item_rows, items.len());
+        // Serving never tokenizes titles (the model holds its own token table): not built.
+        let item_table = build_item_table(item_rows, items.len(), false);
         let user_table = build_user_table(user_rows, users.len());
         Ok(Dataset {
             dir: std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf()),
@@ -204,7 +207,7 @@ impl Dataset {
             (None, None)
         };
 
-        let item_table = build_item_table(item_rows, items.len());
+        let item_table = build_item_table(item_rows, items.len(), true);
         let user_table = build_user_table(user_rows, users.len());
         Ok(Dataset {
             // Absolute, so a model that records where it was trained finds it from any directory.
@@ -296,7 +299,8 @@ fn vocab_from_rows(file: &Path, ids: &[String]) -> Result<Vocabulary> {
 }
 
 /// Extends per-row features of the side table to every vocabulary entry (missing rows at the end).
-fn build_item_table(rows: ItemRows, n_items: usize) -> ItemTable {
+/// Without `tokens`, `title_tokens` is left empty (no row, no vocabulary).
+fn build_item_table(rows: ItemRows, n_items: usize, tokens: bool) -> ItemTable {
     let ItemRows {
         ids: _,
         mut titles,
@@ -308,12 +312,16 @@ fn build_item_table(rows: ItemRows, n_items: usize) -> ItemTable {
     while g.rows() < n_items {
         g.push_row(std::iter::empty::<&str>());
     }
-    let title_tokens = MultiCategorical::from_rows(
-        "title_tokens",
-        titles
-            .iter()
-            .map(|t| t.as_deref().map(tokenize_title).unwrap_or_default()),
-    );
+    let title_tokens = if tokens {
+        MultiCategorical::from_rows(
+            "title_tokens",
+            titles
+                .iter()
+                .map(|t| t.as_deref().map(tokenize_title).unwrap_or_default()),
+        )
+    } else {
+        MultiCategorical::empty("title_tokens")
+    };
     ItemTable {
         titles,
         genres: g,
