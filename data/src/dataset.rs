@@ -45,8 +45,15 @@ pub struct Dataset {
 
 impl Dataset {
     /// Loads a dataset directory, refusing foreign, newer or corrupt ones (checksums are verified).
+    /// It also verifies every byte of the serving tables derived from this version (`serving/`),
+    /// if it has any: a full load is one of the places their checksum is checked.
     pub fn load(dir: impl AsRef<Path>) -> Result<Dataset> {
-        Self::load_parts(dir.as_ref(), false)
+        let ds = Self::load_parts(dir.as_ref(), false)?;
+        let count = |k: &str| ds.manifest.counts.get(k).map(|&c| c as usize);
+        if let (Some(u), Some(i)) = (count("users"), count("items")) {
+            ServingTables::open(&ds.dir, &ds.fingerprint(), u, i, true)?;
+        }
+        Ok(ds)
     }
 
     /// What training and serving read: a split dataset's tables and training part only, as
@@ -152,10 +159,6 @@ impl Dataset {
             read.verify(dir)?;
         } else {
             manifest.verify(dir)?;
-            // A full load also verifies the serving tables derived from this version, if any.
-            if let (Some(&u), Some(&i)) = (manifest.counts.get("users"), manifest.counts.get("items")) {
-                ServingTables::open(dir, &manifest.fingerprint(), u as usize, i as usize, true)?;
-            }
         }
         for required in [INTERACTIONS_FILE] {
             if !manifest.files.contains_key(required) {

@@ -165,6 +165,27 @@ impl<T: Element> Deref for Slab<T> {
     }
 }
 
+impl<T: Element + PartialEq> PartialEq for Slab<T> {
+    /// Equal when the elements are, wherever they live.
+    fn eq(&self, other: &Self) -> bool {
+        self[..] == other[..]
+    }
+}
+
+impl<T: Element> Clone for Slab<T> {
+    /// An owned copy stays owned; a view is another view of the same map.
+    fn clone(&self) -> Self {
+        match self {
+            Slab::Owned(v) => Slab::Owned(v.clone()),
+            Slab::Mapped { file, offset, len } => Slab::Mapped {
+                file: file.clone(),
+                offset: *offset,
+                len: *len,
+            },
+        }
+    }
+}
+
 impl<T: Element> From<Vec<T>> for Slab<T> {
     fn from(v: Vec<T>) -> Self {
         Slab::Owned(v)

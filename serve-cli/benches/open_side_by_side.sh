@@ -38,6 +38,27 @@ for r in $(seq "$rounds"); do
   row "old: open (query: stats, quit)" bash -c open_old
   row "new: open (query: stats, quit)" bash -c open_new
 done
+# first_rows LABEL BINARY ARGS...: seconds from start until the first recommendations are on disk
+# (`recommend --all` to JSONL, written as `.first.jsonl.tmp-…` until complete; polled every 50 ms),
+# then the process is stopped.
+written() { find "$work" -maxdepth 1 -name '.first.jsonl.tmp-*' -size +0 | grep -q .; }
+first_rows() {
+  local label=$1; shift
+  rm -f "$work"/.first.jsonl.tmp-* "$work/first.jsonl"
+  local t0; t0=$(date +%s.%N)
+  "$@" --out "$work/first.jsonl" > /dev/null 2>&1 & local pid=$!
+  while ! written && kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+  local t1; t1=$(date +%s.%N)
+  kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
+  rm -f "$work"/.first.jsonl.tmp-*
+  printf '%-44s %8.2f s\n' "$label" "$(echo "$t1 - $t0" | bc -l)"
+}
+for r in $(seq "$rounds"); do
+  first_rows "old: recommend --all, first rows on disk" "$old" --quiet --threads 2 recommend --all \
+    --k 100 --model "$model" --index "$index"
+  first_rows "new: recommend --all, first rows on disk" "$new" --quiet --threads 2 recommend --all \
+    --k 100 --model "$model" --index "$work/idx" --data "$work/ds"
+done
 for r in $(seq "$rounds"); do
   row "old: recommend --all --k 100" "$old" --quiet --threads 2 recommend --all --k 100 \
     --model "$model" --index "$index" --out "$work/old.parquet"
