@@ -7,11 +7,11 @@ use crate::artifact::Manifest;
 use crate::error::{Error, Result};
 use crate::features::{tokenize_title, Categorical, ItemTable, MultiCategorical, UserTable};
 use crate::interactions::Interactions;
-use crate::serving::ServingTables;
 use crate::schema::{
     interaction_parts, read_interactions, read_items, read_users, ItemRows, UserRows, INTERACTIONS_FILE,
     ITEMS_FILE, TEST_FILE, TRAIN_FILE, USERS_FILE,
 };
+use crate::serving::ServingTables;
 use crate::vocab::Vocabulary;
 
 /// Manifest kind of dataset directories.

@@ -132,7 +132,8 @@ impl<T: Element> Slab<T> {
                 )
             })?;
         let raw = &bytes[offset..end];
-        if cfg!(target_endian = "little") && (raw.as_ptr() as usize).is_multiple_of(std::mem::align_of::<T>()) {
+        if cfg!(target_endian = "little") && (raw.as_ptr() as usize).is_multiple_of(std::mem::align_of::<T>())
+        {
             return Ok(Slab::Mapped {
                 file: file.clone(),
                 offset,
@@ -203,7 +204,11 @@ impl<T: Element + std::fmt::Debug> std::fmt::Debug for Slab<T> {
         match self {
             Slab::Owned(v) => write!(f, "Slab::Owned({} elements)", v.len()),
             Slab::Mapped { file, offset, len } => {
-                write!(f, "Slab::Mapped({len} elements at {offset} of {})", file.path().display())
+                write!(
+                    f,
+                    "Slab::Mapped({len} elements at {offset} of {})",
+                    file.path().display()
+                )
             }
         }
     }
@@ -227,7 +232,9 @@ mod tests {
         let s: Slab<u32> = Slab::from_file(&f, 8, 1000, "values").unwrap();
         assert!(s.is_mapped());
         assert_eq!(&s[..], &vals[..]);
-        let err = Slab::<u32>::from_file(&f, 8, 1001, "values").unwrap_err().to_string();
+        let err = Slab::<u32>::from_file(&f, 8, 1001, "values")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("v.bin") && err.contains("truncated"), "{err}");
         // A misaligned view is decoded into an owned copy instead.
         let odd: Slab<u32> = Slab::from_file(&f, 9, 10, "odd").unwrap();

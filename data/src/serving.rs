@@ -211,7 +211,11 @@ impl ServingTables {
         let le64 = |v: &[u64]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
         let le32 = |v: &[u32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
         section(&mut w, le64(&self.hist_offsets)).map_err(io)?;
-        section(&mut w, self.hist_ts.iter().flat_map(|x| x.to_le_bytes()).collect()).map_err(io)?;
+        section(
+            &mut w,
+            self.hist_ts.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        )
+        .map_err(io)?;
         section(&mut w, le32(&self.hist_items)).map_err(io)?;
         section(&mut w, le64(&self.seen_offsets)).map_err(io)?;
         section(&mut w, le32(&self.seen_items)).map_err(io)?;
@@ -266,10 +270,17 @@ impl ServingTables {
             .map_err(|problem| Error::invalid(&path, problem))
     }
 
-    fn parse(file: &Arc<MappedFile>, n_users: usize, n_items: usize) -> std::result::Result<ServingTables, String> {
+    fn parse(
+        file: &Arc<MappedFile>,
+        n_users: usize,
+        n_items: usize,
+    ) -> std::result::Result<ServingTables, String> {
         let b = file.bytes();
         if b.len() < HEADER {
-            return Err(format!("truncated: {} bytes, the header alone is {HEADER}", b.len()));
+            return Err(format!(
+                "truncated: {} bytes, the header alone is {HEADER}",
+                b.len()
+            ));
         }
         if &b[..8] != MAGIC {
             return Err("not a twotower serving file (bad magic)".into());
@@ -350,15 +361,25 @@ mod tests {
         assert_eq!(built.history(0), (&[2, 5, 9][..], &[1, 3, 3][..]));
         assert_eq!(built.popular().collect::<Vec<_>>(), vec![3, 0, 1, 2, 4]);
         built.write(dir.path(), "fp").unwrap();
-        assert!(ServingTables::open(dir.path(), "other", 4, 5, false).unwrap().is_none());
-        let back = ServingTables::open(dir.path(), "fp", 4, 5, true).unwrap().unwrap();
+        assert!(ServingTables::open(dir.path(), "other", 4, 5, false)
+            .unwrap()
+            .is_none());
+        let back = ServingTables::open(dir.path(), "fp", 4, 5, true)
+            .unwrap()
+            .unwrap();
         assert!(back.is_mapped());
         for u in 0..4 {
             assert_eq!(back.seen(u), built.seen(u));
             assert_eq!(back.history(u), built.history(u));
         }
-        assert_eq!(back.popular().collect::<Vec<_>>(), built.popular().collect::<Vec<_>>());
-        assert_eq!((0..5).map(|i| back.count(i)).collect::<Vec<_>>(), vec![1, 1, 1, 2, 1]);
+        assert_eq!(
+            back.popular().collect::<Vec<_>>(),
+            built.popular().collect::<Vec<_>>()
+        );
+        assert_eq!(
+            (0..5).map(|i| back.count(i)).collect::<Vec<_>>(),
+            vec![1, 1, 1, 2, 1]
+        );
 
         // A flipped byte: sizes still match, so an open maps it; the checksum catches it.
         let p = dir.path().join(SERVING_DIR).join(SERVING_FILE);
@@ -366,12 +387,18 @@ mod tests {
         let last = bytes.len() - 1;
         bytes[last] ^= 0x5a;
         std::fs::write(&p, &bytes).unwrap();
-        assert!(ServingTables::open(dir.path(), "fp", 4, 5, false).unwrap().is_some());
-        let e = ServingTables::open(dir.path(), "fp", 4, 5, true).unwrap_err().to_string();
+        assert!(ServingTables::open(dir.path(), "fp", 4, 5, false)
+            .unwrap()
+            .is_some());
+        let e = ServingTables::open(dir.path(), "fp", 4, 5, true)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains(SERVING_FILE) && e.contains("sha256"), "{e}");
         // Truncated: the size check of every open names it.
         std::fs::write(&p, &bytes[..bytes.len() - 8]).unwrap();
-        let e = ServingTables::open(dir.path(), "fp", 4, 5, false).unwrap_err().to_string();
+        let e = ServingTables::open(dir.path(), "fp", 4, 5, false)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains(SERVING_FILE) && e.contains("size"), "{e}");
     }
 }

@@ -21,7 +21,10 @@ fn small() -> SynthOptions {
 }
 
 fn same(a: &ServingTables, b: &ServingTables) {
-    assert_eq!((a.users(), a.items(), a.total()), (b.users(), b.items(), b.total()));
+    assert_eq!(
+        (a.users(), a.items(), a.total()),
+        (b.users(), b.items(), b.total())
+    );
     for u in 0..a.users() as u32 {
         assert_eq!(a.seen(u), b.seen(u), "user {u}");
         assert_eq!(a.history(u), b.history(u), "user {u}");
@@ -40,11 +43,17 @@ fn split_datasets_carry_mapped_serving_tables_equal_to_built_ones() {
     split(&d, &SplitOptions::default(), &NoProgress).unwrap();
     let (ds, mapped) = Dataset::load_for_serving(&d).unwrap();
     assert!(mapped.is_mapped(), "split wrote serving/ and an open maps it");
-    assert!(ds.interactions.is_empty() && ds.train.is_none(), "no interaction was read");
+    assert!(
+        ds.interactions.is_empty() && ds.train.is_none(),
+        "no interaction was read"
+    );
     let full = Dataset::load_training(&d).unwrap();
     let built = ServingTables::build(full.training(), full.users.len(), full.items.len());
     same(&mapped, &built);
-    assert_eq!((ds.users.ids(), ds.items.ids()), (full.users.ids(), full.items.ids()));
+    assert_eq!(
+        (ds.users.ids(), ds.items.ids()),
+        (full.users.ids(), full.items.ids())
+    );
 
     // Without the artifact (a dataset written by an older build): built from the training part,
     // same answers; `write_serving` adds it again without changing the dataset's fingerprint.
@@ -68,7 +77,10 @@ fn split_datasets_carry_mapped_serving_tables_equal_to_built_ones() {
     .unwrap();
     let (_, again) = Dataset::load_for_serving(&d).unwrap();
     let full = Dataset::load_training(&d).unwrap();
-    same(&again, &ServingTables::build(full.training(), full.users.len(), full.items.len()));
+    same(
+        &again,
+        &ServingTables::build(full.training(), full.users.len(), full.items.len()),
+    );
 }
 
 #[test]

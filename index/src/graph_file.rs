@@ -136,7 +136,12 @@ pub(crate) fn read(path: &Path, dim: usize, rows: Slab<f32>, check: Check) -> Re
     parse(&file, dim, rows, check).map_err(|problem| Error::corrupt(path, problem))
 }
 
-fn parse(file: &Arc<MappedFile>, dim: usize, rows: Slab<f32>, check: Check) -> std::result::Result<FlatGraph, String> {
+fn parse(
+    file: &Arc<MappedFile>,
+    dim: usize,
+    rows: Slab<f32>,
+    check: Check,
+) -> std::result::Result<FlatGraph, String> {
     let bytes = file.bytes();
     let mut r = Reader { bytes, pos: 0 };
     if r.take(8, "magic")? != MAGIC {

@@ -61,7 +61,10 @@ pub(crate) fn open(path: &Path, dim: usize, rows: usize) -> Result<Slab<f32>> {
 fn parse(file: &Arc<MappedFile>, dim: usize, rows: usize) -> std::result::Result<Slab<f32>, String> {
     let b = file.bytes();
     if b.len() < HEADER {
-        return Err(format!("truncated: {} bytes, the header alone is {HEADER}", b.len()));
+        return Err(format!(
+            "truncated: {} bytes, the header alone is {HEADER}",
+            b.len()
+        ));
     }
     if &b[..8] != MAGIC {
         return Err("not a twotower vectors file (bad magic)".into());

@@ -290,7 +290,10 @@ fn an_open_maps_the_bulk_files_and_reads_nothing_else() {
     assert_eq!(after.vector(7), &v[7 * DIM..8 * DIM]);
 
     let err = idx.verify_version(VersionId(1)).unwrap_err().to_string();
-    assert!(err.contains("embeddings.parquet") && err.contains("sha256"), "{err}");
+    assert!(
+        err.contains("embeddings.parquet") && err.contains("sha256"),
+        "{err}"
+    );
     // Commit-time verification: a writer refuses to derive a version from damaged files.
     let err = idx
         .add_items(&ids[..1], &v[DIM..2 * DIM], &[], MODEL, &NoProgress)
@@ -313,7 +316,11 @@ fn damage_in_mapped_files_is_caught_by_check_and_by_writers() {
         let mut bad = orig.clone();
         // Past the headers: inside the vectors (a NaN), or halfway into the graph file, inside
         // layer 0 (a count beyond the stride or an id far outside the graph).
-        let at = if file == "vectors.f32" { 200 } else { orig.len() / 2 / 4 * 4 };
+        let at = if file == "vectors.f32" {
+            200
+        } else {
+            orig.len() / 2 / 4 * 4
+        };
         for b in &mut bad[at..at + 4] {
             *b = 0xff;
         }

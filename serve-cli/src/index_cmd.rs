@@ -178,8 +178,14 @@ pub fn run(cmd: IndexCommand, progress: &dyn Progress) -> Result<()> {
         IndexCommand::Upgrade(a) => {
             let dir = twotower_index::IndexDir::new(&a.index);
             match dir.upgrade(progress)? {
-                Some(v) => println!("index version {v} written in {} (the layout of this build)", a.index.display()),
-                None => println!("{}: CURRENT already has the layout of this build", a.index.display()),
+                Some(v) => println!(
+                    "index version {v} written in {} (the layout of this build)",
+                    a.index.display()
+                ),
+                None => println!(
+                    "{}: CURRENT already has the layout of this build",
+                    a.index.display()
+                ),
             }
             Ok(())
         }

@@ -367,7 +367,10 @@ fn check_verifies_every_byte_and_an_open_refuses_a_truncated_file() {
             .timeout(Duration::from_secs(300))
             .output()
             .unwrap();
-        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
     assert!(stats(&index).0);
     for file in ["vectors.f32", "graph.links"] {
@@ -375,11 +378,18 @@ fn check_verifies_every_byte_and_an_open_refuses_a_truncated_file() {
         let orig = std::fs::read(&path).unwrap();
         let mut flipped = orig.clone();
         // Inside the vectors, or halfway into the graph file (layer 0, which an open maps unread).
-        let at = if file == "graph.links" { orig.len() / 2 } else { orig.len() - 8 };
+        let at = if file == "graph.links" {
+            orig.len() / 2
+        } else {
+            orig.len() - 8
+        };
         flipped[at] ^= 0x40;
         std::fs::write(&path, &flipped).unwrap();
         let (opened, err) = stats(&index);
-        assert!(opened, "{file}: a flipped byte in a mapped file is not an open's to find: {err}");
+        assert!(
+            opened,
+            "{file}: a flipped byte in a mapped file is not an open's to find: {err}"
+        );
         let (checked, out, err) = run(&["index", "check", "--model", p(&model), "--index", p(&index)]);
         assert!(!checked, "{file}: index check passed a damaged version:\n{out}");
         assert!(err.contains(file) && err.contains("sha256"), "{file}: {err}");

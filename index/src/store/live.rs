@@ -37,8 +37,7 @@ impl LiveIds {
         match self.table.find_mut(h, |&r| ids[r as usize] == id) {
             Some(slot) => Some(std::mem::replace(slot, row)),
             None => {
-                self.table
-                    .insert_unique(h, row, |&r| hash(&ids[r as usize]));
+                self.table.insert_unique(h, row, |&r| hash(&ids[r as usize]));
                 None
             }
         }

@@ -15,8 +15,8 @@ use super::{
 use crate::embeddings::{write_embeddings, EMBEDDINGS_FILE};
 use crate::error::{Error, Result};
 use crate::graph_file;
-use crate::vectors_file::{self, VECTORS_FILE};
 use crate::hnsw::{GraphBuilder, HnswIndex, HnswParams};
+use crate::vectors_file::{self, VECTORS_FILE};
 
 /// Held by a writer from reading `CURRENT` to moving it: two writers at once (a rebuild beside an
 /// `add`, say) must neither claim the same version number nor both derive from one parent. An OS file

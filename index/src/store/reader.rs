@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use twotower_data::artifact::Manifest;
 
+use super::live::LiveIds;
 use super::{
     read_json, required_files, IndexDir, IndexInfo, VersionId, GRAPH_BASENAME, HNSW_RS_FORMAT_VERSION,
     IDS_FILE, INDEX_FORMAT_VERSION, INDEX_KIND, NATIVE_GRAPH_FILE, TOMBSTONES_FILE,
@@ -15,16 +16,15 @@ use crate::backend::{
     check_batch, filter_of, Found, FoundKey, ItemFilter, ItemKey, ItemSearch, SearchSpec, VersionFacts,
 };
 use crate::embeddings::{read_embeddings, EMBEDDINGS_FILE};
-use crate::graph_file::Check;
-use super::live::LiveIds;
-use crate::vectors_file::{self, VECTORS_FILE};
-use twotower_data::mapped::Slab;
 use crate::error::{Error, Result};
 use crate::exact::ExactIndex;
+use crate::graph_file::Check;
 use crate::hnsw::HnswIndex;
 use crate::rows::ItemRows;
 use crate::search::{Hit, RowFilter, VectorIndex};
+use crate::vectors_file::{self, VECTORS_FILE};
 use rayon::prelude::*;
+use twotower_data::mapped::Slab;
 use twotower_data::progress::Progress;
 
 /// How much of a version an open checks.
@@ -74,7 +74,12 @@ impl IndexDir {
         self.open_checked(version, None, Verify::Full).map(|_| ())
     }
 
-    fn open_checked(&self, version: VersionId, expected_model: Option<&str>, verify: Verify) -> Result<IndexVersion> {
+    fn open_checked(
+        &self,
+        version: VersionId,
+        expected_model: Option<&str>,
+        verify: Verify,
+    ) -> Result<IndexVersion> {
         let dir = self.version_path(version);
         if !dir.is_dir() {
             return Err(Error::corrupt(&dir, format!("version {version} does not exist")));
@@ -145,7 +150,12 @@ impl IndexDir {
             if emb_ids != ids {
                 return Err(Error::corrupt(
                     &epath,
-                    format!("{} rows and {} ids, manifest says {}", emb_ids.len(), ids.len(), info.rows),
+                    format!(
+                        "{} rows and {} ids, manifest says {}",
+                        emb_ids.len(),
+                        ids.len(),
+                        info.rows
+                    ),
                 ));
             }
             rows.into()
