@@ -2,7 +2,7 @@
 //! user's training history (items with their times, oldest first), each user's seen items (sorted,
 //! without repeats, for "leave out what the user has seen"), each item's interaction count and the
 //! items by popularity. [`ServingTables`] holds them either built in memory from the interactions
-//! or mapped from the dataset's `serving/` artifact, which `data import`, `data split` and
+//! or mapped from the dataset's `serving/` artifact, which `data import`, `data split`, appends and
 //! `data serving` write, so opening a server does not decode millions of Parquet rows.
 //!
 //! `serving/` is an artifact of its own (the dataset's manifest does not list it, so the dataset's

@@ -1,4 +1,4 @@
-//! The serving tables a dataset carries (`serving/`): written by synth, split and import, mapped by
+//! The serving tables a dataset carries (`serving/`): written by split (and import), mapped by
 //! [`Dataset::load_for_serving`] with the same contents as tables built from the training part,
 //! ignored once the dataset changes, and damage caught where every byte is verified.
 
@@ -88,6 +88,11 @@ fn a_damaged_serving_file_is_caught_by_a_full_load_and_a_truncated_one_at_open()
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path().join("d");
     synth(&d, &small(), &NoProgress).unwrap();
+    assert!(
+        !d.join(SERVING_DIR).exists(),
+        "synth streams; it leaves the tables to split"
+    );
+    write_serving(&d).unwrap();
     let p = d.join(SERVING_DIR).join(SERVING_FILE);
     let orig = fs::read(&p).unwrap();
     let mut flipped = orig.clone();

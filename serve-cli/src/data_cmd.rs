@@ -27,8 +27,8 @@ pub enum DataCommand {
     Download(DownloadArgs),
     /// Write a dataset's serving tables (`serving/`: each user's history and seen items, item
     /// counts, popularity) from its training part, so `query`, `serve` and `recommend` map them
-    /// instead of reading the interactions. `import`, `split` and `synth` write them already; this
-    /// is for a dataset written by an older build. The dataset's files and fingerprint are unchanged.
+    /// instead of reading the interactions. `import` and `split` write them already; this is for a
+    /// dataset written by an older build, or an unsplit `synth` one. The dataset's files and fingerprint are unchanged.
     Serving(ServingArgs),
 }
 
