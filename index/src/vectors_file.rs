@@ -30,7 +30,7 @@ const HEADER: usize = 64;
 /// Writes `rows` (`rows.len() / dim` vectors of `dim`) to `path` and syncs it.
 pub(crate) fn write(path: &Path, rows: &[f32], dim: usize) -> Result<()> {
     let io = |e| Error::io(path, e);
-    let n = if dim == 0 { 0 } else { rows.len() / dim };
+    let n = rows.len().checked_div(dim).unwrap_or(0);
     let f = std::fs::File::create(path).map_err(io)?;
     let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
     let mut header = [0u8; HEADER];
