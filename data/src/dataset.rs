@@ -11,6 +11,7 @@ use crate::schema::{
     interaction_parts, read_interactions, read_items, read_users, ItemRows, UserRows, INTERACTIONS_FILE,
     ITEMS_FILE, TEST_FILE, TRAIN_FILE, USERS_FILE,
 };
+use crate::serving::ServingTables;
 use crate::vocab::Vocabulary;
 
 /// Manifest kind of dataset directories.
@@ -44,8 +45,15 @@ pub struct Dataset {
 
 impl Dataset {
     /// Loads a dataset directory, refusing foreign, newer or corrupt ones (checksums are verified).
+    /// It also verifies every byte of the serving tables derived from this version (`serving/`),
+    /// if it has any: a full load is one of the places their checksum is checked.
     pub fn load(dir: impl AsRef<Path>) -> Result<Dataset> {
-        Self::load_parts(dir.as_ref(), false)
+        let ds = Self::load_parts(dir.as_ref(), false)?;
+        let count = |k: &str| ds.manifest.counts.get(k).map(|&c| c as usize);
+        if let (Some(u), Some(i)) = (count("users"), count("items")) {
+            ServingTables::open(&ds.dir, &ds.fingerprint(), u, i, true)?;
+        }
+        Ok(ds)
     }
 
     /// What training and serving read: a split dataset's tables and training part only, as
@@ -64,6 +72,78 @@ impl Dataset {
         let mut ds = Self::load_parts(dir, false)?;
         ds.keep_only_training();
         Ok(ds)
+    }
+
+    /// What a recommender opens: the vocabularies and feature tables, and the training part as
+    /// [`ServingTables`] (histories, seen sets, counts, popularity). When the dataset carries a
+    /// current `serving/` artifact ([`write_serving`]) and its tables list every id, nothing of the
+    /// interaction log is read: the manifest is read, every listed file's size is checked, the
+    /// item and user tables are checksummed and decoded, and `serving.bin` is mapped (its size and
+    /// header checked, its checksum not: that is verified when it is written and by
+    /// [`Dataset::load`]). Otherwise
+    /// the training part is read and verified as [`Dataset::load_training`] does and the tables
+    /// are built from it. Either way the returned dataset holds no interactions (its training part
+    /// lives in the tables) and the answers are the same. From the serving artifact, the item
+    /// table's `title_tokens` is left empty: serving never tokenizes titles. Such a dataset is for
+    /// answering, not for training.
+    pub fn load_for_serving(dir: impl AsRef<Path>) -> Result<(Dataset, ServingTables)> {
+        let dir = dir.as_ref();
+        let manifest = Manifest::read(dir, DATASET_KIND, DATASET_FORMAT_VERSION)?;
+        let fingerprint = manifest.fingerprint();
+        let counted = |key: &str| manifest.counts.get(key).map(|&c| c as usize);
+        if let (Some(n_users), Some(n_items)) = (counted("users"), counted("items")) {
+            if let Some(tables) = ServingTables::open(dir, &fingerprint, n_users, n_items, false)? {
+                // The tables it parses are checksummed; the interaction files, not read, by size.
+                let logs: Vec<&str> = manifest
+                    .files
+                    .keys()
+                    .map(String::as_str)
+                    .filter(|f| *f != ITEMS_FILE && *f != USERS_FILE)
+                    .collect();
+                manifest.verify_except(dir, &logs)?;
+                let ds = Self::tables_only(dir, manifest)?;
+                if ds.users.len() == n_users && ds.items.len() == n_items {
+                    return Ok((ds, tables));
+                }
+            }
+        }
+        let mut ds = Self::load_training(dir)?;
+        let tables = ServingTables::build(ds.training(), ds.users.len(), ds.items.len());
+        ds.interactions = Interactions::default();
+        ds.train = None;
+        ds.test = None;
+        Ok((ds, tables))
+    }
+
+    /// The item and user tables and their vocabularies, no interactions.
+    fn tables_only(dir: &Path, manifest: Manifest) -> Result<Dataset> {
+        let listed = |name: &str| manifest.files.contains_key(name);
+        let item_rows = if listed(ITEMS_FILE) {
+            read_items(&dir.join(ITEMS_FILE), "item")?
+        } else {
+            ItemRows::default()
+        };
+        let user_rows = if listed(USERS_FILE) {
+            read_users(&dir.join(USERS_FILE), "user")?
+        } else {
+            UserRows::default()
+        };
+        let items = vocab_from_rows(&dir.join(ITEMS_FILE), &item_rows.ids)?;
+        let users = vocab_from_rows(&dir.join(USERS_FILE), &user_rows.ids)?;
+        // Serving never tokenizes titles (the model holds its own token table): not built.
+        let item_table = build_item_table(item_rows, items.len(), false);
+        let user_table = build_user_table(user_rows, users.len());
+        Ok(Dataset {
+            dir: std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf()),
+            manifest,
+            users,
+            items,
+            item_table,
+            user_table,
+            interactions: Interactions::default(),
+            train: None,
+            test: None,
+        })
     }
 
     /// [`Dataset::load`]; with `training_only`, a split dataset's log and test part are neither
@@ -130,7 +210,7 @@ impl Dataset {
             (None, None)
         };
 
-        let item_table = build_item_table(item_rows, items.len());
+        let item_table = build_item_table(item_rows, items.len(), true);
         let user_table = build_user_table(user_rows, users.len());
         Ok(Dataset {
             // Absolute, so a model that records where it was trained finds it from any directory.
@@ -172,6 +252,17 @@ impl Dataset {
     }
 }
 
+/// Derives the serving tables of the dataset at `dir` from its training part (read and verified)
+/// and writes them into `dir/serving/`, staged and swapped in whole. `data import`, `data split` and
+/// an append run this after committing a dataset, and `data serving` for a dataset written before;
+/// a crash in between leaves a dataset that opens by reading its training part, as before.
+pub fn write_serving(dir: &Path) -> Result<ServingTables> {
+    let ds = Dataset::load_training(dir)?;
+    let tables = ServingTables::build(ds.training(), ds.users.len(), ds.items.len());
+    tables.write(dir, &ds.fingerprint())?;
+    Ok(tables)
+}
+
 /// Refuses to write a dataset over `out` unless it is absent, an empty directory, or a dataset
 /// already: a mistyped `--out` must never swap away a folder of raw data.
 pub(crate) fn check_replaceable(out: &Path) -> Result<()> {
@@ -211,7 +302,8 @@ fn vocab_from_rows(file: &Path, ids: &[String]) -> Result<Vocabulary> {
 }
 
 /// Extends per-row features of the side table to every vocabulary entry (missing rows at the end).
-fn build_item_table(rows: ItemRows, n_items: usize) -> ItemTable {
+/// Without `tokens`, `title_tokens` is left empty (no row, no vocabulary).
+fn build_item_table(rows: ItemRows, n_items: usize, tokens: bool) -> ItemTable {
     let ItemRows {
         ids: _,
         mut titles,
@@ -223,12 +315,16 @@ fn build_item_table(rows: ItemRows, n_items: usize) -> ItemTable {
     while g.rows() < n_items {
         g.push_row(std::iter::empty::<&str>());
     }
-    let title_tokens = MultiCategorical::from_rows(
-        "title_tokens",
-        titles
-            .iter()
-            .map(|t| t.as_deref().map(tokenize_title).unwrap_or_default()),
-    );
+    let title_tokens = if tokens {
+        MultiCategorical::from_rows(
+            "title_tokens",
+            titles
+                .iter()
+                .map(|t| t.as_deref().map(tokenize_title).unwrap_or_default()),
+        )
+    } else {
+        MultiCategorical::empty("title_tokens")
+    };
     ItemTable {
         titles,
         genres: g,

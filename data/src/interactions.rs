@@ -148,6 +148,11 @@ impl UserHistories {
         self.offsets.len() - 1
     }
 
+    /// The CSR's arrays: offsets (`n_users + 1`), times and items.
+    pub fn into_parts(self) -> (Vec<u64>, Vec<i64>, Vec<u32>) {
+        (self.offsets, self.ts, self.items)
+    }
+
     /// User `u`'s timestamps and items, sorted by (ts, item). Empty for an out-of-range user.
     pub fn history(&self, u: u32) -> (&[i64], &[u32]) {
         let u = u as usize;

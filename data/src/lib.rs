@@ -17,9 +17,11 @@ mod features;
 mod ids;
 mod import;
 mod interactions;
+pub mod mapped;
 pub mod mem;
 pub mod progress;
 mod schema;
+mod serving;
 mod split;
 mod stats;
 mod synth;
@@ -28,7 +30,7 @@ mod vocab;
 
 pub use artifact::{AtomicFile, FileEntry, Manifest, StagingDir};
 pub use batches::ShuffledBatches;
-pub use dataset::{Dataset, DATASET_FORMAT_VERSION, DATASET_KIND};
+pub use dataset::{write_serving, Dataset, DATASET_FORMAT_VERSION, DATASET_KIND};
 #[cfg(feature = "download")]
 pub use download::{download, DownloadSource, MovieLens};
 pub use error::{Error, Result};
@@ -42,6 +44,7 @@ pub use import::{
 pub use interactions::{Interactions, UserHistories};
 pub use progress::{NoProgress, Progress};
 pub use schema::{interactions_schema, INTERACTIONS_FILE, ITEMS_FILE, TEST_FILE, TRAIN_FILE, USERS_FILE};
+pub use serving::{ServingTables, SERVING_DIR, SERVING_FILE, SERVING_KIND};
 pub use split::{split, split_rows, Holdout, SplitOptions, SplitReport, SplitStrategy};
 pub use stats::{Quantiles, Stats, TopItem};
 pub use synth::{synth, SynthOptions, SynthReport, SynthTruth};

@@ -237,6 +237,7 @@ pub fn split(dir: &Path, opts: &SplitOptions, progress: &dyn Progress) -> Result
     }
     m.write(sdir)?;
     stage.commit()?;
+    crate::dataset::write_serving(dir)?;
     progress.finish();
     Ok(report)
 }

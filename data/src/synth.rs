@@ -478,6 +478,8 @@ pub fn synth(out: &Path, o: &SynthOptions, progress: &dyn Progress) -> Result<Sy
     m.extra = serde_json::json!({ "source": { "format": "synth" }, "synth": o });
     m.write(dir)?;
     stage.commit()?;
+    // No serving tables here: they would mean reading the whole log back, and synth streams in
+    // constant memory; `data split` (or `data serving`) writes them.
     Ok(SynthReport {
         interactions: written,
         users: o.users as u64,

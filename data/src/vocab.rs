@@ -2,21 +2,20 @@
 //! indexes work on dense indices. The out-of-vocabulary index is `len()`, so an embedding table has
 //! `len() + 1` rows and the last one stands for every unknown id.
 
-use std::collections::HashMap;
-
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// foldhash (what hashbrown itself uses): fast on short ids and well mixed, where SipHash would
 /// dominate dataset load time. Ids come from our own files, so hash flooding is not a concern; the
 /// fixed seed keeps every run identical.
 pub(crate) type IdBuildHasher = foldhash::fast::FixedState;
-pub(crate) type IdMap<K, V> = HashMap<K, V, IdBuildHasher>;
 
-/// A bidirectional map between string ids and dense indices `0..len()`, in insertion order.
+/// A bidirectional map between string ids and dense indices `0..len()`, in insertion order. Each
+/// id is held once: the hash table stores indices into `ids` and compares through them (at 1 M
+/// items that halves the strings a vocabulary allocates and frees).
 #[derive(Debug, Clone, Default)]
 pub struct Vocabulary {
     ids: Vec<String>,
-    index: IdMap<String, u32>,
+    index: hashbrown::HashTable<u32>,
 }
 
 impl PartialEq for Vocabulary {
@@ -25,6 +24,11 @@ impl PartialEq for Vocabulary {
     }
 }
 impl Eq for Vocabulary {}
+
+fn hash_id(id: &str) -> u64 {
+    use std::hash::BuildHasher;
+    IdBuildHasher::default().hash_one(id)
+}
 
 impl Vocabulary {
     /// An empty vocabulary.
@@ -36,7 +40,7 @@ impl Vocabulary {
     pub fn with_capacity(n: usize) -> Vocabulary {
         Vocabulary {
             ids: Vec::with_capacity(n),
-            index: IdMap::with_capacity_and_hasher(n, Default::default()),
+            index: hashbrown::HashTable::with_capacity(n),
         }
     }
 
@@ -54,22 +58,47 @@ impl Vocabulary {
         v
     }
 
+    /// Builds a vocabulary owning `ids` (no copy); repeated ids keep their first index and are
+    /// dropped.
+    pub fn from_owned(ids: Vec<String>) -> Vocabulary {
+        let mut v = Vocabulary::with_capacity(ids.len());
+        for id in ids {
+            v.insert_owned(id);
+        }
+        v
+    }
+
     /// The index of `id`, adding it at the end if new.
     pub fn insert(&mut self, id: &str) -> u32 {
-        if let Some(&i) = self.index.get(id) {
-            return i;
+        match self.get(id) {
+            Some(i) => i,
+            None => self.push_new(id.to_string()),
         }
+    }
+
+    fn insert_owned(&mut self, id: String) -> u32 {
+        match self.get(&id) {
+            Some(i) => i,
+            None => self.push_new(id),
+        }
+    }
+
+    fn push_new(&mut self, id: String) -> u32 {
         let i = u32::try_from(self.ids.len()).expect("vocabulary larger than u32::MAX - 1");
         assert!(i < u32::MAX, "vocabulary larger than u32::MAX - 1");
-        self.ids.push(id.to_string());
-        self.index.insert(id.to_string(), i);
+        let ids = &self.ids;
+        self.index
+            .insert_unique(hash_id(&id), i, |&j| hash_id(&ids[j as usize]));
+        self.ids.push(id);
         i
     }
 
     /// The index of `id`, if known.
     #[inline]
     pub fn get(&self, id: &str) -> Option<u32> {
-        self.index.get(id).copied()
+        self.index
+            .find(hash_id(id), |&i| self.ids[i as usize] == id)
+            .copied()
     }
 
     /// The index of `id`, or [`oov`](Self::oov) when unknown.
@@ -118,8 +147,9 @@ impl Serialize for Vocabulary {
 impl<'de> Deserialize<'de> for Vocabulary {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         let ids = Vec::<String>::deserialize(d)?;
-        let v = Vocabulary::from_ids(&ids);
-        if v.len() != ids.len() {
+        let n = ids.len();
+        let v = Vocabulary::from_owned(ids);
+        if v.len() != n {
             return Err(serde::de::Error::custom("vocabulary contains duplicate ids"));
         }
         Ok(v)

@@ -284,6 +284,12 @@ pub trait VersionStore: Send + Sync {
     fn current_required(&self) -> Result<VersionId>;
     /// Opens the served version; with `expected_model`, one built from another model is refused.
     fn open_current(&self, expected_model: Option<&str>) -> Result<Box<dyn ItemSearch>>;
+    /// Verifies every byte of the served version where twotower wrote them (checksums, every graph
+    /// list): what `index check` runs, since an open checks sizes and headers only. A backend whose
+    /// server keeps its own data has nothing to verify here.
+    fn verify_current(&self) -> Result<()> {
+        Ok(())
+    }
     /// Builds a new version from `rows` (vectors normalised here) and moves the pointer to it.
     fn build(
         &self,

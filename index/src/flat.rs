@@ -17,6 +17,7 @@ use std::collections::BinaryHeap;
 
 use hnsw_rs::prelude::Hnsw;
 use rayon::prelude::*;
+use twotower_data::mapped::Slab;
 use twotower_data::mem::huge_copy;
 
 use crate::metric::{score_from_sq_l2, sq_l2_portable, UnitL2};
@@ -32,11 +33,13 @@ pub(crate) const NO_SLOT: u32 = u32::MAX;
 pub(crate) struct FlatGraph {
     pub(crate) dim: usize,
     pub(crate) len: usize,
-    /// `len × dim` unit vectors, row-major.
-    pub(crate) rows: Vec<f32>,
+    /// `len × dim` unit vectors, row-major (mapped from `vectors.f32` when opened from disk).
+    pub(crate) rows: Slab<f32>,
     /// Layer 0: row `r` owns `links0[r*stride .. (r+1)*stride]` = `[count, id, id, ...]`.
     pub(crate) stride: usize,
-    pub(crate) links0: Vec<u32>,
+    /// Mapped from `graph.links` when opened from disk, where its ids were not all checked on open:
+    /// reads clamp a count to the stride and skip an id outside the graph.
+    pub(crate) links0: Slab<u32>,
     /// Highest layer of each row.
     pub(crate) levels: Vec<u8>,
     /// Rows with level ≥ 1: index of their layer-1 list in `upper_offsets`; layer `l` is `slot + l - 1`.
@@ -70,9 +73,9 @@ impl FlatGraph {
         FlatGraph {
             dim,
             len: 0,
-            rows: Vec::new(),
+            rows: Slab::default(),
             stride: 1,
-            links0: Vec::new(),
+            links0: Slab::default(),
             levels: Vec::new(),
             upper_slot: Vec::new(),
             upper_offsets: vec![0],
@@ -176,9 +179,9 @@ impl FlatGraph {
         }
         Ok(Self::assemble(
             dim,
-            rows,
+            rows.into(),
             stride,
-            links0,
+            links0.into(),
             levels,
             upper_offsets,
             upper_links,
@@ -195,9 +198,9 @@ impl FlatGraph {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn assemble(
         dim: usize,
-        rows: Vec<f32>,
+        rows: Slab<f32>,
         stride: usize,
-        links0: Vec<u32>,
+        links0: Slab<u32>,
         levels: Vec<u8>,
         upper_offsets: Vec<u32>,
         upper_links: Vec<u32>,
@@ -230,9 +233,14 @@ impl FlatGraph {
     /// Moves the two arrays a search reads at random (vectors, layer-0 lists) onto huge pages where
     /// the kernel allows (see [`twotower_data::mem`]): at 1 M rows that is 384 MiB of random reads,
     /// and on 4 KiB pages nearly every visited node also cost a TLB miss.
+    /// Mapped arrays stay where they are: copying them is what mapping avoids.
     pub(crate) fn on_huge_pages(mut self) -> Self {
-        self.rows = huge_copy(&self.rows);
-        self.links0 = huge_copy(&self.links0);
+        if !self.rows.is_mapped() {
+            self.rows = huge_copy(&self.rows).into();
+        }
+        if !self.links0.is_mapped() {
+            self.links0 = huge_copy(&self.links0).into();
+        }
         self
     }
 
@@ -246,7 +254,8 @@ impl FlatGraph {
     #[inline(always)]
     fn neighbours0(&self, row: u32) -> &[u32] {
         let s = row as usize * self.stride;
-        let n = self.links0[s] as usize;
+        // A count beyond the stride only comes from a damaged mapped file: read what fits.
+        let n = (self.links0[s] as usize).min(self.stride - 1);
         &self.links0[s + 1..s + 1 + n]
     }
 
@@ -343,6 +352,10 @@ impl FlatGraph {
             let list = self.neighbours0(row);
             fresh.clear();
             for &nb in list {
+                // An id outside the graph only comes from a damaged mapped file: skip it.
+                if nb as usize >= self.len {
+                    continue;
+                }
                 let seen = &mut visited[nb as usize];
                 if *seen != epoch {
                     *seen = epoch;

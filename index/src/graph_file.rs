@@ -15,12 +15,18 @@
 //! offsets      (lists + 1) × u32, from 0, non-decreasing
 //! links        offsets[lists] × u32
 //! ```
-//! Nothing may follow. The file is checksummed by the version manifest before it is read; reading
-//! still validates everything (every id < n, counts ≤ stride - 1, levels consistent with the entry
-//! point and the lists), so a damaged file is an [`Error::Corrupt`], never a panic or a wild walk.
+//! Nothing may follow. The file is mapped, not read: layer 0 (nearly all of it) is searched in place.
+//! Every open checks the header, the size of each section, the levels and the upper layers (a few
+//! percent of the file); [`Check::Full`] (commit time, `index check`, a version a writer derives
+//! from) also checks every layer-0 list (every id < n, counts ≤ stride - 1). A damaged file is an
+//! [`Error::Corrupt`] naming it, never a panic or a wild walk: layer-0 reads clamp counts and skip
+//! ids outside the graph.
 
 use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
+
+use twotower_data::mapped::{MappedFile, Slab};
 
 use crate::error::{Error, Result};
 use crate::flat::FlatGraph;
@@ -115,13 +121,28 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Reads `path` and pairs it with `rows` (n × `dim` unit vectors, from the version's embeddings).
-pub(crate) fn read(path: &Path, dim: usize, rows: Vec<f32>) -> Result<FlatGraph> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    parse(&bytes, dim, rows).map_err(|problem| Error::corrupt(path, problem))
+/// How much of a graph file an open checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Check {
+    /// Header, section sizes, levels and upper layers: what every open does.
+    Structure,
+    /// Also every layer-0 list.
+    Full,
 }
 
-fn parse(bytes: &[u8], dim: usize, rows: Vec<f32>) -> std::result::Result<FlatGraph, String> {
+/// Maps `path` and pairs it with `rows` (n × `dim` unit vectors, from the version's vectors).
+pub(crate) fn read(path: &Path, dim: usize, rows: Slab<f32>, check: Check) -> Result<FlatGraph> {
+    let file = MappedFile::open(path)?;
+    parse(&file, dim, rows, check).map_err(|problem| Error::corrupt(path, problem))
+}
+
+fn parse(
+    file: &Arc<MappedFile>,
+    dim: usize,
+    rows: Slab<f32>,
+    check: Check,
+) -> std::result::Result<FlatGraph, String> {
+    let bytes = file.bytes();
     let mut r = Reader { bytes, pos: 0 };
     if r.take(8, "magic")? != MAGIC {
         return Err("not a twotower graph file (bad magic)".into());
@@ -179,19 +200,28 @@ fn parse(bytes: &[u8], dim: usize, rows: Vec<f32>) -> std::result::Result<FlatGr
     }
     let total0 = (n as u64)
         .checked_mul(stride as u64)
+        .and_then(|t| usize::try_from(t).ok())
         .ok_or("layer-0 size overflows")?;
-    let links0 = r.u32s(total0, "layer-0 lists")?;
+    let links0_at = r.pos;
+    r.take(
+        total0.checked_mul(4).ok_or("layer-0 size overflows")?,
+        "layer-0 lists",
+    )?;
+    let links0: Slab<u32> =
+        Slab::from_file(file, links0_at, total0, "layer-0 lists").map_err(|e| e.to_string())?;
     let n32 = n as u32;
-    for (row, list) in links0.chunks_exact(stride).enumerate() {
-        let c = list[0] as usize;
-        if c > stride - 1 {
-            return Err(format!(
-                "row {row}: {c} layer-0 links, more than the stride allows ({})",
-                stride - 1
-            ));
-        }
-        if let Some(&bad) = list[1..=c].iter().find(|&&id| id >= n32) {
-            return Err(format!("row {row}: layer-0 neighbour {bad} outside 0..{n}"));
+    if check == Check::Full {
+        for (row, list) in links0.chunks_exact(stride).enumerate() {
+            let c = list[0] as usize;
+            if c > stride - 1 {
+                return Err(format!(
+                    "row {row}: {c} layer-0 links, more than the stride allows ({})",
+                    stride - 1
+                ));
+            }
+            if let Some(&bad) = list[1..=c].iter().find(|&&id| id >= n32) {
+                return Err(format!("row {row}: layer-0 neighbour {bad} outside 0..{n}"));
+            }
         }
     }
     let lists = r.u64("upper list count")?;
@@ -236,6 +266,7 @@ fn parse(bytes: &[u8], dim: usize, rows: Vec<f32>) -> std::result::Result<FlatGr
             }
         }
     }
+    file.advise_random();
     Ok(g.on_huge_pages())
 }
 
@@ -250,6 +281,15 @@ mod tests {
         (crate::native::build(8, v.clone(), 4, 32, &NoProgress), v)
     }
 
+    /// The test's view of [`super::parse`]: `bytes` as a mapped file, every list checked.
+    fn parse(bytes: &[u8], dim: usize, v: Vec<f32>) -> std::result::Result<FlatGraph, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("g");
+        std::fs::write(&p, bytes).unwrap();
+        let f = MappedFile::open(&p).unwrap();
+        super::parse(&f, dim, v.into(), Check::Full)
+    }
+
     fn bytes_of(g: &FlatGraph) -> Vec<u8> {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("g");
@@ -261,7 +301,7 @@ mod tests {
     fn round_trip_keeps_every_list() {
         let (g, v) = graph();
         let back = parse(&bytes_of(&g), 8, v).unwrap();
-        assert_eq!(back.links0, g.links0);
+        assert_eq!(back.links0[..], g.links0[..]);
         assert_eq!(back.levels, g.levels);
         assert_eq!(back.upper_slot, g.upper_slot);
         assert_eq!(back.upper_offsets, g.upper_offsets);

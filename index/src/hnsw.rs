@@ -375,10 +375,17 @@ impl HnswIndex {
         &self.flat
     }
 
-    /// Loads a native graph file (see `graph_file.rs`) over `rows` (n × `dim` unit vectors). The
-    /// caller should have verified its checksum; a damaged file is still an error, never a panic.
-    pub(crate) fn load_native(path: &Path, dim: usize, rows: Vec<f32>, params: HnswParams) -> Result<Self> {
-        let flat = graph_file::read(path, dim, rows)?;
+    /// Maps a native graph file (see `graph_file.rs`) over `rows` (n × `dim` unit vectors),
+    /// checking as much of it as `check` says; a damaged file is an error or skipped links, never a
+    /// panic.
+    pub(crate) fn load_native(
+        path: &Path,
+        dim: usize,
+        rows: twotower_data::mapped::Slab<f32>,
+        params: HnswParams,
+        check: graph_file::Check,
+    ) -> Result<Self> {
+        let flat = graph_file::read(path, dim, rows, check)?;
         Ok(HnswIndex {
             dim,
             len: flat.len,

@@ -33,6 +33,7 @@ mod rows;
 mod search;
 mod store;
 pub mod synthetic;
+mod vectors_file;
 
 pub use backend::{
     Found, FoundKey, ItemFilter, ItemKey, ItemSearch, KeepItem, SearchSpec, StoreStamp, VersionFacts,

@@ -245,9 +245,9 @@ impl Builder {
         }
         FlatGraph::assemble(
             self.dim,
-            self.rows,
+            self.rows.into(),
             stride,
-            links0,
+            links0.into(),
             self.levels,
             upper_offsets,
             upper_links,

@@ -144,20 +144,34 @@ fn missing_foreign_and_damaged_indexes_are_clear_errors() {
     assert!(matches!(err, Error::ModelMismatch { .. }), "{err}");
 
     let vdir = idx.version_path(VersionId(1));
-    for file in ["graph.links", "embeddings.parquet", "ids.json", "tombstones.json"] {
+    for file in [
+        "graph.links",
+        "vectors.f32",
+        "embeddings.parquet",
+        "ids.json",
+        "tombstones.json",
+    ] {
         let p = vdir.join(file);
         let orig = fs::read(&p).unwrap();
-        // Truncated.
+        // Truncated: every open checks sizes (and headers), and names the file.
         fs::write(&p, &orig[..orig.len() / 2]).unwrap();
         let err = idx.open_current(Some(MODEL)).unwrap_err();
         assert!(err.to_string().contains(file), "{file}: {err}");
-        // Same size, one byte flipped.
+        // Same size, one byte flipped: the files an open reads are checksummed then; the mapped
+        // (or unread) bulk files are caught by `index check`'s verification and by a writer.
         let mut flipped = orig.clone();
         let mid = flipped.len() / 2;
         flipped[mid] ^= 0x55;
         fs::write(&p, &flipped).unwrap();
-        let err = idx.open_current(Some(MODEL)).unwrap_err();
-        assert!(err.to_string().contains(file), "{file}: {err}");
+        if ["ids.json", "tombstones.json"].contains(&file) {
+            let err = idx.open_current(Some(MODEL)).unwrap_err();
+            assert!(err.to_string().contains(file), "{file}: {err}");
+        }
+        let err = idx.verify_version(VersionId(1)).unwrap_err();
+        assert!(
+            err.to_string().contains(file) && err.to_string().contains("sha256"),
+            "{file}: {err}"
+        );
         // Missing.
         fs::remove_file(&p).unwrap();
         assert!(idx.open_current(Some(MODEL)).is_err());
@@ -251,4 +265,76 @@ fn gc_removes_a_dead_writers_staging_at_once() {
     assert_eq!(gc.debris, vec![debris.clone()]);
     assert!(!debris.exists());
     assert!(live.exists(), "a running writer's staging stays");
+}
+
+/// An open maps the vectors and the graph's layer 0 and does not read `embeddings.parquet` at all:
+/// with that file's bytes replaced (same size) the version opens and answers exactly as before,
+/// and its rows are views of the mapped file. Its checksum still catches the change where every
+/// byte is verified: `index check` (`verify_version`) and a writer deriving a new version (`add`).
+#[test]
+fn an_open_maps_the_bulk_files_and_reads_nothing_else() {
+    one_thread();
+    let tmp = tempfile::tempdir().unwrap();
+    let (idx, ids, v) = build(tmp.path(), 1200, 6);
+    let before = idx.open_current(Some(MODEL)).unwrap();
+    assert!(before.is_mapped(), "vectors and layer 0 are mapped");
+    let queries = &v[..20 * DIM];
+    let want = before.search_batch(queries, 10, None).unwrap();
+
+    let emb = idx.version_path(VersionId(1)).join("embeddings.parquet");
+    let len = fs::metadata(&emb).unwrap().len() as usize;
+    fs::write(&emb, vec![0u8; len]).unwrap();
+    let after = idx.open_current(Some(MODEL)).unwrap();
+    assert!(after.is_mapped());
+    assert_eq!(after.search_batch(queries, 10, None).unwrap(), want);
+    assert_eq!(after.vector(7), &v[7 * DIM..8 * DIM]);
+
+    let err = idx.verify_version(VersionId(1)).unwrap_err().to_string();
+    assert!(
+        err.contains("embeddings.parquet") && err.contains("sha256"),
+        "{err}"
+    );
+    // Commit-time verification: a writer refuses to derive a version from damaged files.
+    let err = idx
+        .add_items(&ids[..1], &v[DIM..2 * DIM], &[], MODEL, &NoProgress)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("embeddings.parquet"), "{err}");
+    assert_eq!(idx.current().unwrap(), VersionId(1), "nothing was committed");
+}
+
+/// A byte flipped in the mapped vectors or in a layer-0 list still opens (an open does not hash
+/// them) and never panics a search; `index check` and a writer catch it, naming the file.
+#[test]
+fn damage_in_mapped_files_is_caught_by_check_and_by_writers() {
+    one_thread();
+    let tmp = tempfile::tempdir().unwrap();
+    let (idx, ids, v) = build(tmp.path(), 900, 8);
+    for file in ["vectors.f32", "graph.links"] {
+        let p = idx.version_path(VersionId(1)).join(file);
+        let orig = fs::read(&p).unwrap();
+        let mut bad = orig.clone();
+        // Past the headers: inside the vectors (a NaN), or halfway into the graph file, inside
+        // layer 0 (a count beyond the stride or an id far outside the graph).
+        let at = if file == "vectors.f32" {
+            200
+        } else {
+            orig.len() / 2 / 4 * 4
+        };
+        for b in &mut bad[at..at + 4] {
+            *b = 0xff;
+        }
+        fs::write(&p, &bad).unwrap();
+        let cur = idx.open_current(Some(MODEL)).unwrap();
+        cur.search_batch(&v[..10 * DIM], 5, None).unwrap();
+        let err = idx.verify_version(VersionId(1)).unwrap_err().to_string();
+        assert!(err.contains(file) && err.contains("sha256"), "{file}: {err}");
+        let err = idx
+            .add_items(&ids[..1], &v[DIM..2 * DIM], &[], MODEL, &NoProgress)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(file), "{file}: {err}");
+        fs::write(&p, &orig).unwrap();
+        idx.verify_version(VersionId(1)).unwrap();
+    }
 }

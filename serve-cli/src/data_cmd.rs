@@ -25,6 +25,19 @@ pub enum DataCommand {
     Export(ExportArgs),
     /// Download an official MovieLens release, verify its checksum and unpack it.
     Download(DownloadArgs),
+    /// Write a dataset's serving tables (`serving/`: each user's history and seen items, item
+    /// counts, popularity) from its training part, so `query`, `serve` and `recommend` map them
+    /// instead of reading the interactions. `import` and `split` write them already; this is for a
+    /// dataset written by an older build, or an unsplit `synth` one. The dataset's files and fingerprint are unchanged.
+    Serving(ServingArgs),
+}
+
+/// Arguments of `data serving`.
+#[derive(Debug, Args)]
+pub struct ServingArgs {
+    /// Dataset directory.
+    #[arg(long)]
+    pub data: PathBuf,
 }
 
 /// Input formats.
@@ -272,6 +285,17 @@ pub fn run(cmd: DataCommand, progress: &dyn Progress) -> Result<()> {
         DataCommand::Stats(a) => stats(a),
         DataCommand::Export(a) => export(a, progress),
         DataCommand::Download(a) => download(a, progress),
+        DataCommand::Serving(a) => {
+            let t = twotower_data::write_serving(&a.data)?;
+            println!(
+                "serving tables of {}: {} users, {} items, {} training interactions",
+                a.data.display(),
+                t.users(),
+                t.items(),
+                t.total()
+            );
+            Ok(())
+        }
     }
 }
 

@@ -42,6 +42,18 @@ pub enum IndexCommand {
     Check(CheckArgs),
     /// Delete old versions, keeping the newest N and CURRENT.
     Gc(GcArgs),
+    /// Write CURRENT's version again in this build's layout, as a new version (same ids, vectors
+    /// and graph, so every answer stays the same), after verifying every byte of it: a version
+    /// written before `vectors.f32` existed then opens by mapping instead of decoding Parquet.
+    Upgrade(UpgradeArgs),
+}
+
+/// Arguments of `index upgrade`.
+#[derive(Debug, Args)]
+pub struct UpgradeArgs {
+    /// Index directory.
+    #[arg(long)]
+    pub index: PathBuf,
 }
 
 /// Graph parameters (defaults tuned on MovieLens and 1M-item synthetic embeddings; see README).
@@ -163,6 +175,20 @@ pub fn run(cmd: IndexCommand, progress: &dyn Progress) -> Result<()> {
         IndexCommand::Add(a) => add(a, progress),
         IndexCommand::Check(a) => check_cmd(a, progress),
         IndexCommand::Gc(a) => print_gc(&a.index.open()?.gc(a.keep)?),
+        IndexCommand::Upgrade(a) => {
+            let dir = twotower_index::IndexDir::new(&a.index);
+            match dir.upgrade(progress)? {
+                Some(v) => println!(
+                    "index version {v} written in {} (the layout of this build)",
+                    a.index.display()
+                ),
+                None => println!(
+                    "{}: CURRENT already has the layout of this build",
+                    a.index.display()
+                ),
+            }
+            Ok(())
+        }
     }
 }
 
@@ -539,11 +565,15 @@ pub(crate) fn check_cmd(a: CheckArgs, progress: &dyn Progress) -> Result<()> {
     let model = load_model(&a.model)?;
     let t = Instant::now();
     let store = a.index.open()?;
+    // An open checks sizes and headers; check verifies every byte (checksums, every graph list).
+    store.verify_current()?;
+    let verify_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
     let target = store.open_current(Some(model.fingerprint()))?;
     let f = target.facts();
     let header = format!(
         "index version {} of {}: {} rows ({} live), m={}, ef_construction={}, default ef={}; \
-         opened in {:.2} s",
+         verified in {verify_s:.2} s, opened in {:.2} s",
         f.version,
         f.path,
         f.rows,

@@ -350,3 +350,53 @@ fn build_refuses_a_directory_that_is_not_an_index() {
     ok(&["index", "build", "--model", p(&model), "--index", p(&index)]);
     assert_eq!(versions(&index), 2);
 }
+
+/// What an open checks and what `index check` verifies, through the binary: a byte flipped in the
+/// mapped vectors still opens (an open hashes only what it parses) but `index check` refuses the
+/// version naming the file; a truncated vectors file or graph is refused by every open, naming it.
+#[test]
+fn check_verifies_every_byte_and_an_open_refuses_a_truncated_file() {
+    let w = world();
+    let index = index_copy("verify");
+    let version = index.join("versions").join("0001");
+    let model = w.join("model");
+    let stats = |index: &Path| {
+        let out = Command::new(bin())
+            .args(["--quiet", "query", "--model", p(&model), "--index", p(index)])
+            .write_stdin("stats\nquit\n")
+            .timeout(Duration::from_secs(300))
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    assert!(stats(&index).0);
+    for file in ["vectors.f32", "graph.links"] {
+        let path = version.join(file);
+        let orig = std::fs::read(&path).unwrap();
+        let mut flipped = orig.clone();
+        // Inside the vectors, or halfway into the graph file (layer 0, which an open maps unread).
+        let at = if file == "graph.links" {
+            orig.len() / 2
+        } else {
+            orig.len() - 8
+        };
+        flipped[at] ^= 0x40;
+        std::fs::write(&path, &flipped).unwrap();
+        let (opened, err) = stats(&index);
+        assert!(
+            opened,
+            "{file}: a flipped byte in a mapped file is not an open's to find: {err}"
+        );
+        let (checked, out, err) = run(&["index", "check", "--model", p(&model), "--index", p(&index)]);
+        assert!(!checked, "{file}: index check passed a damaged version:\n{out}");
+        assert!(err.contains(file) && err.contains("sha256"), "{file}: {err}");
+        std::fs::write(&path, &orig[..orig.len() - 4]).unwrap();
+        let (opened, err) = stats(&index);
+        assert!(!opened && err.contains(file), "{file}: {err}");
+        std::fs::write(&path, &orig).unwrap();
+    }
+    ok(&["index", "check", "--model", p(&model), "--index", p(&index)]);
+}

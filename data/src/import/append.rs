@@ -288,6 +288,7 @@ pub fn append(
     m.extra = extra;
     m.write(dir)?;
     stage.commit()?;
+    crate::dataset::write_serving(dataset)?;
     progress.finish();
     Ok(report)
 }

@@ -290,7 +290,9 @@ pub fn import(src: &Path, out: &Path, opts: &ImportOptions, progress: &dyn Progr
             what: "no interactions in the input".into(),
         });
     }
-    write_dataset(src, stage, opts, parsed, progress)
+    let report = write_dataset(src, stage, opts, parsed, progress)?;
+    crate::dataset::write_serving(out)?;
+    Ok(report)
 }
 
 /// Parses a csv, tsv, json or parquet log into `p` (its vocabularies seeded with the ids that come

@@ -16,6 +16,7 @@ use crate::embeddings::{write_embeddings, EMBEDDINGS_FILE};
 use crate::error::{Error, Result};
 use crate::graph_file;
 use crate::hnsw::{GraphBuilder, HnswIndex, HnswParams};
+use crate::vectors_file::{self, VECTORS_FILE};
 
 /// Held by a writer from reading `CURRENT` to moving it: two writers at once (a rebuild beside an
 /// `add`, say) must neither claim the same version number nor both derive from one parent. An OS file
@@ -56,9 +57,15 @@ impl WriterLock<'_> {
         write_json(&dir.join(IDS_FILE), ids)?;
         write_json(&dir.join(TOMBSTONES_FILE), tombstones)?;
         write_embeddings(&dir.join(EMBEDDINGS_FILE), ids, rows, info.dim)?;
+        let mut files = required_files(format);
+        if format == INDEX_FORMAT_VERSION {
+            // What an open maps instead of decoding embeddings.parquet.
+            vectors_file::write(&dir.join(VECTORS_FILE), rows, info.dim)?;
+            files.push(VECTORS_FILE.to_string());
+        }
         progress.set_message("checksums");
         let mut m = Manifest::new(INDEX_KIND, format);
-        for f in required_files(format) {
+        for f in files {
             m.add_file(&dir, &f)?;
         }
         m.counts.insert("rows".into(), info.rows as u64);

@@ -21,6 +21,7 @@
 //! directory itself: its layout, `CURRENT`, the version list, gc, and [`VersionStore`].
 
 mod info;
+mod live;
 mod lock;
 mod reader;
 mod writer;
@@ -323,6 +324,9 @@ impl VersionStore for IndexDir {
     }
     fn open_current(&self, expected_model: Option<&str>) -> Result<Box<dyn ItemSearch>> {
         Ok(Box::new(IndexDir::open_current(self, expected_model)?))
+    }
+    fn verify_current(&self) -> Result<()> {
+        self.verify_version(self.current()?)
     }
     fn build(
         &self,

@@ -1,12 +1,13 @@
-//! Reading an index directory: a version opened (manifest, model fingerprint, checksums, then the
-//! graph) into an [`IndexVersion`], and its searches.
+//! Reading an index directory: a version opened (manifest, model fingerprint, sizes and headers,
+//! the vectors and graph mapped; or every byte verified, for `index check` and writers) into an
+//! [`IndexVersion`], and its searches.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use twotower_data::artifact::Manifest;
 
+use super::live::LiveIds;
 use super::{
     read_json, required_files, IndexDir, IndexInfo, VersionId, GRAPH_BASENAME, HNSW_RS_FORMAT_VERSION,
     IDS_FILE, INDEX_FORMAT_VERSION, INDEX_KIND, NATIVE_GRAPH_FILE, TOMBSTONES_FILE,
@@ -17,23 +18,68 @@ use crate::backend::{
 use crate::embeddings::{read_embeddings, EMBEDDINGS_FILE};
 use crate::error::{Error, Result};
 use crate::exact::ExactIndex;
+use crate::graph_file::Check;
 use crate::hnsw::HnswIndex;
 use crate::rows::ItemRows;
 use crate::search::{Hit, RowFilter, VectorIndex};
+use crate::vectors_file::{self, VECTORS_FILE};
 use rayon::prelude::*;
+use twotower_data::mapped::Slab;
 use twotower_data::progress::Progress;
 
+/// How much of a version an open checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verify {
+    /// What serving does on every open: the manifest (kind, format, model, the files it must
+    /// list), every listed file's presence and size, the checksums of the files it reads
+    /// (`ids.json`, `tombstones.json`), the vectors file's header and size, and the graph's
+    /// header, section sizes, levels and upper layers. The vectors and the graph's layer 0 are
+    /// mapped, not read; `embeddings.parquet` is not read at all.
+    Structure,
+    /// Everything: every file's sha256, every layer-0 list, and `embeddings.parquet` against the
+    /// mapped vectors (same ids, same bits). What `index check` and every writer deriving a new
+    /// version from this one do.
+    Full,
+}
+
 impl IndexDir {
-    /// Loads the version `CURRENT` names. With `expected_model`, an index built from another
-    /// model's embeddings is refused.
+    /// Opens the version `CURRENT` names for serving (see [`IndexDir::open_version`]). With
+    /// `expected_model`, an index built from another model's embeddings is refused.
     pub fn open_current(&self, expected_model: Option<&str>) -> Result<IndexVersion> {
         let v = self.current()?;
         self.open_version(v, expected_model)
     }
 
-    /// Loads version `v`: manifest, model fingerprint and every checksum are checked before the
-    /// graph loader runs, so a damaged or foreign index is an error, never a panic.
+    /// Opens version `v` for serving: the manifest, the model fingerprint, every file's size and
+    /// every header are checked, and the vectors and graph are mapped rather than read, so a
+    /// truncated, foreign or newer file is an error naming it. Checksums are not recomputed here:
+    /// they are verified when a version is committed, by [`IndexDir::verify_version`] (`index
+    /// check`), and by every writer that derives a version from this one. A version written before
+    /// `vectors.f32` existed has no file to map and is verified and read whole, as before.
     pub fn open_version(&self, version: VersionId, expected_model: Option<&str>) -> Result<IndexVersion> {
+        self.open_checked(version, expected_model, Verify::Structure)
+    }
+
+    /// Opens `CURRENT`'s version after verifying every byte of it (checksums, every graph list,
+    /// `embeddings.parquet` against `vectors.f32`): what a writer does before deriving a new
+    /// version from it, so damage is never carried forward.
+    pub fn open_current_verified(&self, expected_model: Option<&str>) -> Result<IndexVersion> {
+        let v = self.current()?;
+        self.open_checked(v, expected_model, Verify::Full)
+    }
+
+    /// Verifies every byte of version `v` (see [`IndexDir::open_current_verified`]); the error
+    /// names the damaged file. `index check` runs this.
+    pub fn verify_version(&self, version: VersionId) -> Result<()> {
+        self.open_checked(version, None, Verify::Full).map(|_| ())
+    }
+
+    fn open_checked(
+        &self,
+        version: VersionId,
+        expected_model: Option<&str>,
+        verify: Verify,
+    ) -> Result<IndexVersion> {
         let dir = self.version_path(version);
         if !dir.is_dir() {
             return Err(Error::corrupt(&dir, format!("version {version} does not exist")));
@@ -67,31 +113,62 @@ impl IndexDir {
         if info.dim == 0 || info.live > info.rows {
             return Err(Error::corrupt(&mpath, "inconsistent dim/rows/live"));
         }
-        manifest.verify(&dir)?;
+        let mapped = format == INDEX_FORMAT_VERSION && manifest.files.contains_key(VECTORS_FILE);
+        let full = verify == Verify::Full || !mapped;
+        if full {
+            manifest.verify(&dir)?;
+        } else {
+            // ids.json and tombstones.json are read: checksummed. The vectors and the graph are
+            // mapped and embeddings.parquet is not read: sizes (and below, headers) only.
+            manifest.verify_except(&dir, &[VECTORS_FILE, NATIVE_GRAPH_FILE, EMBEDDINGS_FILE])?;
+        }
         let ids: Vec<String> = read_json(&dir.join(IDS_FILE))?;
         let dead: Vec<u32> = read_json(&dir.join(TOMBSTONES_FILE))?;
-        let epath = dir.join(EMBEDDINGS_FILE);
-        let (emb_ids, rows) = read_embeddings(&epath, info.dim)?;
-        if ids.len() != info.rows || emb_ids != ids {
+        if ids.len() != info.rows {
             return Err(Error::corrupt(
-                &epath,
-                format!(
-                    "{} rows and {} ids, manifest says {}",
-                    emb_ids.len(),
-                    ids.len(),
-                    info.rows
-                ),
+                dir.join(IDS_FILE),
+                format!("{} ids, manifest says {} rows", ids.len(), info.rows),
             ));
         }
+        let rows: Slab<f32> = if mapped {
+            let vpath = dir.join(VECTORS_FILE);
+            let rows = vectors_file::open(&vpath, info.dim, ids.len())?;
+            if full {
+                let epath = dir.join(EMBEDDINGS_FILE);
+                let (emb_ids, emb_rows) = read_embeddings(&epath, info.dim)?;
+                if emb_ids != ids || !super::same_bits(&emb_rows, &rows) {
+                    return Err(Error::corrupt(
+                        &epath,
+                        format!("its ids or vectors differ from {IDS_FILE} and {VECTORS_FILE}"),
+                    ));
+                }
+            }
+            rows
+        } else {
+            let epath = dir.join(EMBEDDINGS_FILE);
+            let (emb_ids, rows) = read_embeddings(&epath, info.dim)?;
+            if emb_ids != ids {
+                return Err(Error::corrupt(
+                    &epath,
+                    format!(
+                        "{} rows and {} ids, manifest says {}",
+                        emb_ids.len(),
+                        ids.len(),
+                        info.rows
+                    ),
+                ));
+            }
+            rows.into()
+        };
         let mut tombstones = vec![false; ids.len()];
         for &r in &dead {
             *tombstones.get_mut(r as usize).ok_or_else(|| {
                 Error::corrupt(dir.join(TOMBSTONES_FILE), format!("row {r} out of range"))
             })? = true;
         }
-        let mut rows_by_id = HashMap::with_capacity(ids.len());
+        let mut rows_by_id = LiveIds::with_capacity(ids.len());
         for (r, id) in ids.iter().enumerate() {
-            if !tombstones[r] && rows_by_id.insert(id.clone(), r as u32).is_some() {
+            if !tombstones[r] && rows_by_id.insert(&ids, r as u32).is_some() {
                 return Err(Error::corrupt(
                     dir.join(IDS_FILE),
                     format!("live id {id:?} appears twice"),
@@ -112,7 +189,8 @@ impl IndexDir {
             }
             hnsw
         } else {
-            HnswIndex::load_native(&dir.join(NATIVE_GRAPH_FILE), info.dim, rows, info.hnsw)?
+            let check = if full { Check::Full } else { Check::Structure };
+            HnswIndex::load_native(&dir.join(NATIVE_GRAPH_FILE), info.dim, rows, info.hnsw, check)?
         };
         Ok(IndexVersion {
             version,
@@ -136,7 +214,7 @@ pub struct IndexVersion {
     pub(super) info: IndexInfo,
     pub(super) manifest: Manifest,
     pub(super) ids: Vec<String>,
-    pub(super) rows_by_id: HashMap<String, u32>,
+    pub(super) rows_by_id: LiveIds,
     pub(super) tombstones: Vec<bool>,
     pub(super) hnsw: HnswIndex,
 }
@@ -178,7 +256,7 @@ impl IndexVersion {
     }
     /// The live row of an item id.
     pub fn row_of(&self, id: &str) -> Option<u32> {
-        self.rows_by_id.get(id).copied()
+        self.rows_by_id.get(&self.ids, id)
     }
     /// `false` for tombstoned (replaced or removed) rows.
     pub fn is_live(&self, row: u32) -> bool {
@@ -188,6 +266,13 @@ impl IndexVersion {
     pub fn live_len(&self) -> usize {
         self.rows_by_id.len()
     }
+    /// True when the vectors and the graph's layer 0 are views of the version's mapped files
+    /// (every version written with `vectors.f32`), not copies in this process's memory.
+    pub fn is_mapped(&self) -> bool {
+        let flat = self.hnsw.flat();
+        flat.rows.is_mapped() && (flat.len == 0 || flat.links0.is_mapped())
+    }
+
     /// The graph (it does not know about tombstones: filter with [`Self::is_live`]).
     pub fn hnsw(&self) -> &HnswIndex {
         &self.hnsw

@@ -63,7 +63,7 @@ impl IndexDir {
     /// without needing the model.
     pub fn compact(&self, params: Option<HnswParams>, progress: &dyn Progress) -> Result<VersionId> {
         let lock = self.lock_writers()?;
-        let cur = self.open_current(None)?;
+        let cur = self.open_current_verified(None)?;
         let fingerprint = cur.info.model_fingerprint.clone();
         let dim = cur.info.dim;
         Ok(lock
@@ -93,7 +93,7 @@ impl IndexDir {
         check_ids(ids)?;
         let given = normalize_rows(dim, vectors, Some(ids))?;
         let lock = self.lock_writers()?;
-        let cur = self.open_current(None)?;
+        let cur = self.open_current_verified(None)?;
         lock.rebuild(&cur, ids, &given, dim, params, model_fingerprint, progress)
     }
 
@@ -113,12 +113,12 @@ impl IndexDir {
     ) -> Result<AddReport> {
         check_ids(ids)?;
         let lock = self.lock_writers()?;
-        let mut cur = self.open_current(Some(model_fingerprint))?;
+        let mut cur = self.open_current_verified(Some(model_fingerprint))?;
         let dim = cur.info.dim;
         let given = normalize_rows(dim, vectors, Some(ids))?;
         let mut report = AddReport::none(cur.version);
         for id in remove {
-            match cur.rows_by_id.remove(id.as_str()) {
+            match cur.rows_by_id.remove(&cur.ids, id.as_str()) {
                 Some(r) => {
                     cur.tombstones[r as usize] = true;
                     report.removed += 1;
@@ -133,7 +133,7 @@ impl IndexDir {
             if removed.contains(id.as_str()) {
                 continue;
             }
-            if let Some(&old) = cur.rows_by_id.get(id.as_str()) {
+            if let Some(old) = cur.rows_by_id.get(&cur.ids, id.as_str()) {
                 if same_bits(cur.vector(old), v) {
                     report.unchanged += 1;
                     continue;
@@ -148,15 +148,15 @@ impl IndexDir {
         let first = cur.hnsw.insert_normalized(&new_rows, progress)?;
         for (i, id) in new_ids.into_iter().enumerate() {
             let row = first + i as u32;
-            match cur.rows_by_id.insert(id.clone(), row) {
+            cur.ids.push(id);
+            cur.tombstones.push(false);
+            match cur.rows_by_id.insert(&cur.ids, row) {
                 Some(old) => {
                     cur.tombstones[old as usize] = true;
                     report.replaced += 1;
                 }
                 None => report.added += 1,
             }
-            cur.ids.push(id);
-            cur.tombstones.push(false);
         }
         let dead: Vec<u32> = (0..cur.tombstones.len() as u32)
             .filter(|&r| cur.tombstones[r as usize])
@@ -173,5 +173,28 @@ impl IndexDir {
         report.version = lock.commit_version(&cur.hnsw, &cur.ids, rows, &dead, info, progress)?;
         report.committed = true;
         Ok(report)
+    }
+
+    /// Writes `CURRENT`'s version again as a new version in this build's layout (today: with the
+    /// `vectors.f32` an open maps), after verifying every byte of it: same ids, vectors, tombstones
+    /// and graph, so every search answers as before. `None` when it already has that layout.
+    pub fn upgrade(&self, progress: &dyn Progress) -> Result<Option<VersionId>> {
+        let lock = self.lock_writers()?;
+        let cur = self.open_current_verified(None)?;
+        if cur.manifest.format_version != super::INDEX_FORMAT_VERSION
+            || cur.manifest.files.contains_key(crate::vectors_file::VECTORS_FILE)
+        {
+            return Ok(None);
+        }
+        let dead: Vec<u32> = (0..cur.tombstones.len() as u32)
+            .filter(|&r| cur.tombstones[r as usize])
+            .collect();
+        let info = IndexInfo {
+            parent: Some(cur.version),
+            ..cur.info.clone()
+        };
+        let rows = &cur.hnsw.flat().rows;
+        lock.commit_version(&cur.hnsw, &cur.ids, rows, &dead, info, progress)
+            .map(Some)
     }
 }

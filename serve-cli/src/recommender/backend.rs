@@ -6,7 +6,7 @@
 
 use super::catalog::Catalog;
 use super::error::{RecError, Result};
-use super::ids::{DataItem, Genre, RowMaps};
+use super::ids::{DataItem, DataUser, Genre, RowMaps};
 use std::sync::Arc;
 use twotower_index::{Found, FoundKey, ItemFilter, ItemKey, ItemSearch, SearchSpec, VersionId};
 
@@ -16,10 +16,31 @@ pub use twotower_index::VersionFacts as BackendInfo;
 /// Which items a search may return.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Filter {
-    /// Dataset items to leave out, sorted ascending, no repeats.
-    pub exclude: Vec<DataItem>,
+    /// Dataset items to leave out.
+    pub exclude: Exclude,
     /// Only items of this genre.
     pub genre: Option<Genre>,
+}
+
+/// The items a [`Filter`] leaves out.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Exclude {
+    /// These items, sorted ascending, no repeats.
+    Items(Vec<DataItem>),
+    /// The user's seen items (never empty), read in place from the catalogue's seen set: a
+    /// user's list is neither copied nor sorted per request.
+    Seen {
+        /// Whose.
+        user: DataUser,
+        /// How many.
+        len: usize,
+    },
+}
+
+impl Default for Exclude {
+    fn default() -> Self {
+        Exclude::Items(Vec::new())
+    }
 }
 
 impl Filter {
@@ -27,23 +48,43 @@ impl Filter {
     pub fn new(mut exclude: Vec<DataItem>, genre: Option<Genre>) -> Filter {
         exclude.sort_unstable();
         exclude.dedup();
+        Filter {
+            exclude: Exclude::Items(exclude),
+            genre,
+        }
+    }
+
+    /// A filter leaving out what `user` has seen in training (as the catalogue holds it).
+    pub fn seen(catalog: &Catalog, user: DataUser, genre: Option<Genre>) -> Filter {
+        let len = catalog.seen(user).len();
+        let exclude = if len == 0 {
+            Exclude::Items(Vec::new())
+        } else {
+            Exclude::Seen { user, len }
+        };
         Filter { exclude, genre }
     }
 
-    /// A filter leaving out `exclude`, which is already sorted without repeats (a user's seen list).
-    pub fn sorted(exclude: Vec<DataItem>, genre: Option<Genre>) -> Filter {
-        debug_assert!(exclude.windows(2).all(|w| w[0] < w[1]));
-        Filter { exclude, genre }
+    /// How many items it leaves out (besides the genre).
+    pub fn excluded(&self) -> usize {
+        match &self.exclude {
+            Exclude::Items(v) => v.len(),
+            Exclude::Seen { len, .. } => *len,
+        }
     }
 
     /// Whether it keeps every item.
     pub fn is_empty(&self) -> bool {
-        self.exclude.is_empty() && self.genre.is_none()
+        self.excluded() == 0 && self.genre.is_none()
     }
 
     /// Whether it keeps a dataset item.
     pub fn keeps(&self, catalog: &Catalog, item: DataItem) -> bool {
-        self.exclude.binary_search(&item).is_err() && catalog.in_genre(item, self.genre)
+        let out = match &self.exclude {
+            Exclude::Items(v) => v.binary_search(&item).is_ok(),
+            Exclude::Seen { user, .. } => catalog.seen(*user).binary_search(&item.0).is_ok(),
+        };
+        !out && catalog.in_genre(item, self.genre)
     }
 }
 
@@ -204,7 +245,7 @@ impl CatalogIndex {
             .map(|(f, p)| ItemFilter {
                 keep: if f.is_empty() { None } else { Some(p) },
                 genre: f.genre.map(|g| vocab.id(g.0)),
-                excluded: f.exclude.len(),
+                excluded: f.excluded(),
             })
             .collect();
         let found = self.index.search_batch(queries, params.spec(), &item_filters)?;

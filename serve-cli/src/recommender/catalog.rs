@@ -3,7 +3,7 @@
 use super::error::{RecError, Result};
 use super::spaces::{DataItem, DataUser, Genre};
 use serde::Serialize;
-use twotower_data::{Dataset, UserHistories};
+use twotower_data::{Dataset, ServingTables};
 
 /// What a person needs to recognise an item.
 #[derive(Debug, Clone, Serialize)]
@@ -18,68 +18,45 @@ pub struct ItemInfo {
     pub interactions: u64,
 }
 
-/// Titles, genres, histories and popularity of one dataset.
+/// Titles, genres, histories and popularity of one dataset. Each user's training items are held
+/// once, in [`ServingTables`] (mapped from the dataset's `serving/` artifact when it has one): the
+/// time-ordered history and the sorted seen set are slices of it, never copied per request.
 pub struct Catalog {
     data: Dataset,
-    histories: UserHistories,
-    /// Per user, training items sorted ascending (for "exclude seen").
-    seen: Vec<Vec<u32>>,
-    /// Training interactions per item.
-    counts: Vec<u64>,
-    /// Items by descending count (popularity fallback).
-    popular: Vec<u32>,
+    tables: ServingTables,
 }
 
 impl Catalog {
-    /// Indexes a dataset's training interactions for answering.
-    pub fn new(data: Dataset) -> Catalog {
-        let train = data.training();
-        let (n_users, n_items) = (data.users.len(), data.items.len());
-        let histories = UserHistories::build(train, n_users);
-        let mut seen = vec![Vec::new(); n_users];
-        let mut counts = vec![0u64; n_items];
-        for (&u, &i) in train.user.iter().zip(&train.item) {
-            seen[u as usize].push(i);
-            counts[i as usize] += 1;
-        }
-        for s in &mut seen {
-            s.sort_unstable();
-            s.dedup();
-        }
-        let mut popular: Vec<u32> = (0..n_items as u32).collect();
-        popular.sort_by_key(|&i| (std::cmp::Reverse(counts[i as usize]), i));
-        Catalog {
-            data,
-            histories,
-            seen,
-            counts,
-            popular,
-        }
+    /// A dataset's tables with the serving tables of its training part (see
+    /// [`Dataset::load_for_serving`]).
+    pub fn new(data: Dataset, tables: ServingTables) -> Catalog {
+        Catalog { data, tables }
     }
 
-    /// The dataset answers are drawn from.
+    /// Indexes a dataset's training interactions for answering (a dataset loaded in full).
+    pub fn from_dataset(data: Dataset) -> Catalog {
+        let tables = ServingTables::build(data.training(), data.users.len(), data.items.len());
+        Catalog { data, tables }
+    }
+
+    /// The dataset answers are drawn from (its tables and vocabularies).
     pub fn data(&self) -> &Dataset {
         &self.data
     }
 
-    /// Training items of a user, sorted.
-    pub fn seen(&self, user: DataUser) -> Vec<DataItem> {
-        self.seen
-            .get(user.0 as usize)
-            .map_or(&[][..], Vec::as_slice)
-            .iter()
-            .map(|&i| DataItem(i))
-            .collect()
+    /// Training items of a user, sorted ascending without repeats: a borrowed slice.
+    pub fn seen(&self, user: DataUser) -> &[u32] {
+        self.tables.seen(user.0)
     }
 
     /// Whether the user has training interactions.
     pub fn has_history(&self, user: DataUser) -> bool {
-        !self.histories.history(user.0).1.is_empty()
+        !self.tables.history(user.0).1.is_empty()
     }
 
     /// A user's training items, oldest first.
     pub fn history_items(&self, user: DataUser) -> Vec<DataItem> {
-        self.histories
+        self.tables
             .history(user.0)
             .1
             .iter()
@@ -101,7 +78,7 @@ impl Catalog {
             id: self.data.items.id(item.0).to_string(),
             title: t.titles[i].clone(),
             genres: g.row(i).iter().map(|&v| g.vocab.id(v).to_string()).collect(),
-            interactions: self.counts[i],
+            interactions: self.tables.count(item.0),
         }
     }
 
@@ -118,10 +95,10 @@ impl Catalog {
 
     /// Items by descending training interactions, with their share of all interactions.
     pub fn popular(&self) -> impl Iterator<Item = (DataItem, f32)> + '_ {
-        let total = self.counts.iter().sum::<u64>().max(1) as f32;
-        self.popular
-            .iter()
-            .map(move |&i| (DataItem(i), self.counts[i as usize] as f32 / total))
+        let total = self.tables.total().max(1) as f32;
+        self.tables
+            .popular()
+            .map(move |i| (DataItem(i), self.tables.count(i) as f32 / total))
     }
 
     /// Items whose title contains every word (case-insensitive), most interacted first.
@@ -137,7 +114,7 @@ impl Catalog {
                 words.iter().all(|w| title.contains(w.as_str()) || id == *w)
             })
             .collect();
-        found.sort_by_key(|&i| (std::cmp::Reverse(self.counts[i as usize]), i));
+        found.sort_by_key(|&i| (std::cmp::Reverse(self.tables.count(i)), i));
         found.truncate(limit);
         found.into_iter().map(|i| self.info(DataItem(i))).collect()
     }
@@ -149,11 +126,13 @@ impl Catalog {
             .users
             .get(user)
             .ok_or_else(|| RecError::UnknownUser(user.to_string()))?;
-        let (ts, items) = self.histories.history(u);
+        let (ts, items) = self.tables.history(u);
+        let n_items = self.data.items.len() as u32;
         Ok(ts
             .iter()
             .zip(items)
             .rev()
+            .filter(|&(_, &i)| i < n_items)
             .take(n)
             .map(|(&t, &i)| (self.info(DataItem(i)), t))
             .collect())

@@ -11,7 +11,7 @@ mod spaces;
 mod watch;
 
 pub use answer::{Answer, Query, Ranked, Source};
-pub use backend::{BackendInfo, CatalogIndex, Filter, HitItem, ItemHit, SearchParams};
+pub use backend::{BackendInfo, CatalogIndex, Exclude, Filter, HitItem, ItemHit, SearchParams};
 pub use catalog::{Catalog, ItemInfo};
 pub use error::{RecError, Result};
 pub use ids::{check_id, DataItem, DataUser, Genre, ModelItem, ModelRows, Resolver, RowMaps};
@@ -140,12 +140,16 @@ pub struct Recommender {
 
 impl Recommender {
     /// Loads the model, its dataset (from `config.data` or the path the model recorded) and the
-    /// index version CURRENT names, checking that the index was built from this model.
+    /// index version CURRENT names, checking that the index was built from this model. What each
+    /// part's open checks (sizes, headers, the checksums of the small files it parses) and what it
+    /// maps instead of reading is described at [`Model::load_for_serving`],
+    /// [`Dataset::load_for_serving`] and [`twotower_index::IndexDir::open_version`].
     pub fn open(config: RecommenderConfig) -> Result<Recommender> {
         let store = config.index.open()?;
         let model = Arc::new(load_model(&config.model)?);
         let catalog = Arc::new(load_catalog(&model, config.data.as_deref())?);
-        let index = CatalogIndex::new(store.open_current(Some(model.fingerprint()))?, catalog.clone());
+        let index = store.open_current(Some(model.fingerprint()))?;
+        let index = CatalogIndex::new(index, catalog.clone());
         Ok(Recommender {
             state: ArcSwap::from_pointee(Snapshot::new(model, catalog, Arc::new(index))),
             store,
@@ -342,16 +346,16 @@ impl Snapshot {
         } else {
             Source::Features
         };
-        let exclude = if opts.exclude_seen {
-            self.catalog.seen(u)
+        let filter = if opts.exclude_seen {
+            // Read in place: the seen set is stored sorted without repeats.
+            Filter::seen(&self.catalog, u, genre)
         } else {
-            vec![]
+            Filter::new(vec![], genre)
         };
         Ok(Some(UserPlan {
             user: u,
             source,
-            // The seen list is stored sorted without repeats.
-            filter: Filter::sorted(exclude, genre),
+            filter,
         }))
     }
 
@@ -377,9 +381,11 @@ impl Snapshot {
     }
 
     /// [`Snapshot::recommend_users`] over a long list, handed to `sink` `block` users at a time (the
-    /// batch job streams them to disk). When the list covers a large share of the model's users, every
-    /// user vector is computed up front in the model's batched pass ([`Model::user_embeddings`]) and
-    /// the blocks read from that table; otherwise each block embeds its own users.
+    /// batch job streams them to disk). When the list covers a large share of the model's users,
+    /// user vectors come from the model's batched pass, computed one chunk of model rows at a time
+    /// as the blocks reach them ([`UserChunks`]): the same vectors [`Model::user_embeddings`] gives,
+    /// bit for bit, without holding the whole table or waiting for it before the first answer.
+    /// Otherwise each block embeds its own users.
     pub fn recommend_users_in_blocks<E: From<RecError>>(
         &self,
         users: &[String],
@@ -388,27 +394,31 @@ impl Snapshot {
         mut sink: impl FnMut(&[String], Vec<Answer>) -> std::result::Result<(), E>,
     ) -> std::result::Result<(), E> {
         let model_users = self.model.user_vocab().len();
-        let table = if model_users > 0 && users.len().saturating_mul(4) >= model_users {
-            Some(self.model.user_embeddings().map_err(RecError::from)?)
-        } else {
-            None
-        };
+        let mut table = (model_users > 0 && users.len().saturating_mul(4) >= model_users)
+            .then(|| UserChunks::new(&self.model));
         for chunk in users.chunks(block.max(1)) {
-            let answers = self.recommend_users_with(chunk, opts, table.as_deref())?;
+            if let Some(t) = table.as_mut() {
+                let rows = chunk
+                    .iter()
+                    .filter_map(|id| self.resolver().user(id))
+                    .filter_map(|u| self.model_rows.user(u));
+                t.prepare(rows)?;
+            }
+            let answers = self.recommend_users_with(chunk, opts, table.as_ref())?;
             sink(chunk, answers)?;
         }
         Ok(())
     }
 
-    /// The vector of a known user: from `table` (every model user, in vocabulary order) when given and
-    /// the model knows the user, otherwise embedded now (by model row; a user the model does not know
+    /// The vector of a known user: from `table` (the model's batched pass) when given and the
+    /// model knows the user, otherwise embedded now (by model row; a user the model does not know
     /// from features alone).
-    fn user_vector(&self, user: DataUser, table: Option<&[f32]>) -> Result<Vec<f32>> {
+    fn user_vector(&self, user: DataUser, table: Option<&UserChunks<'_>>) -> Result<Vec<f32>> {
         match (self.model_rows.user(user), table) {
-            (Some(row), Some(t)) => {
-                let d = self.model.dim();
-                Ok(t[row as usize * d..(row as usize + 1) * d].to_vec())
-            }
+            (Some(row), Some(t)) => match t.vector(row) {
+                Some(v) => Ok(v.to_vec()),
+                None => Ok(self.model.embed_user_rows(&[row])?),
+            },
             (Some(row), None) => Ok(self.model.embed_user_rows(&[row])?),
             (None, _) => Ok(self.model.embed_user(self.catalog.data().users.id(user.0), &[])?),
         }
@@ -418,7 +428,7 @@ impl Snapshot {
         &self,
         users: &[String],
         opts: &QueryOpts,
-        table: Option<&[f32]>,
+        table: Option<&UserChunks<'_>>,
     ) -> Result<Vec<Answer>> {
         opts.check()?;
         let genre = self.resolver().genre(opts.genre.as_deref())?;
@@ -630,6 +640,57 @@ impl Snapshot {
     }
 }
 
+/// The model's user vectors in chunks of [`Model::USER_CHUNK`] model rows, each embedded by one
+/// [`Model::embed_user_rows`] call over exactly the rows [`Model::user_embeddings`] embeds together,
+/// so every vector is bit-identical to that table's. At most [`UserChunks::KEEP`] chunks are held
+/// (a few MB each), the oldest dropped first: memory stays bounded however many users are asked.
+struct UserChunks<'m> {
+    model: &'m Model,
+    /// (chunk number, its vectors), oldest first.
+    chunks: Vec<(usize, Vec<f32>)>,
+}
+
+impl<'m> UserChunks<'m> {
+    const KEEP: usize = 2;
+
+    fn new(model: &'m Model) -> Self {
+        UserChunks {
+            model,
+            chunks: Vec::new(),
+        }
+    }
+
+    /// Embeds the chunks holding `rows` that are not held yet.
+    fn prepare(&mut self, rows: impl Iterator<Item = u32>) -> Result<()> {
+        let size = Model::USER_CHUNK;
+        let n = self.model.user_vocab().len();
+        let mut wanted: Vec<usize> = rows.map(|r| r as usize / size).collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let keep = Self::KEEP.max(wanted.len());
+        for c in wanted {
+            if self.chunks.iter().any(|&(k, _)| k == c) {
+                continue;
+            }
+            let rows: Vec<u32> = (c * size..((c + 1) * size).min(n)).map(|r| r as u32).collect();
+            let v = self.model.embed_user_rows(&rows)?;
+            self.chunks.push((c, v));
+        }
+        let extra = self.chunks.len().saturating_sub(keep);
+        self.chunks.drain(..extra);
+        Ok(())
+    }
+
+    /// The vector of model row `row`, when its chunk is held.
+    fn vector(&self, row: u32) -> Option<&[f32]> {
+        let size = Model::USER_CHUNK;
+        let d = self.model.dim();
+        let (c, at) = (row as usize / size, row as usize % size);
+        let (_, v) = self.chunks.iter().find(|&&(k, _)| k == c)?;
+        v.get(at * d..(at + 1) * d)
+    }
+}
+
 fn ranked(_: &Catalog, r: usize, info: ItemInfo, score: f32) -> Ranked {
     Ranked {
         rank: r + 1,
@@ -654,13 +715,24 @@ fn ms(t: Instant) -> f64 {
 }
 
 fn load_model(dir: &Path) -> Result<Model> {
-    Model::load(dir).map_err(|e| RecError::load(format!("loading model {}", dir.display()), e))
+    // Checksums were verified when the model was committed; an open checks sizes (`Model::load_for_serving`).
+    Model::load_for_serving(dir).map_err(|e| RecError::load(format!("loading model {}", dir.display()), e))
 }
 
 fn load_catalog(model: &Model, data: Option<&Path>) -> Result<Catalog> {
     let dir = data.map_or_else(|| PathBuf::from(&model.meta().dataset_dir), Path::to_path_buf);
-    // The catalogue reads the training part and the tables only (`Catalog::new`).
-    let data = Dataset::load_training(&dir).map_err(|e| {
+    let (data, tables) = load_dataset(&dir)?;
+    // Users, histories and titles must be the model's own: another dataset would answer its users
+    // from the wrong rows without an error.
+    model.check_dataset(&data, "--data")?;
+    Ok(Catalog::new(data, tables))
+}
+
+/// The dataset's tables and the serving tables of its training part: mapped from its `serving/`
+/// artifact when it has a current one, otherwise built from the training part, read and verified
+/// (`Dataset::load_for_serving`).
+fn load_dataset(dir: &Path) -> Result<(Dataset, twotower_data::ServingTables)> {
+    Dataset::load_for_serving(dir).map_err(|e| {
         RecError::load(
             format!(
                 "loading dataset {} (the model's; pass --data to use another copy)",
@@ -668,9 +740,5 @@ fn load_catalog(model: &Model, data: Option<&Path>) -> Result<Catalog> {
             ),
             e,
         )
-    })?;
-    // Users, histories and titles must be the model's own: another dataset would answer its users
-    // from the wrong rows without an error.
-    model.check_dataset(&data, "--data")?;
-    Ok(Catalog::new(data))
+    })
 }
