@@ -541,8 +541,10 @@ impl SynthTruth {
     /// `P(item | user, ts)` under the generator, before the generator's re-draw of items the user
     /// already has (0 for an index outside the world).
     pub fn probability(&self, user: u32, item: u32, ts: i64) -> f64 {
-        let (Some(&c), Some(&pop)) = (self.item_cluster.get(item as usize), self.item_pop.get(item as usize))
-        else {
+        let (Some(&c), Some(&pop)) = (
+            self.item_cluster.get(item as usize),
+            self.item_pop.get(item as usize),
+        ) else {
             return 0.0;
         };
         let Some((p, s)) = self.clusters_of(user) else {
@@ -569,7 +571,11 @@ impl SynthTruth {
         };
         let nc = self.options.clusters as usize;
         let mut cand: Vec<(f64, u32)> = Vec::new();
-        for list in [&self.by_pop[p as usize], &self.by_pop[s as usize], &self.by_pop[nc]] {
+        for list in [
+            &self.by_pop[p as usize],
+            &self.by_pop[s as usize],
+            &self.by_pop[nc],
+        ] {
             // Within one list the probability falls with popularity, so its first k admissible
             // items hold every item of that list that can make the top k.
             for &i in list.iter().filter(|&&i| !skip(i)).take(k) {
@@ -583,7 +589,10 @@ impl SynthTruth {
 
     /// The user's primary and secondary clusters.
     fn clusters_of(&self, user: u32) -> Option<(u32, u32)> {
-        Some((*self.user_primary.get(user as usize)?, *self.user_secondary.get(user as usize)?))
+        Some((
+            *self.user_primary.get(user as usize)?,
+            *self.user_secondary.get(user as usize)?,
+        ))
     }
 
     /// `(affinity, share of in-cluster picks from the secondary cluster)` at `ts`.
@@ -642,10 +651,17 @@ mod tests {
         for u in 0..o.users as usize {
             let mut out = Interactions::default();
             user_interactions(&o, &w, u, &mut out);
-            in_primary += out.item.iter().filter(|&&i| t.item_cluster[i as usize] == t.user_primary[u]).count();
+            in_primary += out
+                .item
+                .iter()
+                .filter(|&&i| t.item_cluster[i as usize] == t.user_primary[u])
+                .count();
         }
         // affinity 0.8 with drift up to 0.3, plus global picks landing in the cluster by chance.
         let share = in_primary as f64 / o.interactions as f64;
-        assert!(share > 0.6 && share < 0.9, "share of picks in the primary cluster: {share}");
+        assert!(
+            share > 0.6 && share < 0.9,
+            "share of picks in the primary cluster: {share}"
+        );
     }
 }

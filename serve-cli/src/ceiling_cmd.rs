@@ -81,7 +81,10 @@ pub fn ceiling(a: CeilingArgs, progress: &dyn Progress) -> Result<()> {
             dense_item[i as usize] = dense as u32;
         }
     }
-    let matched = user_index.iter().filter(|u| u.is_some_and(|u| u < a.users)).count();
+    let matched = user_index
+        .iter()
+        .filter(|u| u.is_some_and(|u| u < a.users))
+        .count();
     if matched == 0 {
         bail!(
             "{}: no user id has the form u<N> with N < {}: this is not data synth's output, or --users differs",
@@ -113,7 +116,12 @@ pub fn ceiling(a: CeilingArgs, progress: &dyn Progress) -> Result<()> {
     let pop = twotower_towers::popularity_baseline_sample(&ds, &a.k, sample)?;
     progress.finish();
     match r.sampled_from {
-        Some(all) => println!("{} of {all} test users (a sample, seed {}), {} items", r.users, a.seed, ds.items.len()),
+        Some(all) => println!(
+            "{} of {all} test users (a sample, seed {}), {} items",
+            r.users,
+            a.seed,
+            ds.items.len()
+        ),
         None => println!("{} test users, {} items", r.users, ds.items.len()),
     }
     crate::train_cmd::print_eval_table(&[("ceiling", &r), ("popularity", &pop)]);

@@ -691,7 +691,10 @@ fn synth_ceiling_bounds_a_model_from_above() {
         .success();
     let out = tt().args(["eval", "--model"]).arg(&model).assert().success();
     let got = recall_at_10(&String::from_utf8_lossy(&out.get_output().stdout), "model");
-    assert!(got <= best + 1e-9, "a model ({got}) above the generator's ranking ({best})");
+    assert!(
+        got <= best + 1e-9,
+        "a model ({got}) above the generator's ranking ({best})"
+    );
 
     // Ids u0..u299 exist but none below 0 does with --users 0: refused by the options check.
     ceiling("0").failure().stderr(predicate::str::contains("--users"));

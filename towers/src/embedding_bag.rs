@@ -249,7 +249,10 @@ impl RowGrads {
         let nnz = bags.rows.len();
         let (w2s, g2): (&[f32], &[f32]) = match extra {
             Some((w, g)) => {
-                assert!(w.len() == nnz && g.len() == dim, "accumulate_with: extra gradient shape");
+                assert!(
+                    w.len() == nnz && g.len() == dim,
+                    "accumulate_with: extra gradient shape"
+                );
                 (w, g)
             }
             None => (&[], &[]),

@@ -32,8 +32,8 @@ pub use config::{
 };
 pub use error::{Error, Result};
 pub use eval::{
-    evaluate, evaluate_by_id, evaluate_sample, evaluate_sample_with, popularity_baseline,
-    popularity_baseline_sample, training_popularity, evaluate_rankings, EvalSample, RankingQuery,
+    evaluate, evaluate_by_id, evaluate_rankings, evaluate_sample, evaluate_sample_with, popularity_baseline,
+    popularity_baseline_sample, training_popularity, EvalSample, RankingQuery,
 };
 pub use features::{FeatureLayout, NewItem};
 pub use kernels::{select_top, top_k_exact};

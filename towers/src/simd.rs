@@ -206,15 +206,27 @@ mod tests {
     #[test]
     fn adam_and_axpy_match_the_scalar_formulas() {
         let g = data(37, 3);
-        let (mut w, mut m, mut v) = (data(37, 4), data(37, 5), data(37, 6).iter().map(|x| x.abs()).collect::<Vec<_>>());
+        let (mut w, mut m, mut v) = (
+            data(37, 4),
+            data(37, 5),
+            data(37, 6).iter().map(|x| x.abs()).collect::<Vec<_>>(),
+        );
         let (w0, m0, v0) = (w.clone(), m.clone(), v.clone());
-        let k = AdamStep { beta1: 0.9, beta2: 0.999, eps: 1e-8, lr_t: 0.01 };
+        let k = AdamStep {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            lr_t: 0.01,
+        };
         adam_row(&mut w, &mut m, &mut v, &g, k);
         for i in 0..37 {
             let mi = 0.9 * m0[i] + (1.0 - 0.9) * g[i];
             let vi = 0.999 * v0[i] + (1.0 - 0.999) * g[i] * g[i];
             let wi = w0[i] - 0.01 * mi / (vi.sqrt() + 1e-8);
-            assert_eq!((w[i].to_bits(), m[i].to_bits(), v[i].to_bits()), (wi.to_bits(), mi.to_bits(), vi.to_bits()));
+            assert_eq!(
+                (w[i].to_bits(), m[i].to_bits(), v[i].to_bits()),
+                (wi.to_bits(), mi.to_bits(), vi.to_bits())
+            );
         }
         let mut y = data(37, 8);
         let y0 = y.clone();
@@ -239,12 +251,19 @@ mod tests {
         }
         let m = scale_sub_max(&mut y, 2.5, &q);
         for i in 0..1000 {
-            let want = if [3, 500, 999].contains(&i) { f32::NEG_INFINITY } else { x[i] };
+            let want = if [3, 500, 999].contains(&i) {
+                f32::NEG_INFINITY
+            } else {
+                x[i]
+            };
             assert_eq!(y[i].to_bits(), want.to_bits(), "{i}");
         }
         assert_eq!(m, y.iter().cloned().fold(f32::NEG_INFINITY, f32::max));
         let mut y2 = x0.clone();
-        assert_eq!(scale_sub_max(&mut y2, 2.5, &[]), x0.iter().map(|v| v * 2.5).fold(f32::NEG_INFINITY, f32::max));
+        assert_eq!(
+            scale_sub_max(&mut y2, 2.5, &[]),
+            x0.iter().map(|v| v * 2.5).fold(f32::NEG_INFINITY, f32::max)
+        );
         let before = x.clone();
         let s = exp_sub_and_sum(&mut x, m);
         let want: f32 = {

@@ -383,7 +383,9 @@ impl<'a> Trainer<'a> {
         for (side, bags, g) in [(Side::User, &ubags, &gin_u), (Side::Item, &ibags, &gin_i)] {
             let tower = self.net.input(side).clone();
             let extra = if side == Side::User { extra } else { None };
-            self.net.layout.scatter_with(&tower, bags, g, &mut self.grads, extra);
+            self.net
+                .layout
+                .scatter_with(&tower, bags, g, &mut self.grads, extra);
         }
         let lr = cfg.train.embedding_lr * scale;
         for ((table, state), g) in self
