@@ -625,7 +625,7 @@ mod tests {
         let t = SynthTruth::new(&o).unwrap();
         let ts = o.start_ts + o.span_secs / 2;
         for u in 0..o.users {
-            let skip = |i: u32| (i + u) % 7 == 0;
+            let skip = |i: u32| (i + u).is_multiple_of(7);
             let mut all: Vec<(f64, u32)> = (0..o.items)
                 .filter(|&i| !skip(i))
                 .map(|i| (t.probability(u, i, ts), i))

@@ -290,8 +290,7 @@ impl RowGrads {
         if nnz * dim < PAR_MIN_WORK {
             for e in 0..bags.len() {
                 let (a, b) = (bags.offsets[e] as usize, bags.offsets[e + 1] as usize);
-                for k in a..b {
-                    let s = entry_slot[k];
+                for (k, &s) in entry_slot.iter().enumerate().take(b).skip(a) {
                     if s != u32::MAX {
                         let s = s as usize;
                         add(&mut self.grad[s * dim..(s + 1) * dim], e, k, bags.weights[k]);
@@ -314,8 +313,7 @@ impl RowGrads {
         let mut by_slot = vec![(0u32, 0u32); nnz];
         for e in 0..bags.len() {
             let (a, b) = (bags.offsets[e] as usize, bags.offsets[e + 1] as usize);
-            for k in a..b {
-                let s = entry_slot[k];
+            for (k, &s) in entry_slot.iter().enumerate().take(b).skip(a) {
                 if s != u32::MAX {
                     let s = s as usize;
                     by_slot[fill[s] as usize] = (e as u32, k as u32);
