@@ -43,6 +43,22 @@ pub struct Dataset {
     pub test: Option<Interactions>,
 }
 
+/// The item and user tables a manifest lists (empty ones for those it does not).
+fn read_side_tables(dir: &Path, manifest: &Manifest) -> Result<(ItemRows, UserRows)> {
+    let listed = |name: &str| manifest.files.contains_key(name);
+    let items = if listed(ITEMS_FILE) {
+        read_items(&dir.join(ITEMS_FILE), "item")?
+    } else {
+        ItemRows::default()
+    };
+    let users = if listed(USERS_FILE) {
+        read_users(&dir.join(USERS_FILE), "user")?
+    } else {
+        UserRows::default()
+    };
+    Ok((items, users))
+}
+
 impl Dataset {
     /// Loads a dataset directory, refusing foreign, newer or corrupt ones (checksums are verified).
     /// It also verifies every byte of the serving tables derived from this version (`serving/`),
@@ -117,17 +133,7 @@ impl Dataset {
 
     /// The item and user tables and their vocabularies, no interactions.
     fn tables_only(dir: &Path, manifest: Manifest) -> Result<Dataset> {
-        let listed = |name: &str| manifest.files.contains_key(name);
-        let item_rows = if listed(ITEMS_FILE) {
-            read_items(&dir.join(ITEMS_FILE), "item")?
-        } else {
-            ItemRows::default()
-        };
-        let user_rows = if listed(USERS_FILE) {
-            read_users(&dir.join(USERS_FILE), "user")?
-        } else {
-            UserRows::default()
-        };
+        let (item_rows, user_rows) = read_side_tables(dir, &manifest)?;
         let items = vocab_from_rows(&dir.join(ITEMS_FILE), &item_rows.ids)?;
         let users = vocab_from_rows(&dir.join(USERS_FILE), &user_rows.ids)?;
         // Serving never tokenizes titles (the model holds its own token table): not built.
@@ -167,18 +173,7 @@ impl Dataset {
                 });
             }
         }
-        let listed = |name: &str| manifest.files.contains_key(name);
-
-        let item_rows = if listed(ITEMS_FILE) {
-            read_items(&dir.join(ITEMS_FILE), "item")?
-        } else {
-            ItemRows::default()
-        };
-        let user_rows = if listed(USERS_FILE) {
-            read_users(&dir.join(USERS_FILE), "user")?
-        } else {
-            UserRows::default()
-        };
+        let (item_rows, user_rows) = read_side_tables(dir, &manifest)?;
         let mut items = vocab_from_rows(&dir.join(ITEMS_FILE), &item_rows.ids)?;
         let mut users = vocab_from_rows(&dir.join(USERS_FILE), &user_rows.ids)?;
 

@@ -59,6 +59,33 @@ impl MappedFile {
         self.map.as_deref().unwrap_or(&[])
     }
 
+    /// Checks the header every twotower binary file starts with: at least `header` bytes, the
+    /// 8-byte `magic`, then a little-endian `u32` format version equal to `version`. `kind` names the
+    /// file in the problem returned ("serving", "vectors").
+    pub fn check_header(
+        &self,
+        header: usize,
+        magic: &[u8; 8],
+        version: u32,
+        kind: &str,
+    ) -> std::result::Result<(), String> {
+        let b = self.bytes();
+        if b.len() < header.max(12) {
+            return Err(format!(
+                "truncated: {} bytes, the header alone is {header}",
+                b.len()
+            ));
+        }
+        if &b[..8] != magic {
+            return Err(format!("not a twotower {kind} file (bad magic)"));
+        }
+        let found = u32::from_le_bytes([b[8], b[9], b[10], b[11]]);
+        if found != version {
+            return Err(format!("{kind} file version {found}, this build reads {version}"));
+        }
+        Ok(())
+    }
+
     /// The file that was mapped.
     pub fn path(&self) -> &Path {
         &self.path

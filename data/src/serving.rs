@@ -275,22 +275,8 @@ impl ServingTables {
         n_users: usize,
         n_items: usize,
     ) -> std::result::Result<ServingTables, String> {
+        file.check_header(HEADER, MAGIC, SERVING_FILE_VERSION, "serving")?;
         let b = file.bytes();
-        if b.len() < HEADER {
-            return Err(format!(
-                "truncated: {} bytes, the header alone is {HEADER}",
-                b.len()
-            ));
-        }
-        if &b[..8] != MAGIC {
-            return Err("not a twotower serving file (bad magic)".into());
-        }
-        let version = u32::from_le_bytes(b[8..12].try_into().expect("4 bytes"));
-        if version != SERVING_FILE_VERSION {
-            return Err(format!(
-                "serving file version {version}, this build reads {SERVING_FILE_VERSION}"
-            ));
-        }
         let field = |k: usize| u64::from_le_bytes(b[16 + 8 * k..24 + 8 * k].try_into().expect("8 bytes"));
         let (users, items, rows, seen) = (field(0), field(1), field(2), field(3));
         if users != n_users as u64 || items != n_items as u64 {

@@ -59,23 +59,9 @@ pub(crate) fn open(path: &Path, dim: usize, rows: usize) -> Result<Slab<f32>> {
 }
 
 fn parse(file: &Arc<MappedFile>, dim: usize, rows: usize) -> std::result::Result<Slab<f32>, String> {
+    file.check_header(HEADER, MAGIC, VECTORS_FILE_VERSION, "vectors")?;
     let b = file.bytes();
-    if b.len() < HEADER {
-        return Err(format!(
-            "truncated: {} bytes, the header alone is {HEADER}",
-            b.len()
-        ));
-    }
-    if &b[..8] != MAGIC {
-        return Err("not a twotower vectors file (bad magic)".into());
-    }
     let le32 = |at: usize| u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"));
-    let version = le32(8);
-    if version != VECTORS_FILE_VERSION {
-        return Err(format!(
-            "vectors file version {version}, this build reads {VECTORS_FILE_VERSION}"
-        ));
-    }
     let fdim = le32(12) as usize;
     let n = u64::from_le_bytes(b[16..24].try_into().expect("8 bytes"));
     if fdim != dim || n != rows as u64 {

@@ -13,7 +13,7 @@ use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::simd::{exp_sub_and_sum, scale_sub, scale_sub_max};
+use crate::simd::{exp_sub_and_sum, scale_sub_max};
 
 /// One batch's softmax problem: which item each row and column holds and how columns were sampled.
 #[derive(Debug, Clone)]
@@ -170,7 +170,7 @@ impl SampledSoftmax {
         let sum = exp_sub_and_sum(g, m);
         let loss = m + sum.ln() - zr;
         let k = scale / sum;
-        scale_sub(g, k, &[]);
+        crate::simd::scale(g, k);
         for &h in &hits[r] {
             g[h as usize] = 0.0;
         }

@@ -87,8 +87,8 @@ pub(crate) fn adagrad_row(w: &mut [f32], acc: &mut [f32], g: &[f32], lr: f32) {
     }
 }
 
-/// `x = x · s - q` elementwise as [`scale_sub`], returning the largest result (`-inf` for none) over
-/// [`LANES`] partial maxima: one pass where [`scale_sub`] then a maximum would take two over a row of
+/// `x = x · s - q` elementwise (`q` empty: `x = x · s`), returning the largest result (`-inf` for none) over
+/// [`LANES`] partial maxima: one pass where a scaling then a maximum would take two over a row of
 /// the `[B, C]` block. With `s > 0` and `q` finite (a logQ is the log of a probability floored
 /// above 0), a masked logit set to `-inf` beforehand stays `-inf`.
 #[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq+avx2+fma", "x86_64+avx2+fma"))]
@@ -144,16 +144,10 @@ pub(crate) fn exp_sub_and_sum(x: &mut [f32], m: f32) -> f32 {
     sum
 }
 
-/// `x = x · s - q` elementwise (`q` empty: `x = x · s`): a row of logits scaled by `1/T`, less logQ.
+/// `x = x · s` elementwise: a row of softmax probabilities scaled into its gradient.
 #[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq+avx2+fma", "x86_64+avx2+fma"))]
-pub(crate) fn scale_sub(x: &mut [f32], s: f32, q: &[f32]) {
-    if q.is_empty() {
-        x.iter_mut().for_each(|v| *v *= s);
-    } else {
-        for (v, &q) in x.iter_mut().zip(q) {
-            *v = *v * s - q;
-        }
-    }
+pub(crate) fn scale(x: &mut [f32], s: f32) {
+    x.iter_mut().for_each(|v| *v *= s);
 }
 
 /// `e^x` to about 2 ulp, written so the compiler vectorises it (libm's `expf` does not).
@@ -241,9 +235,13 @@ mod tests {
         let mut x = data(1000, 9);
         let q = data(1000, 10);
         let x0 = x.clone();
-        scale_sub(&mut x, 2.5, &q);
         for i in 0..1000 {
-            assert_eq!(x[i].to_bits(), (x0[i] * 2.5 - q[i]).to_bits());
+            x[i] = x0[i] * 2.5 - q[i];
+        }
+        let mut scaled = x0.clone();
+        scale(&mut scaled, 2.5);
+        for i in 0..1000 {
+            assert_eq!(scaled[i].to_bits(), (x0[i] * 2.5).to_bits());
         }
         let mut y = x0.clone();
         for h in [3, 500, 999] {
